@@ -1,0 +1,2 @@
+//! lowtouch: a Git-driven TestOps runner.
+pub mod scenario;

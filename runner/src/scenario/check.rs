@@ -1,0 +1,293 @@
+//! Static checks of a parsed scenario against what the environment offers: every command
+//! resolves, every component exists, every variable can be set, every literal regex and
+//! duration is valid — so a run never stops half-way on something knowable in advance.
+
+use std::collections::HashSet;
+
+use super::ast::{Arg, Call, Op, Scenario, Stmt, StmtKind};
+use super::diagnostic::{Diagnostic, did_you_mean};
+use super::duration::parse_duration;
+
+/// Builtin commands the interpreter's host always knows.
+pub const BUILTINS: &[&str] = &["echo", "sleep", "kill", "start", "stop", "restart"];
+
+/// Builtins that act on a component named by the environment.
+pub const COMPONENT_COMMANDS: &[&str] = &["kill", "start", "stop", "restart"];
+
+/// What a scenario's names resolve against: the environment and the tool directories.
+pub trait Catalog {
+    /// True when `name` is an alias of the environment or a plugin on the tool path.
+    fn has_command(&self, name: &str) -> bool;
+    /// Every alias and plugin name, for suggestions.
+    fn command_names(&self) -> Vec<String>;
+    fn has_component(&self, name: &str) -> bool;
+    fn component_names(&self) -> Vec<String>;
+    /// Variables set before the scenario starts (environment variables, run context).
+    fn has_variable(&self, name: &str) -> bool;
+}
+
+pub fn check(scenario: &Scenario, catalog: &dyn Catalog) -> Vec<Diagnostic> {
+    let mut set_vars = HashSet::new();
+    for stmt in &scenario.stmts {
+        collect_sets(stmt, &mut set_vars);
+    }
+    let mut checker = Checker {
+        catalog,
+        set_vars,
+        diagnostics: Vec::new(),
+    };
+    for stmt in &scenario.stmts {
+        checker.stmt(stmt);
+    }
+    checker.diagnostics
+}
+
+fn collect_sets(stmt: &Stmt, out: &mut HashSet<String>) {
+    match &stmt.kind {
+        StmtKind::Set { var, .. } => {
+            out.insert(var.text.clone());
+            out.insert(format!("{}.status", var.text));
+        }
+        StmtKind::If { then, .. } => collect_sets(then, out),
+        _ => {}
+    }
+}
+
+struct Checker<'a> {
+    catalog: &'a dyn Catalog,
+    set_vars: HashSet<String>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn stmt(&mut self, stmt: &Stmt) {
+        match &stmt.kind {
+            StmtKind::Label(_) | StmtKind::Goto(_) => {}
+            StmtKind::Set { call, .. } => self.call(call),
+            StmtKind::If { cond, then } => {
+                self.args([&cond.lhs, &cond.rhs]);
+                self.regex(cond.op, &cond.rhs);
+                self.stmt(then);
+            }
+            StmtKind::Assert { cond, message } => {
+                self.args([&cond.lhs, &cond.rhs]);
+                self.args(message.iter());
+                self.regex(cond.op, &cond.rhs);
+            }
+            StmtKind::Exit { code } => self.args(code.iter()),
+            StmtKind::Call(call) => self.call(call),
+        }
+    }
+
+    fn args<'b>(&mut self, args: impl IntoIterator<Item = &'b Arg>) {
+        for arg in args {
+            for (name, span) in arg.vars() {
+                if self.set_vars.contains(name) || self.catalog.has_variable(name) {
+                    continue;
+                }
+                let mut d = Diagnostic::new(span, format!("variable `{name}` is never set"));
+                let known: Vec<&str> = self.set_vars.iter().map(String::as_str).collect();
+                if let Some(close) = did_you_mean(name, known) {
+                    d = d.label(format!("did you mean `{close}`?"));
+                } else {
+                    d = d.help(format!(
+                        "set it with `set {name} COMMAND…` or define it in the environment's variables"
+                    ));
+                }
+                self.diagnostics.push(d);
+            }
+        }
+    }
+
+    fn regex(&mut self, op: Op, rhs: &Arg) {
+        if op != Op::Match {
+            return;
+        }
+        if let Some(pattern) = rhs.literal()
+            && let Err(e) = regex::Regex::new(&pattern)
+        {
+            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+            self.diagnostics
+                .push(Diagnostic::new(rhs.span, "invalid regular expression").label(first));
+        }
+    }
+
+    fn call(&mut self, call: &Call) {
+        self.args(call.args.iter());
+        let name = call.name.text.as_str();
+        match name {
+            "echo" => {}
+            "sleep" => {
+                if call.args.len() != 1 {
+                    self.arity(call, "`sleep` takes one duration: `sleep 500ms`");
+                } else if let Some(lit) = call.args[0].literal()
+                    && parse_duration(&lit).is_none()
+                {
+                    self.diagnostics.push(
+                        Diagnostic::new(call.args[0].span, format!("`{lit}` is not a duration"))
+                            .help("write it as 500ms, 5s or 2m; a bare number is seconds"),
+                    );
+                }
+            }
+            "kill" => match call.args.as_slice() {
+                [component] => self.component(component),
+                [signal, component] => {
+                    if let Some(lit) = signal.literal()
+                        && parse_signal(&lit).is_none()
+                    {
+                        self.diagnostics.push(
+                            Diagnostic::new(signal.span, format!("`{lit}` is not a signal"))
+                                .help("write it as -9, -KILL or -SIGKILL"),
+                        );
+                    }
+                    self.component(component);
+                }
+                _ => self.arity(call, "`kill` takes `[-SIGNAL] COMPONENT`"),
+            },
+            "start" | "stop" | "restart" => match call.args.as_slice() {
+                [component] => self.component(component),
+                _ => self.arity(call, &format!("`{name}` takes one component")),
+            },
+            _ if self.catalog.has_command(name) => {}
+            _ => {
+                let names = self.catalog.command_names();
+                let candidates = names.iter().map(String::as_str).chain(BUILTINS.iter().copied());
+                let mut d = Diagnostic::new(call.name.span, format!("unknown command `{name}`"));
+                if let Some(close) = did_you_mean(name, candidates) {
+                    d = d.label(format!("did you mean `{close}`?"));
+                } else {
+                    d = d.help(format!(
+                        "define `{name}` as an alias in the environment, or put an executable \
+                         `lowtouch-{name}` in one of the pipeline's tool directories"
+                    ));
+                }
+                self.diagnostics.push(d);
+            }
+        }
+    }
+
+    fn component(&mut self, arg: &Arg) {
+        let Some(name) = arg.literal() else { return };
+        if self.catalog.has_component(&name) {
+            return;
+        }
+        let names = self.catalog.component_names();
+        let mut d = Diagnostic::new(arg.span, format!("unknown component `{name}`"));
+        if let Some(close) = did_you_mean(&name, names.iter().map(String::as_str)) {
+            d = d.label(format!("did you mean `{close}`?"));
+        } else if names.is_empty() {
+            d = d.help("the environment defines no components");
+        } else {
+            d = d.help(format!("the environment's components are: {}", names.join(", ")));
+        }
+        self.diagnostics.push(d);
+    }
+
+    fn arity(&mut self, call: &Call, message: &str) {
+        let span = match call.args.last() {
+            Some(last) => call.name.span.to(last.span),
+            None => call.name.span,
+        };
+        self.diagnostics.push(Diagnostic::new(span, message.to_string()));
+    }
+}
+
+/// `-9`, `-KILL`, `-SIGKILL` (case-insensitive) to a signal number.
+pub fn parse_signal(text: &str) -> Option<i32> {
+    let body = text.strip_prefix('-')?;
+    if let Ok(n) = body.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let upper = body.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    Some(match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ABRT" => 6,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        "CONT" => 18,
+        "STOP" => 19,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parser::parse;
+    use super::*;
+
+    struct Demo;
+    impl Catalog for Demo {
+        fn has_command(&self, name: &str) -> bool {
+            ["exec_smoke", "start_load", "stop_load"].contains(&name)
+        }
+        fn command_names(&self) -> Vec<String> {
+            vec!["exec_smoke".into(), "start_load".into(), "stop_load".into()]
+        }
+        fn has_component(&self, name: &str) -> bool {
+            ["MatchingEnginePrimary", "MatchingEngineBackup"].contains(&name)
+        }
+        fn component_names(&self) -> Vec<String> {
+            vec!["MatchingEnginePrimary".into(), "MatchingEngineBackup".into()]
+        }
+        fn has_variable(&self, name: &str) -> bool {
+            name == "env"
+        }
+    }
+
+    fn check_src(src: &str, expected: &str) {
+        let (ast, diags) = parse(src);
+        assert!(diags.is_empty(), "{diags:?}");
+        let out: String = check(&ast, &Demo)
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{}: {}{}\n",
+                    d.span.line,
+                    d.span.col,
+                    d.message,
+                    d.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(out, expected, "checking {src:?}");
+    }
+
+    #[test]
+    fn a_good_scenario_has_no_findings() {
+        check_src(
+            "start_load\nkill -9 MatchingEnginePrimary\nset s exec_smoke\nif PASS == #{s} then goto p\nexit 1\np:\necho #{s.status} #{env}\n",
+            "",
+        );
+    }
+
+    #[test]
+    fn findings() {
+        check_src(
+            "exec_smok\nkill -9 MatchingEnginePrimry\nkill -NOPE MatchingEngineBackup\necho #{smoke}\nsleep soon\nif a =~ ( then exit\nfrobnicate\n",
+            "1:1: unknown command `exec_smok` (did you mean `exec_smoke`?)\n\
+             2:9: unknown component `MatchingEnginePrimry` (did you mean `MatchingEnginePrimary`?)\n\
+             3:6: `-NOPE` is not a signal\n\
+             4:6: variable `smoke` is never set\n\
+             5:7: `soon` is not a duration\n\
+             6:9: invalid regular expression (error: unclosed group)\n\
+             7:1: unknown command `frobnicate`\n",
+        );
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("-9"), Some(9));
+        assert_eq!(parse_signal("-KILL"), Some(9));
+        assert_eq!(parse_signal("-sigterm"), Some(15));
+        assert_eq!(parse_signal("9"), None);
+        assert_eq!(parse_signal("-0"), None);
+    }
+}

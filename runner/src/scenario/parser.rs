@@ -1,0 +1,314 @@
+//! The parser: tokens to a [`Scenario`] plus every problem found, never just the first.
+//!
+//! One statement per line. Method names follow a convention: `parse_*` builds a node,
+//! `expect_*` reports a user error when the input is not what the grammar needs.
+//! Parsing never fails as a whole: a bad line becomes a diagnostic and is skipped.
+
+use std::collections::HashMap;
+
+use super::ast::{Arg, Call, Cond, Name, Op, Scenario, Stmt, StmtKind};
+use super::diagnostic::{Diagnostic, did_you_mean};
+use super::duration::parse_duration;
+use super::lexer::lex;
+use super::span::Span;
+use super::token::{LexError, Token, TokenKind, is_ident, is_var_name};
+
+/// Parses a whole scenario file.
+pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
+    let tokens = lex(src);
+    let mut diagnostics = Vec::new();
+    let mut scenario = Scenario::default();
+    let mut label_spans: HashMap<String, Span> = HashMap::new();
+
+    for line in tokens.split(|t| t.kind == TokenKind::Newline) {
+        let words: Vec<&Token> = line
+            .iter()
+            .filter(|t| !matches!(t.kind, TokenKind::Space | TokenKind::Comment))
+            .collect();
+        if words.is_empty() {
+            continue;
+        }
+        if let Some(bad) = words.iter().find(|t| matches!(t.kind, TokenKind::Error(_))) {
+            diagnostics.push(lex_error(bad));
+            continue;
+        }
+        match parse_statement(&words, true) {
+            Ok(stmt) => {
+                if let StmtKind::Label(name) = &stmt.kind {
+                    if let Some(first) = label_spans.get(&name.text) {
+                        diagnostics.push(
+                            Diagnostic::new(name.span, format!("label `{}` is defined twice", name.text))
+                                .label("defined again here")
+                                .help(format!("the first definition is on line {}; rename one of them", first.line)),
+                        );
+                        continue;
+                    }
+                    label_spans.insert(name.text.clone(), name.span);
+                    scenario.labels.insert(name.text.clone(), scenario.stmts.len());
+                }
+                scenario.stmts.push(stmt);
+            }
+            Err(d) => diagnostics.push(d),
+        }
+    }
+
+    for stmt in &scenario.stmts {
+        for target in goto_targets(stmt) {
+            if !scenario.labels.contains_key(&target.text) {
+                let mut d = Diagnostic::new(target.span, format!("undefined label `{}`", target.text));
+                if let Some(close) = did_you_mean(&target.text, scenario.labels.keys().map(String::as_str)) {
+                    d = d.label(format!("did you mean `{close}`?"));
+                } else {
+                    d = d.help(format!("define it on a line of its own: `{}:`", target.text));
+                }
+                diagnostics.push(d);
+            }
+        }
+    }
+    diagnostics.sort_by_key(|d| d.span.offset);
+    (scenario, diagnostics)
+}
+
+/// The labels a statement may jump to (through `if … then goto`, too).
+pub fn goto_targets(stmt: &Stmt) -> Vec<&Name> {
+    match &stmt.kind {
+        StmtKind::Goto(name) => vec![name],
+        StmtKind::If { then, .. } => goto_targets(then),
+        _ => Vec::new(),
+    }
+}
+
+fn lex_error(token: &Token) -> Diagnostic {
+    match &token.kind {
+        TokenKind::Error(LexError::UnterminatedQuote(q)) => {
+            Diagnostic::new(token.span, format!("unterminated {q}quote{q}"))
+                .label("this quote is never closed")
+                .help(format!("close it with {q} on the same line"))
+        }
+        TokenKind::Error(LexError::UnterminatedInterpolation) => {
+            Diagnostic::new(token.span, "unterminated `#{`").help("close the variable with `}`")
+        }
+        TokenKind::Error(LexError::BadVariableName(name)) => Diagnostic::new(
+            token.span,
+            format!("`{name}` is not a variable name"),
+        )
+        .help("variable names use letters, digits, `_`, `.` and `-`"),
+        _ => Diagnostic::new(token.span, "unexpected token"),
+    }
+}
+
+fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic> {
+    let span = words[0].span.to(words[words.len() - 1].span);
+    let stmt = |kind| Ok(Stmt { kind, span });
+    let Some(head) = words[0].bare_text() else {
+        return Err(Diagnostic::new(words[0].span, "a statement must start with a command name")
+            .help("command names are bare words; quote only the arguments"));
+    };
+
+    if words.len() == 1
+        && let Some(label) = head.strip_suffix(':')
+    {
+        if !top_level {
+            return Err(Diagnostic::new(words[0].span, "a label cannot follow `then`"));
+        }
+        if !is_ident(label) {
+            return Err(Diagnostic::new(words[0].span, format!("`{label}` is not a valid label name"))
+                .help("labels are letters, digits, `_` and `-`, starting with a letter"));
+        }
+        return stmt(StmtKind::Label(name_of(words[0], label)));
+    }
+
+    match head {
+        "goto" => {
+            let [_, target] = words else {
+                return Err(arity(words, "goto takes one label: `goto LABEL`"));
+            };
+            let Some(text) = target.bare_text().filter(|t| is_ident(t)) else {
+                return Err(Diagnostic::new(target.span, "expected a label name"));
+            };
+            stmt(StmtKind::Goto(name_of(target, text)))
+        }
+        "set" => {
+            if words.len() < 3 {
+                return Err(arity(words, "`set` needs a variable and a command: `set VAR COMMAND ARGS…`"));
+            }
+            let Some(var) = words[1].bare_text().filter(|t| is_var_name(t)) else {
+                return Err(Diagnostic::new(words[1].span, "expected a variable name")
+                    .help("variable names use letters, digits, `_`, `.` and `-`"));
+            };
+            let var = name_of(words[1], var);
+            let call = parse_call(&words[2..])?;
+            stmt(StmtKind::Set { var, call })
+        }
+        "if" => {
+            let then_at = words.iter().position(|w| w.bare_text() == Some("then"));
+            let Some(then_at) = then_at else {
+                return Err(Diagnostic::new(span, "`if` needs `then`")
+                    .help("write `if A OP B then STATEMENT`"));
+            };
+            if then_at != 4 {
+                return Err(Diagnostic::new(span, "`if` takes a condition of three words: `if A OP B then STATEMENT`")
+                    .help("quote operands that contain spaces"));
+            }
+            if then_at + 1 >= words.len() {
+                return Err(Diagnostic::new(words[then_at].span, "nothing follows `then`")
+                    .help("give the statement to run, for example `goto pass`"));
+            }
+            let cond = parse_cond(&words[1..4])?;
+            let then = parse_statement(&words[then_at + 1..], false)?;
+            stmt(StmtKind::If { cond, then: Box::new(then) })
+        }
+        "assert" => {
+            if !(4..=5).contains(&words.len()) {
+                return Err(arity(words, "`assert` takes `A OP B [MESSAGE]`"));
+            }
+            let cond = parse_cond(&words[1..4])?;
+            let message = words.get(4).map(|w| arg_of(w));
+            stmt(StmtKind::Assert { cond, message })
+        }
+        "exit" => {
+            if words.len() > 2 {
+                return Err(arity(words, "`exit` takes at most one exit code"));
+            }
+            let code = words.get(1).map(|w| arg_of(w));
+            if let Some(lit) = code.as_ref().and_then(Arg::literal)
+                && lit.parse::<u8>().is_err()
+            {
+                return Err(Diagnostic::new(words[1].span, format!("`{lit}` is not an exit code"))
+                    .help("exit codes are whole numbers from 0 to 255"));
+            }
+            stmt(StmtKind::Exit { code })
+        }
+        _ => stmt(StmtKind::Call(parse_call(words)?)),
+    }
+}
+
+fn parse_call(words: &[&Token]) -> Result<Call, Diagnostic> {
+    let Some(head) = words[0].bare_text() else {
+        return Err(Diagnostic::new(words[0].span, "a command name must be a bare word"));
+    };
+    if head == "timeout" {
+        if words.len() < 3 {
+            return Err(arity(words, "`timeout` needs a duration and a command: `timeout 5s COMMAND…`"));
+        }
+        let duration = words[1]
+            .bare_text()
+            .and_then(parse_duration)
+            .ok_or_else(|| expect_duration(words[1]))?;
+        let mut call = parse_call(&words[2..])?;
+        call.timeout = Some(duration);
+        return Ok(call);
+    }
+    if !is_ident(head) {
+        return Err(Diagnostic::new(words[0].span, format!("`{head}` is not a command name"))
+            .help("command names are letters, digits, `_` and `-`, starting with a letter"));
+    }
+    Ok(Call {
+        name: name_of(words[0], head),
+        args: words[1..].iter().map(|w| arg_of(w)).collect(),
+        timeout: None,
+    })
+}
+
+fn parse_cond(words: &[&Token]) -> Result<Cond, Diagnostic> {
+    let op_token = words[1];
+    let op = op_token.bare_text().and_then(Op::parse).ok_or_else(|| {
+        Diagnostic::new(op_token.span, "expected a comparison operator")
+            .help("use one of ==, !=, <, <=, >, >=, =~")
+    })?;
+    Ok(Cond {
+        lhs: arg_of(words[0]),
+        op,
+        op_span: op_token.span,
+        rhs: arg_of(words[2]),
+    })
+}
+
+pub fn expect_duration(token: &Token) -> Diagnostic {
+    Diagnostic::new(token.span, "expected a duration")
+        .help("write it as 500ms, 5s or 2m; a bare number is seconds")
+}
+
+fn arity(words: &[&Token], message: &str) -> Diagnostic {
+    let span = words[0].span.to(words[words.len() - 1].span);
+    Diagnostic::new(span, message.to_string())
+}
+
+fn name_of(token: &Token, text: &str) -> Name {
+    Name {
+        text: text.to_string(),
+        span: token.span,
+    }
+}
+
+fn arg_of(token: &Token) -> Arg {
+    let parts = match &token.kind {
+        TokenKind::Word { parts, .. } => parts.clone(),
+        _ => Vec::new(),
+    };
+    Arg {
+        parts,
+        span: token.span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses and prints back: statements in canonical form, then diagnostics.
+    fn check(src: &str, expected: &str) {
+        let (ast, diags) = parse(src);
+        let mut out = ast.to_string();
+        for d in diags {
+            out.push_str(&format!("{}:{}: {}\n", d.span.line, d.span.col, d.message));
+        }
+        assert_eq!(out, expected, "parsing {src:?}");
+    }
+
+    #[test]
+    fn the_talks_scenario() {
+        let src = "start_load\nkill -9 MatchingEnginePrimary\nset smoke_status exec_smoke\n\
+                   if 'PASS' == #{smoke_status} then goto pass\necho FAIL\nstop_load\nexit 1\n\
+                   pass:\necho PASS\nstop_load\nexit 0\n";
+        check(
+            src,
+            "start_load\nkill -9 MatchingEnginePrimary\nset smoke_status exec_smoke\n\
+             if PASS == #{smoke_status} then goto pass\necho FAIL\nstop_load\nexit 1\n\
+             pass:\necho PASS\nstop_load\nexit 0\n",
+        );
+    }
+
+    #[test]
+    fn statements() {
+        check("timeout 5s exec_smoke a\n", "timeout 5000ms exec_smoke a\n");
+        check("set x timeout 500ms probe\n", "set x timeout 500ms probe\n");
+        check("assert #{a} >= 3 \"too slow\"\n", "assert #{a} >= 3 \"too slow\"\n");
+        check("exit\n", "exit\n");
+        check("if a =~ ^b then exit 2\n", "if a =~ ^b then exit 2\n");
+        check("echo   'two words'  # comment\n", "echo \"two words\"\n");
+    }
+
+    #[test]
+    fn errors_are_all_reported() {
+        check(
+            "goto nowhere\nfoo:\nfoo:\nif a == b\nexit x\nset 'x' echo\n",
+            "goto nowhere\nfoo:\n\
+             1:6: undefined label `nowhere`\n\
+             3:1: label `foo` is defined twice\n\
+             4:1: `if` needs `then`\n\
+             5:6: `x` is not an exit code\n\
+             6:5: expected a variable name\n",
+        );
+    }
+
+    #[test]
+    fn more_errors() {
+        check("if a ~ b then exit\n", "1:6: expected a comparison operator\n");
+        check("if a == b then\n", "1:11: nothing follows `then`\n");
+        check("timeout soon x\n", "1:9: expected a duration\n");
+        check("'echo' x\n", "1:1: a statement must start with a command name\n");
+        check("echo \"open\n", "1:6: unterminated \"quote\"\n");
+        check("if a == b then start:\n", "1:16: a label cannot follow `then`\n");
+    }
+}
