@@ -1,2 +1,25 @@
-//! lowtouch: a Git-driven TestOps runner.
+//! lowtouch: a Git-driven TestOps runner for production-like test environments.
+//!
+//! Layout, one module per part of the design:
+//! - [`scenario`]: the scenario language — lexer, parser, checks, interpreter. No I/O.
+//! - [`pipeline`]: pipeline YAML, loading, planning against an environment.
+//! - [`environment`]: environment YAML: hosts, components, aliases, variables.
+//! - [`execute`]: runs a plan: processes, components, hooks, limits; emits events.
+//! - [`event`]: the event type, the seam between execution and its listeners.
+//! - [`store`]: the only module that touches sled: runs, scenarios, steps.
+//! - [`report`]: terminal output, JUnit, JSON; they read events or stored runs.
+//! - [`revision`]: which revision of the project is under test.
+//! - [`source`]: input files and located findings.
+//! - [`clock`]: timestamps and run ids.
+
+pub mod cli;
+pub mod clock;
+pub mod environment;
+pub mod event;
+pub mod execute;
+pub mod pipeline;
+pub mod report;
+pub mod revision;
 pub mod scenario;
+pub mod source;
+pub mod store;

@@ -173,7 +173,10 @@ impl Book {
             Side::Buy => &mut self.bids,
             Side::Sell => &mut self.asks,
         };
-        levels.entry(price).or_default().push_back(Resting { id, qty });
+        levels
+            .entry(price)
+            .or_default()
+            .push_back(Resting { id, qty });
     }
 
     fn remove(&mut self, side: Side, price: u64, id: &str) -> bool {

@@ -26,13 +26,24 @@ pub enum StmtKind {
     Label(Name),
     Goto(Name),
     /// `set VAR COMMAND ARGS…`
-    Set { var: Name, call: Call },
+    Set {
+        var: Name,
+        call: Call,
+    },
     /// `if A OP B then STATEMENT`
-    If { cond: Cond, then: Box<Stmt> },
+    If {
+        cond: Cond,
+        then: Box<Stmt>,
+    },
     /// `assert A OP B [MESSAGE]`
-    Assert { cond: Cond, message: Option<Arg> },
+    Assert {
+        cond: Cond,
+        message: Option<Arg>,
+    },
     /// `exit [CODE]`
-    Exit { code: Option<Arg> },
+    Exit {
+        code: Option<Arg>,
+    },
     /// Any command: a builtin, a component control, an alias or a plugin.
     Call(Call),
 }
@@ -114,7 +125,11 @@ impl Op {
     }
 
     pub fn as_str(self) -> &'static str {
-        Op::ALL.iter().find(|(_, op)| *op == self).map(|(t, _)| *t).unwrap_or("?")
+        Op::ALL
+            .iter()
+            .find(|(_, op)| *op == self)
+            .map(|(t, _)| *t)
+            .unwrap_or("?")
     }
 }
 
@@ -125,9 +140,9 @@ impl fmt::Display for Arg {
         let plain = self.parts.iter().all(|p| match p {
             Part::Lit(s) => {
                 !s.is_empty()
-                    && !s.chars().any(|c| {
-                        c.is_whitespace() || matches!(c, '\'' | '"' | '#' | '\\')
-                    })
+                    && !s
+                        .chars()
+                        .any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '#' | '\\'))
             }
             Part::Var { .. } => true,
         });

@@ -106,7 +106,13 @@ impl Checker<'_> {
         if let Some(pattern) = rhs.literal()
             && let Err(e) = regex::Regex::new(&pattern)
         {
-            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             self.diagnostics
                 .push(Diagnostic::new(rhs.span, "invalid regular expression").label(first));
         }
@@ -151,7 +157,10 @@ impl Checker<'_> {
             _ if self.catalog.has_command(name) => {}
             _ => {
                 let names = self.catalog.command_names();
-                let candidates = names.iter().map(String::as_str).chain(BUILTINS.iter().copied());
+                let candidates = names
+                    .iter()
+                    .map(String::as_str)
+                    .chain(BUILTINS.iter().copied());
                 let mut d = Diagnostic::new(call.name.span, format!("unknown command `{name}`"));
                 if let Some(close) = did_you_mean(name, candidates) {
                     d = d.label(format!("did you mean `{close}`?"));
@@ -178,7 +187,10 @@ impl Checker<'_> {
         } else if names.is_empty() {
             d = d.help("the environment defines no components");
         } else {
-            d = d.help(format!("the environment's components are: {}", names.join(", ")));
+            d = d.help(format!(
+                "the environment's components are: {}",
+                names.join(", ")
+            ));
         }
         self.diagnostics.push(d);
     }
@@ -188,7 +200,8 @@ impl Checker<'_> {
             Some(last) => call.name.span.to(last.span),
             None => call.name.span,
         };
-        self.diagnostics.push(Diagnostic::new(span, message.to_string()));
+        self.diagnostics
+            .push(Diagnostic::new(span, message.to_string()));
     }
 }
 
@@ -235,7 +248,10 @@ mod tests {
             ["MatchingEnginePrimary", "MatchingEngineBackup"].contains(&name)
         }
         fn component_names(&self) -> Vec<String> {
-            vec!["MatchingEnginePrimary".into(), "MatchingEngineBackup".into()]
+            vec![
+                "MatchingEnginePrimary".into(),
+                "MatchingEngineBackup".into(),
+            ]
         }
         fn has_variable(&self, name: &str) -> bool {
             name == "env"
@@ -253,7 +269,10 @@ mod tests {
                     d.span.line,
                     d.span.col,
                     d.message,
-                    d.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default()
+                    d.label
+                        .as_ref()
+                        .map(|l| format!(" ({l})"))
+                        .unwrap_or_default()
                 )
             })
             .collect();

@@ -74,7 +74,10 @@ impl Diagnostic {
 }
 
 /// The closest candidate to `name`, if it is close enough to be what was meant.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
@@ -109,7 +112,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("exec_smok", ["exec_smoke", "stop_load"]), Some("exec_smoke"));
+        assert_eq!(
+            did_you_mean("exec_smok", ["exec_smoke", "stop_load"]),
+            Some("exec_smoke")
+        );
         assert_eq!(did_you_mean("xyz", ["exec_smoke"]), None);
         assert_eq!(did_you_mean("strat", ["start", "stop"]), Some("start"));
     }

@@ -200,7 +200,9 @@ impl<'s> Interpreter<'s> {
                     Some(arg) => match self.interpolate(arg) {
                         Ok(text) => match text.trim().parse::<u8>() {
                             Ok(c) => i32::from(c),
-                            Err(_) => return fail(format!("`exit {text}`: not an exit code (0-255)")),
+                            Err(_) => {
+                                return fail(format!("`exit {text}`: not an exit code (0-255)"));
+                            }
                         },
                         Err(reason) => return fail(reason),
                     },
@@ -313,7 +315,8 @@ mod tests {
 
     impl Host for Table {
         fn run_step(&mut self, step: &StepRequest<'_>) -> StepResult {
-            self.log.push(format!("{} {}", step.name, step.args.join("|")));
+            self.log
+                .push(format!("{} {}", step.name, step.args.join("|")));
             let (status, stdout) = self.answers.get(step.name).copied().unwrap_or((0, ""));
             StepResult {
                 status,
@@ -323,14 +326,21 @@ mod tests {
         }
     }
 
-    fn check(src: &str, answers: &[(&'static str, i32, &'static str)], expected_log: &str, expected: Verdict) {
+    fn check(
+        src: &str,
+        answers: &[(&'static str, i32, &'static str)],
+        expected_log: &str,
+        expected: Verdict,
+    ) {
         let (ast, diags) = parse(src);
         assert!(diags.is_empty(), "{diags:?}");
         let mut host = Table {
             answers: answers.iter().map(|(n, s, o)| (*n, (*s, *o))).collect(),
             log: Vec::new(),
         };
-        let outcome = Interpreter::new(&ast, HashMap::new()).with_budget(1000).run(&mut host);
+        let outcome = Interpreter::new(&ast, HashMap::new())
+            .with_budget(1000)
+            .run(&mut host);
         assert_eq!(host.log.join("\n"), expected_log);
         assert_eq!(outcome.verdict, expected);
     }
@@ -427,7 +437,9 @@ mod tests {
                 answers: HashMap::new(),
                 log: Vec::new(),
             });
-        assert!(matches!(outcome.verdict, Verdict::Failed { line: 2, ref reason } if reason.contains("step budget of 50")));
+        assert!(
+            matches!(outcome.verdict, Verdict::Failed { line: 2, ref reason } if reason.contains("step budget of 50"))
+        );
         assert_eq!(outcome.statements, 50);
     }
 

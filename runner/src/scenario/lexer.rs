@@ -219,7 +219,11 @@ impl<'a> Lexer<'a> {
     fn line_end_from(&self, from: usize) -> usize {
         let rest = &self.src[from..];
         let end = rest.find('\n').unwrap_or(rest.len());
-        let end = if rest[..end].ends_with('\r') { end - 1 } else { end };
+        let end = if rest[..end].ends_with('\r') {
+            end - 1
+        } else {
+            end
+        };
         from + end
     }
 }
@@ -287,7 +291,11 @@ mod tests {
                             Part::Var { name, .. } => format!("${name}"),
                         })
                         .collect();
-                    if *bare { format!("W({text})") } else { format!("Q({text})") }
+                    if *bare {
+                        format!("W({text})")
+                    } else {
+                        format!("Q({text})")
+                    }
                 }
                 TokenKind::Space => "_".into(),
                 TokenKind::Comment => "C".into(),
@@ -330,12 +338,18 @@ mod tests {
 
     #[test]
     fn escapes_in_double_quotes() {
-        check(r#"echo "say \"hi\" \\ \d""#, r#"W(echo) _ Q(say "hi" \ \d)"#);
+        check(
+            r#"echo "say \"hi\" \\ \d""#,
+            r#"W(echo) _ Q(say "hi" \ \d)"#,
+        );
     }
 
     #[test]
     fn errors() {
-        check("echo 'abc\nnext", "W(echo) _ E(UnterminatedQuote('\\'')) NL W(next)");
+        check(
+            "echo 'abc\nnext",
+            "W(echo) _ E(UnterminatedQuote('\\'')) NL W(next)",
+        );
         check("echo #{abc", "W(echo) _ E(UnterminatedInterpolation)");
         check("echo #{a b}", "W(echo) _ E(BadVariableName(\"a b\"))");
     }
@@ -349,7 +363,10 @@ mod tests {
 
     #[test]
     fn crlf() {
-        check("echo a\r\necho b\r\n", "W(echo) _ W(a) NL W(echo) _ W(b) NL");
+        check(
+            "echo a\r\necho b\r\n",
+            "W(echo) _ W(a) NL W(echo) _ W(b) NL",
+        );
     }
 
     #[test]
@@ -357,7 +374,10 @@ mod tests {
         let parts = interpolated("127.0.0.1:#{port}/x").unwrap();
         assert_eq!(parts.len(), 3);
         assert!(matches!(&parts[1], Part::Var { name, .. } if name == "port"));
-        assert_eq!(interpolated("a\\#{b}").unwrap(), vec![Part::Lit("a#{b}".into())]);
+        assert_eq!(
+            interpolated("a\\#{b}").unwrap(),
+            vec![Part::Lit("a#{b}".into())]
+        );
         assert!(interpolated("#{x").is_err());
     }
 }

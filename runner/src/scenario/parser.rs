@@ -37,14 +37,22 @@ pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
                 if let StmtKind::Label(name) = &stmt.kind {
                     if let Some(first) = label_spans.get(&name.text) {
                         diagnostics.push(
-                            Diagnostic::new(name.span, format!("label `{}` is defined twice", name.text))
-                                .label("defined again here")
-                                .help(format!("the first definition is on line {}; rename one of them", first.line)),
+                            Diagnostic::new(
+                                name.span,
+                                format!("label `{}` is defined twice", name.text),
+                            )
+                            .label("defined again here")
+                            .help(format!(
+                                "the first definition is on line {}; rename one of them",
+                                first.line
+                            )),
                         );
                         continue;
                     }
                     label_spans.insert(name.text.clone(), name.span);
-                    scenario.labels.insert(name.text.clone(), scenario.stmts.len());
+                    scenario
+                        .labels
+                        .insert(name.text.clone(), scenario.stmts.len());
                 }
                 scenario.stmts.push(stmt);
             }
@@ -55,11 +63,17 @@ pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
     for stmt in &scenario.stmts {
         for target in goto_targets(stmt) {
             if !scenario.labels.contains_key(&target.text) {
-                let mut d = Diagnostic::new(target.span, format!("undefined label `{}`", target.text));
-                if let Some(close) = did_you_mean(&target.text, scenario.labels.keys().map(String::as_str)) {
+                let mut d =
+                    Diagnostic::new(target.span, format!("undefined label `{}`", target.text));
+                if let Some(close) =
+                    did_you_mean(&target.text, scenario.labels.keys().map(String::as_str))
+                {
                     d = d.label(format!("did you mean `{close}`?"));
                 } else {
-                    d = d.help(format!("define it on a line of its own: `{}:`", target.text));
+                    d = d.help(format!(
+                        "define it on a line of its own: `{}:`",
+                        target.text
+                    ));
                 }
                 diagnostics.push(d);
             }
@@ -88,11 +102,10 @@ fn lex_error(token: &Token) -> Diagnostic {
         TokenKind::Error(LexError::UnterminatedInterpolation) => {
             Diagnostic::new(token.span, "unterminated `#{`").help("close the variable with `}`")
         }
-        TokenKind::Error(LexError::BadVariableName(name)) => Diagnostic::new(
-            token.span,
-            format!("`{name}` is not a variable name"),
-        )
-        .help("variable names use letters, digits, `_`, `.` and `-`"),
+        TokenKind::Error(LexError::BadVariableName(name)) => {
+            Diagnostic::new(token.span, format!("`{name}` is not a variable name"))
+                .help("variable names use letters, digits, `_`, `.` and `-`")
+        }
         _ => Diagnostic::new(token.span, "unexpected token"),
     }
 }
@@ -101,19 +114,27 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
     let span = words[0].span.to(words[words.len() - 1].span);
     let stmt = |kind| Ok(Stmt { kind, span });
     let Some(head) = words[0].bare_text() else {
-        return Err(Diagnostic::new(words[0].span, "a statement must start with a command name")
-            .help("command names are bare words; quote only the arguments"));
+        return Err(
+            Diagnostic::new(words[0].span, "a statement must start with a command name")
+                .help("command names are bare words; quote only the arguments"),
+        );
     };
 
     if words.len() == 1
         && let Some(label) = head.strip_suffix(':')
     {
         if !top_level {
-            return Err(Diagnostic::new(words[0].span, "a label cannot follow `then`"));
+            return Err(Diagnostic::new(
+                words[0].span,
+                "a label cannot follow `then`",
+            ));
         }
         if !is_ident(label) {
-            return Err(Diagnostic::new(words[0].span, format!("`{label}` is not a valid label name"))
-                .help("labels are letters, digits, `_` and `-`, starting with a letter"));
+            return Err(Diagnostic::new(
+                words[0].span,
+                format!("`{label}` is not a valid label name"),
+            )
+            .help("labels are letters, digits, `_` and `-`, starting with a letter"));
         }
         return stmt(StmtKind::Label(name_of(words[0], label)));
     }
@@ -130,7 +151,10 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
         }
         "set" => {
             if words.len() < 3 {
-                return Err(arity(words, "`set` needs a variable and a command: `set VAR COMMAND ARGS…`"));
+                return Err(arity(
+                    words,
+                    "`set` needs a variable and a command: `set VAR COMMAND ARGS…`",
+                ));
             }
             let Some(var) = words[1].bare_text().filter(|t| is_var_name(t)) else {
                 return Err(Diagnostic::new(words[1].span, "expected a variable name")
@@ -147,16 +171,24 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
                     .help("write `if A OP B then STATEMENT`"));
             };
             if then_at != 4 {
-                return Err(Diagnostic::new(span, "`if` takes a condition of three words: `if A OP B then STATEMENT`")
-                    .help("quote operands that contain spaces"));
+                return Err(Diagnostic::new(
+                    span,
+                    "`if` takes a condition of three words: `if A OP B then STATEMENT`",
+                )
+                .help("quote operands that contain spaces"));
             }
             if then_at + 1 >= words.len() {
-                return Err(Diagnostic::new(words[then_at].span, "nothing follows `then`")
-                    .help("give the statement to run, for example `goto pass`"));
+                return Err(
+                    Diagnostic::new(words[then_at].span, "nothing follows `then`")
+                        .help("give the statement to run, for example `goto pass`"),
+                );
             }
             let cond = parse_cond(&words[1..4])?;
             let then = parse_statement(&words[then_at + 1..], false)?;
-            stmt(StmtKind::If { cond, then: Box::new(then) })
+            stmt(StmtKind::If {
+                cond,
+                then: Box::new(then),
+            })
         }
         "assert" => {
             if !(4..=5).contains(&words.len()) {
@@ -174,8 +206,10 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
             if let Some(lit) = code.as_ref().and_then(Arg::literal)
                 && lit.parse::<u8>().is_err()
             {
-                return Err(Diagnostic::new(words[1].span, format!("`{lit}` is not an exit code"))
-                    .help("exit codes are whole numbers from 0 to 255"));
+                return Err(
+                    Diagnostic::new(words[1].span, format!("`{lit}` is not an exit code"))
+                        .help("exit codes are whole numbers from 0 to 255"),
+                );
             }
             stmt(StmtKind::Exit { code })
         }
@@ -185,11 +219,17 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
 
 fn parse_call(words: &[&Token]) -> Result<Call, Diagnostic> {
     let Some(head) = words[0].bare_text() else {
-        return Err(Diagnostic::new(words[0].span, "a command name must be a bare word"));
+        return Err(Diagnostic::new(
+            words[0].span,
+            "a command name must be a bare word",
+        ));
     };
     if head == "timeout" {
         if words.len() < 3 {
-            return Err(arity(words, "`timeout` needs a duration and a command: `timeout 5s COMMAND…`"));
+            return Err(arity(
+                words,
+                "`timeout` needs a duration and a command: `timeout 5s COMMAND…`",
+            ));
         }
         let duration = words[1]
             .bare_text()
@@ -200,8 +240,10 @@ fn parse_call(words: &[&Token]) -> Result<Call, Diagnostic> {
         return Ok(call);
     }
     if !is_ident(head) {
-        return Err(Diagnostic::new(words[0].span, format!("`{head}` is not a command name"))
-            .help("command names are letters, digits, `_` and `-`, starting with a letter"));
+        return Err(
+            Diagnostic::new(words[0].span, format!("`{head}` is not a command name"))
+                .help("command names are letters, digits, `_` and `-`, starting with a letter"),
+        );
     }
     Ok(Call {
         name: name_of(words[0], head),
@@ -283,7 +325,10 @@ mod tests {
     fn statements() {
         check("timeout 5s exec_smoke a\n", "timeout 5000ms exec_smoke a\n");
         check("set x timeout 500ms probe\n", "set x timeout 500ms probe\n");
-        check("assert #{a} >= 3 \"too slow\"\n", "assert #{a} >= 3 \"too slow\"\n");
+        check(
+            "assert #{a} >= 3 \"too slow\"\n",
+            "assert #{a} >= 3 \"too slow\"\n",
+        );
         check("exit\n", "exit\n");
         check("if a =~ ^b then exit 2\n", "if a =~ ^b then exit 2\n");
         check("echo   'two words'  # comment\n", "echo \"two words\"\n");
@@ -304,11 +349,20 @@ mod tests {
 
     #[test]
     fn more_errors() {
-        check("if a ~ b then exit\n", "1:6: expected a comparison operator\n");
+        check(
+            "if a ~ b then exit\n",
+            "1:6: expected a comparison operator\n",
+        );
         check("if a == b then\n", "1:11: nothing follows `then`\n");
         check("timeout soon x\n", "1:9: expected a duration\n");
-        check("'echo' x\n", "1:1: a statement must start with a command name\n");
+        check(
+            "'echo' x\n",
+            "1:1: a statement must start with a command name\n",
+        );
         check("echo \"open\n", "1:6: unterminated \"quote\"\n");
-        check("if a == b then start:\n", "1:16: a label cannot follow `then`\n");
+        check(
+            "if a == b then start:\n",
+            "1:16: a label cannot follow `then`\n",
+        );
     }
 }

@@ -1,0 +1,83 @@
+//! The command line: clap definitions, one file per subcommand. Raw `*Args` are checked
+//! into what the library needs; errors become [`CliError`]s with their exit code.
+
+pub mod check;
+pub mod demo;
+pub mod error;
+pub mod history;
+pub mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use error::CliError;
+
+/// lowtouch — a Git-driven TestOps runner for production-like test environments.
+///
+/// Exit codes: 0 all good; 1 something failed (a scenario, a check finding);
+/// 2 bad input, nothing ran; 3 infrastructure (store held, disk); 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "lowtouch", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Run as if started in DIR (the project root).
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// The store [default: .lowtouch/db under the project].
+    #[arg(long, global = true, value_name = "PATH", env = "LOWTOUCH_DB")]
+    pub db: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pipelines once (default: those marked `default: true`) and exit.
+    Run(run::RunArgs),
+    /// Validate pipelines, environments and scenarios against each other; runs nothing.
+    Check(check::CheckArgs),
+    /// List stored runs, newest first.
+    History(history::HistoryArgs),
+    /// The bundled demo exchange (engine, smoke, order, book, loadgen).
+    #[command(hide = true, disable_help_flag = true)]
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+impl Cli {
+    pub fn project(&self) -> Result<PathBuf, CliError> {
+        let dir = match &self.chdir {
+            Some(d) => d.clone(),
+            None => std::env::current_dir()
+                .map_err(|e| CliError::infra(format!("no working directory: {e}")))?,
+        };
+        if !dir.is_dir() {
+            return Err(CliError::input(format!(
+                "-C {}: not a directory",
+                dir.display()
+            )));
+        }
+        Ok(dir)
+    }
+
+    pub fn db_path(&self, project: &std::path::Path) -> PathBuf {
+        match &self.db {
+            Some(p) if p.is_relative() => project.join(p),
+            Some(p) => p.clone(),
+            None => project.join(".lowtouch").join("db"),
+        }
+    }
+}
+
+pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
+    match &cli.command {
+        Command::Run(args) => run::run(cli, args),
+        Command::Check(args) => check::check(cli, args),
+        Command::History(args) => history::history(cli, args),
+        Command::Demo { args } => Ok(demo::demo(args)),
+    }
+}

@@ -1,0 +1,248 @@
+//! `lowtouch run`: run pipelines (or one scenario file) once, store the results, write
+//! JUnit, print a summary, exit with the verdict.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::error::exit;
+use super::{Cli, CliError};
+use crate::event::Fanout;
+use crate::execute::{self, RunSettings, interrupt};
+use crate::pipeline::{Pipeline, Plan};
+use crate::report::StoredRun;
+use crate::report::terminal::{Detail, Progress, Style, summary};
+use crate::scenario::diagnostic::did_you_mean;
+use crate::source::Finding;
+use crate::store::{Status, Store, StoreSink};
+use crate::{clock, report, revision};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipelines to run, by name or path [default: those marked `default: true`].
+    pub pipelines: Vec<String>,
+    /// Run one scenario file against an environment instead of pipelines.
+    #[arg(long, value_name = "FILE", conflicts_with = "pipelines")]
+    pub scenario: Option<PathBuf>,
+    /// The environment for `--scenario`.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "local",
+        requires = "scenario"
+    )]
+    pub env: String,
+    /// More directories to search for `lowtouch-NAME` plugins.
+    #[arg(long = "tools", value_name = "DIR")]
+    pub tools: Vec<PathBuf>,
+    /// Override an environment variable for this run (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
+    /// Where to write the JUnit XML.
+    #[arg(long, value_name = "PATH", default_value = "reports/junit.xml")]
+    pub junit: PathBuf,
+    /// Print the result as JSON on stdout (progress stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Show every step and its output as it runs.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+fn parse_set(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
+}
+
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
+    interrupt::install();
+    let project = cli.project()?;
+    let pending_revision = revision::detect(&project);
+    let tools: Vec<PathBuf> = args.tools.iter().map(|t| absolute(&project, t)).collect();
+    let pipelines = select(&project, args)?;
+    let mut plans = Vec::new();
+    let mut findings = Vec::new();
+    for p in pipelines {
+        match Plan::new(p, &project, &tools, &args.set) {
+            Ok(plan) => plans.push(plan),
+            Err(mut f) => findings.append(&mut f),
+        }
+    }
+    if !findings.is_empty() {
+        return Err(CliError::Findings(findings));
+    }
+
+    let store = Store::open(&cli.db_path(&project))?;
+    let run_id = clock::new_run_id();
+    let inputs: Vec<&str> = plans
+        .iter()
+        .flat_map(|p| {
+            let pipeline_text = p.pipeline.file.as_ref().map(|f| &*f.text);
+            pipeline_text
+                .into_iter()
+                .chain(std::iter::once(&*p.env.file.text))
+                .chain(p.pipeline.scenarios().map(|s| &*s.file.text))
+        })
+        .collect();
+    let revision = pending_revision.resolve(inputs);
+
+    let total = plans.iter().map(|p| p.pipeline.scenarios().count()).sum();
+    let detail = if args.verbose || args.scenario.is_some() {
+        Detail::Steps
+    } else {
+        Detail::Scenarios
+    };
+    let progress = Progress::new(detail, total);
+    let sink = StoreSink::new(&store);
+    let events = Fanout {
+        listeners: vec![&sink, &progress],
+    };
+    if !store.recovered.is_empty() {
+        events.emit(&crate::event::RunEvent::Notice(&format!(
+            "marked {} unfinished run{} as crashed: {}",
+            store.recovered.len(),
+            if store.recovered.len() == 1 { "" } else { "s" },
+            store.recovered.join(", ")
+        )));
+    }
+    let state_dir = execute::run::state_dir(&project);
+    let settings = RunSettings {
+        run_id: &run_id,
+        project: &project,
+        state_dir: &state_dir,
+        revision,
+        overrides: args.set.clone(),
+    };
+    let run = execute::execute(&plans, &settings, &events);
+    if let Some(e) = sink.take_error() {
+        return Err(CliError::Store(e));
+    }
+
+    let mut scenarios = Vec::new();
+    for sc in store.scenarios(&run.id)? {
+        let steps = store.steps(&run.id, sc.index)?;
+        scenarios.push((sc, steps));
+    }
+    let stored = StoredRun { run, scenarios };
+    let junit_path = absolute(&project, &args.junit);
+    let xml = report::junit::render(&stored)
+        .map_err(|e| CliError::infra(format!("cannot render JUnit: {e}")))?;
+    if let Some(dir) = junit_path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::infra(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(&junit_path, xml)
+        .map_err(|e| CliError::infra(format!("cannot write {}: {e}", junit_path.display())))?;
+
+    let records: Vec<_> = stored.scenarios.iter().map(|(sc, _)| sc.clone()).collect();
+    if args.json {
+        let value = serde_json::json!({
+            "run": stored.run,
+            "scenarios": records,
+            "junit": junit_path.display().to_string(),
+            "store": store.path().display().to_string(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        let style = Style::detect(std::io::stdout().is_terminal());
+        print!("{}", summary(&stored.run, &records, style));
+        println!(
+            "junit: {}  store: {} ({} runs)",
+            crate::execute::run::display_path(&junit_path),
+            crate::execute::run::display_path(store.path()),
+            store.run_count()
+        );
+    }
+    Ok(match stored.run.status {
+        Status::Passed => exit::OK,
+        Status::Interrupted => exit::INTERRUPTED,
+        _ => exit::FAILED,
+    })
+}
+
+fn absolute(project: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        project.join(p)
+    }
+}
+
+/// The pipelines to run: `--scenario`, the named ones, or the defaults.
+fn select(project: &Path, args: &RunArgs) -> Result<Vec<Pipeline>, CliError> {
+    if let Some(file) = &args.scenario {
+        let path = absolute(project, file);
+        if !path.is_file() {
+            return Err(CliError::input(format!(
+                "--scenario {}: no such file",
+                file.display()
+            )));
+        }
+        return Pipeline::adhoc(&path, &args.env)
+            .map(|p| vec![p])
+            .map_err(CliError::Findings);
+    }
+    let files = Pipeline::discover(project);
+    let mut loaded = Vec::new();
+    let mut findings: Vec<Finding> = Vec::new();
+    let wanted: Vec<String> = args.pipelines.clone();
+    if wanted.is_empty() {
+        for f in &files {
+            match Pipeline::load(f) {
+                Ok(p) if p.default => loaded.push(p),
+                Ok(_) => {}
+                Err(mut fs) => findings.append(&mut fs),
+            }
+        }
+        if !findings.is_empty() {
+            return Err(CliError::Findings(findings));
+        }
+        if loaded.is_empty() {
+            return Err(CliError::input(format!(
+                "no pipeline in {} is marked `default: true`; name one: `lowtouch run PIPELINE`",
+                project.join("pipelines").display()
+            )));
+        }
+        return Ok(loaded);
+    }
+    for name in &wanted {
+        let as_path = absolute(project, Path::new(name));
+        let file = if as_path.is_file() {
+            Some(as_path)
+        } else {
+            files
+                .iter()
+                .find(|f| f.file_stem().and_then(|s| s.to_str()) == Some(name.as_str()))
+                .cloned()
+        };
+        match file {
+            Some(f) => match Pipeline::load(&f) {
+                Ok(p) => loaded.push(p),
+                Err(mut fs) => findings.append(&mut fs),
+            },
+            None => {
+                let names: Vec<String> = files
+                    .iter()
+                    .filter_map(|f| f.file_stem()?.to_str().map(str::to_string))
+                    .collect();
+                let hint = match did_you_mean(name, names.iter().map(String::as_str)) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!("pipelines: {}", names.join(", ")),
+                };
+                return Err(CliError::input(format!(
+                    "no pipeline named `{name}`; {hint}"
+                )));
+            }
+        }
+    }
+    if !findings.is_empty() {
+        return Err(CliError::Findings(findings));
+    }
+    Ok(loaded)
+}

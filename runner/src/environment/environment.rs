@@ -1,0 +1,468 @@
+//! A loaded, checked environment: its variables, components and aliases, ready to use.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::model::{AliasSpec, ComponentSpec, EnvironmentFile};
+use super::template::Template;
+use crate::scenario::diagnostic::did_you_mean;
+use crate::scenario::duration::parse_duration;
+use crate::scenario::{self, Scenario};
+use crate::source::{Finding, SourceFile, locate_key, locate_value};
+
+/// Variables every environment string may use besides the environment's own.
+pub const BUILTIN_VARS: &[&str] = &["lowtouch", "project_dir", "env", "env_dir", "run_id"];
+/// Variables scenarios may use besides the environment's own (the run's context).
+pub const CONTEXT_VARS: &[&str] = &[
+    "lowtouch",
+    "project_dir",
+    "env",
+    "env_dir",
+    "run_id",
+    "scenario",
+    "pipeline",
+];
+
+#[derive(Debug)]
+pub struct Environment {
+    pub name: String,
+    pub file: SourceFile,
+    pub description: Option<String>,
+    pub variables: BTreeMap<String, String>,
+    pub components: BTreeMap<String, Component>,
+    pub aliases: BTreeMap<String, Alias>,
+}
+
+#[derive(Debug)]
+pub struct Component {
+    pub name: String,
+    pub host: Option<String>,
+    pub start: Vec<Template>,
+    pub stop: Option<Vec<Template>>,
+    pub find: Find,
+    pub log: Option<Template>,
+    pub ready_log: Option<Regex>,
+    pub ready_tcp: Option<Template>,
+    pub ready_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub env: Vec<(String, Template)>,
+}
+
+#[derive(Debug)]
+pub enum Find {
+    /// The pid lowtouch wrote when it started the component.
+    Recorded,
+    Pidfile(Template),
+    Cmdline(Regex),
+}
+
+#[derive(Debug)]
+pub struct Alias {
+    pub name: String,
+    pub kind: AliasKind,
+    pub timeout: Option<Duration>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum AliasKind {
+    Run(Vec<Template>),
+    Shell(String),
+    Steps(Scenario),
+}
+
+impl Environment {
+    /// Finds `environments/NAME.yaml` (or `.yml`) under the project root.
+    pub fn path_for(project: &Path, name: &str) -> Option<PathBuf> {
+        ["yaml", "yml"]
+            .iter()
+            .map(|ext| project.join("environments").join(format!("{name}.{ext}")))
+            .find(|p| p.is_file())
+    }
+
+    /// Names of every environment of the project, for suggestions.
+    pub fn names(project: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(project.join("environments"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let p = e.path();
+                let ext = p.extension()?.to_str()?;
+                matches!(ext, "yaml" | "yml")
+                    .then(|| p.file_stem()?.to_str().map(str::to_string))?
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Loads and checks an environment file; `overrides` are `--set NAME=VALUE` pairs.
+    pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Environment, Vec<Finding>> {
+        let file = SourceFile::read(path).map_err(|f| vec![f])?;
+        let spec: EnvironmentFile =
+            serde_yaml::from_str(&file.text).map_err(|e| vec![Finding::yaml(&file, &e)])?;
+        let mut findings = Vec::new();
+        let name = spec.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("env")
+                .to_string()
+        });
+
+        let mut variables: BTreeMap<String, String> =
+            spec.variables.into_iter().map(|(k, v)| (k, v.0)).collect();
+        for (key, value) in overrides {
+            if !variables.contains_key(key) {
+                let known: Vec<&str> = variables.keys().map(String::as_str).collect();
+                let mut f = Finding::file(
+                    &file.path,
+                    format!("`--set {key}=…` names no variable of environment `{name}`"),
+                );
+                f = match did_you_mean(key, known.iter().copied()) {
+                    Some(close) => f.help(format!("did you mean `{close}`?")),
+                    None => f.help(format!("its variables are: {}", known.join(", "))),
+                };
+                findings.push(f);
+                continue;
+            }
+            variables.insert(key.clone(), value.clone());
+        }
+
+        let variables = match resolve_variables(variables) {
+            Ok(v) => v,
+            Err(message) => {
+                findings.push(
+                    Finding::file(&file.path, message)
+                        .help("fix the variable's value under `variables:`"),
+                );
+                BTreeMap::new()
+            }
+        };
+        let mut env = Environment {
+            name,
+            file,
+            description: spec.description,
+            variables,
+            components: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+        };
+        let hosts: Vec<String> = spec.hosts.keys().cloned().collect();
+        for (cname, cspec) in spec.components {
+            match env.component(&cname, cspec, &hosts) {
+                Ok(c) => {
+                    env.components.insert(cname, c);
+                }
+                Err(mut f) => findings.append(&mut f),
+            }
+        }
+        for (aname, aspec) in spec.aliases {
+            match env.alias(&aname, aspec) {
+                Ok(a) => {
+                    env.aliases.insert(aname, a);
+                }
+                Err(mut f) => findings.append(&mut f),
+            }
+        }
+        if findings.is_empty() {
+            Ok(env)
+        } else {
+            Err(findings)
+        }
+    }
+
+    fn at(&self, path: &[&str], message: impl Into<String>) -> Finding {
+        let (line, col) = locate_key(&self.file.text, path).unwrap_or((1, 1));
+        let len = path.last().map_or(1, |k| k.len());
+        Finding::at(&self.file, line, col, len, message)
+    }
+
+    fn value_at(&self, path: &[&str], needle: &str, message: impl Into<String>) -> Finding {
+        match locate_value(&self.file.text, path, needle) {
+            Some((line, col)) => Finding::at(&self.file, line, col, needle.len(), message),
+            None => self.at(path, message),
+        }
+    }
+
+    /// Parses a `#{…}` string and checks every variable it uses is defined.
+    fn template(&self, path: &[&str], text: &str, extra: &[&str]) -> Result<Template, Finding> {
+        let t = Template::parse(text)
+            .map_err(|e| self.value_at(path, text, format!("bad interpolation: {e:?}")))?;
+        for var in t.vars() {
+            if self.variables.contains_key(var)
+                || BUILTIN_VARS.contains(&var)
+                || extra.contains(&var)
+            {
+                continue;
+            }
+            let candidates = self
+                .variables
+                .keys()
+                .map(String::as_str)
+                .chain(BUILTIN_VARS.iter().copied());
+            let mut f = self.value_at(
+                path,
+                &format!("#{{{var}}}"),
+                format!("variable `{var}` is not defined"),
+            );
+            f = match did_you_mean(var, candidates) {
+                Some(close) => f.label(format!("did you mean `{close}`?")),
+                None => f.help("define it under `variables:`"),
+            };
+            return Err(f);
+        }
+        Ok(t)
+    }
+
+    fn templates(
+        &self,
+        path: &[&str],
+        items: &[String],
+        extra: &[&str],
+    ) -> Result<Vec<Template>, Finding> {
+        items
+            .iter()
+            .map(|s| self.template(path, s, extra))
+            .collect()
+    }
+
+    fn duration(
+        &self,
+        path: &[&str],
+        text: Option<&str>,
+        default: Duration,
+    ) -> Result<Duration, Finding> {
+        match text {
+            None => Ok(default),
+            Some(t) => parse_duration(t).ok_or_else(|| {
+                self.at(path, format!("`{t}` is not a duration"))
+                    .help("write it as 500ms, 5s or 2m; a bare number is seconds")
+            }),
+        }
+    }
+
+    fn component(
+        &self,
+        name: &str,
+        spec: ComponentSpec,
+        hosts: &[String],
+    ) -> Result<Component, Vec<Finding>> {
+        let p = |k: &'static str| -> Vec<&str> { vec!["components", name, k] };
+        let mut findings = Vec::new();
+        let comp_vars = ["log"];
+        if spec.start.is_empty() {
+            ok::<()>(
+                &mut findings,
+                Err(self
+                    .at(&p("start"), "`start` is empty")
+                    .help("give the command as a list: [program, arg, …]")),
+            );
+        }
+        let start = ok(
+            &mut findings,
+            self.templates(&p("start"), &spec.start, &comp_vars),
+        );
+        let stop = match &spec.stop {
+            Some(s) => ok(&mut findings, self.templates(&p("stop"), s, &comp_vars)).map(Some),
+            None => Some(None),
+        };
+        let log = match &spec.log {
+            Some(l) => ok(&mut findings, self.template(&p("log"), l, &[])).map(Some),
+            None => Some(None),
+        };
+        let find = match spec.find {
+            None => Some(Find::Recorded),
+            Some(f) => match (f.pidfile, f.cmdline) {
+                (Some(pf), None) => {
+                    ok(&mut findings, self.template(&p("find"), &pf, &[])).map(Find::Pidfile)
+                }
+                (None, Some(re)) => ok(
+                    &mut findings,
+                    Regex::new(&re).map_err(|e| {
+                        self.value_at(&p("find"), &re, format!("invalid regular expression: {e}"))
+                    }),
+                )
+                .map(Find::Cmdline),
+                _ => ok(
+                    &mut findings,
+                    Err(self.at(
+                        &p("find"),
+                        "`find` takes exactly one of `pidfile` or `cmdline`",
+                    )),
+                ),
+            },
+        };
+        let (mut ready_log, mut ready_tcp, mut ready_timeout) =
+            (None, None, Some(Duration::from_secs(10)));
+        if let Some(r) = &spec.ready {
+            if let Some(re) = &r.log {
+                ready_log = ok(
+                    &mut findings,
+                    Regex::new(re).map_err(|e| {
+                        self.value_at(&p("ready"), re, format!("invalid regular expression: {e}"))
+                    }),
+                );
+                if spec.log.is_none() {
+                    ok::<()>(
+                        &mut findings,
+                        Err(self
+                            .at(&p("ready"), "`ready.log` needs the component's `log`")
+                            .help("add `log: PATH` to the component")),
+                    );
+                }
+            }
+            if let Some(addr) = &r.tcp {
+                ready_tcp = ok(&mut findings, self.template(&p("ready"), addr, &[]));
+            }
+            ready_timeout = ok(
+                &mut findings,
+                self.duration(&p("ready"), r.timeout.as_deref(), Duration::from_secs(10)),
+            );
+        }
+        let stop_timeout = ok(
+            &mut findings,
+            self.duration(
+                &p("stop_timeout"),
+                spec.stop_timeout.as_deref(),
+                Duration::from_secs(5),
+            ),
+        );
+        let env: Vec<_> = spec
+            .env
+            .iter()
+            .filter_map(|(k, v)| {
+                ok(&mut findings, self.template(&p("env"), &v.0, &[])).map(|t| (k.clone(), t))
+            })
+            .collect();
+        if let Some(h) = &spec.host
+            && !hosts.contains(h)
+        {
+            ok::<()>(
+                &mut findings,
+                Err(self
+                    .value_at(&p("host"), h, format!("unknown host `{h}`"))
+                    .help(format!("the environment's hosts are: {}", hosts.join(", ")))),
+            );
+        }
+        let host = spec
+            .host
+            .or_else(|| (hosts.len() == 1).then(|| hosts[0].clone()));
+        if !findings.is_empty() {
+            return Err(findings);
+        }
+        Ok(Component {
+            name: name.to_string(),
+            host,
+            start: start.unwrap_or_default(),
+            stop: stop.flatten(),
+            find: find.unwrap_or(Find::Recorded),
+            log: log.flatten(),
+            ready_log,
+            ready_tcp,
+            ready_timeout: ready_timeout.unwrap_or(Duration::from_secs(10)),
+            stop_timeout: stop_timeout.unwrap_or(Duration::from_secs(5)),
+            env,
+        })
+    }
+
+    fn alias(&self, name: &str, spec: AliasSpec) -> Result<Alias, Vec<Finding>> {
+        let path = ["aliases", name];
+        if !scenario::token::is_ident(name) || scenario::check::BUILTINS.contains(&name) {
+            return Err(vec![self.at(&path, format!("`{name}` cannot be an alias name")).help(
+                "alias names are letters, digits, `_` and `-`, and not a builtin (echo, sleep, kill, start, stop, restart)",
+            )]);
+        }
+        let kind = match (spec.run, spec.shell, spec.steps) {
+            (Some(run), None, None) if !run.is_empty() => {
+                AliasKind::Run(self.templates(&path, &run, &[]).map_err(|f| vec![f])?)
+            }
+            (None, Some(script), None) => AliasKind::Shell(script),
+            (None, None, Some(lines)) => {
+                let (ast, diags) = scenario::parse(&lines.join("\n"));
+                if let Some(d) = diags.first() {
+                    return Err(vec![self.at(&path, format!("in `steps`: {}", d.message))]);
+                }
+                AliasKind::Steps(ast)
+            }
+            _ => {
+                return Err(vec![self.at(
+                    &path,
+                    format!("alias `{name}` needs exactly one of `run`, `shell` or `steps`"),
+                )]);
+            }
+        };
+        let timeout = match spec.timeout.as_deref() {
+            None => None,
+            Some(t) => Some(
+                self.duration(&path, Some(t), Duration::ZERO)
+                    .map_err(|f| vec![f])?,
+            ),
+        };
+        Ok(Alias {
+            name: name.to_string(),
+            kind,
+            timeout,
+            description: spec.description,
+        })
+    }
+}
+
+/// Keeps going after an error: records the finding and returns `None`.
+fn ok<T>(findings: &mut Vec<Finding>, result: Result<T, Finding>) -> Option<T> {
+    result.map_err(|f| findings.push(f)).ok()
+}
+
+/// Variables may use each other (`engines: "127.0.0.1:#{port}"`): fill them in until
+/// nothing changes. A cycle or an unknown name is an error.
+fn resolve_variables(
+    mut vars: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    for _ in 0..=vars.len() {
+        let mut changed = false;
+        let snapshot = vars.clone();
+        for (name, value) in vars.iter_mut() {
+            if !value.contains("#{") {
+                continue;
+            }
+            let t = Template::parse(value)
+                .map_err(|e| format!("variable `{name}`: bad interpolation: {e:?}"))?;
+            if let Some(unknown) = t
+                .vars()
+                .find(|v| !snapshot.contains_key(*v) && !BUILTIN_VARS.contains(v))
+            {
+                return Err(format!(
+                    "variable `{name}` uses `{unknown}`, which is not defined"
+                ));
+            }
+            // Builtins are filled in at run time; leave them in place.
+            let rendered = t.render_with(|v| {
+                if BUILTIN_VARS.contains(&v) && !snapshot.contains_key(v) {
+                    None
+                } else {
+                    snapshot.get(v).map(String::as_str)
+                }
+            });
+            if let Ok(r) = rendered
+                && r != *value
+            {
+                *value = r;
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(vars);
+        }
+    }
+    let cyclic: Vec<&str> = vars
+        .iter()
+        .filter(|(_, v)| v.contains("#{"))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    Err(format!(
+        "variables refer to each other in a cycle: {}",
+        cyclic.join(", ")
+    ))
+}

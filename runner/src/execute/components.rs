@@ -1,0 +1,473 @@
+//! Component control on this host: start, stop, kill and restart the processes an
+//! environment names, find them again (by the pid recorded at start, a pid file, or a
+//! command-line pattern), wait for them to be ready, and make sure nothing a run started
+//! outlives it.
+//!
+//! A recorded pid is stored with the process's start time, so a pid reused by another
+//! process after a crash is never mistaken for the component.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::process::{self, kill_group};
+use crate::environment::{Component, Environment, Find};
+
+pub struct Components<'a> {
+    env: &'a Environment,
+    /// The environment's runtime directory: pid files, component output.
+    dir: PathBuf,
+    project: PathBuf,
+    vars: BTreeMap<String, String>,
+    /// Components this process started, kept to reap them and to stop them at the end.
+    children: Mutex<HashMap<String, Child>>,
+    /// One control command per component at a time.
+    busy: Mutex<()>,
+}
+
+/// What a control command did, for the step's output.
+pub type Control = Result<String, String>;
+
+impl<'a> Components<'a> {
+    pub fn new(
+        env: &'a Environment,
+        dir: PathBuf,
+        project: PathBuf,
+        vars: BTreeMap<String, String>,
+    ) -> Self {
+        Components {
+            env,
+            dir,
+            project,
+            vars,
+            children: Mutex::new(HashMap::new()),
+            busy: Mutex::new(()),
+        }
+    }
+
+    fn spec(&self, name: &str) -> Result<&'a Component, String> {
+        self.env
+            .components
+            .get(name)
+            .ok_or_else(|| format!("environment `{}` has no component `{name}`", self.env.name))
+    }
+
+    fn pidfile(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.pid"))
+    }
+
+    fn log_path(&self, c: &Component) -> Result<Option<PathBuf>, String> {
+        let Some(t) = &c.log else { return Ok(None) };
+        let p = PathBuf::from(t.render(&self.vars)?);
+        Ok(Some(if p.is_relative() { self.dir.join(p) } else { p }))
+    }
+
+    /// The component's pid when its process is alive.
+    pub fn find(&self, name: &str) -> Result<Option<i32>, String> {
+        let c = self.spec(name)?;
+        self.reap(name);
+        Ok(match &c.find {
+            Find::Recorded => read_recorded(&self.pidfile(name)),
+            Find::Pidfile(t) => {
+                let path = PathBuf::from(t.render(&self.vars)?);
+                let path = if path.is_relative() {
+                    self.dir.join(path)
+                } else {
+                    path
+                };
+                std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok())
+                    .filter(|&pid| alive(pid))
+            }
+            Find::Cmdline(re) => find_by_cmdline(re),
+        })
+    }
+
+    /// Reaps the component if it is our child and has exited, so it does not linger as
+    /// a zombie that still looks alive.
+    fn reap(&self, name: &str) {
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(child) = children.get_mut(name)
+            && process::reap(child)
+        {
+            children.remove(name);
+        }
+    }
+
+    pub fn start(&self, name: &str) -> Control {
+        let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let c = self.spec(name)?;
+        if let Some(pid) = self.find(name)? {
+            return Err(format!(
+                "`{name}` is already running (pid {pid}); stop it first or use `restart`"
+            ));
+        }
+        let started = Instant::now();
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        let log = self.log_path(c)?;
+        let mut vars = self.vars.clone();
+        if let Some(l) = &log {
+            vars.insert("log".into(), l.display().to_string());
+        }
+        let argv: Vec<String> = c
+            .start
+            .iter()
+            .map(|t| t.render(&vars))
+            .collect::<Result<_, _>>()?;
+        let env: Vec<(String, String)> = c
+            .env
+            .iter()
+            .map(|(k, t)| t.render(&vars).map(|v| (k.clone(), v)))
+            .collect::<Result<_, _>>()?;
+        let log_offset = log
+            .as_ref()
+            .and_then(|l| std::fs::metadata(l).ok())
+            .map_or(0, |m| m.len());
+        let out_path = self.dir.join(format!("{name}.out"));
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&out_path)
+            .map_err(|e| format!("cannot open {}: {e}", out_path.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .envs(env)
+            .current_dir(&self.project)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start `{name}` ({}): {e}", argv[0]))?;
+        let pid = child.id() as i32;
+        let start_time = proc_start_time(pid).unwrap_or(0);
+        let _ = std::fs::write(self.pidfile(name), format!("{pid} {start_time}\n"));
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), child);
+
+        let deadline = started + c.ready_timeout;
+        let mut log_pos = log_offset;
+        let mut pending = String::new();
+        loop {
+            self.reap(name);
+            if !alive(pid) {
+                let _ = std::fs::remove_file(self.pidfile(name));
+                return Err(format!(
+                    "`{name}` exited while starting; its output ends with:\n{}",
+                    tail(&out_path, 10)
+                ));
+            }
+            let mut ready = true;
+            if let (Some(re), Some(path)) = (&c.ready_log, &log) {
+                ready &= scan_log(path, &mut log_pos, &mut pending, re);
+            }
+            if let Some(addr) = &c.ready_tcp {
+                let addr = addr.render(&self.vars)?;
+                ready &= addr
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .is_some_and(|a| {
+                        TcpStream::connect_timeout(&a, Duration::from_millis(100)).is_ok()
+                    });
+            }
+            if ready {
+                return Ok(format!(
+                    "started {name} (pid {pid}), ready in {}ms",
+                    started.elapsed().as_millis()
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "`{name}` (pid {pid}) was not ready within {}s; it keeps running, its output ends with:\n{}",
+                    c.ready_timeout.as_secs_f64(),
+                    tail(&out_path, 10)
+                ));
+            }
+            if !super::interrupt::sleep(Duration::from_millis(5)) {
+                return Err(format!("interrupted while `{name}` was starting"));
+            }
+        }
+    }
+
+    pub fn stop(&self, name: &str) -> Control {
+        let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        self.stop_locked(name)
+    }
+
+    fn stop_locked(&self, name: &str) -> Control {
+        let c = self.spec(name)?;
+        let Some(pid) = self.find(name)? else {
+            let _ = std::fs::remove_file(self.pidfile(name));
+            return Ok(format!("{name} is not running"));
+        };
+        let started = Instant::now();
+        if let Some(stop) = &c.stop {
+            let argv: Vec<String> = stop
+                .iter()
+                .map(|t| t.render(&self.vars))
+                .collect::<Result<_, _>>()?;
+            let outcome = process::run(&process::Spec {
+                program: argv[0].as_ref(),
+                args: &argv[1..],
+                env: &[],
+                cwd: Some(&self.project),
+                timeout: c.stop_timeout,
+                limit: 4096,
+            })
+            .map_err(|e| format!("cannot run the stop command of `{name}`: {e}"))?;
+            if outcome.status != 0 {
+                return Err(format!(
+                    "the stop command of `{name}` exited with status {}: {}",
+                    outcome.status,
+                    outcome.stderr.text.trim()
+                ));
+            }
+        } else {
+            signal(pid, libc::SIGTERM);
+        }
+        let how = if self.wait_gone(name, pid, c.stop_timeout) {
+            "stopped"
+        } else {
+            signal(pid, libc::SIGKILL);
+            if !self.wait_gone(name, pid, Duration::from_secs(5)) {
+                return Err(format!("`{name}` (pid {pid}) survived SIGKILL"));
+            }
+            "killed (it ignored SIGTERM)"
+        };
+        let _ = std::fs::remove_file(self.pidfile(name));
+        Ok(format!(
+            "{how} {name} (pid {pid}) in {}ms",
+            started.elapsed().as_millis()
+        ))
+    }
+
+    /// Sends `sig`; for a signal that ends a process, waits until it has.
+    pub fn kill(&self, name: &str, sig: i32) -> Control {
+        let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let c = self.spec(name)?;
+        let Some(pid) = self.find(name)? else {
+            return Err(format!("`{name}` is not running: there is nothing to kill"));
+        };
+        let started = Instant::now();
+        signal(pid, sig);
+        let fatal = matches!(
+            sig,
+            libc::SIGKILL
+                | libc::SIGTERM
+                | libc::SIGINT
+                | libc::SIGQUIT
+                | libc::SIGABRT
+                | libc::SIGHUP
+                | libc::SIGSEGV
+        );
+        if !fatal {
+            return Ok(format!("sent {} to {name} (pid {pid})", signal_name(sig)));
+        }
+        let limit = if sig == libc::SIGKILL {
+            Duration::from_secs(5)
+        } else {
+            c.stop_timeout
+        };
+        if self.wait_gone(name, pid, limit) {
+            Ok(format!(
+                "{name} (pid {pid}) ended {}ms after {}",
+                started.elapsed().as_millis(),
+                signal_name(sig)
+            ))
+        } else if sig == libc::SIGKILL {
+            Err(format!(
+                "`{name}` (pid {pid}) is still there 5s after SIGKILL"
+            ))
+        } else {
+            Ok(format!(
+                "sent {} to {name} (pid {pid}); it is still running",
+                signal_name(sig)
+            ))
+        }
+    }
+
+    pub fn restart(&self, name: &str) -> Control {
+        let stopped = self.stop(name)?;
+        let started = self.start(name)?;
+        Ok(format!("{stopped}\n{started}"))
+    }
+
+    fn wait_gone(&self, name: &str, pid: i32, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.reap(name);
+            if !alive(pid) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Stops components an earlier, crashed run left behind (found by their recorded
+    /// pid and start time). Returns what it did.
+    pub fn stop_leftovers(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (name, c) in &self.env.components {
+            if matches!(c.find, Find::Recorded)
+                && let Some(pid) = read_recorded(&self.pidfile(name))
+            {
+                match self.stop(name) {
+                    Ok(_) => notes.push(format!(
+                        "stopped {name} (pid {pid}), left running by an earlier run"
+                    )),
+                    Err(e) => {
+                        notes.push(format!("could not stop {name} left by an earlier run: {e}"))
+                    }
+                }
+            }
+        }
+        notes
+    }
+
+    /// Stops every component this process started that is still running: nothing a run
+    /// started outlives it.
+    pub fn stop_all_started(&self) -> Vec<String> {
+        let names: Vec<String> = self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let mut notes = Vec::new();
+        for name in names {
+            if let Ok(Some(_)) = self.find(&name) {
+                match self.stop(&name) {
+                    Ok(m) => notes.push(format!("{m} (still running at the end of the run)")),
+                    Err(e) => notes.push(format!("could not stop {name}: {e}")),
+                }
+            }
+        }
+        notes
+    }
+}
+
+fn signal(pid: i32, sig: i32) {
+    // Components lead their own process group when we started them: signal the group,
+    // so a wrapper script's children go too. Otherwise signal the process alone.
+    // SAFETY: getpgid and kill take plain integers.
+    unsafe {
+        if libc::getpgid(pid) == pid {
+            kill_group(pid, sig);
+        } else {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGHUP => "SIGHUP".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGQUIT => "SIGQUIT".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGSTOP => "SIGSTOP".into(),
+        libc::SIGCONT => "SIGCONT".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// The process's state and start time from /proc/PID/stat (fields 3 and 22).
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+fn proc_start_time(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|(_, t)| t)
+}
+
+/// Alive and not a zombie.
+pub fn alive(pid: i32) -> bool {
+    matches!(proc_stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
+}
+
+fn read_recorded(path: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut it = text.split_whitespace();
+    let pid: i32 = it.next()?.parse().ok()?;
+    let start: u64 = it.next()?.parse().ok()?;
+    (alive(pid) && proc_start_time(pid) == Some(start)).then_some(pid)
+}
+
+fn find_by_cmdline(re: &regex::Regex) -> Option<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        if pid == me {
+            return None;
+        }
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        (re.is_match(cmdline.trim_end()) && alive(pid)).then_some(pid)
+    })
+}
+
+/// Reads lines appended to `path` since `pos`; true when one matches `re`.
+fn scan_log(path: &Path, pos: &mut u64, pending: &mut String, re: &regex::Regex) -> bool {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    if len < *pos {
+        // Truncated or replaced: read from the start.
+        *pos = 0;
+        pending.clear();
+    }
+    if f.seek(SeekFrom::Start(*pos)).is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return false;
+    }
+    *pos += buf.len() as u64;
+    pending.push_str(&String::from_utf8_lossy(&buf));
+    let mut found = false;
+    while let Some(nl) = pending.find('\n') {
+        found |= re.is_match(&pending[..nl]);
+        pending.drain(..=nl);
+    }
+    found
+}
+
+/// The last `n` lines of a file, for error messages.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    let out = lines[start..].join("\n");
+    if out.is_empty() {
+        "(no output)".into()
+    } else {
+        out
+    }
+}

@@ -1,0 +1,407 @@
+//! The interpreter's [`Host`] for a real run: dispatches each step to a builtin, a
+//! component control, an alias or a plugin, applies the step's limits, and emits the
+//! step's events with its record.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::components::{Components, signal_name};
+use super::interrupt;
+use super::process::{self, Captured};
+use crate::clock;
+use crate::environment::{AliasKind, Resolved, Resolver};
+use crate::event::{Fanout, RunEvent};
+use crate::pipeline::Plan;
+use crate::scenario::check::parse_signal;
+use crate::scenario::duration::{human, parse_duration};
+use crate::scenario::interpreter::{Host, Interpreter, StepRequest, StepResult, Verdict};
+use crate::store::{SCHEMA_VERSION, StepRecord};
+
+/// What every step of a run shares.
+pub struct RunContext<'a> {
+    pub run_id: &'a str,
+    pub plan: &'a Plan,
+    pub components: &'a Components<'a>,
+    pub events: &'a Fanout<'a>,
+    pub project: &'a Path,
+    /// The environment's variables and the run's context, before any `set`.
+    pub vars: BTreeMap<String, String>,
+}
+
+pub struct StepHost<'a> {
+    pub ctx: &'a RunContext<'a>,
+    pub scenario: &'a str,
+    pub scenario_index: u32,
+    /// The scenario's time limit, as an instant.
+    pub deadline: Instant,
+    pub scenario_timeout: Duration,
+    /// Step numbers of this host start after this (hooks run several one-line scenarios
+    /// into one record).
+    pub seq_base: u64,
+    /// The last step number the interpreter handed us.
+    pub last_seq: u64,
+    /// The source line of the scenario's first line: hooks are written inside YAML.
+    pub line_base: u32,
+}
+
+/// What running one step produced, before it becomes a record.
+struct Exec {
+    resolved: &'static str,
+    status: i32,
+    stdout: Captured,
+    stderr: Captured,
+    failure: Option<String>,
+    interrupted: bool,
+}
+
+impl Exec {
+    fn ok(resolved: &'static str, text: String) -> Exec {
+        Exec {
+            resolved,
+            status: 0,
+            stdout: Captured { text, dropped: 0 },
+            stderr: Captured::default(),
+            failure: None,
+            interrupted: false,
+        }
+    }
+
+    fn failed(resolved: &'static str, status: i32, why: String) -> Exec {
+        Exec {
+            resolved,
+            status,
+            stdout: Captured::default(),
+            stderr: Captured {
+                text: why.clone(),
+                dropped: 0,
+            },
+            failure: Some(why),
+            interrupted: false,
+        }
+    }
+
+    fn control(resolved: &'static str, result: Result<String, String>) -> Exec {
+        match result {
+            Ok(m) => Exec::ok(resolved, format!("{m}\n")),
+            Err(e) => Exec::failed(resolved, 1, e),
+        }
+    }
+}
+
+impl Host for StepHost<'_> {
+    fn run_step(&mut self, step: &StepRequest<'_>) -> StepResult {
+        if interrupt::requested() {
+            return StepResult {
+                interrupted: true,
+                status: 130,
+                ..Default::default()
+            };
+        }
+        let started_at = clock::now();
+        let t0 = Instant::now();
+        self.last_seq = step.seq;
+        let seq = self.seq_base + step.seq;
+        self.ctx.events.emit(&RunEvent::StepStarted {
+            scenario: self.scenario,
+            scenario_index: self.scenario_index,
+            seq,
+            line: self.line_base + step.line - 1,
+            command: step.name,
+            args: &step.args,
+        });
+        let ctx = self.ctx;
+        let exec = self.dispatch(step.name, &step.args, step.timeout, seq, &ctx.vars);
+        let record = StepRecord {
+            v: SCHEMA_VERSION,
+            run_id: self.ctx.run_id.to_string(),
+            scenario_index: self.scenario_index,
+            seq,
+            line: self.line_base + step.line - 1,
+            command: step.name.to_string(),
+            args: step.args.clone(),
+            resolved: exec.resolved.to_string(),
+            status: exec.status,
+            stdout: exec.stdout.text.clone(),
+            stdout_dropped: exec.stdout.dropped,
+            stderr: exec.stderr.text,
+            stderr_dropped: exec.stderr.dropped,
+            failure: exec.failure.clone(),
+            started_at,
+            duration_us: t0.elapsed().as_micros() as u64,
+        };
+        self.ctx.events.emit(&RunEvent::StepFinished(&record));
+        StepResult {
+            status: exec.status,
+            stdout: exec.stdout.text,
+            failure: exec.failure,
+            interrupted: exec.interrupted,
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        interrupt::requested()
+    }
+}
+
+impl StepHost<'_> {
+    /// Steps run by this host so far.
+    pub fn steps_run(&self) -> u64 {
+        self.last_seq
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn dispatch(
+        &self,
+        name: &str,
+        args: &[String],
+        timeout: Option<Duration>,
+        seq: u64,
+        vars: &BTreeMap<String, String>,
+    ) -> Exec {
+        let ctx = self.ctx;
+        let remaining = self.remaining();
+        if remaining.is_zero() {
+            return Exec::failed("builtin", 124, self.scenario_timeout_message());
+        }
+        match name {
+            "echo" => Exec::ok("builtin", format!("{}\n", args.join(" "))),
+            "sleep" => {
+                let Some(d) = args.first().and_then(|a| parse_duration(a)) else {
+                    return Exec::failed(
+                        "builtin",
+                        2,
+                        format!("`{}` is not a duration", args.join(" ")),
+                    );
+                };
+                if d > remaining {
+                    interrupt::sleep(remaining);
+                    return Exec::failed("builtin", 124, self.scenario_timeout_message());
+                }
+                if interrupt::sleep(d) {
+                    Exec::ok("builtin", String::new())
+                } else {
+                    Exec {
+                        interrupted: true,
+                        ..Exec::failed("builtin", 130, "interrupted".into())
+                    }
+                }
+            }
+            "start" | "stop" | "restart" | "kill" => {
+                let (sig, component) = match (name, args) {
+                    ("kill", [s, c]) => match parse_signal(s) {
+                        Some(sig) => (sig, c),
+                        None => {
+                            return Exec::failed("component", 2, format!("`{s}` is not a signal"));
+                        }
+                    },
+                    ("kill", [c]) => (libc::SIGTERM, c),
+                    (_, [c]) => (0, c),
+                    _ => {
+                        return Exec::failed(
+                            "component",
+                            2,
+                            format!("`{name}` takes one component"),
+                        );
+                    }
+                };
+                let result = match name {
+                    "start" => ctx.components.start(component),
+                    "stop" => ctx.components.stop(component),
+                    "restart" => ctx.components.restart(component),
+                    _ => ctx
+                        .components
+                        .kill(component, sig)
+                        .map_err(|e| format!("{e} (kill {} {component})", signal_name(sig))),
+                };
+                Exec::control("component", result)
+            }
+            _ => match Resolver::new(&ctx.plan.env, &ctx.plan.tools).resolve(name) {
+                Some(Resolved::Plugin(path)) => {
+                    let limit = timeout.unwrap_or(ctx.plan.pipeline.step_timeout);
+                    self.spawn("plugin", path.as_os_str(), args, limit, seq)
+                }
+                Some(Resolved::Alias(alias)) => {
+                    let limit = timeout
+                        .or(alias.timeout)
+                        .unwrap_or(ctx.plan.pipeline.step_timeout);
+                    match &alias.kind {
+                        AliasKind::Run(argv) => {
+                            let mut full = Vec::with_capacity(argv.len() + args.len());
+                            for t in argv {
+                                match t.render(vars) {
+                                    Ok(s) => full.push(s),
+                                    Err(e) => return Exec::failed("alias", 2, e),
+                                }
+                            }
+                            full.extend(args.iter().cloned());
+                            let program = full.remove(0);
+                            self.spawn("alias", OsStr::new(&program), &full, limit, seq)
+                        }
+                        AliasKind::Shell(script) => {
+                            let mut full = vec!["-c".to_string(), script.clone(), name.to_string()];
+                            full.extend(args.iter().cloned());
+                            self.spawn("alias", OsStr::new("sh"), &full, limit, seq)
+                        }
+                        AliasKind::Steps(ast) => self.steps_alias(name, ast, args, vars),
+                    }
+                }
+                None => Exec::failed(
+                    "unknown",
+                    127,
+                    format!(
+                        "unknown command `{name}` (neither an alias of the environment nor a plugin)"
+                    ),
+                ),
+            },
+        }
+    }
+
+    fn scenario_timeout_message(&self) -> String {
+        format!(
+            "the scenario's time limit of {} ran out",
+            human(self.scenario_timeout)
+        )
+    }
+
+    fn spawn(
+        &self,
+        resolved: &'static str,
+        program: &OsStr,
+        args: &[String],
+        limit: Duration,
+        seq: u64,
+    ) -> Exec {
+        let ctx = self.ctx;
+        let remaining = self.remaining();
+        let capped = limit > remaining;
+        let env = [
+            ("LOWTOUCH_RUN_ID".to_string(), ctx.run_id.to_string()),
+            ("LOWTOUCH_ENV".to_string(), ctx.plan.env.name.clone()),
+            (
+                "LOWTOUCH_PIPELINE".to_string(),
+                ctx.plan.pipeline.name.clone(),
+            ),
+            ("LOWTOUCH_SCENARIO".to_string(), self.scenario.to_string()),
+            ("LOWTOUCH_STEP".to_string(), seq.to_string()),
+            (
+                "LOWTOUCH_PROJECT_DIR".to_string(),
+                ctx.project.display().to_string(),
+            ),
+        ];
+        let spec = process::Spec {
+            program,
+            args,
+            env: &env,
+            cwd: Some(ctx.project),
+            timeout: limit.min(remaining),
+            limit: ctx.plan.pipeline.output_limit,
+        };
+        match process::run(&spec) {
+            Ok(o) => {
+                let failure = if o.interrupted {
+                    Some("interrupted".to_string())
+                } else if o.timed_out && capped {
+                    Some(format!(
+                        "{} (its process group was killed)",
+                        self.scenario_timeout_message()
+                    ))
+                } else if o.timed_out {
+                    Some(format!(
+                        "timed out after {} (its process group was killed)",
+                        human(limit)
+                    ))
+                } else {
+                    None
+                };
+                Exec {
+                    resolved,
+                    status: o.status,
+                    stdout: o.stdout,
+                    stderr: o.stderr,
+                    failure,
+                    interrupted: o.interrupted,
+                }
+            }
+            Err(e) => Exec::failed(
+                resolved,
+                127,
+                format!("could not start `{}`: {e}", Path::new(program).display()),
+            ),
+        }
+    }
+
+    /// An alias made of scenario statements runs in a nested interpreter; its steps'
+    /// output becomes this step's output, its verdict this step's status.
+    fn steps_alias(
+        &self,
+        name: &str,
+        ast: &crate::scenario::Scenario,
+        args: &[String],
+        vars: &BTreeMap<String, String>,
+    ) -> Exec {
+        struct Nested<'h, 'a> {
+            host: &'h StepHost<'a>,
+            vars: BTreeMap<String, String>,
+            stdout: String,
+            stderr: String,
+        }
+        impl Host for Nested<'_, '_> {
+            fn run_step(&mut self, step: &StepRequest<'_>) -> StepResult {
+                let exec =
+                    self.host
+                        .dispatch(step.name, &step.args, step.timeout, step.seq, &self.vars);
+                self.stdout.push_str(&exec.stdout.text);
+                self.stderr.push_str(&exec.stderr.text);
+                StepResult {
+                    status: exec.status,
+                    stdout: exec.stdout.text,
+                    failure: exec.failure,
+                    interrupted: exec.interrupted,
+                }
+            }
+            fn interrupted(&self) -> bool {
+                interrupt::requested()
+            }
+        }
+        let mut nested_vars = vars.clone();
+        for (i, a) in args.iter().enumerate() {
+            nested_vars.insert((i + 1).to_string(), a.clone());
+        }
+        let mut nested = Nested {
+            host: self,
+            vars: nested_vars.clone(),
+            stdout: String::new(),
+            stderr: String::new(),
+        };
+        let initial: HashMap<String, String> = nested_vars.into_iter().collect();
+        let outcome = Interpreter::new(ast, initial).run(&mut nested);
+        let (status, failure, interrupted) = match outcome.verdict {
+            Verdict::Passed => (0, None, false),
+            Verdict::Failed { reason, .. } => (
+                outcome.exit_code.max(1),
+                Some(format!("in alias `{name}`: {reason}")),
+                false,
+            ),
+            Verdict::Interrupted => (130, Some("interrupted".into()), true),
+        };
+        Exec {
+            resolved: "alias",
+            status,
+            stdout: Captured {
+                text: nested.stdout,
+                dropped: 0,
+            },
+            stderr: Captured {
+                text: nested.stderr,
+                dropped: 0,
+            },
+            failure,
+            interrupted,
+        }
+    }
+}

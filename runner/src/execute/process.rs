@@ -1,0 +1,378 @@
+//! Running one command: no shell, its own process group, bounded output capture, a
+//! timeout that kills the whole group, and an early stop on Ctrl-C.
+//!
+//! One thread waits on everything at once with poll(2): the two output pipes, a pidfd
+//! for the child's exit, and the interrupt descriptor. That keeps a step's overhead close
+//! to the spawn itself.
+
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::interrupt;
+
+pub struct Spec<'a> {
+    pub program: &'a OsStr,
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    pub cwd: Option<&'a Path>,
+    pub timeout: Duration,
+    /// Bytes kept per stream; the rest is counted.
+    pub limit: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Captured {
+    pub text: String,
+    /// Bytes beyond the limit: counted, not kept.
+    pub dropped: u64,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code, or 128 + the signal that ended it (as shells report it).
+    pub status: i32,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    pub timed_out: bool,
+    pub interrupted: bool,
+    pub duration: Duration,
+}
+
+/// How long a process group gets between SIGTERM and SIGKILL after an interrupt.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+
+pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
+    let start = Instant::now();
+    let mut cmd = Command::new(spec.program);
+    cmd.args(spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(cwd) = spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    let mut out = Pipe::new(child.stdout.take().map(Stream::Out), spec.limit);
+    let mut err = Pipe::new(child.stderr.take().map(Stream::Err), spec.limit);
+    let pidfd = PidFd::open(pid);
+
+    let mut deadline = start + spec.timeout;
+    let mut timed_out = false;
+    let mut interrupted = false;
+    let mut exited = false;
+    let mut killed = false;
+    loop {
+        if !exited {
+            exited = match &pidfd {
+                Some(_) => false,
+                None => child.try_wait()?.is_some(),
+            };
+        }
+        if exited && !out.open() && !err.open() {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline && !exited {
+            if interrupted {
+                kill_group(pid, libc::SIGKILL);
+            } else if !killed {
+                timed_out = true;
+                kill_group(pid, libc::SIGKILL);
+                killed = true;
+            }
+            deadline = now + Duration::from_secs(5);
+        }
+        let mut fds = Vec::with_capacity(4);
+        out.push_fd(&mut fds);
+        err.push_fd(&mut fds);
+        let pid_slot = match (&pidfd, exited) {
+            (Some(p), false) => {
+                fds.push(pollfd(p.0));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
+        let int_slot = match (interrupt::fd(), interrupted) {
+            (Some(fd), false) => {
+                fds.push(pollfd(fd));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
+        let wait = if exited {
+            // The child is gone; what is left in the pipes is already there.
+            0
+        } else if pidfd.is_none() {
+            10
+        } else {
+            deadline
+                .saturating_duration_since(now)
+                .as_millis()
+                .clamp(1, i32::MAX as u128) as i32
+        };
+        // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfd for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let mut idx = 0;
+        let mut progressed = false;
+        for pipe in [&mut out, &mut err] {
+            if pipe.open() {
+                if fds[idx].revents != 0 {
+                    pipe.read_available();
+                    progressed = true;
+                }
+                idx += 1;
+            }
+        }
+        if let Some(slot) = pid_slot
+            && fds[slot].revents != 0
+        {
+            exited = true;
+        }
+        if let Some(slot) = int_slot
+            && fds[slot].revents != 0
+            && !interrupted
+        {
+            interrupted = true;
+            kill_group(pid, libc::SIGTERM);
+            deadline = Instant::now() + INTERRUPT_GRACE;
+        }
+        if exited && !progressed {
+            // Drained: stop even if a grandchild still holds the pipes open.
+            out.close();
+            err.close();
+        }
+    }
+    out.close();
+    err.close();
+    let status = child.wait()?;
+    let status = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Ok(Outcome {
+        status,
+        stdout: out.captured,
+        stderr: err.captured,
+        timed_out,
+        interrupted,
+        duration: start.elapsed(),
+    })
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// Signals a whole process group (the child leads its own).
+pub fn kill_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals the group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// A pidfd becomes readable when the process exits (Linux 5.3+). Without one we fall
+/// back to polling `try_wait`.
+struct PidFd(RawFd);
+
+impl PidFd {
+    fn open(pid: i32) -> Option<PidFd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        (fd >= 0).then_some(PidFd(fd as RawFd))
+    }
+}
+
+impl Drop for PidFd {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor.
+        unsafe {
+            libc::close(self.0);
+        }
+    }
+}
+
+enum Stream {
+    Out(ChildStdout),
+    Err(ChildStderr),
+}
+
+struct Pipe {
+    stream: Option<Stream>,
+    limit: usize,
+    bytes: Vec<u8>,
+    captured: Captured,
+}
+
+impl Pipe {
+    fn new(stream: Option<Stream>, limit: usize) -> Pipe {
+        if let Some(s) = &stream {
+            set_nonblocking(s.fd());
+        }
+        Pipe {
+            stream,
+            limit,
+            bytes: Vec::new(),
+            captured: Captured::default(),
+        }
+    }
+
+    fn open(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    fn push_fd(&self, fds: &mut Vec<libc::pollfd>) {
+        if let Some(s) = &self.stream {
+            fds.push(pollfd(s.fd()));
+        }
+    }
+
+    fn read_available(&mut self) {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let Some(stream) = &mut self.stream else {
+                return;
+            };
+            match stream.read(&mut buf) {
+                Ok(0) => {
+                    self.close();
+                    return;
+                }
+                Ok(n) => {
+                    let room = self.limit.saturating_sub(self.bytes.len());
+                    let keep = n.min(room);
+                    self.bytes.extend_from_slice(&buf[..keep]);
+                    self.captured.dropped += (n - keep) as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.close();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        self.stream = None;
+        self.captured.text = String::from_utf8_lossy(&self.bytes).into_owned();
+    }
+}
+
+impl Stream {
+    fn fd(&self) -> RawFd {
+        match self {
+            Stream::Out(s) => s.as_raw_fd(),
+            Stream::Err(s) => s.as_raw_fd(),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Out(s) => s.read(buf),
+            Stream::Err(s) => s.read(buf),
+        }
+    }
+}
+
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor we own; only flags change.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+/// Lets components keep their `Child` for reaping without a second wait implementation.
+pub fn reap(child: &mut Child) -> bool {
+    matches!(child.try_wait(), Ok(Some(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, timeout: Duration, limit: usize) -> Outcome {
+        let args = vec!["-c".to_string(), script.to_string()];
+        run(&Spec {
+            program: OsStr::new("sh"),
+            args: &args,
+            env: &[],
+            cwd: None,
+            timeout,
+            limit,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn captures_output_and_status() {
+        let o = sh(
+            "echo out; echo err >&2; exit 3",
+            Duration::from_secs(5),
+            1024,
+        );
+        assert_eq!(o.status, 3);
+        assert_eq!(o.stdout.text, "out\n");
+        assert_eq!(o.stderr.text, "err\n");
+        assert!(!o.timed_out);
+    }
+
+    #[test]
+    fn output_is_bounded_and_the_rest_counted() {
+        let o = sh("head -c 100000 /dev/zero", Duration::from_secs(5), 1000);
+        assert_eq!(o.stdout.text.len(), 1000);
+        assert_eq!(o.stdout.dropped, 99_000);
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("grandchild-survived");
+        let script = format!("(sleep 1; touch {}) & sleep 30", marker.display());
+        let o = sh(&script, Duration::from_millis(200), 1024);
+        assert!(o.timed_out);
+        assert_eq!(o.status, 128 + libc::SIGKILL);
+        std::thread::sleep(Duration::from_millis(1300));
+        assert!(!marker.exists(), "the grandchild outlived the timeout");
+    }
+
+    #[test]
+    fn a_background_grandchild_does_not_hold_the_step() {
+        let o = sh("sleep 5 & echo done", Duration::from_secs(10), 1024);
+        assert_eq!(o.stdout.text, "done\n");
+        assert!(o.duration < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_missing_program_is_an_error() {
+        let r = run(&Spec {
+            program: OsStr::new("/nonexistent/lowtouch-test"),
+            args: &[],
+            env: &[],
+            cwd: None,
+            timeout: Duration::from_secs(1),
+            limit: 10,
+        });
+        assert!(r.is_err());
+    }
+}

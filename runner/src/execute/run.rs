@@ -1,0 +1,353 @@
+//! Runs planned pipelines: hooks around scenarios, parallel groups, interruption, the
+//! safety net that stops whatever the run started, and the records of it all — emitted
+//! as events, never written here directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::components::Components;
+use super::host::{RunContext, StepHost};
+use super::interrupt;
+use crate::clock;
+use crate::event::{Fanout, RunEvent};
+use crate::pipeline::{HookLine, Plan, ScenarioFile};
+use crate::scenario::Scenario;
+use crate::scenario::interpreter::{Interpreter, Verdict};
+use crate::store::{RunRecord, SCHEMA_VERSION, ScenarioKind, ScenarioRecord, Status};
+
+pub struct RunSettings<'a> {
+    pub run_id: &'a str,
+    pub project: &'a Path,
+    /// The runtime directory root (`.lowtouch/`); environments get `envs/NAME/` below it.
+    pub state_dir: &'a Path,
+    pub revision: String,
+    pub overrides: Vec<(String, String)>,
+}
+
+/// Runs the plans one after another and returns the finished run record.
+pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) -> RunRecord {
+    let started = Instant::now();
+    let mut run = RunRecord {
+        v: SCHEMA_VERSION,
+        id: settings.run_id.to_string(),
+        pipelines: plans.iter().map(|p| p.pipeline.name.clone()).collect(),
+        environments: plans.iter().map(|p| p.env.name.clone()).collect(),
+        revision: settings.revision.clone(),
+        started_at: clock::now(),
+        finished_at: None,
+        status: Status::Running,
+        passed: 0,
+        failed: 0,
+        skipped: 0,
+        duration_ms: 0,
+        pid: std::process::id(),
+        hostname: hostname(),
+        overrides: settings.overrides.clone(),
+    };
+    events.emit(&RunEvent::RunStarted(&run));
+    let index = AtomicU32::new(0);
+    let mut hooks_failed = false;
+    for plan in plans {
+        let results = run_plan(plan, settings, events, &index);
+        for sc in &results {
+            match (sc.kind, sc.status) {
+                (ScenarioKind::Scenario, Status::Passed) => run.passed += 1,
+                (ScenarioKind::Scenario, Status::Skipped) => run.skipped += 1,
+                (ScenarioKind::Scenario, _) => run.failed += 1,
+                (ScenarioKind::Hook, Status::Passed) => {}
+                (ScenarioKind::Hook, _) => hooks_failed = true,
+            }
+        }
+    }
+    run.status = if interrupt::requested() {
+        Status::Interrupted
+    } else if run.failed > 0 || hooks_failed {
+        Status::Failed
+    } else {
+        Status::Passed
+    };
+    run.finished_at = Some(clock::now());
+    run.duration_ms = started.elapsed().as_millis() as u64;
+    events.emit(&RunEvent::RunFinished(&run));
+    run
+}
+
+fn run_plan(
+    plan: &Plan,
+    settings: &RunSettings<'_>,
+    events: &Fanout<'_>,
+    index: &AtomicU32,
+) -> Vec<ScenarioRecord> {
+    let env_dir = settings.state_dir.join("envs").join(&plan.env.name);
+    let mut vars: BTreeMap<String, String> = plan.env.variables.clone();
+    let exe =
+        std::env::current_exe().map_or_else(|_| "lowtouch".into(), |p| p.display().to_string());
+    vars.insert("lowtouch".into(), exe);
+    vars.insert("project_dir".into(), settings.project.display().to_string());
+    vars.insert("env".into(), plan.env.name.clone());
+    vars.insert("env_dir".into(), env_dir.display().to_string());
+    vars.insert("run_id".into(), settings.run_id.to_string());
+    vars.insert("pipeline".into(), plan.pipeline.name.clone());
+    // Variables may use the builtins above (`#{env_dir}/data`): fill those in now.
+    let snapshot = vars.clone();
+    for value in vars.values_mut() {
+        if value.contains("#{")
+            && let Ok(t) = crate::environment::template::Template::parse(value)
+            && let Ok(r) = t.render(&snapshot)
+        {
+            *value = r;
+        }
+    }
+    let components = Components::new(
+        &plan.env,
+        env_dir,
+        settings.project.to_path_buf(),
+        vars.clone(),
+    );
+    for note in components.stop_leftovers() {
+        events.emit(&RunEvent::Notice(&note));
+    }
+    let ctx = RunContext {
+        run_id: settings.run_id,
+        plan,
+        components: &components,
+        events,
+        project: settings.project,
+        vars,
+    };
+    let runner = &PlanRunner { ctx: &ctx, index };
+    let mut results = Vec::new();
+
+    let setup = runner.hook("setup", &plan.pipeline.setup, false);
+    let setup_failed = setup.as_ref().is_some_and(|r| r.status != Status::Passed);
+    results.extend(setup);
+    for group in &plan.pipeline.groups {
+        if setup_failed || interrupt::requested() {
+            let why = if setup_failed {
+                "setup failed"
+            } else {
+                "the run was interrupted"
+            };
+            for sc in group {
+                results.push(runner.skipped(sc, why));
+            }
+            continue;
+        }
+        let before = runner.hook("before_each", &plan.pipeline.before_each, false);
+        let before_failed = before.as_ref().is_some_and(|r| r.status != Status::Passed);
+        results.extend(before);
+        if before_failed {
+            for sc in group {
+                results.push(runner.skipped(sc, "before_each failed"));
+            }
+        } else if group.len() == 1 {
+            results.push(runner.scenario(&group[0]));
+        } else {
+            let indices: Vec<u32> = group.iter().map(|_| runner.next_index()).collect();
+            let done: Vec<ScenarioRecord> = std::thread::scope(|s| {
+                let handles: Vec<_> = group
+                    .iter()
+                    .zip(&indices)
+                    .map(|(sc, &i)| s.spawn(move || runner.scenario_at(sc, i)))
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+            results.extend(done);
+        }
+        results.extend(runner.hook("after_each", &plan.pipeline.after_each, true));
+    }
+    results.extend(runner.hook("teardown", &plan.pipeline.teardown, true));
+    for note in components.stop_all_started() {
+        events.emit(&RunEvent::Notice(&note));
+    }
+    results
+}
+
+struct PlanRunner<'a> {
+    ctx: &'a RunContext<'a>,
+    index: &'a AtomicU32,
+}
+
+impl PlanRunner<'_> {
+    fn next_index(&self) -> u32 {
+        self.index.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn record(&self, index: u32, kind: ScenarioKind, name: &str, path: &str) -> ScenarioRecord {
+        ScenarioRecord {
+            v: SCHEMA_VERSION,
+            run_id: self.ctx.run_id.to_string(),
+            index,
+            kind,
+            pipeline: self.ctx.plan.pipeline.name.clone(),
+            environment: self.ctx.plan.env.name.clone(),
+            name: name.to_string(),
+            path: path.to_string(),
+            status: Status::Running,
+            reason: None,
+            failed_line: None,
+            started_at: clock::now(),
+            duration_ms: 0,
+            steps: 0,
+        }
+    }
+
+    fn skipped(&self, sc: &ScenarioFile, why: &str) -> ScenarioRecord {
+        let mut rec = self.record(
+            self.next_index(),
+            ScenarioKind::Scenario,
+            &sc.name,
+            &display_path(&sc.file.path),
+        );
+        rec.status = Status::Skipped;
+        rec.reason = Some(format!("not run: {why}"));
+        self.ctx.events.emit(&RunEvent::ScenarioFinished(&rec));
+        rec
+    }
+
+    fn scenario(&self, sc: &ScenarioFile) -> ScenarioRecord {
+        let i = self.next_index();
+        self.scenario_at(sc, i)
+    }
+
+    fn scenario_at(&self, sc: &ScenarioFile, index: u32) -> ScenarioRecord {
+        let rec = self.record(
+            index,
+            ScenarioKind::Scenario,
+            &sc.name,
+            &display_path(&sc.file.path),
+        );
+        self.interpret(rec, &sc.ast, sc.timeout)
+    }
+
+    /// Runs a hook's lines. Hooks that must always run (`after_each`, `teardown`) go on
+    /// after a failing line, so one failure does not leave the rest of the cleanup undone.
+    fn hook(&self, name: &str, lines: &[HookLine], keep_going: bool) -> Option<ScenarioRecord> {
+        if lines.is_empty() {
+            return None;
+        }
+        let path = self
+            .ctx
+            .plan
+            .pipeline
+            .file
+            .as_ref()
+            .map(|f| display_path(&f.path))
+            .unwrap_or_default();
+        let mut rec = self.record(self.next_index(), ScenarioKind::Hook, name, &path);
+        self.ctx.events.emit(&RunEvent::ScenarioStarted(&rec));
+        let started = Instant::now();
+        let timeout = self.ctx.plan.pipeline.scenario_timeout;
+        let mut status = Status::Passed;
+        for line in lines {
+            if interrupt::requested() && !keep_going {
+                status = Status::Interrupted;
+                break;
+            }
+            let mut one = self.record(rec.index, ScenarioKind::Hook, name, &path);
+            one.status = Status::Running;
+            let (verdict, steps) = self.run_ast(&one, &line.ast, timeout, rec.steps, line.line);
+            rec.steps += steps;
+            match verdict {
+                Verdict::Passed => {}
+                Verdict::Failed { reason, .. } => {
+                    status = Status::Failed;
+                    rec.failed_line.get_or_insert(line.line);
+                    rec.reason
+                        .get_or_insert(format!("`{}`: {reason}", line.text));
+                    if !keep_going {
+                        break;
+                    }
+                }
+                Verdict::Interrupted => {
+                    status = Status::Interrupted;
+                    if !keep_going {
+                        break;
+                    }
+                }
+            }
+        }
+        rec.status = status;
+        rec.duration_ms = started.elapsed().as_millis() as u64;
+        self.ctx.events.emit(&RunEvent::ScenarioFinished(&rec));
+        Some(rec)
+    }
+
+    fn interpret(
+        &self,
+        mut rec: ScenarioRecord,
+        ast: &Scenario,
+        timeout: Duration,
+    ) -> ScenarioRecord {
+        self.ctx.events.emit(&RunEvent::ScenarioStarted(&rec));
+        let started = Instant::now();
+        let (verdict, steps) = self.run_ast(&rec, ast, timeout, 0, 1);
+        rec.steps = steps;
+        match verdict {
+            Verdict::Passed => rec.status = Status::Passed,
+            Verdict::Failed { line, reason } => {
+                rec.status = Status::Failed;
+                rec.failed_line = Some(line);
+                rec.reason = Some(reason);
+            }
+            Verdict::Interrupted => {
+                rec.status = Status::Interrupted;
+                rec.reason = Some("interrupted".into());
+            }
+        }
+        rec.duration_ms = started.elapsed().as_millis() as u64;
+        self.ctx.events.emit(&RunEvent::ScenarioFinished(&rec));
+        rec
+    }
+
+    /// Interprets `ast` as part of `rec`; step numbers continue from `seq_base`.
+    fn run_ast(
+        &self,
+        rec: &ScenarioRecord,
+        ast: &Scenario,
+        timeout: Duration,
+        seq_base: u64,
+        line_base: u32,
+    ) -> (Verdict, u64) {
+        let mut vars: HashMap<String, String> = self
+            .ctx
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        vars.insert("scenario".into(), rec.name.clone());
+        let mut host = StepHost {
+            ctx: self.ctx,
+            scenario: &rec.name,
+            scenario_index: rec.index,
+            deadline: Instant::now() + timeout,
+            scenario_timeout: timeout,
+            seq_base,
+            last_seq: 0,
+            line_base,
+        };
+        let outcome = Interpreter::new(ast, vars)
+            .with_budget(self.ctx.plan.pipeline.step_budget)
+            .run(&mut host);
+        (outcome.verdict, host.steps_run())
+    }
+}
+
+/// Paths as a person reads them: relative to the working directory when they can be.
+pub fn display_path(p: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    p.strip_prefix(&cwd).unwrap_or(p).display().to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// `.lowtouch` under the project.
+pub fn state_dir(project: &Path) -> PathBuf {
+    project.join(".lowtouch")
+}

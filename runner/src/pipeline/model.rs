@@ -1,0 +1,81 @@
+//! The YAML shape of `pipelines/*.yaml`, as serde reads it. Unknown keys are errors.
+
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Defaults to the file's stem.
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// A bare `lowtouch run` runs the pipelines marked `default: true`.
+    #[serde(default)]
+    pub default: bool,
+    /// The environment it runs on (`environments/NAME.yaml`).
+    pub environment: String,
+    /// Directories searched for `lowtouch-NAME` plugins, relative to this file.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Statements run once before the first scenario.
+    #[serde(default)]
+    pub setup: Vec<String>,
+    /// Statements run once after the last scenario, always — after failures and Ctrl-C too.
+    #[serde(default)]
+    pub teardown: Vec<String>,
+    /// Statements run before each scenario (or parallel group): a known state to start from.
+    #[serde(default)]
+    pub before_each: Vec<String>,
+    /// Statements run after each scenario (or parallel group), always.
+    #[serde(default)]
+    pub after_each: Vec<String>,
+    pub scenarios: Vec<EntrySpec>,
+    /// A step's limit unless it says otherwise (default 60s).
+    pub step_timeout: Option<String>,
+    /// A scenario's limit unless its entry says otherwise (default 10m).
+    pub scenario_timeout: Option<String>,
+    /// Statements a scenario may execute before it is stopped (default 100000).
+    pub step_budget: Option<u64>,
+    /// Bytes of output kept per step and stream (default 65536); the rest is counted.
+    pub output_limit: Option<usize>,
+}
+
+/// An entry of `scenarios:` — a path, a path with options, or a parallel group.
+#[derive(Debug)]
+pub enum EntrySpec {
+    Path(String),
+    Detailed(DetailedEntry),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedEntry {
+    pub path: Option<String>,
+    pub timeout: Option<String>,
+    /// Scenarios that run at the same time.
+    pub parallel: Option<Vec<EntrySpec>>,
+}
+
+impl<'de> Deserialize<'de> for EntrySpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntrySpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a scenario path, or a map with `path` and `timeout`, or `parallel: [...]`",
+                )
+            }
+            fn visit_str<E>(self, v: &str) -> Result<EntrySpec, E> {
+                Ok(EntrySpec::Path(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<EntrySpec, A::Error> {
+                DetailedEntry::deserialize(MapAccessDeserializer::new(map)).map(EntrySpec::Detailed)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,294 @@
+//! A loaded pipeline: its scenario files parsed, its hooks parsed, its limits resolved.
+//! Checking names against the environment happens in [`super::plan`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::model::{EntrySpec, PipelineFile};
+use crate::scenario::duration::parse_duration;
+use crate::scenario::{self, Scenario};
+use crate::source::{Finding, SourceFile, locate_key, locate_value};
+
+#[derive(Debug)]
+pub struct Pipeline {
+    pub name: String,
+    /// The pipeline file; `None` for an ad-hoc `run --scenario`.
+    pub file: Option<SourceFile>,
+    pub description: Option<String>,
+    pub default: bool,
+    pub environment: String,
+    pub tool_dirs: Vec<PathBuf>,
+    pub setup: Vec<HookLine>,
+    pub teardown: Vec<HookLine>,
+    pub before_each: Vec<HookLine>,
+    pub after_each: Vec<HookLine>,
+    /// Scenarios in order; the scenarios of one group run at the same time.
+    pub groups: Vec<Vec<ScenarioFile>>,
+    pub step_timeout: Duration,
+    pub scenario_timeout: Duration,
+    pub step_budget: u64,
+    pub output_limit: usize,
+}
+
+/// One statement of a hook (`setup`, `before_each`…), parsed on its own.
+#[derive(Debug)]
+pub struct HookLine {
+    pub text: String,
+    pub ast: Scenario,
+    /// Where it is written, for findings.
+    pub line: u32,
+    pub col: u32,
+}
+
+#[derive(Debug)]
+pub struct ScenarioFile {
+    /// The file's stem: the JUnit testcase name.
+    pub name: String,
+    pub file: SourceFile,
+    pub ast: Scenario,
+    pub timeout: Duration,
+}
+
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(600);
+pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
+
+impl Pipeline {
+    /// Every pipeline file under `<project>/pipelines`, sorted by path.
+    pub fn discover(project: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(project.join("pipelines"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        files.sort();
+        files
+    }
+
+    pub fn load(path: &Path) -> Result<Pipeline, Vec<Finding>> {
+        let file = SourceFile::read(path).map_err(|f| vec![f])?;
+        let spec: PipelineFile =
+            serde_yaml::from_str(&file.text).map_err(|e| vec![Finding::yaml(&file, &e)])?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut findings = Vec::new();
+        let at = |key: &[&str], msg: String| {
+            let (line, col) = locate_key(&file.text, key).unwrap_or((1, 1));
+            Finding::at(&file, line, col, key.last().map_or(1, |k| k.len()), msg)
+        };
+        let mut duration = |key: &str,
+                            value: Option<&str>,
+                            default: Duration,
+                            findings: &mut Vec<Finding>| match value {
+            None => default,
+            Some(v) => parse_duration(v).unwrap_or_else(|| {
+                findings.push(
+                    at(&[key], format!("`{v}` is not a duration"))
+                        .help("write it as 500ms, 5s or 2m; a bare number is seconds"),
+                );
+                default
+            }),
+        };
+        let step_timeout = duration(
+            "step_timeout",
+            spec.step_timeout.as_deref(),
+            DEFAULT_STEP_TIMEOUT,
+            &mut findings,
+        );
+        let scenario_timeout = duration(
+            "scenario_timeout",
+            spec.scenario_timeout.as_deref(),
+            DEFAULT_SCENARIO_TIMEOUT,
+            &mut findings,
+        );
+
+        let hook = |key: &str, lines: &[String], findings: &mut Vec<Finding>| -> Vec<HookLine> {
+            let mut out = Vec::new();
+            for text in lines {
+                let (line, col) = locate_value(&file.text, &[key], text).unwrap_or((1, 1));
+                let (ast, diags) = scenario::parse(text);
+                if let Some(d) = diags.first() {
+                    let mut f = Finding::at(
+                        &file,
+                        line,
+                        col + d.span.col - 1,
+                        d.span.len,
+                        d.message.clone(),
+                    );
+                    f.diagnostic.help = d.help.clone();
+                    findings.push(f);
+                    continue;
+                }
+                out.push(HookLine {
+                    text: text.clone(),
+                    ast,
+                    line,
+                    col,
+                });
+            }
+            out
+        };
+        let setup = hook("setup", &spec.setup, &mut findings);
+        let teardown = hook("teardown", &spec.teardown, &mut findings);
+        let before_each = hook("before_each", &spec.before_each, &mut findings);
+        let after_each = hook("after_each", &spec.after_each, &mut findings);
+
+        let mut groups = Vec::new();
+        for entry in &spec.scenarios {
+            let mut group = Vec::new();
+            collect(
+                entry,
+                &dir,
+                &file,
+                scenario_timeout,
+                &mut group,
+                &mut findings,
+                &mut duration,
+                false,
+            );
+            if !group.is_empty() {
+                groups.push(group);
+            }
+        }
+        if spec.scenarios.is_empty() {
+            findings.push(at(&["scenarios"], "the pipeline has no scenarios".into()));
+        }
+        let name = spec.name.unwrap_or_else(|| {
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("pipeline")
+                .to_string()
+        });
+        if !findings.is_empty() {
+            return Err(findings);
+        }
+        Ok(Pipeline {
+            name,
+            description: spec.description,
+            default: spec.default,
+            environment: spec.environment,
+            tool_dirs: spec.tools.iter().map(|t| dir.join(t)).collect(),
+            setup,
+            teardown,
+            before_each,
+            after_each,
+            groups,
+            step_timeout,
+            scenario_timeout,
+            step_budget: spec
+                .step_budget
+                .unwrap_or(scenario::interpreter::DEFAULT_STEP_BUDGET),
+            output_limit: spec.output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT),
+            file: Some(file),
+        })
+    }
+
+    /// A one-scenario pipeline for `lowtouch run --scenario FILE --env NAME`.
+    pub fn adhoc(scenario_path: &Path, environment: &str) -> Result<Pipeline, Vec<Finding>> {
+        let scenario = load_scenario(scenario_path, DEFAULT_SCENARIO_TIMEOUT)?;
+        Ok(Pipeline {
+            name: "scenario".into(),
+            file: None,
+            description: None,
+            default: false,
+            environment: environment.to_string(),
+            tool_dirs: Vec::new(),
+            setup: Vec::new(),
+            teardown: Vec::new(),
+            before_each: Vec::new(),
+            after_each: Vec::new(),
+            groups: vec![vec![scenario]],
+            step_timeout: DEFAULT_STEP_TIMEOUT,
+            scenario_timeout: DEFAULT_SCENARIO_TIMEOUT,
+            step_budget: scenario::interpreter::DEFAULT_STEP_BUDGET,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+        })
+    }
+
+    pub fn scenarios(&self) -> impl Iterator<Item = &ScenarioFile> {
+        self.groups.iter().flatten()
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a recursive walk sharing the loader's state"
+)]
+fn collect(
+    entry: &EntrySpec,
+    dir: &Path,
+    file: &SourceFile,
+    default_timeout: Duration,
+    group: &mut Vec<ScenarioFile>,
+    findings: &mut Vec<Finding>,
+    duration: &mut dyn FnMut(&str, Option<&str>, Duration, &mut Vec<Finding>) -> Duration,
+    nested: bool,
+) {
+    let (path, timeout, parallel) = match entry {
+        EntrySpec::Path(p) => (Some(p.as_str()), None, None),
+        EntrySpec::Detailed(d) => (d.path.as_deref(), d.timeout.as_deref(), d.parallel.as_ref()),
+    };
+    let timeout = duration("scenarios", timeout, default_timeout, findings);
+    match (path, parallel) {
+        (Some(p), None) => {
+            let full = dir.join(p);
+            match load_scenario(&full, timeout) {
+                Ok(s) => group.push(s),
+                Err(mut fs) => {
+                    if fs.len() == 1 && fs[0].source.is_none() {
+                        // The file itself is missing: point at the entry in the pipeline.
+                        let (line, col) =
+                            locate_value(&file.text, &["scenarios"], p).unwrap_or((1, 1));
+                        findings.push(
+                            Finding::at(
+                                file,
+                                line,
+                                col,
+                                p.len(),
+                                format!("scenario file `{p}` not found"),
+                            )
+                            .help(format!("paths are relative to {}", dir.display())),
+                        );
+                    } else {
+                        findings.append(&mut fs);
+                    }
+                }
+            }
+        }
+        (None, Some(items)) if !nested => {
+            for item in items {
+                collect(item, dir, file, timeout, group, findings, duration, true);
+            }
+        }
+        _ => {
+            let (line, col) = locate_key(&file.text, &["scenarios"]).unwrap_or((1, 1));
+            findings.push(Finding::at(
+                file,
+                line,
+                col,
+                9,
+                "each scenario entry needs `path`, or (at the top level) `parallel`",
+            ));
+        }
+    }
+}
+
+fn load_scenario(path: &Path, timeout: Duration) -> Result<ScenarioFile, Vec<Finding>> {
+    let file = SourceFile::read(path).map_err(|f| vec![f])?;
+    let (ast, diags) = scenario::parse(&file.text);
+    if !diags.is_empty() {
+        return Err(diags.into_iter().map(|d| Finding::new(&file, d)).collect());
+    }
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("scenario")
+        .to_string();
+    Ok(ScenarioFile {
+        name,
+        file,
+        ast,
+        timeout,
+    })
+}

@@ -1,0 +1,122 @@
+//! Planning: a pipeline joined with its environment and tools, every name checked
+//! against them before anything runs.
+
+use std::path::{Path, PathBuf};
+
+use super::pipeline::{HookLine, Pipeline};
+use crate::environment::{AliasKind, Environment, Resolver, Tools};
+use crate::scenario::check::check;
+use crate::source::Finding;
+
+/// A pipeline ready to run: nothing in it refers to something that does not exist.
+#[derive(Debug)]
+pub struct Plan {
+    pub pipeline: Pipeline,
+    pub env: Environment,
+    pub tools: Tools,
+}
+
+impl Plan {
+    /// Loads the pipeline's environment and checks everything against it.
+    /// `extra_tools` come from `--tools DIR`; `overrides` from `--set NAME=VALUE`.
+    pub fn new(
+        pipeline: Pipeline,
+        project: &Path,
+        extra_tools: &[PathBuf],
+        overrides: &[(String, String)],
+    ) -> Result<Plan, Vec<Finding>> {
+        let Some(env_path) = Environment::path_for(project, &pipeline.environment) else {
+            return Err(vec![missing_environment(&pipeline, project)]);
+        };
+        let env = Environment::load(&env_path, overrides)?;
+        let mut dirs = pipeline.tool_dirs.clone();
+        dirs.extend(extra_tools.iter().cloned());
+        let tools = Tools::scan(dirs);
+        let plan = Plan {
+            pipeline,
+            env,
+            tools,
+        };
+        let findings = plan.check();
+        if findings.is_empty() {
+            Ok(plan)
+        } else {
+            Err(findings)
+        }
+    }
+
+    /// Every finding of every scenario, hook and alias, in file order.
+    pub fn check(&self) -> Vec<Finding> {
+        let resolver = Resolver::new(&self.env, &self.tools);
+        let mut findings = Vec::new();
+        for scenario in self.pipeline.scenarios() {
+            for d in check(&scenario.ast, &resolver) {
+                findings.push(Finding::new(&scenario.file, d));
+            }
+        }
+        if let Some(file) = &self.pipeline.file {
+            let hooks: [&[HookLine]; 4] = [
+                &self.pipeline.setup,
+                &self.pipeline.teardown,
+                &self.pipeline.before_each,
+                &self.pipeline.after_each,
+            ];
+            for hook in hooks.into_iter().flatten() {
+                for d in check(&hook.ast, &resolver) {
+                    let col = hook.col + d.span.col - 1;
+                    let mut f = Finding::at(file, hook.line, col, d.span.len, d.message.clone());
+                    f.diagnostic.label = d.label;
+                    f.diagnostic.help = d.help;
+                    findings.push(f);
+                }
+            }
+        }
+        let mut positional = Resolver::new(&self.env, &self.tools);
+        positional.extra_vars = (1..=9).map(|i| i.to_string()).collect();
+        for alias in self.env.aliases.values() {
+            if let AliasKind::Steps(ast) = &alias.kind {
+                for d in check(ast, &positional) {
+                    let (line, col) =
+                        crate::source::locate_key(&self.env.file.text, &["aliases", &alias.name])
+                            .unwrap_or((1, 1));
+                    findings.push(
+                        Finding::at(
+                            &self.env.file,
+                            line,
+                            col,
+                            alias.name.len(),
+                            format!("in `steps`: {}", d.message),
+                        )
+                        .help(d.label.or(d.help).unwrap_or_default()),
+                    );
+                }
+            }
+        }
+        findings
+    }
+}
+
+fn missing_environment(pipeline: &Pipeline, project: &Path) -> Finding {
+    let names = Environment::names(project);
+    let message = format!("environment `{}` not found", pipeline.environment);
+    let help = match crate::scenario::diagnostic::did_you_mean(
+        &pipeline.environment,
+        names.iter().map(String::as_str),
+    ) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None if names.is_empty() => format!(
+            "there is no environment in {}",
+            project.join("environments").display()
+        ),
+        None => format!("environments: {}", names.join(", ")),
+    };
+    match &pipeline.file {
+        Some(file) => {
+            let (line, col) =
+                crate::source::locate_value(&file.text, &["environment"], &pipeline.environment)
+                    .unwrap_or((1, 1));
+            Finding::at(file, line, col, pipeline.environment.len(), message).help(help)
+        }
+        None => Finding::file(&project.join("environments"), message).help(help),
+    }
+}

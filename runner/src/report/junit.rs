@@ -1,0 +1,192 @@
+//! JUnit XML from a stored run (quick-junit): one testsuite per pipeline and environment,
+//! one testcase per scenario. It stays within the Jenkins xunit schema (`junit-10.xsd`):
+//! properties only on suites, and per testcase only `skipped`, `failure`, `error`,
+//! `system-out` and `system-err`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::store::{RunRecord, ScenarioKind, ScenarioRecord, Status, StepRecord};
+
+/// A run's scenarios with the steps of each, as read back from the store.
+pub struct StoredRun {
+    pub run: RunRecord,
+    pub scenarios: Vec<(ScenarioRecord, Vec<StepRecord>)>,
+}
+
+pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError> {
+    let run = &stored.run;
+    let mut report = Report::new("lowtouch");
+    if let Some(ts) = parse_time(&run.started_at) {
+        report.set_timestamp(ts);
+    }
+    report.set_time(Duration::from_millis(run.duration_ms));
+
+    let mut suites: BTreeMap<(String, String), Vec<&(ScenarioRecord, Vec<StepRecord>)>> =
+        BTreeMap::new();
+    for entry in &stored.scenarios {
+        let sc = &entry.0;
+        // A hook that passed is no test; one that failed is, so CI shows it.
+        if sc.kind == ScenarioKind::Hook && sc.status == Status::Passed {
+            continue;
+        }
+        suites
+            .entry((sc.pipeline.clone(), sc.environment.clone()))
+            .or_default()
+            .push(entry);
+    }
+    for ((pipeline, env), entries) in suites {
+        let classname = format!("{pipeline}.{env}");
+        let mut suite = TestSuite::new(classname.clone());
+        suite.add_property(Property::new("lowtouch.run_id", run.id.as_str()));
+        suite.add_property(Property::new("lowtouch.revision", run.revision.as_str()));
+        suite.add_property(Property::new("lowtouch.pipeline", pipeline.as_str()));
+        suite.add_property(Property::new("lowtouch.environment", env.as_str()));
+        if let Some(first) = entries.first()
+            && let Some(ts) = parse_time(&first.0.started_at)
+        {
+            suite.set_timestamp(ts);
+        }
+        let total: u64 = entries.iter().map(|e| e.0.duration_ms).sum();
+        suite.set_time(Duration::from_millis(total));
+        for (sc, steps) in entries.iter().map(|e| (&e.0, &e.1)) {
+            suite.add_test_case(test_case(sc, steps, &classname));
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string()
+}
+
+fn test_case(sc: &ScenarioRecord, steps: &[StepRecord], classname: &str) -> TestCase {
+    let status = match sc.status {
+        Status::Passed => TestCaseStatus::success(),
+        Status::Skipped => {
+            let mut s = TestCaseStatus::skipped();
+            if let Some(r) = &sc.reason {
+                s.set_message(r.as_str());
+            }
+            s
+        }
+        Status::Failed => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_type("scenario failure");
+            s.set_message(message(sc));
+            s.set_description(failing_step(sc, steps));
+            s
+        }
+        Status::Interrupted | Status::Crashed | Status::Running => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_type(sc.status.as_str());
+            s.set_message(message(sc));
+            s.set_description(failing_step(sc, steps));
+            s
+        }
+    };
+    let name = match sc.kind {
+        ScenarioKind::Scenario => sc.name.clone(),
+        ScenarioKind::Hook => format!("[{}]", sc.name),
+    };
+    let mut case = TestCase::new(name, status);
+    case.set_classname(classname);
+    case.set_time(Duration::from_millis(sc.duration_ms));
+    case.set_system_out(transcript(steps));
+    case
+}
+
+fn message(sc: &ScenarioRecord) -> String {
+    let reason = sc
+        .reason
+        .clone()
+        .unwrap_or_else(|| sc.status.as_str().to_string());
+    match sc.failed_line {
+        Some(line) => format!("{}:{line}: {reason}", sc.path),
+        None => reason,
+    }
+}
+
+/// The failing step: its command and what it printed.
+fn failing_step(sc: &ScenarioRecord, steps: &[StepRecord]) -> String {
+    let step = steps
+        .iter()
+        .rev()
+        .find(|s| s.status != 0 || s.failure.is_some())
+        .or_else(|| steps.iter().rev().find(|s| Some(s.line) == sc.failed_line));
+    let mut out = String::new();
+    if let Some(s) = step {
+        let _ = writeln!(out, "{}:{}: {}", sc.path, s.line, command_line(s));
+        let _ = writeln!(out, "status: {}", s.status);
+        if let Some(f) = &s.failure {
+            let _ = writeln!(out, "failure: {f}");
+        }
+        push_stream(&mut out, "stdout", &s.stdout, s.stdout_dropped);
+        push_stream(&mut out, "stderr", &s.stderr, s.stderr_dropped);
+    } else if let Some(r) = &sc.reason {
+        out.push_str(r);
+    }
+    out
+}
+
+fn push_stream(out: &mut String, name: &str, text: &str, dropped: u64) {
+    if text.is_empty() && dropped == 0 {
+        return;
+    }
+    let _ = writeln!(out, "--- {name}");
+    out.push_str(text);
+    if !text.ends_with('\n') && !text.is_empty() {
+        out.push('\n');
+    }
+    if dropped > 0 {
+        let _ = writeln!(out, "[{dropped} more bytes not kept]");
+    }
+}
+
+/// Every step with its status and output: the scenario's log as a person reads it.
+pub fn transcript(steps: &[StepRecord]) -> String {
+    let mut out = String::new();
+    for s in steps {
+        let mark = if s.status == 0 && s.failure.is_none() {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        let _ = writeln!(
+            out,
+            "[{:>4}] line {}: {} -> {mark} (status {}, {:.1} ms)",
+            s.seq,
+            s.line,
+            command_line(s),
+            s.status,
+            s.duration_us as f64 / 1000.0
+        );
+        for line in s.stdout.lines() {
+            let _ = writeln!(out, "       | {line}");
+        }
+        if s.status != 0 || s.failure.is_some() {
+            for line in s.stderr.lines() {
+                let _ = writeln!(out, "       ! {line}");
+            }
+        }
+    }
+    out
+}
+
+pub fn command_line(s: &StepRecord) -> String {
+    let mut text = s.command.clone();
+    for a in &s.args {
+        text.push(' ');
+        if a.is_empty() || a.contains(char::is_whitespace) {
+            let _ = write!(text, "{a:?}");
+        } else {
+            text.push_str(a);
+        }
+    }
+    text
+}
+
+fn parse_time(text: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(text).ok()
+}

@@ -1,0 +1,15 @@
+//! The store: runs, scenarios and steps per revision, in sled.
+//!
+//! **Invariant:** this is the only module that touches sled. Everything else reads and
+//! writes typed records through [`Store`].
+
+pub mod error;
+pub mod records;
+pub mod sink;
+#[expect(clippy::module_inception, reason = "the main type of the module")]
+pub mod store;
+
+pub use error::StoreError;
+pub use records::{RunRecord, SCHEMA_VERSION, ScenarioKind, ScenarioRecord, Status, StepRecord};
+pub use sink::StoreSink;
+pub use store::Store;

@@ -1,0 +1,109 @@
+//! The records the store keeps, versioned: every record carries `v`, the schema version
+//! it was written with, so a later lowtouch can read or migrate it.
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version this build writes. Bump it when a record changes incompatibly
+/// and teach [`super::Store::open`] to migrate.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Passed,
+    Failed,
+    /// Stopped by Ctrl-C or SIGTERM; what ran is stored.
+    Interrupted,
+    /// The process died (SIGKILL, power loss) while running; found on the next open.
+    Crashed,
+    /// Not run, because something before it failed (a setup hook) or the run was interrupted.
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::Crashed => "crashed",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub v: u32,
+    pub id: String,
+    pub pipelines: Vec<String>,
+    pub environments: Vec<String>,
+    /// `<sha>`, `<sha>-dirty`, or `unversioned-<hash of the inputs>`.
+    pub revision: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: Status,
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub duration_ms: u64,
+    /// The process that ran it, so a stale `running` record can be told from a live one.
+    pub pid: u32,
+    pub hostname: String,
+    /// The `--set` overrides it ran with.
+    #[serde(default)]
+    pub overrides: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioKind {
+    Scenario,
+    /// `setup`, `teardown`, `before_each`, `after_each`.
+    Hook,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioRecord {
+    pub v: u32,
+    pub run_id: String,
+    /// Position in the run, the key's second part.
+    pub index: u32,
+    pub kind: ScenarioKind,
+    pub pipeline: String,
+    pub environment: String,
+    /// The scenario file's stem, or the hook's name.
+    pub name: String,
+    pub path: String,
+    pub status: Status,
+    /// Why it failed: the failing step and what it said.
+    pub reason: Option<String>,
+    pub failed_line: Option<u32>,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub steps: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub v: u32,
+    pub run_id: String,
+    pub scenario_index: u32,
+    pub seq: u64,
+    pub line: u32,
+    pub command: String,
+    pub args: Vec<String>,
+    /// How the command was resolved: builtin, component, alias, plugin.
+    pub resolved: String,
+    pub status: i32,
+    pub stdout: String,
+    /// Bytes of stdout beyond the capture limit: counted, not kept.
+    pub stdout_dropped: u64,
+    pub stderr: String,
+    pub stderr_dropped: u64,
+    pub failure: Option<String>,
+    pub started_at: String,
+    pub duration_us: u64,
+}

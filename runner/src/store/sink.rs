@@ -1,0 +1,42 @@
+//! The store as an event listener: every record a run emits is written as it happens.
+
+use std::sync::Mutex;
+
+use super::{Store, StoreError};
+use crate::event::{Listener, RunEvent};
+
+pub struct StoreSink<'a> {
+    store: &'a Store,
+    /// The first write that failed: the run goes on, and ends with exit code 3.
+    pub error: Mutex<Option<StoreError>>,
+}
+
+impl<'a> StoreSink<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        StoreSink {
+            store,
+            error: Mutex::new(None),
+        }
+    }
+
+    pub fn take_error(&self) -> Option<StoreError> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Listener for StoreSink<'_> {
+    fn on_event(&self, event: &RunEvent<'_>) {
+        let result = match event {
+            RunEvent::RunStarted(run) => self.store.begin_run(run),
+            RunEvent::ScenarioStarted(sc) => self.store.put_scenario(sc),
+            RunEvent::StepFinished(step) => self.store.put_step(step),
+            RunEvent::ScenarioFinished(sc) => self.store.finish_scenario(sc),
+            RunEvent::RunFinished(run) => self.store.finish_run(run),
+            RunEvent::Notice(_) | RunEvent::StepStarted { .. } => Ok(()),
+        };
+        if let Err(e) = result {
+            let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(e);
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The embedded store (sled). Key layout, one tree each, all values JSON records with `v`:
+//!
+//! | tree        | key                                   | value            |
+//! |-------------|---------------------------------------|------------------|
+//! | `meta`      | `schema_version`                      | decimal text     |
+//! | `runs`      | `<run id>`                            | [`RunRecord`]      |
+//! | `active`    | `<run id>`                            | empty: a run not yet finished |
+//! | `scenarios` | `<run id> 0x00 <index: u32 BE>`       | [`ScenarioRecord`] |
+//! | `steps`     | `<run id> 0x00 <index: u32 BE> <seq: u64 BE>` | [`StepRecord`] |
+//! | `revisions` | `<revision> 0x00 <run id>`            | empty: runs per revision |
+//!
+//! Run ids sort by time, so a reverse scan of `runs` is newest first.
+//!
+//! Durability: sled's own flusher writes dirty data every [`FLUSH_EVERY_MS`], so a step's
+//! record is on disk at most that long after it is written, and flushes are grouped
+//! (a fast scenario does not pay an fsync per step). The end of every scenario and run
+//! flushes explicitly.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::StoreError;
+use super::records::{RunRecord, SCHEMA_VERSION, ScenarioRecord, Status, StepRecord};
+
+/// How often sled flushes dirty data in the background.
+pub const FLUSH_EVERY_MS: u64 = 50;
+
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+    runs: sled::Tree,
+    active: sled::Tree,
+    scenarios: sled::Tree,
+    steps: sled::Tree,
+    revisions: sled::Tree,
+    /// Runs found unfinished at open and marked crashed.
+    pub recovered: Vec<String>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store and marks runs a dead process left unfinished.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(FLUSH_EVERY_MS))
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(|e| match &e {
+                sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked {
+                    path: path.to_path_buf(),
+                    owner: read_owner(path),
+                },
+                _ => StoreError::Open {
+                    path: path.to_path_buf(),
+                    source: e,
+                },
+            })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("schema_version")? {
+            Some(v) => {
+                let found: u32 = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::TooNew {
+                        path: path.to_path_buf(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+            }
+        }
+        write_owner(path);
+        let mut store = Store {
+            runs: db.open_tree("runs")?,
+            active: db.open_tree("active")?,
+            scenarios: db.open_tree("scenarios")?,
+            steps: db.open_tree("steps")?,
+            revisions: db.open_tree("revisions")?,
+            db,
+            path: path.to_path_buf(),
+            recovered: Vec::new(),
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// We hold sled's lock, so every run still marked active belongs to a dead process.
+    fn recover(&mut self) -> Result<(), StoreError> {
+        for entry in self.active.iter() {
+            let (key, _) = entry?;
+            let id = String::from_utf8_lossy(&key).to_string();
+            if let Some(mut run) = self.run(&id)? {
+                if run.status == Status::Running {
+                    run.status = Status::Crashed;
+                    self.put(&self.runs, id.as_bytes(), &run)?;
+                }
+                for mut sc in self.scenarios(&id)? {
+                    if sc.status == Status::Running {
+                        sc.status = Status::Crashed;
+                        self.put(&self.scenarios, &scenario_key(&id, sc.index), &sc)?;
+                    }
+                }
+            }
+            self.active.remove(&key)?;
+            self.recovered.push(id);
+        }
+        if !self.recovered.is_empty() {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    fn put<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).to_string(),
+            source: e,
+        })?;
+        tree.insert(key, bytes)?;
+        Ok(())
+    }
+
+    fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).replace('\0', "/"),
+            source: e,
+        })
+    }
+
+    pub fn begin_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.put(&self.runs, run.id.as_bytes(), run)?;
+        self.active.insert(run.id.as_bytes(), &[])?;
+        let mut rev_key = run.revision.as_bytes().to_vec();
+        rev_key.push(0);
+        rev_key.extend_from_slice(run.id.as_bytes());
+        self.revisions.insert(rev_key, &[])?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn put_scenario(&self, sc: &ScenarioRecord) -> Result<(), StoreError> {
+        self.put(&self.scenarios, &scenario_key(&sc.run_id, sc.index), sc)
+    }
+
+    /// A scenario's final record: flushed before this returns.
+    pub fn finish_scenario(&self, sc: &ScenarioRecord) -> Result<(), StoreError> {
+        self.put_scenario(sc)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn put_step(&self, step: &StepRecord) -> Result<(), StoreError> {
+        let mut key = scenario_key(&step.run_id, step.scenario_index);
+        key.extend_from_slice(&step.seq.to_be_bytes());
+        self.put(&self.steps, &key, step)
+    }
+
+    /// The run's final record: flushed before this returns.
+    pub fn finish_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.put(&self.runs, run.id.as_bytes(), run)?;
+        self.active.remove(run.id.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        match self.runs.get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(Self::decode(id.as_bytes(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.runs.iter().rev().take(limit) {
+            let (k, v) = entry?;
+            out.push(Self::decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn run_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Run ids for a revision, oldest first.
+    pub fn runs_for_revision(&self, revision: &str) -> Result<Vec<String>, StoreError> {
+        let mut prefix = revision.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for entry in self.revisions.scan_prefix(&prefix) {
+            let (k, _) = entry?;
+            out.push(String::from_utf8_lossy(&k[prefix.len()..]).to_string());
+        }
+        Ok(out)
+    }
+
+    pub fn scenarios(&self, run_id: &str) -> Result<Vec<ScenarioRecord>, StoreError> {
+        let mut prefix = run_id.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for entry in self.scenarios.scan_prefix(&prefix) {
+            let (k, v) = entry?;
+            out.push(Self::decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn steps(&self, run_id: &str, scenario_index: u32) -> Result<Vec<StepRecord>, StoreError> {
+        let prefix = scenario_key(run_id, scenario_index);
+        let mut out = Vec::new();
+        for entry in self.steps.scan_prefix(&prefix) {
+            let (k, v) = entry?;
+            out.push(Self::decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.db.flush();
+        let _ = std::fs::remove_file(owner_path(&self.path));
+    }
+}
+
+fn scenario_key(run_id: &str, index: u32) -> Vec<u8> {
+    let mut key = run_id.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn owner_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".owner");
+    db.with_file_name(name)
+}
+
+/// Records who holds the store, so a second process can say so.
+fn write_owner(db: &Path) {
+    let args: Vec<String> = std::env::args().collect();
+    let _ = std::fs::write(
+        owner_path(db),
+        format!("pid {} ({})", std::process::id(), args.join(" ")),
+    );
+}
+
+fn read_owner(db: &Path) -> String {
+    match std::fs::read_to_string(owner_path(db)) {
+        Ok(s) if !s.trim().is_empty() => format!(": {}", s.trim()),
+        _ => String::new(),
+    }
+}
