@@ -116,7 +116,7 @@ impl Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.path.display().to_string();
+        let path = display_path(&self.path);
         match &self.source {
             Some(text) => f.write_str(&self.diagnostic.render(&path, text)),
             None => {
@@ -128,6 +128,12 @@ impl fmt::Display for Finding {
             }
         }
     }
+}
+
+/// Paths as a person reads them: relative to the working directory when they can be.
+pub fn display_path(p: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    p.strip_prefix(&cwd).unwrap_or(p).display().to_string()
 }
 
 /// serde_yaml appends " at line L column C" to its messages; we show the place ourselves.

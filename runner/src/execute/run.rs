@@ -335,11 +335,7 @@ impl PlanRunner<'_> {
     }
 }
 
-/// Paths as a person reads them: relative to the working directory when they can be.
-pub fn display_path(p: &Path) -> String {
-    let cwd = std::env::current_dir().unwrap_or_default();
-    p.strip_prefix(&cwd).unwrap_or(p).display().to_string()
-}
+pub use crate::source::display_path;
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -46,6 +46,9 @@ pub struct ScenarioFile {
     pub name: String,
     pub file: SourceFile,
     pub ast: Scenario,
+    /// What the parser found wrong; the statements it could parse are in `ast`, so a
+    /// plan reports these together with what checking the rest finds.
+    pub parse_errors: Vec<scenario::Diagnostic>,
     pub timeout: Duration,
 }
 
@@ -276,10 +279,7 @@ fn collect(
 
 fn load_scenario(path: &Path, timeout: Duration) -> Result<ScenarioFile, Vec<Finding>> {
     let file = SourceFile::read(path).map_err(|f| vec![f])?;
-    let (ast, diags) = scenario::parse(&file.text);
-    if !diags.is_empty() {
-        return Err(diags.into_iter().map(|d| Finding::new(&file, d)).collect());
-    }
+    let (ast, parse_errors) = scenario::parse(&file.text);
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -289,6 +289,7 @@ fn load_scenario(path: &Path, timeout: Duration) -> Result<ScenarioFile, Vec<Fin
         name,
         file,
         ast,
+        parse_errors,
         timeout,
     })
 }

@@ -50,7 +50,10 @@ impl Plan {
         let resolver = Resolver::new(&self.env, &self.tools);
         let mut findings = Vec::new();
         for scenario in self.pipeline.scenarios() {
-            for d in check(&scenario.ast, &resolver) {
+            let mut diags = scenario.parse_errors.clone();
+            diags.extend(check(&scenario.ast, &resolver));
+            diags.sort_by_key(|d| d.span.offset);
+            for d in diags {
                 findings.push(Finding::new(&scenario.file, d));
             }
         }

@@ -21,9 +21,7 @@ pub struct StoredRun {
 pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError> {
     let run = &stored.run;
     let mut report = Report::new("lowtouch");
-    if let Some(ts) = parse_time(&run.started_at) {
-        report.set_timestamp(ts);
-    }
+    // No timestamp on <testsuites>: junit-10.xsd does not declare one there.
     report.set_time(Duration::from_millis(run.duration_ms));
 
     let mut suites: BTreeMap<(String, String), Vec<&(ScenarioRecord, Vec<StepRecord>)>> =
@@ -164,6 +162,9 @@ pub fn transcript(steps: &[StepRecord]) -> String {
         );
         for line in s.stdout.lines() {
             let _ = writeln!(out, "       | {line}");
+        }
+        if s.stdout_dropped > 0 {
+            let _ = writeln!(out, "       | [{} more bytes not kept]", s.stdout_dropped);
         }
         if s.status != 0 || s.failure.is_some() {
             for line in s.stderr.lines() {

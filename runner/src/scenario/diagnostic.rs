@@ -40,6 +40,7 @@ impl Diagnostic {
     pub fn render(&self, path: &str, source: &str) -> String {
         let mut out = String::new();
         let line_no = self.span.line.max(1);
+        let gutter = line_no.to_string().len();
         let _ = writeln!(
             out,
             "error: {}\n  --> {}:{}:{}",
@@ -47,7 +48,6 @@ impl Diagnostic {
         );
         if let Some(line) = source.lines().nth(line_no as usize - 1) {
             let line = line.trim_end_matches('\r');
-            let gutter = line_no.to_string().len();
             let width = source
                 .get(self.span.range())
                 .map(|s| s.lines().next().unwrap_or("").chars().count())
@@ -67,7 +67,7 @@ impl Diagnostic {
             out.push('\n');
         }
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "  = help: {help}");
+            let _ = writeln!(out, "{:gutter$} = help: {help}", "");
         }
         out
     }

@@ -1,1 +1,10 @@
+//! Integration tests: the real `lowtouch` executable against real processes, real
+//! sockets on loopback, real git repositories and real sled files, in temp dirs.
 
+mod check;
+mod demo;
+mod harness;
+mod junit_schema;
+mod language;
+mod revision;
+mod store;

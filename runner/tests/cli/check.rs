@@ -1,0 +1,168 @@
+//! `lowtouch check` and bad input: every finding with file:line:col, a caret and a hint.
+//!
+//! Golden files: `runner/tests/scenarios/err/NAME.scn` is checked against the demo's
+//! `local` environment and its findings must equal `NAME.stderr` beside it; files in
+//! `ok/` must check clean. `UPDATE_EXPECT=1 cargo test` rewrites the `.stderr` files.
+
+use std::path::Path;
+
+use crate::harness::Project;
+
+fn golden_dir(kind: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(kind)
+}
+
+fn scenarios(kind: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(golden_dir(kind))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "scn"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn golden_diagnostics() {
+    let p = Project::demo();
+    let mut failures = Vec::new();
+    for file in scenarios("err") {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        std::fs::copy(&file, p.path().join(name)).unwrap();
+        let out = p.lowtouch(&["check", name]).output();
+        assert_eq!(
+            out.code, 1,
+            "{name}: check should find problems\n{}",
+            out.stderr
+        );
+        let expected_path = file.with_extension("stderr");
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::write(&expected_path, &out.stderr).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if out.stderr != expected {
+            failures.push(format!(
+                "{name}:\n--- expected\n{expected}--- got\n{}",
+                out.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn good_scenarios_check_clean() {
+    let p = Project::demo();
+    for file in scenarios("ok") {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        std::fs::copy(&file, p.path().join(name)).unwrap();
+        let out = p.lowtouch(&["check", name]).output();
+        assert_eq!(out.code, 0, "{name}:\n{}", out.stderr);
+    }
+    // The whole demo checks clean too.
+    let out = p.lowtouch(&["check"]).output().expect_code(0);
+    assert!(
+        out.stderr
+            .contains("ok: checked 1 pipeline, 1 environment, 5 scenarios"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_refuses_bad_input_before_anything_runs() {
+    let p = Project::demo();
+    p.write("bad.scn", "start_load\nexec_smok\ngoto nowhere\n");
+    let out = p
+        .lowtouch(&["run", "--scenario", "bad.scn"])
+        .output()
+        .expect_code(2);
+    assert!(out.stderr.contains("bad.scn:3:6"), "{}", out.stderr);
+    assert!(out.stderr.contains("bad.scn:2:1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `exec_smoke`?"),
+        "{}",
+        out.stderr
+    );
+    // Nothing ran: no load generator was started, no store was made.
+    assert!(
+        !p.path()
+            .join(".lowtouch/envs/local/LoadGenerator.pid")
+            .exists()
+    );
+    assert!(!p.path().join(".lowtouch/db").exists());
+}
+
+#[test]
+fn yaml_errors_name_their_place() {
+    let p = Project::demo();
+    p.write(
+        "pipelines/typo.yaml",
+        "environment: local\nscenarios: [demo/smoke.scn]\nstep_timout: 5s\n",
+    );
+    let out = p
+        .lowtouch(&["check", "pipelines/typo.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("unknown field `step_timout`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("pipelines/typo.yaml:3:1"),
+        "{}",
+        out.stderr
+    );
+
+    p.write(
+        "pipelines/noenv.yaml",
+        "environment: locl\nscenarios: [demo/smoke.scn]\n",
+    );
+    let out = p.lowtouch(&["run", "noenv"]).output().expect_code(2);
+    assert!(
+        out.stderr.contains("environment `locl` not found"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `local`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("pipelines/noenv.yaml:1:14"),
+        "{}",
+        out.stderr
+    );
+
+    p.write(
+        "environments/broken.yaml",
+        "components:\n  X:\n    start: [\"#{nope}\"]\n",
+    );
+    let out = p
+        .lowtouch(&["check", "environments/broken.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("variable `nope` is not defined"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("environments/broken.yaml:3:14"),
+        "{}",
+        out.stderr
+    );
+
+    let out = p.lowtouch(&["run", "nosuch"]).output().expect_code(2);
+    assert!(
+        out.stderr.contains("no pipeline named `nosuch`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,129 @@
+//! The bundled demo: `lowtouch run` against the demo exchange, as a new user runs it.
+
+use crate::harness::{Project, history};
+use crate::junit_schema::validate;
+
+#[test]
+fn the_demo_runs_green_and_a_second_run_finds_the_first() {
+    let p = Project::demo();
+    let first = p.lowtouch(&["run"]).output().expect_code(0);
+    assert!(
+        first.stdout.contains("5 passed, 0 failed"),
+        "{}",
+        first.stdout
+    );
+    for name in [
+        "smoke",
+        "failover",
+        "failover_book",
+        "latency",
+        "backup_restart",
+    ] {
+        assert!(
+            first.stdout.contains(name),
+            "summary lacks {name}:\n{}",
+            first.stdout
+        );
+    }
+    // The run id is printed at the start (progress, stderr) and at the end (summary).
+    let id = history(&p)[0]["id"].as_str().unwrap().to_string();
+    assert!(first.stderr.contains(&id) && first.stdout.contains(&id));
+    p.assert_nothing_left_running();
+
+    // The talk's failover really happened: the backup took over.
+    let backup_log = p.read(".lowtouch/envs/local/MatchingEngineBackup.log");
+    assert!(backup_log.contains("STATE: ACTIVE"), "{backup_log}");
+    assert!(backup_log.contains("PRIMARY LOST"), "{backup_log}");
+
+    let junit = p.read("reports/junit.xml");
+    validate(&junit).unwrap_or_else(|e| panic!("invalid JUnit: {e:?}\n{junit}"));
+    assert!(
+        junit.contains(r#"<testsuite name="demo.local" tests="5""#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<testcase name="failover" classname="demo.local""#),
+        "{junit}"
+    );
+    assert!(junit.contains(&format!(
+        r#"<property name="lowtouch.run_id" value="{id}"/>"#
+    )));
+
+    p.lowtouch(&["run"]).output().expect_code(0);
+    let runs = history(&p);
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1]["id"].as_str().unwrap(),
+        id,
+        "the second run sees the first"
+    );
+    assert!(
+        runs.iter()
+            .all(|r| r["status"] == "passed" && r["passed"] == 5)
+    );
+    p.assert_nothing_left_running();
+}
+
+#[test]
+fn a_failover_that_does_not_happen_fails_the_run_with_the_step_output() {
+    let p = Project::demo();
+    // Both engines die: nobody can take over, the smoke check fails, the talk's
+    // scenario takes its FAIL branch and exits 1.
+    p.write(
+        "pipelines/broken.yaml",
+        "environment: local\n\
+         before_each: [start MatchingEnginePrimary, start MatchingEngineBackup]\n\
+         after_each: [stop_load, stop MatchingEngineBackup, stop MatchingEnginePrimary]\n\
+         scenarios: [broken/no_backup.scn]\n",
+    );
+    p.write(
+        "pipelines/broken/no_backup.scn",
+        "kill -9 MatchingEngineBackup\nkill -9 MatchingEnginePrimary\n\
+         set smoke_status timeout 3s exec_smoke\n\
+         if 'PASS' == #{smoke_status} then goto pass\necho FAIL\nexit 1\npass:\necho PASS\n",
+    );
+    let out = p.lowtouch(&["run", "broken"]).output().expect_code(1);
+    assert!(out.stdout.contains("FAIL    no_backup"), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("no_backup.scn:6: the scenario exited with code 1"),
+        "{}",
+        out.stderr
+    );
+    let junit = p.read("reports/junit.xml");
+    validate(&junit).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    assert!(
+        junit.contains("no_backup.scn:6: the scenario exited with code 1"),
+        "{junit}"
+    );
+    // The failing step and what it printed are in the report.
+    assert!(junit.contains("echo FAIL"), "{junit}");
+    p.assert_nothing_left_running();
+}
+
+#[test]
+fn fault_knobs_reach_the_engines() {
+    let p = Project::demo();
+    p.write("pipelines/knob.yaml", "environment: local\nbefore_each: [start MatchingEnginePrimary]\nafter_each: [stop MatchingEnginePrimary]\nscenarios: [demo/smoke.scn]\n");
+    p.lowtouch(&["run", "knob", "--set", "latency_us=3000"])
+        .output()
+        .expect_code(0);
+    let log = p.read(".lowtouch/envs/local/MatchingEnginePrimary.log");
+    let latencies: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.split("INTERNAL LATENCY: ").nth(1)?.trim().parse().ok())
+        .collect();
+    assert!(!latencies.is_empty(), "{log}");
+    assert!(latencies.iter().all(|&us| us >= 3000), "{latencies:?}");
+    // A --set for a variable the environment does not have is bad input.
+    let out = p
+        .lowtouch(&["run", "knob", "--set", "latency=1"])
+        .output()
+        .expect_code(2);
+    assert!(
+        out.stderr.contains("did you mean `latency_us`?"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,150 @@
+//! The store under stress: a second process, Ctrl-C, and SIGKILL in the middle of
+//! heavy writes — nothing acknowledged is lost, nothing is corrupted.
+
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lowtouch::store::{Status, Store};
+
+use crate::harness::{Project, history, wait_until};
+
+fn sigint(pid: u32) {
+    // SAFETY: signalling a child we spawned.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGINT);
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_step_runs_teardown_and_stores_the_run_as_interrupted() {
+    let p = Project::demo();
+    p.write("pipelines/long.yaml", "environment: local\nbefore_each: [start MatchingEnginePrimary]\nafter_each: [stop MatchingEnginePrimary]\nscenarios: [long/wait.scn, demo/smoke.scn]\n");
+    p.write("pipelines/long/wait.scn", "exec_smoke\nsleep 60s\n");
+    let mut child = p.lowtouch(&["run", "long"]).spawn();
+    let pidfile = p
+        .path()
+        .join(".lowtouch/envs/local/MatchingEnginePrimary.pid");
+    assert!(
+        wait_until(Duration::from_secs(20), || pidfile.exists()),
+        "the engine never started"
+    );
+    // While it runs, the store is held: a second process says by whom and exits 3.
+    let held = p.lowtouch(&["history"]).output().expect_code(3);
+    assert!(
+        held.stderr.contains("held by another process: pid"),
+        "{}",
+        held.stderr
+    );
+    assert!(
+        held.stderr.contains(&child.id().to_string()),
+        "{}",
+        held.stderr
+    );
+
+    std::thread::sleep(Duration::from_millis(200));
+    sigint(child.id());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let runs = history(&p);
+    assert_eq!(runs[0]["status"], "interrupted");
+    assert_eq!(
+        runs[0]["skipped"], 1,
+        "the scenario after the interrupted one was not run"
+    );
+    p.assert_nothing_left_running();
+    assert!(
+        p.read("reports/junit.xml").contains("<error"),
+        "interrupted scenario is an error in JUnit"
+    );
+}
+
+#[test]
+fn sigkill_during_heavy_writes_loses_nothing_flushed_and_corrupts_nothing() {
+    let p = Project::empty();
+    p.write("environments/local.yaml", "variables: {}\n");
+    let steps = 40;
+    let scenario: String = (0..steps)
+        .map(|i| format!("echo step {i} of a scenario with some output to store\n"))
+        .collect();
+    let mut entries = String::new();
+    for i in 0..300 {
+        p.write(&format!("pipelines/heavy/s{i:03}.scn"), &scenario);
+        entries.push_str(&format!("  - heavy/s{i:03}.scn\n"));
+    }
+    p.write(
+        "pipelines/heavy.yaml",
+        &format!("environment: local\nscenarios:\n{entries}"),
+    );
+    let db = p.path().join(".lowtouch/db");
+
+    for round in 0..8u64 {
+        let mut child = p.lowtouch(&["run", "heavy"]).spawn();
+        let stderr = child.stderr.take().unwrap();
+        let finished = Arc::new(Mutex::new(Vec::<String>::new()));
+        let reader = {
+            let finished = finished.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.strip_prefix("PASS ") {
+                        let name = rest.split_whitespace().next().unwrap_or("").to_string();
+                        finished.lock().unwrap().push(name);
+                    }
+                }
+            })
+        };
+        // Kill at a different moment each round, once some scenarios are done.
+        let target = 3 + (round as usize * 7) % 25;
+        assert!(
+            wait_until(Duration::from_secs(30), || finished.lock().unwrap().len()
+                >= target),
+            "round {round}: the run made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(round * 13 % 50));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let acknowledged = finished.lock().unwrap().clone();
+
+        let store = Store::open(&db).expect("the store reopens after SIGKILL");
+        assert_eq!(
+            store.recovered.len(),
+            1,
+            "round {round}: the killed run is found unfinished"
+        );
+        let run = store.run(&store.recovered[0]).unwrap().unwrap();
+        assert_eq!(run.status, Status::Crashed);
+        let scenarios = store.scenarios(&run.id).expect("scenario records decode");
+        for name in &acknowledged {
+            let sc = scenarios
+                .iter()
+                .find(|s| &s.name == name)
+                .unwrap_or_else(|| {
+                    panic!("round {round}: scenario {name} was reported done but is not stored")
+                });
+            assert_eq!(sc.status, Status::Passed, "round {round}: {name}");
+            let recorded = store.steps(&run.id, sc.index).expect("step records decode");
+            let seqs: Vec<u64> = recorded.iter().map(|s| s.seq).collect();
+            assert_eq!(
+                seqs,
+                (1..=steps as u64).collect::<Vec<_>>(),
+                "round {round}: steps of {name}"
+            );
+            assert!(
+                recorded.iter().all(|s| s.stdout.starts_with("step ")),
+                "round {round}: step output intact"
+            );
+        }
+        // Every record of every run, crashed or not, still decodes.
+        for r in store.runs(1000).unwrap() {
+            for sc in store.scenarios(&r.id).unwrap() {
+                store.steps(&r.id, sc.index).unwrap();
+            }
+        }
+        assert_eq!(
+            store.runs(1000).unwrap().len(),
+            round as usize + 1,
+            "round {round}: earlier runs are kept"
+        );
+    }
+}
