@@ -1,1 +1,413 @@
-fn main() {}
+//! lowtouch against its overhead targets, as processes, the way a user runs it.
+//!
+//! `cargo bench -p lowtouch --bench overhead` prints one table:
+//!
+//! 1. Per step: 1,000 alias steps running `true` vs a bash script making 1,000
+//!    `/bin/true` calls; medians of 21 interleaved runs each; ratio ≤ 1.1.
+//! 2. Start-up: `lowtouch run --scenario one.scn` (`echo hi`), store opened and closed,
+//!    JUnit written; median wall of 21 runs < 20 ms, peak RSS (per run, from `wait4`)
+//!    < 10 MiB.
+//! 3. Parsing: `lowtouch check` of a generated 100,000-line scenario, median of 11 runs
+//!    < 100 ms (process start-up included).
+//!
+//! Every run uses one temporary project (environments/bench.yaml) and its one store,
+//! `.lowtouch/db`, which grows with every run as it does in real use. lowtouch's output
+//! goes to /dev/null; every exit status is checked and a failure panics, so a failing
+//! run is never timed as a fast one.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LOWTOUCH: &str = env!("CARGO_BIN_EXE_lowtouch");
+const ENV: &str = "bench";
+
+const STEPS: usize = 1_000;
+const STEP_RUNS: usize = 21;
+const STARTUP_RUNS: usize = 21;
+const PARSE_LINES: usize = 100_000;
+const PARSE_RUNS: usize = 11;
+
+const STEP_RATIO_MAX: f64 = 1.1;
+const STARTUP_MAX_MS: f64 = 20.0;
+const STARTUP_RSS_MAX_KIB: i64 = 10 * 1024;
+const PARSE_MAX_MS: f64 = 100.0;
+
+/// One finished child process: wall time from spawn to reaped, and its peak RSS.
+struct Sample {
+    wall: Duration,
+    max_rss_kib: i64,
+}
+
+/// Spawns `program args…` with all of stdin/stdout/stderr on /dev/null, reaps it with
+/// `wait4` to get its own rusage, and panics unless it exited 0.
+fn measure(project: &Path, program: &str, args: &[&str]) -> Sample {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(project)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: a zeroed rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = loop {
+        // SAFETY: pid is our own unreaped child; status and usage are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break r;
+    };
+    let wall = start.elapsed();
+    // The child is reaped: dropping the handle does not wait and does not kill.
+    drop(child);
+    assert_eq!(
+        reaped,
+        pid,
+        "wait4({pid}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !ok {
+        // Run it again with the output kept, so the panic says why.
+        let out = Command::new(program)
+            .args(args)
+            .current_dir(project)
+            .stdin(Stdio::null())
+            .output()
+            .ok();
+        let (stdout, stderr) = out
+            .map(|o| {
+                (
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                    String::from_utf8_lossy(&o.stderr).into_owned(),
+                )
+            })
+            .unwrap_or_default();
+        panic!(
+            "`{program} {}` failed (wait status {status:#x}); a benchmark must not time \
+             failures.\n--- stdout (rerun) ---\n{stdout}\n--- stderr (rerun) ---\n{stderr}",
+            args.join(" ")
+        );
+    }
+    Sample {
+        wall,
+        max_rss_kib: usage.ru_maxrss,
+    }
+}
+
+fn lowtouch(project: &Path, args: &[&str]) -> Sample {
+    let dir = project.to_str().expect("UTF-8 temp path");
+    let mut full = vec!["-C", dir];
+    full.extend_from_slice(args);
+    measure(project, LOWTOUCH, &full)
+}
+
+/// `lowtouch run --json` once, untimed, to make sure the scenario really ran `steps`
+/// steps and passed (exit 0 alone would not catch a scenario that ran nothing).
+fn verify_steps(project: &Path, scenario: &str, steps: usize) {
+    let out = Command::new(LOWTOUCH)
+        .arg("-C")
+        .arg(project)
+        .args(["run", "--scenario", scenario, "--env", ENV, "--json"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("cannot start lowtouch");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains(&format!("\"steps\": {steps},"))
+            && text.contains("\"status\": \"passed\""),
+        "{scenario}: expected a passed run of {steps} steps, got {}:\n{text}",
+        out.status
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn min(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
+}
+
+fn self_max_rss_kib() -> i64 {
+    // SAFETY: a zeroed rusage is valid; getrusage fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "FAIL" }
+}
+
+/// The project every run uses: one environment with the aliases the scenarios call.
+fn write_project(dir: &Path) {
+    fs::create_dir_all(dir.join("environments")).unwrap();
+    fs::write(
+        dir.join("environments").join(format!("{ENV}.yaml")),
+        r#"description: lowtouch overhead benchmark
+variables:
+  host: 127.0.0.1
+  port: 8080
+aliases:
+  t:
+    description: run /bin/true, no shell
+    run: ["true"]
+  probe:
+    description: a stand-in for a real probe; only checked, never run here
+    run: ["true"]
+"#,
+    )
+    .unwrap();
+    let steps: String = "t\n".repeat(STEPS);
+    fs::write(dir.join("steps.scn"), steps).unwrap();
+    let mut sh = String::from("#!/bin/bash\n");
+    sh.push_str(&"/bin/true\n".repeat(STEPS));
+    fs::write(dir.join("steps.sh"), sh).unwrap();
+    fs::write(dir.join("one.scn"), "echo hi\n").unwrap();
+}
+
+/// A 100,000-line scenario of 20-line blocks: comments, quoted arguments, `#{var}`
+/// interpolation, `set`, `if … then goto`, labels, `assert` (one with a regex), `echo`,
+/// `timeout`, `sleep`, blank lines. Valid against the bench environment. Streamed to
+/// disk so the bench process stays small (its memory would otherwise show up in the
+/// children's ru_maxrss: posix_spawn's child shares the parent's mm until exec).
+fn write_parse_scenario(path: &Path) -> u64 {
+    const BLOCK: usize = 20;
+    assert_eq!(PARSE_LINES % BLOCK, 0);
+    let mut out = BufWriter::new(fs::File::create(path).unwrap());
+    let mut block = String::new();
+    for i in 0..PARSE_LINES / BLOCK {
+        let v = i % 50;
+        block.clear();
+        writeln!(block, "# --- block {i}: an order goes through and the book agrees ---").unwrap();
+        writeln!(block, "set status_{v} probe --url \"http://#{{host}}:#{{port}}/orders/{i}\" --id 'ord-{i}'").unwrap();
+        writeln!(block, "if #{{status_{v}}} == 'down' then goto recover_{i}").unwrap();
+        writeln!(block, "assert #{{status_{v}}} != \"\" \"probe {i} answered on #{{host}}\"").unwrap();
+        writeln!(block, "echo \"block {i}: status #{{status_{v}}} on #{{host}}:#{{port}}\"").unwrap();
+        writeln!(block, "t --name \"order {i}\" #{{port}} plain-{i} x=#{{status_{v}}}").unwrap();
+        writeln!(block, "timeout 5s probe --check #{{host}}:#{{port}}   # a trailing comment").unwrap();
+        writeln!(block, "set code_{v} t \"payload=#{{status_{v}}}\" 'literal #{{not_a_var}}'").unwrap();
+        writeln!(block, "assert #{{code_{v}.status}} == 0").unwrap();
+        if i % 2 == 0 {
+            writeln!(block, "assert #{{status_{v}}} =~ ^[a-z]*$ \"status {i} looks like a word\"").unwrap();
+        } else {
+            writeln!(block, "assert #{{status_{v}}} != FAIL \"status {i} is not FAIL\"").unwrap();
+        }
+        writeln!(block, "sleep 1ms").unwrap();
+        writeln!(block, "goto done_{i}").unwrap();
+        writeln!(block, "recover_{i}:").unwrap();
+        writeln!(block, "echo \"recovering #{{host}} after #{{status_{v}}}\"").unwrap();
+        writeln!(block, "probe --restart 'svc {i}' \"#{{host}}\"").unwrap();
+        writeln!(block, "done_{i}:").unwrap();
+        writeln!(block, "t").unwrap();
+        writeln!(block, "# block {i} done").unwrap();
+        writeln!(block).unwrap();
+        writeln!(block, "echo done {i}").unwrap();
+        debug_assert_eq!(block.lines().count(), BLOCK);
+        out.write_all(block.as_bytes()).unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    fs::metadata(path).unwrap().len()
+}
+
+fn main() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let project: PathBuf = tmp.path().to_path_buf();
+    write_project(&project);
+    let bash = "bash";
+
+    println!("lowtouch overhead benchmark");
+    println!("  binary:  {LOWTOUCH}");
+    println!("  project: {} (environment `{ENV}`)", project.display());
+
+    // Untimed: the scenarios do what we think, and the page cache is warm.
+    verify_steps(&project, "steps.scn", STEPS);
+    verify_steps(&project, "one.scn", 1);
+    measure(&project, bash, &["steps.sh"]);
+
+    // 1. Per step, interleaved: bash, lowtouch, bash, lowtouch…
+    let mut bash_ms = Vec::with_capacity(STEP_RUNS);
+    let mut lt_ms = Vec::with_capacity(STEP_RUNS);
+    for _ in 0..STEP_RUNS {
+        bash_ms.push(ms(measure(&project, bash, &["steps.sh"]).wall));
+        lt_ms.push(ms(lowtouch(
+            &project,
+            &["run", "--scenario", "steps.scn", "--env", ENV],
+        )
+        .wall));
+    }
+    let bash_med = median(&bash_ms);
+    let lt_med = median(&lt_ms);
+    let ratio = lt_med / bash_med;
+    // The same ratio taken pair by pair (each lowtouch run against the bash run just
+    // before it): a check that the medians' ratio is not an accident of the noise.
+    let pair_ratios: Vec<f64> = lt_ms.iter().zip(&bash_ms).map(|(l, b)| l / b).collect();
+    let pair_ratio_med = median(&pair_ratios);
+
+    // 2. Start-up: a one-line scenario, the store (now holding the runs above) opened
+    //    and closed, JUnit written.
+    let mut st_ms = Vec::with_capacity(STARTUP_RUNS);
+    let mut st_rss = Vec::with_capacity(STARTUP_RUNS);
+    for _ in 0..STARTUP_RUNS {
+        let s = lowtouch(&project, &["run", "--scenario", "one.scn", "--env", ENV]);
+        st_ms.push(ms(s.wall));
+        st_rss.push(s.max_rss_kib as f64);
+    }
+    let st_med = median(&st_ms);
+    let rss_max = max(&st_rss) as i64;
+    let rss_med = median(&st_rss) as i64;
+    let bench_rss = self_max_rss_kib();
+    let store_bytes = dir_size(&project.join(".lowtouch").join("db"));
+
+    // 3. Parsing and checking 100,000 lines.
+    let scn = project.join("big.scn");
+    let scn_bytes = write_parse_scenario(&scn);
+    lowtouch(&project, &["check", "--env", ENV, "big.scn"]); // untimed: warms the cache
+    let mut parse_ms = Vec::with_capacity(PARSE_RUNS);
+    let mut parse_rss = Vec::with_capacity(PARSE_RUNS);
+    for _ in 0..PARSE_RUNS {
+        let s = lowtouch(&project, &["check", "--env", ENV, "big.scn"]);
+        parse_ms.push(ms(s.wall));
+        parse_rss.push(s.max_rss_kib as f64);
+    }
+    let parse_med = median(&parse_ms);
+    let lines_per_s = PARSE_LINES as f64 / (parse_med / 1e3);
+
+    // Report.
+    let per_step = lt_med / STEPS as f64;
+    let per_step_net = (lt_med - st_med) / STEPS as f64;
+    let bash_per_call = bash_med / STEPS as f64;
+    println!();
+    println!(
+        "1. per step: {STEP_RUNS} interleaved runs each, {STEPS} steps (alias `t` -> true, no shell) vs bash calling /bin/true {STEPS} times"
+    );
+    println!(
+        "   bash      median {bash_med:8.1} ms  (min {:.1}, max {:.1})  {bash_per_call:.3} ms/call",
+        min(&bash_ms),
+        max(&bash_ms)
+    );
+    println!(
+        "   lowtouch  median {lt_med:8.1} ms  (min {:.1}, max {:.1})  {per_step:.3} ms/step, {per_step_net:.3} ms/step net of start-up",
+        min(&lt_ms),
+        max(&lt_ms)
+    );
+    println!(
+        "   ratio of medians {ratio:.3}  (median of per-pair ratios {pair_ratio_med:.3}, range {:.3}..{:.3})",
+        min(&pair_ratios),
+        max(&pair_ratios)
+    );
+    println!(
+        "2. start-up: {STARTUP_RUNS} runs of one.scn (`echo hi`), store {:.1} MiB after {} runs",
+        store_bytes as f64 / 1048576.0,
+        2 + STEP_RUNS + STARTUP_RUNS
+    );
+    println!(
+        "   wall median {st_med:.1} ms (min {:.1}, max {:.1}); peak RSS median {rss_med} KiB, max {rss_max} KiB",
+        min(&st_ms),
+        max(&st_ms)
+    );
+    println!(
+        "   (this bench process peaked at {bench_rss} KiB; a child's ru_maxrss cannot read below that)"
+    );
+    println!(
+        "3. parsing: `lowtouch check` of {PARSE_LINES} lines ({:.1} MiB), {PARSE_RUNS} runs, process start-up included",
+        scn_bytes as f64 / 1048576.0
+    );
+    println!(
+        "   wall median {parse_med:.1} ms (min {:.1}, max {:.1}); {:.2} M lines/s; peak RSS max {} KiB",
+        min(&parse_ms),
+        max(&parse_ms),
+        lines_per_s / 1e6,
+        max(&parse_rss) as i64
+    );
+
+    let rows = [
+        (
+            "1. per step (1,000 x true)".to_string(),
+            format!("<= {STEP_RATIO_MAX:.1}x bash"),
+            format!(
+                "{ratio:.3}x ({lt_med:.0} vs {bash_med:.0} ms; {per_step:.3} ms/step)"
+            ),
+            verdict(ratio <= STEP_RATIO_MAX),
+        ),
+        (
+            "2a. start-up wall".to_string(),
+            format!("< {STARTUP_MAX_MS:.0} ms"),
+            format!("{st_med:.1} ms median"),
+            verdict(st_med < STARTUP_MAX_MS),
+        ),
+        (
+            "2b. start-up peak RSS".to_string(),
+            format!("< {} MiB", STARTUP_RSS_MAX_KIB / 1024),
+            format!("{:.1} MiB max ({rss_max} KiB)", rss_max as f64 / 1024.0),
+            verdict(rss_max < STARTUP_RSS_MAX_KIB),
+        ),
+        (
+            "3. parse+check 100k lines".to_string(),
+            format!("< {PARSE_MAX_MS:.0} ms"),
+            format!(
+                "{parse_med:.1} ms median ({:.2} M lines/s)",
+                lines_per_s / 1e6
+            ),
+            verdict(parse_med < PARSE_MAX_MS),
+        ),
+    ];
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap().max(6);
+    let w1 = rows.iter().map(|r| r.1.chars().count()).max().unwrap().max(6);
+    let w2 = rows.iter().map(|r| r.2.len()).max().unwrap().max(8);
+    println!();
+    println!("{:<w0$}  {:<w1$}  {:<w2$}  VERDICT", "TARGET", "GOAL", "MEASURED");
+    for (target, goal, measured, v) in &rows {
+        let pad = w1 - goal.chars().count();
+        println!("{target:<w0$}  {goal}{:pad$}  {measured:<w2$}  {v}", "");
+    }
+    println!();
+    println!(
+        "total bench time {:.1} s; store {:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        dir_size(&project.join(".lowtouch").join("db")) as f64 / 1048576.0
+    );
+}

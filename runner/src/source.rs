@@ -62,7 +62,8 @@ pub struct Finding {
     pub path: PathBuf,
     /// The file's text, when the finding points into it.
     pub source: Option<Arc<str>>,
-    pub diagnostic: Diagnostic,
+    /// Boxed: findings travel in `Result`s, and the error side should stay small.
+    pub diagnostic: Box<Diagnostic>,
 }
 
 impl Finding {
@@ -70,7 +71,7 @@ impl Finding {
         Finding {
             path: file.path.clone(),
             source: Some(file.text.clone()),
-            diagnostic,
+            diagnostic: Box::new(diagnostic),
         }
     }
 
@@ -79,7 +80,7 @@ impl Finding {
         Finding {
             path: path.to_path_buf(),
             source: None,
-            diagnostic: Diagnostic::new(Span::default(), message),
+            diagnostic: Box::new(Diagnostic::new(Span::default(), message)),
         }
     }
 

@@ -214,6 +214,10 @@ impl Pipeline {
     }
 }
 
+/// Parses a duration field, recording a finding (and using the default) when it is bad.
+type DurationParser<'a> =
+    dyn FnMut(&str, Option<&str>, Duration, &mut Vec<Finding>) -> Duration + 'a;
+
 #[expect(
     clippy::too_many_arguments,
     reason = "a recursive walk sharing the loader's state"
@@ -225,7 +229,7 @@ fn collect(
     default_timeout: Duration,
     group: &mut Vec<ScenarioFile>,
     findings: &mut Vec<Finding>,
-    duration: &mut dyn FnMut(&str, Option<&str>, Duration, &mut Vec<Finding>) -> Duration,
+    duration: &mut DurationParser<'_>,
     nested: bool,
 ) {
     let (path, timeout, parallel) = match entry {

@@ -15,8 +15,10 @@ use crate::store::{RunRecord, ScenarioKind, ScenarioRecord, Status, StepRecord};
 /// A run's scenarios with the steps of each, as read back from the store.
 pub struct StoredRun {
     pub run: RunRecord,
-    pub scenarios: Vec<(ScenarioRecord, Vec<StepRecord>)>,
+    pub scenarios: Vec<ScenarioWithSteps>,
 }
+
+pub type ScenarioWithSteps = (ScenarioRecord, Vec<StepRecord>);
 
 pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError> {
     let run = &stored.run;
@@ -24,8 +26,7 @@ pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError>
     // No timestamp on <testsuites>: junit-10.xsd does not declare one there.
     report.set_time(Duration::from_millis(run.duration_ms));
 
-    let mut suites: BTreeMap<(String, String), Vec<&(ScenarioRecord, Vec<StepRecord>)>> =
-        BTreeMap::new();
+    let mut suites: BTreeMap<(String, String), Vec<&ScenarioWithSteps>> = BTreeMap::new();
     for entry in &stored.scenarios {
         let sc = &entry.0;
         // A hook that passed is no test; one that failed is, so CI shows it.
