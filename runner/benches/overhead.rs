@@ -220,19 +220,55 @@ fn write_parse_scenario(path: &Path) -> u64 {
     for i in 0..PARSE_LINES / BLOCK {
         let v = i % 50;
         block.clear();
-        writeln!(block, "# --- block {i}: an order goes through and the book agrees ---").unwrap();
-        writeln!(block, "set status_{v} probe --url \"http://#{{host}}:#{{port}}/orders/{i}\" --id 'ord-{i}'").unwrap();
+        writeln!(
+            block,
+            "# --- block {i}: an order goes through and the book agrees ---"
+        )
+        .unwrap();
+        writeln!(
+            block,
+            "set status_{v} probe --url \"http://#{{host}}:#{{port}}/orders/{i}\" --id 'ord-{i}'"
+        )
+        .unwrap();
         writeln!(block, "if #{{status_{v}}} == 'down' then goto recover_{i}").unwrap();
-        writeln!(block, "assert #{{status_{v}}} != \"\" \"probe {i} answered on #{{host}}\"").unwrap();
-        writeln!(block, "echo \"block {i}: status #{{status_{v}}} on #{{host}}:#{{port}}\"").unwrap();
-        writeln!(block, "t --name \"order {i}\" #{{port}} plain-{i} x=#{{status_{v}}}").unwrap();
-        writeln!(block, "timeout 5s probe --check #{{host}}:#{{port}}   # a trailing comment").unwrap();
-        writeln!(block, "set code_{v} t \"payload=#{{status_{v}}}\" 'literal #{{not_a_var}}'").unwrap();
+        writeln!(
+            block,
+            "assert #{{status_{v}}} != \"\" \"probe {i} answered on #{{host}}\""
+        )
+        .unwrap();
+        writeln!(
+            block,
+            "echo \"block {i}: status #{{status_{v}}} on #{{host}}:#{{port}}\""
+        )
+        .unwrap();
+        writeln!(
+            block,
+            "t --name \"order {i}\" #{{port}} plain-{i} x=#{{status_{v}}}"
+        )
+        .unwrap();
+        writeln!(
+            block,
+            "timeout 5s probe --check #{{host}}:#{{port}}   # a trailing comment"
+        )
+        .unwrap();
+        writeln!(
+            block,
+            "set code_{v} t \"payload=#{{status_{v}}}\" 'literal #{{not_a_var}}'"
+        )
+        .unwrap();
         writeln!(block, "assert #{{code_{v}.status}} == 0").unwrap();
         if i % 2 == 0 {
-            writeln!(block, "assert #{{status_{v}}} =~ ^[a-z]*$ \"status {i} looks like a word\"").unwrap();
+            writeln!(
+                block,
+                "assert #{{status_{v}}} =~ ^[a-z]*$ \"status {i} looks like a word\""
+            )
+            .unwrap();
         } else {
-            writeln!(block, "assert #{{status_{v}}} != FAIL \"status {i} is not FAIL\"").unwrap();
+            writeln!(
+                block,
+                "assert #{{status_{v}}} != FAIL \"status {i} is not FAIL\""
+            )
+            .unwrap();
         }
         writeln!(block, "sleep 1ms").unwrap();
         writeln!(block, "goto done_{i}").unwrap();
@@ -368,9 +404,7 @@ fn main() {
         (
             "1. per step (1,000 x true)".to_string(),
             format!("<= {STEP_RATIO_MAX:.1}x bash"),
-            format!(
-                "{ratio:.3}x ({lt_med:.0} vs {bash_med:.0} ms; {per_step:.3} ms/step)"
-            ),
+            format!("{ratio:.3}x ({lt_med:.0} vs {bash_med:.0} ms; {per_step:.3} ms/step)"),
             verdict(ratio <= STEP_RATIO_MAX),
         ),
         (
@@ -396,10 +430,18 @@ fn main() {
         ),
     ];
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap().max(6);
-    let w1 = rows.iter().map(|r| r.1.chars().count()).max().unwrap().max(6);
+    let w1 = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap()
+        .max(6);
     let w2 = rows.iter().map(|r| r.2.len()).max().unwrap().max(8);
     println!();
-    println!("{:<w0$}  {:<w1$}  {:<w2$}  VERDICT", "TARGET", "GOAL", "MEASURED");
+    println!(
+        "{:<w0$}  {:<w1$}  {:<w2$}  VERDICT",
+        "TARGET", "GOAL", "MEASURED"
+    );
     for (target, goal, measured, v) in &rows {
         let pad = w1 - goal.chars().count();
         println!("{target:<w0$}  {goal}{:pad$}  {measured:<w2$}  {v}", "");

@@ -366,3 +366,49 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::parse;
+    use crate::scenario::lexer::lex;
+
+    /// Text that looks like scenarios: the language's own characters, often.
+    fn scenario_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "echo", "set", "if", "then", "goto", "exit", "assert", "timeout", "5s", "x", "lbl:",
+            "lbl", "==", "=~", "<", "'", "\"", "#", "#{", "}", "#{v}", " ", "  ", "\t", "\n",
+            "\r\n", "\\", "é", "0", "-9",
+        ]);
+        prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_text(src in "\\PC*") {
+            let _ = parse(&src);
+        }
+
+        #[test]
+        fn never_panics_on_scenario_like_text(src in scenario_text()) {
+            let _ = parse(&src);
+        }
+
+        #[test]
+        fn lexemes_rebuild_the_input(src in scenario_text()) {
+            let rebuilt: String = lex(&src).iter().map(|t| &src[t.span.range()]).collect();
+            prop_assert_eq!(rebuilt, src);
+        }
+
+        /// Printing a parsed scenario and parsing it again gives the same statements.
+        #[test]
+        fn print_then_parse_is_stable(src in scenario_text()) {
+            let (ast, _) = parse(&src);
+            let printed = ast.to_string();
+            let (again, diags) = parse(&printed);
+            prop_assert!(diags.iter().all(|d| d.message.starts_with("undefined label")), "{printed:?}: {diags:?}");
+            prop_assert_eq!(again.to_string(), printed);
+        }
+    }
+}
