@@ -7,7 +7,7 @@ pub mod error;
 pub mod history;
 pub mod run;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -52,8 +52,14 @@ impl Cli {
     pub fn project(&self) -> Result<PathBuf, CliError> {
         let dir = match &self.chdir {
             Some(d) => d.clone(),
-            None => std::env::current_dir()
-                .map_err(|e| CliError::infra(format!("no working directory: {e}")))?,
+            None => {
+                let cwd = std::env::current_dir()
+                    .map_err(|e| CliError::infra(format!("no working directory: {e}")))?;
+                // Like git and cargo: the nearest directory up that looks like a project.
+                cwd.ancestors()
+                    .find(|d| d.join("pipelines").is_dir() || d.join("environments").is_dir())
+                    .map_or(cwd.clone(), Path::to_path_buf)
+            }
         };
         if !dir.is_dir() {
             return Err(CliError::input(format!(
@@ -64,7 +70,7 @@ impl Cli {
         Ok(dir)
     }
 
-    pub fn db_path(&self, project: &std::path::Path) -> PathBuf {
+    pub fn db_path(&self, project: &Path) -> PathBuf {
         match &self.db {
             Some(p) if p.is_relative() => project.join(p),
             Some(p) => p.clone(),
