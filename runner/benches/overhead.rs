@@ -375,13 +375,12 @@ fn main() {
     // 1. Per step, interleaved: bash, lowtouch, bash, lowtouch…
     let mut bash_ms = Vec::with_capacity(STEP_RUNS);
     let mut lt_ms = Vec::with_capacity(STEP_RUNS);
+    let mut lt_rss: i64 = 0;
     for _ in 0..STEP_RUNS {
         bash_ms.push(ms(measure(&project, bash, &["steps.sh"]).wall));
-        lt_ms.push(ms(lowtouch(
-            &project,
-            &["run", "--scenario", "steps.scn", "--env", ENV],
-        )
-        .wall));
+        let s = lowtouch(&project, &["run", "--scenario", "steps.scn", "--env", ENV]);
+        lt_ms.push(ms(s.wall));
+        lt_rss = lt_rss.max(s.max_rss_kib);
     }
     let bash_med = median(&bash_ms);
     let lt_med = median(&lt_ms);
@@ -440,6 +439,10 @@ fn main() {
         max(&lt_ms)
     );
     println!(
+        "   lowtouch - bash: {:.3} ms/step (start-up difference included); lowtouch peak RSS max {lt_rss} KiB",
+        (lt_med - bash_med) / STEPS as f64
+    );
+    println!(
         "   ratio of medians {ratio:.3}  (median of per-pair ratios {pair_ratio_med:.3}, range {:.3}..{:.3})",
         min(&pair_ratios),
         max(&pair_ratios)
@@ -470,8 +473,17 @@ fn main() {
     );
     println!(
         "   in-process, for diagnosis: read {:.1} ms, lex {:.1} ms ({} tokens), parse (lex included) {:.1} ms, \
-         drop of the AST {:.1} ms; adhoc pipeline + plan + check + drop {:.1} ms; peak {} KiB",
-        bd.read_ms, bd.lex_ms, bd.tokens, bd.parse_ms, bd.drop_ms, bd.plan_ms, bd.hwm_kib
+         drop of the AST {:.1} ms; adhoc pipeline + plan + check + drop {:.1} ms; peak {} KiB; \
+         size_of Token {} B, Stmt {} B",
+        bd.read_ms,
+        bd.lex_ms,
+        bd.tokens,
+        bd.parse_ms,
+        bd.drop_ms,
+        bd.plan_ms,
+        bd.hwm_kib,
+        std::mem::size_of::<lowtouch::scenario::token::Token>(),
+        std::mem::size_of::<lowtouch::scenario::ast::Stmt>()
     );
 
     let rows = [

@@ -34,6 +34,7 @@ pub fn check(scenario: &Scenario, catalog: &dyn Catalog) -> Vec<Diagnostic> {
     let mut checker = Checker {
         catalog,
         set_vars,
+        valid_regexes: HashSet::new(),
         diagnostics: Vec::new(),
     };
     for stmt in &scenario.stmts {
@@ -56,6 +57,8 @@ fn collect_sets(stmt: &Stmt, out: &mut HashSet<String>) {
 struct Checker<'a> {
     catalog: &'a dyn Catalog,
     set_vars: HashSet<String>,
+    /// Patterns already compiled once: a large file repeats the same few.
+    valid_regexes: HashSet<String>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -103,9 +106,11 @@ impl Checker<'_> {
         if op != Op::Match {
             return;
         }
-        if let Some(pattern) = rhs.literal()
-            && let Err(e) = regex::Regex::new(&pattern)
-        {
+        let Some(pattern) = rhs.literal() else { return };
+        if self.valid_regexes.contains(&pattern) {
+            return;
+        }
+        if let Err(e) = regex::Regex::new(&pattern) {
             let first = e
                 .to_string()
                 .lines()
@@ -115,6 +120,8 @@ impl Checker<'_> {
                 .to_string();
             self.diagnostics
                 .push(Diagnostic::new(rhs.span, "invalid regular expression").label(first));
+        } else {
+            self.valid_regexes.insert(pattern);
         }
     }
 

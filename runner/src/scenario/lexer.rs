@@ -9,173 +9,208 @@
 use super::span::Span;
 use super::token::{LexError, Part, Token, TokenKind, is_var_name};
 
+/// Lexes a whole source into tokens (newlines included).
 pub fn lex(src: &str) -> Vec<Token> {
-    Lexer::new(src).run()
+    let mut lexer = Lexer::new(src);
+    let mut all = Vec::new();
+    let mut line = Vec::new();
+    while lexer.line(&mut line) {
+        all.append(&mut line);
+    }
+    all
 }
 
-struct Lexer<'a> {
+/// A byte-level lexer that hands out one line at a time, so a parser can work through a
+/// large file with one reusable token buffer. Every delimiter is ASCII, so runs of other
+/// bytes (UTF-8 included) are copied as whole slices, and columns are counted as the
+/// lexer goes, in characters.
+pub struct Lexer<'a> {
     src: &'a str,
+    bytes: &'a [u8],
     pos: usize,
     line: u32,
-    /// Byte offset where the current line starts, for columns.
-    line_start: usize,
-    tokens: Vec<Token>,
+    /// The 1-based column (in characters) at `pos`.
+    col: u32,
+}
+
+/// Characters in a byte slice of UTF-8: the bytes that are not continuation bytes.
+fn chars_in(bytes: &[u8]) -> u32 {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count() as u32
+}
+
+/// Bytes that end a bare run inside a word.
+fn is_special(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\'' | b'"' | b'#')
 }
 
 impl<'a> Lexer<'a> {
-    fn new(src: &'a str) -> Self {
+    pub fn new(src: &'a str) -> Self {
         Lexer {
             src,
+            bytes: src.as_bytes(),
             pos: 0,
             line: 1,
-            line_start: 0,
-            tokens: Vec::new(),
+            col: 1,
         }
     }
 
-    fn run(mut self) -> Vec<Token> {
-        while let Some(c) = self.peek() {
+    fn at(&self, i: usize) -> Option<u8> {
+        self.bytes.get(i).copied()
+    }
+
+    fn opens_interpolation(&self, i: usize) -> bool {
+        self.at(i) == Some(b'#') && self.at(i + 1) == Some(b'{')
+    }
+
+    /// Lexes through the end of the current line, its newline included, into `out`
+    /// (cleared first). Returns false at the end of the input.
+    pub fn line(&mut self, out: &mut Vec<Token>) -> bool {
+        out.clear();
+        if self.pos >= self.bytes.len() {
+            return false;
+        }
+        while let Some(b) = self.at(self.pos) {
             let start = self.pos;
-            let kind = match c {
-                '\n' => {
-                    self.bump();
+            let start_col = self.col;
+            let kind = match b {
+                b'\n' => {
+                    self.pos += 1;
                     TokenKind::Newline
                 }
-                '\r' if self.src[self.pos..].starts_with("\r\n") => {
+                b'\r' if self.at(self.pos + 1) == Some(b'\n') => {
                     self.pos += 2;
                     TokenKind::Newline
                 }
-                ' ' | '\t' | '\r' => {
-                    while matches!(self.peek(), Some(' ' | '\t' | '\r'))
-                        && !self.src[self.pos..].starts_with("\r\n")
-                    {
-                        self.bump();
+                b' ' | b'\t' | b'\r' => {
+                    while let Some(c @ (b' ' | b'\t' | b'\r')) = self.at(self.pos) {
+                        if c == b'\r' && self.at(self.pos + 1) == Some(b'\n') {
+                            break;
+                        }
+                        self.pos += 1;
                     }
                     TokenKind::Space
                 }
-                '#' if !self.src[self.pos..].starts_with("#{") => {
-                    while !matches!(self.peek(), None | Some('\n')) {
-                        if self.src[self.pos..].starts_with("\r\n") {
-                            break;
-                        }
-                        self.bump();
-                    }
+                b'#' if !self.opens_interpolation(self.pos) => {
+                    self.pos = self.line_end(self.pos);
                     TokenKind::Comment
                 }
-                _ => self.word(),
+                _ => self.word(start_col),
             };
-            let span = self.span_from(start);
+            let span = Span {
+                offset: start,
+                len: self.pos - start,
+                line: self.line,
+                col: start_col,
+            };
             let newline = kind == TokenKind::Newline;
-            self.tokens.push(Token { kind, span });
+            out.push(Token { kind, span });
             if newline {
                 self.line += 1;
-                self.line_start = self.pos;
+                self.col = 1;
+                break;
             }
+            self.col += chars_in(&self.bytes[start..self.pos]);
         }
-        self.tokens
+        true
     }
 
-    fn peek(&self) -> Option<char> {
-        self.src[self.pos..].chars().next()
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
-    }
-
-    fn span_from(&self, start: usize) -> Span {
-        Span {
-            offset: start,
-            len: self.pos - start,
-            line: self.line,
-            col: self.src[self.line_start..start].chars().count() as u32 + 1,
+    /// The offset of the line's end from `from`: its `\n`, or the `\r` of a `\r\n`.
+    fn line_end(&self, from: usize) -> usize {
+        let rest = &self.bytes[from..];
+        let nl = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        if nl > 0 && rest[nl - 1] == b'\r' && nl < rest.len() {
+            from + nl - 1
+        } else {
+            from + nl
         }
     }
 
-    fn at_word_end(&self) -> bool {
-        match self.peek() {
-            None | Some(' ' | '\t' | '\n' | '\r') => true,
-            Some('#') => !self.src[self.pos..].starts_with("#{"),
-            _ => false,
-        }
-    }
-
-    fn word(&mut self) -> TokenKind {
+    fn word(&mut self, start_col: u32) -> TokenKind {
+        let start = self.pos;
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut bare = true;
-        while !self.at_word_end() {
-            match self.peek() {
-                Some('\'') => {
+        loop {
+            let run = self.pos;
+            while self.at(self.pos).is_some_and(|b| !is_special(b)) {
+                self.pos += 1;
+            }
+            lit.push_str(&self.src[run..self.pos]);
+            match self.at(self.pos) {
+                None | Some(b' ' | b'\t' | b'\n' | b'\r') => break,
+                Some(b'#') => {
+                    if !self.opens_interpolation(self.pos) {
+                        break;
+                    }
+                    bare = false;
+                    let col = start_col + chars_in(&self.bytes[start..self.pos]);
+                    if let Err(e) = self.interpolation(&mut parts, &mut lit, col) {
+                        return TokenKind::Error(e);
+                    }
+                }
+                Some(b'\'') => {
                     bare = false;
                     let open = self.pos;
-                    self.bump();
-                    loop {
-                        match self.peek() {
-                            None | Some('\n') => {
-                                self.pos = self.line_end_from(open);
-                                return TokenKind::Error(LexError::UnterminatedQuote('\''));
-                            }
-                            Some('\'') => {
-                                self.bump();
-                                break;
-                            }
-                            Some(c) => {
-                                lit.push(c);
-                                self.bump();
-                            }
+                    let rest = &self.bytes[open + 1..];
+                    match rest.iter().position(|&b| b == b'\'' || b == b'\n') {
+                        Some(i) if rest[i] == b'\'' => {
+                            lit.push_str(&self.src[open + 1..open + 1 + i]);
+                            self.pos = open + 1 + i + 1;
+                        }
+                        _ => {
+                            self.pos = self.line_end(open);
+                            return TokenKind::Error(LexError::UnterminatedQuote('\''));
                         }
                     }
                 }
-                Some('"') => {
+                Some(_) => {
+                    // A double quote.
                     bare = false;
                     let open = self.pos;
-                    self.bump();
+                    self.pos += 1;
                     loop {
-                        match self.peek() {
-                            None | Some('\n') => {
-                                self.pos = self.line_end_from(open);
+                        let run = self.pos;
+                        while self
+                            .at(self.pos)
+                            .is_some_and(|b| !matches!(b, b'"' | b'\\' | b'#' | b'\n'))
+                        {
+                            self.pos += 1;
+                        }
+                        lit.push_str(&self.src[run..self.pos]);
+                        match self.at(self.pos) {
+                            None | Some(b'\n') => {
+                                self.pos = self.line_end(open);
                                 return TokenKind::Error(LexError::UnterminatedQuote('"'));
                             }
-                            Some('"') => {
-                                self.bump();
+                            Some(b'"') => {
+                                self.pos += 1;
                                 break;
                             }
-                            Some('\\') => {
-                                self.bump();
-                                match self.peek() {
-                                    Some(c @ ('"' | '\\' | '#')) => {
-                                        lit.push(c);
-                                        self.bump();
+                            Some(b'\\') => {
+                                self.pos += 1;
+                                match self.at(self.pos) {
+                                    Some(c @ (b'"' | b'\\' | b'#')) => {
+                                        lit.push(c as char);
+                                        self.pos += 1;
                                     }
                                     _ => lit.push('\\'),
                                 }
                             }
-                            Some('#') if self.src[self.pos..].starts_with("#{") => {
-                                if let Err(e) = self.interpolation(&mut parts, &mut lit) {
-                                    return TokenKind::Error(e);
+                            Some(_) => {
+                                // A `#`: interpolation, or a literal one.
+                                if self.opens_interpolation(self.pos) {
+                                    let col = start_col + chars_in(&self.bytes[start..self.pos]);
+                                    if let Err(e) = self.interpolation(&mut parts, &mut lit, col) {
+                                        return TokenKind::Error(e);
+                                    }
+                                } else {
+                                    lit.push('#');
+                                    self.pos += 1;
                                 }
-                            }
-                            Some(c) => {
-                                lit.push(c);
-                                self.bump();
                             }
                         }
                     }
                 }
-                Some('#') => {
-                    bare = false;
-                    if let Err(e) = self.interpolation(&mut parts, &mut lit) {
-                        return TokenKind::Error(e);
-                    }
-                }
-                Some(c) => {
-                    lit.push(c);
-                    self.bump();
-                }
-                None => break,
             }
         }
         if !lit.is_empty() || parts.is_empty() {
@@ -185,46 +220,33 @@ impl<'a> Lexer<'a> {
     }
 
     /// Reads `#{name}` at the current position (which starts with `#{`).
-    fn interpolation(&mut self, parts: &mut Vec<Part>, lit: &mut String) -> Result<(), LexError> {
+    fn interpolation(&mut self, parts: &mut Vec<Part>, lit: &mut String, col: u32) -> Result<(), LexError> {
         let start = self.pos;
-        let line_start = self.line_start;
-        let rest = &self.src[self.pos + 2..];
-        let line_end = rest.find('\n').unwrap_or(rest.len());
-        let Some(close) = rest[..line_end].find('}') else {
-            self.pos += 2 + line_end;
+        let rest = &self.bytes[start + 2..];
+        let close = rest.iter().position(|&b| b == b'}' || b == b'\n');
+        let Some(close) = close.filter(|&i| rest[i] == b'}') else {
+            let nl = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+            self.pos = start + 2 + nl;
             return Err(LexError::UnterminatedInterpolation);
         };
-        let name = &rest[..close];
-        self.pos += 2 + close + 1;
+        let name = &self.src[start + 2..start + 2 + close];
+        self.pos = start + 2 + close + 1;
         if !is_var_name(name) {
             return Err(LexError::BadVariableName(name.to_string()));
         }
         if !lit.is_empty() {
             parts.push(Part::Lit(std::mem::take(lit)));
         }
-        let span = Span {
-            offset: start,
-            len: self.pos - start,
-            line: self.line,
-            col: self.src[line_start..start].chars().count() as u32 + 1,
-        };
         parts.push(Part::Var {
             name: name.to_string(),
-            span,
+            span: Span {
+                offset: start,
+                len: self.pos - start,
+                line: self.line,
+                col,
+            },
         });
         Ok(())
-    }
-
-    /// After an unterminated quote, the error token swallows the rest of the line.
-    fn line_end_from(&self, from: usize) -> usize {
-        let rest = &self.src[from..];
-        let end = rest.find('\n').unwrap_or(rest.len());
-        let end = if rest[..end].ends_with('\r') {
-            end - 1
-        } else {
-            end
-        };
-        from + end
     }
 }
 

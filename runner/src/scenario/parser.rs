@@ -9,22 +9,25 @@ use std::collections::HashMap;
 use super::ast::{Arg, Call, Cond, Name, Op, Scenario, Stmt, StmtKind};
 use super::diagnostic::{Diagnostic, did_you_mean};
 use super::duration::parse_duration;
-use super::lexer::lex;
+use super::lexer::Lexer;
 use super::span::Span;
 use super::token::{LexError, Token, TokenKind, is_ident, is_var_name};
 
 /// Parses a whole scenario file.
 pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
-    let tokens = lex(src);
+    let mut lexer = Lexer::new(src);
     let mut diagnostics = Vec::new();
     let mut scenario = Scenario::default();
     let mut label_spans: HashMap<String, Span> = HashMap::new();
+    let mut line = Vec::new();
+    let mut words: Vec<Token> = Vec::new();
 
-    for line in tokens.split(|t| t.kind == TokenKind::Newline) {
-        let words: Vec<&Token> = line
-            .iter()
-            .filter(|t| !matches!(t.kind, TokenKind::Space | TokenKind::Comment))
-            .collect();
+    while lexer.line(&mut line) {
+        words.clear();
+        words.extend(
+            line.drain(..)
+                .filter(|t| !matches!(t.kind, TokenKind::Space | TokenKind::Comment | TokenKind::Newline)),
+        );
         if words.is_empty() {
             continue;
         }
@@ -32,27 +35,19 @@ pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
             diagnostics.push(lex_error(bad));
             continue;
         }
-        match parse_statement(&words, true) {
+        match parse_statement(&mut words, true) {
             Ok(stmt) => {
                 if let StmtKind::Label(name) = &stmt.kind {
                     if let Some(first) = label_spans.get(&name.text) {
                         diagnostics.push(
-                            Diagnostic::new(
-                                name.span,
-                                format!("label `{}` is defined twice", name.text),
-                            )
-                            .label("defined again here")
-                            .help(format!(
-                                "the first definition is on line {}; rename one of them",
-                                first.line
-                            )),
+                            Diagnostic::new(name.span, format!("label `{}` is defined twice", name.text))
+                                .label("defined again here")
+                                .help(format!("the first definition is on line {}; rename one of them", first.line)),
                         );
                         continue;
                     }
                     label_spans.insert(name.text.clone(), name.span);
-                    scenario
-                        .labels
-                        .insert(name.text.clone(), scenario.stmts.len());
+                    scenario.labels.insert(name.text.clone(), scenario.stmts.len());
                 }
                 scenario.stmts.push(stmt);
             }
@@ -110,19 +105,39 @@ fn lex_error(token: &Token) -> Diagnostic {
     }
 }
 
-fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic> {
+/// The keyword a statement starts with, found without keeping a borrow of the tokens.
+enum Head {
+    Label,
+    Goto,
+    Set,
+    If,
+    Assert,
+    Exit,
+    Command,
+}
+
+fn parse_statement(words: &mut [Token], top_level: bool) -> Result<Stmt, Diagnostic> {
     let span = words[0].span.to(words[words.len() - 1].span);
     let stmt = |kind| Ok(Stmt { kind, span });
-    let Some(head) = words[0].bare_text() else {
-        return Err(
-            Diagnostic::new(words[0].span, "a statement must start with a command name")
-                .help("command names are bare words; quote only the arguments"),
-        );
+    let head = match words[0].bare_text() {
+        None => {
+            return Err(
+                Diagnostic::new(words[0].span, "a statement must start with a command name")
+                    .help("command names are bare words; quote only the arguments"),
+            );
+        }
+        Some(t) if words.len() == 1 && t.ends_with(':') => Head::Label,
+        Some("goto") => Head::Goto,
+        Some("set") => Head::Set,
+        Some("if") => Head::If,
+        Some("assert") => Head::Assert,
+        Some("exit") => Head::Exit,
+        Some(_) => Head::Command,
     };
 
-    if words.len() == 1
-        && let Some(label) = head.strip_suffix(':')
-    {
+    if let Head::Label = head {
+        let label = words[0].bare_text().unwrap_or(":").trim_end_matches(':').to_string();
+        let label = label.as_str();
         if !top_level {
             return Err(Diagnostic::new(
                 words[0].span,
@@ -136,12 +151,13 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
             )
             .help("labels are letters, digits, `_` and `-`, starting with a letter"));
         }
-        return stmt(StmtKind::Label(name_of(words[0], label)));
+        return stmt(StmtKind::Label(name_of(&words[0], label)));
     }
 
     match head {
-        "goto" => {
-            let [_, target] = words else {
+        Head::Label => unreachable!("handled above"),
+        Head::Goto => {
+            let [_, target] = &*words else {
                 return Err(arity(words, "goto takes one label: `goto LABEL`"));
             };
             let Some(text) = target.bare_text().filter(|t| is_ident(t)) else {
@@ -149,7 +165,7 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
             };
             stmt(StmtKind::Goto(name_of(target, text)))
         }
-        "set" => {
+        Head::Set => {
             if words.len() < 3 {
                 return Err(arity(
                     words,
@@ -160,11 +176,11 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
                 return Err(Diagnostic::new(words[1].span, "expected a variable name")
                     .help("variable names use letters, digits, `_`, `.` and `-`"));
             };
-            let var = name_of(words[1], var);
-            let call = parse_call(&words[2..])?;
+            let var = name_of(&words[1], var);
+            let call = parse_call(&mut words[2..])?;
             stmt(StmtKind::Set { var, call })
         }
-        "if" => {
+        Head::If => {
             let then_at = words.iter().position(|w| w.bare_text() == Some("then"));
             let Some(then_at) = then_at else {
                 return Err(Diagnostic::new(span, "`if` needs `then`")
@@ -183,26 +199,26 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
                         .help("give the statement to run, for example `goto pass`"),
                 );
             }
-            let cond = parse_cond(&words[1..4])?;
-            let then = parse_statement(&words[then_at + 1..], false)?;
+            let cond = parse_cond(&mut words[1..4])?;
+            let then = parse_statement(&mut words[then_at + 1..], false)?;
             stmt(StmtKind::If {
                 cond,
                 then: Box::new(then),
             })
         }
-        "assert" => {
+        Head::Assert => {
             if !(4..=5).contains(&words.len()) {
                 return Err(arity(words, "`assert` takes `A OP B [MESSAGE]`"));
             }
-            let cond = parse_cond(&words[1..4])?;
-            let message = words.get(4).map(|w| arg_of(w));
+            let cond = parse_cond(&mut words[1..4])?;
+            let message = words.get_mut(4).map(arg_of);
             stmt(StmtKind::Assert { cond, message })
         }
-        "exit" => {
+        Head::Exit => {
             if words.len() > 2 {
                 return Err(arity(words, "`exit` takes at most one exit code"));
             }
-            let code = words.get(1).map(|w| arg_of(w));
+            let code = words.get_mut(1).map(arg_of);
             if let Some(lit) = code.as_ref().and_then(Arg::literal)
                 && lit.parse::<u8>().is_err()
             {
@@ -213,11 +229,11 @@ fn parse_statement(words: &[&Token], top_level: bool) -> Result<Stmt, Diagnostic
             }
             stmt(StmtKind::Exit { code })
         }
-        _ => stmt(StmtKind::Call(parse_call(words)?)),
+        Head::Command => stmt(StmtKind::Call(parse_call(words)?)),
     }
 }
 
-fn parse_call(words: &[&Token]) -> Result<Call, Diagnostic> {
+fn parse_call(words: &mut [Token]) -> Result<Call, Diagnostic> {
     let Some(head) = words[0].bare_text() else {
         return Err(Diagnostic::new(
             words[0].span,
@@ -234,8 +250,8 @@ fn parse_call(words: &[&Token]) -> Result<Call, Diagnostic> {
         let duration = words[1]
             .bare_text()
             .and_then(parse_duration)
-            .ok_or_else(|| expect_duration(words[1]))?;
-        let mut call = parse_call(&words[2..])?;
+            .ok_or_else(|| expect_duration(&words[1]))?;
+        let mut call = parse_call(&mut words[2..])?;
         call.timeout = Some(duration);
         return Ok(call);
     }
@@ -245,24 +261,26 @@ fn parse_call(words: &[&Token]) -> Result<Call, Diagnostic> {
                 .help("command names are letters, digits, `_` and `-`, starting with a letter"),
         );
     }
+    let name = name_of(&words[0], head);
     Ok(Call {
-        name: name_of(words[0], head),
-        args: words[1..].iter().map(|w| arg_of(w)).collect(),
+        name,
+        args: words[1..].iter_mut().map(arg_of).collect(),
         timeout: None,
     })
 }
 
-fn parse_cond(words: &[&Token]) -> Result<Cond, Diagnostic> {
-    let op_token = words[1];
+fn parse_cond(words: &mut [Token]) -> Result<Cond, Diagnostic> {
+    let op_token = &words[1];
     let op = op_token.bare_text().and_then(Op::parse).ok_or_else(|| {
         Diagnostic::new(op_token.span, "expected a comparison operator")
             .help("use one of ==, !=, <, <=, >, >=, =~")
     })?;
+    let op_span = op_token.span;
     Ok(Cond {
-        lhs: arg_of(words[0]),
+        lhs: arg_of(&mut words[0]),
         op,
-        op_span: op_token.span,
-        rhs: arg_of(words[2]),
+        op_span,
+        rhs: arg_of(&mut words[2]),
     })
 }
 
@@ -271,7 +289,7 @@ pub fn expect_duration(token: &Token) -> Diagnostic {
         .help("write it as 500ms, 5s or 2m; a bare number is seconds")
 }
 
-fn arity(words: &[&Token], message: &str) -> Diagnostic {
+fn arity(words: &[Token], message: &str) -> Diagnostic {
     let span = words[0].span.to(words[words.len() - 1].span);
     Diagnostic::new(span, message.to_string())
 }
@@ -283,9 +301,10 @@ fn name_of(token: &Token, text: &str) -> Name {
     }
 }
 
-fn arg_of(token: &Token) -> Arg {
-    let parts = match &token.kind {
-        TokenKind::Word { parts, .. } => parts.clone(),
+/// Moves the word's parts into an argument: the token is spent.
+fn arg_of(token: &mut Token) -> Arg {
+    let parts = match &mut token.kind {
+        TokenKind::Word { parts, .. } => std::mem::take(parts),
         _ => Vec::new(),
     };
     Arg {
