@@ -83,6 +83,16 @@ impl<'a> Resolver<'a> {
 }
 
 impl Catalog for Resolver<'_> {
+    fn variable_names(&self) -> Vec<String> {
+        self.env
+            .variables
+            .keys()
+            .cloned()
+            .chain(CONTEXT_VARS.iter().map(|v| v.to_string()))
+            .chain(self.extra_vars.iter().cloned())
+            .collect()
+    }
+
     fn has_command(&self, name: &str) -> bool {
         self.resolve(name).is_some()
     }

@@ -265,6 +265,14 @@ impl Environment {
             &mut findings,
             self.templates(&p("start"), &spec.start, &comp_vars),
         );
+        if spec.stop.as_ref().is_some_and(Vec::is_empty) {
+            ok::<()>(
+                &mut findings,
+                Err(self.at(&p("stop"), "`stop` is empty").help(
+                    "give the command as a list, or leave `stop` out to stop it with SIGTERM",
+                )),
+            );
+        }
         let stop = match &spec.stop {
             Some(s) => ok(&mut findings, self.templates(&p("stop"), s, &comp_vars)).map(Some),
             None => Some(None),
@@ -379,7 +387,15 @@ impl Environment {
             (Some(run), None, None) if !run.is_empty() => {
                 AliasKind::Run(self.templates(&path, &run, &[]).map_err(|f| vec![f])?)
             }
-            (None, Some(script), None) => AliasKind::Shell(script),
+            (None, Some(script), None) => {
+                if script.contains("#{") {
+                    return Err(vec![
+                        self.value_at(&path, "#{", "`#{…}` is not filled in inside a `shell:` script")
+                            .help("values reach a script only as arguments: use `run:`, or pass the value as an argument (`$1`)"),
+                    ]);
+                }
+                AliasKind::Shell(script)
+            }
             (None, None, Some(lines)) => {
                 let (ast, diags) = scenario::parse(&lines.join("\n"));
                 if let Some(d) = diags.first() {

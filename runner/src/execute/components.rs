@@ -101,7 +101,9 @@ impl<'a> Components<'a> {
         }
     }
 
-    pub fn start(&self, name: &str) -> Control {
+    /// Starts the component and waits until it is ready, at most `limit` (and at most
+    /// its `ready.timeout`).
+    pub fn start(&self, name: &str, limit: Duration, interruptible: bool) -> Control {
         let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         let c = self.spec(name)?;
         if let Some(pid) = self.find(name)? {
@@ -156,9 +158,12 @@ impl<'a> Components<'a> {
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_string(), child);
 
-        let deadline = started + c.ready_timeout;
+        let deadline = started + c.ready_timeout.min(limit);
         let mut log_pos = log_offset;
         let mut pending = String::new();
+        // Each condition is remembered once met: a log line read while the port is not
+        // open yet is not read again.
+        let mut log_ready = c.ready_log.is_none();
         loop {
             self.reap(name);
             if !alive(pid) {
@@ -168,11 +173,11 @@ impl<'a> Components<'a> {
                     tail(&out_path, 10)
                 ));
             }
-            let mut ready = true;
-            if let (Some(re), Some(path)) = (&c.ready_log, &log) {
-                ready &= scan_log(path, &mut log_pos, &mut pending, re);
+            if !log_ready && let (Some(re), Some(path)) = (&c.ready_log, &log) {
+                log_ready = scan_log(path, &mut log_pos, &mut pending, re);
             }
-            if let Some(addr) = &c.ready_tcp {
+            let mut ready = log_ready;
+            if ready && let Some(addr) = &c.ready_tcp {
                 let addr = addr.render(&self.vars)?;
                 ready &= addr
                     .to_socket_addrs()
@@ -191,11 +196,11 @@ impl<'a> Components<'a> {
             if Instant::now() >= deadline {
                 return Err(format!(
                     "`{name}` (pid {pid}) was not ready within {}s; it keeps running, its output ends with:\n{}",
-                    c.ready_timeout.as_secs_f64(),
+                    c.ready_timeout.min(limit).as_secs_f64(),
                     tail(&out_path, 10)
                 ));
             }
-            if !super::interrupt::sleep(Duration::from_millis(5)) {
+            if !super::interrupt::sleep(Duration::from_millis(5), interruptible) {
                 return Err(format!("interrupted while `{name}` was starting"));
             }
         }
@@ -213,6 +218,10 @@ impl<'a> Components<'a> {
             return Ok(format!("{name} is not running"));
         };
         let started = Instant::now();
+        let own = self.is_ours(name, pid);
+        // Its own stop command first, when it has one; signals when that fails.
+        let mut note = String::new();
+        let mut by_command = false;
         if let Some(stop) = &c.stop {
             let argv: Vec<String> = stop
                 .iter()
@@ -225,22 +234,29 @@ impl<'a> Components<'a> {
                 cwd: Some(&self.project),
                 timeout: c.stop_timeout,
                 limit: 4096,
-            })
-            .map_err(|e| format!("cannot run the stop command of `{name}`: {e}"))?;
-            if outcome.status != 0 {
-                return Err(format!(
-                    "the stop command of `{name}` exited with status {}: {}",
-                    outcome.status,
-                    outcome.stderr.text.trim()
-                ));
+                interruptible: false,
+            });
+            match outcome {
+                Ok(o) if o.status == 0 => by_command = true,
+                Ok(o) => {
+                    note = format!(
+                        "; its stop command exited with status {} ({}), so it got SIGTERM",
+                        o.status,
+                        o.stderr.text.trim()
+                    );
+                }
+                Err(e) => {
+                    note = format!("; its stop command could not run ({e}), so it got SIGTERM")
+                }
             }
-        } else {
-            signal(pid, libc::SIGTERM);
+        }
+        if !by_command {
+            signal(pid, libc::SIGTERM, own);
         }
         let how = if self.wait_gone(name, pid, c.stop_timeout) {
             "stopped"
         } else {
-            signal(pid, libc::SIGKILL);
+            signal(pid, libc::SIGKILL, own);
             if !self.wait_gone(name, pid, Duration::from_secs(5)) {
                 return Err(format!("`{name}` (pid {pid}) survived SIGKILL"));
             }
@@ -248,7 +264,7 @@ impl<'a> Components<'a> {
         };
         let _ = std::fs::remove_file(self.pidfile(name));
         Ok(format!(
-            "{how} {name} (pid {pid}) in {}ms",
+            "{how} {name} (pid {pid}) in {}ms{note}",
             started.elapsed().as_millis()
         ))
     }
@@ -261,7 +277,7 @@ impl<'a> Components<'a> {
             return Err(format!("`{name}` is not running: there is nothing to kill"));
         };
         let started = Instant::now();
-        signal(pid, sig);
+        signal(pid, sig, self.is_ours(name, pid));
         let fatal = matches!(
             sig,
             libc::SIGKILL
@@ -298,10 +314,15 @@ impl<'a> Components<'a> {
         }
     }
 
-    pub fn restart(&self, name: &str) -> Control {
+    pub fn restart(&self, name: &str, limit: Duration, interruptible: bool) -> Control {
         let stopped = self.stop(name)?;
-        let started = self.start(name)?;
+        let started = self.start(name, limit, interruptible)?;
         Ok(format!("{stopped}\n{started}"))
+    }
+
+    /// Whether `pid` is the component as this lowtouch (or an earlier run) started it.
+    fn is_ours(&self, name: &str, pid: i32) -> bool {
+        read_recorded(&self.pidfile(name)) == Some(pid)
     }
 
     fn wait_gone(&self, name: &str, pid: i32, limit: Duration) -> bool {
@@ -362,12 +383,13 @@ impl<'a> Components<'a> {
     }
 }
 
-fn signal(pid: i32, sig: i32) {
-    // Components lead their own process group when we started them: signal the group,
-    // so a wrapper script's children go too. Otherwise signal the process alone.
+/// Components lowtouch started lead their own process group: signal the group, so a
+/// wrapper script's children go too. A process found otherwise (a pid file, a command
+/// line) is signalled alone: its group may hold processes that are not ours.
+fn signal(pid: i32, sig: i32, own_group: bool) {
     // SAFETY: getpgid and kill take plain integers.
     unsafe {
-        if libc::getpgid(pid) == pid {
+        if own_group && libc::getpgid(pid) == pid {
             kill_group(pid, sig);
         } else {
             libc::kill(pid, sig);

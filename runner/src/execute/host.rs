@@ -44,7 +44,14 @@ pub struct StepHost<'a> {
     pub last_seq: u64,
     /// The source line of the scenario's first line: hooks are written inside YAML.
     pub line_base: u32,
+    /// False for cleanup (`after_each`, `teardown`): the first Ctrl-C must not stop it.
+    pub interruptible: bool,
+    /// How deep `steps:` aliases are nested right now.
+    pub depth: std::cell::Cell<u32>,
 }
+
+/// `steps:` aliases calling each other deeper than this are a cycle.
+const MAX_ALIAS_DEPTH: u32 = 16;
 
 /// What running one step produced, before it becomes a record.
 struct Exec {
@@ -65,6 +72,13 @@ impl Exec {
             stderr: Captured::default(),
             failure: None,
             interrupted: false,
+        }
+    }
+
+    fn interrupted(resolved: &'static str) -> Exec {
+        Exec {
+            interrupted: true,
+            ..Exec::failed(resolved, 130, "interrupted".into())
         }
     }
 
@@ -92,7 +106,7 @@ impl Exec {
 
 impl Host for StepHost<'_> {
     fn run_step(&mut self, step: &StepRequest<'_>) -> StepResult {
-        if interrupt::requested() {
+        if self.interrupted() {
             return StepResult {
                 interrupted: true,
                 status: 130,
@@ -103,22 +117,33 @@ impl Host for StepHost<'_> {
         let t0 = Instant::now();
         self.last_seq = step.seq;
         let seq = self.seq_base + step.seq;
+        let line = self.line_base + step.line - 1;
         self.ctx.events.emit(&RunEvent::StepStarted {
             scenario: self.scenario,
             scenario_index: self.scenario_index,
             seq,
-            line: self.line_base + step.line - 1,
+            line,
             command: step.name,
             args: &step.args,
         });
         let ctx = self.ctx;
-        let exec = self.dispatch(step.name, &step.args, step.timeout, seq, &ctx.vars);
+        let exec = self.dispatch(
+            step.name,
+            &step.args,
+            step.timeout,
+            seq,
+            &ctx.vars,
+            Within {
+                deadline: self.deadline,
+                scope: Scope::Scenario,
+            },
+        );
         let record = StepRecord {
             v: SCHEMA_VERSION,
             run_id: self.ctx.run_id.to_string(),
             scenario_index: self.scenario_index,
             seq,
-            line: self.line_base + step.line - 1,
+            line,
             command: step.name.to_string(),
             args: step.args.clone(),
             resolved: exec.resolved.to_string(),
@@ -141,7 +166,7 @@ impl Host for StepHost<'_> {
     }
 
     fn interrupted(&self) -> bool {
-        interrupt::requested()
+        self.interruptible && interrupt::requested()
     }
 }
 
@@ -151,10 +176,20 @@ impl StepHost<'_> {
         self.last_seq
     }
 
-    fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+    /// Why a step was stopped at `limit`: its own timeout, an enclosing alias step's,
+    /// or the scenario's.
+    fn limit_message(&self, limit: Duration, own: bool, scope: Scope) -> String {
+        match (own, scope) {
+            (true, _) => format!("timed out after {}", human(limit)),
+            (false, Scope::Step(outer)) => format!("timed out after {}", human(outer)),
+            (false, Scope::Scenario) => format!(
+                "ran out of the scenario's time limit of {}",
+                human(self.scenario_timeout)
+            ),
+        }
     }
 
+    /// Runs one command within `deadline` (the scenario's, or an enclosing alias's).
     fn dispatch(
         &self,
         name: &str,
@@ -162,12 +197,28 @@ impl StepHost<'_> {
         timeout: Option<Duration>,
         seq: u64,
         vars: &BTreeMap<String, String>,
+        within: Within,
     ) -> Exec {
+        let Within { deadline, scope } = within;
         let ctx = self.ctx;
-        let remaining = self.remaining();
+        let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Exec::failed("builtin", 124, self.scenario_timeout_message());
+            return Exec::failed(
+                "builtin",
+                124,
+                self.limit_message(Duration::ZERO, false, scope),
+            );
         }
+        let alias = match Resolver::new(&ctx.plan.env, &ctx.plan.tools).resolve(name) {
+            Some(Resolved::Alias(a)) if !is_builtin(name) => Some(a),
+            _ => None,
+        };
+        let wanted = timeout
+            .or(alias.and_then(|a| a.timeout))
+            .unwrap_or(ctx.plan.pipeline.step_timeout);
+        // The step's own limit, unless the scenario (or enclosing alias) ends sooner.
+        let own = wanted <= remaining;
+        let limit = wanted.min(remaining);
         match name {
             "echo" => Exec::ok("builtin", format!("{}\n", args.join(" "))),
             "sleep" => {
@@ -178,17 +229,13 @@ impl StepHost<'_> {
                         format!("`{}` is not a duration", args.join(" ")),
                     );
                 };
-                if d > remaining {
-                    interrupt::sleep(remaining);
-                    return Exec::failed("builtin", 124, self.scenario_timeout_message());
-                }
-                if interrupt::sleep(d) {
-                    Exec::ok("builtin", String::new())
+                let slept = interrupt::sleep(d.min(limit), self.interruptible);
+                if !slept {
+                    Exec::interrupted("builtin")
+                } else if d > limit {
+                    Exec::failed("builtin", 124, self.limit_message(limit, own, scope))
                 } else {
-                    Exec {
-                        interrupted: true,
-                        ..Exec::failed("builtin", 130, "interrupted".into())
-                    }
+                    Exec::ok("builtin", String::new())
                 }
             }
             "start" | "stop" | "restart" | "kill" => {
@@ -209,47 +256,49 @@ impl StepHost<'_> {
                         );
                     }
                 };
+                let components = ctx.components;
                 let result = match name {
-                    "start" => ctx.components.start(component),
-                    "stop" => ctx.components.stop(component),
-                    "restart" => ctx.components.restart(component),
-                    _ => ctx
-                        .components
+                    "start" => components.start(component, limit, self.interruptible),
+                    "stop" => components.stop(component),
+                    "restart" => components.restart(component, limit, self.interruptible),
+                    _ => components
                         .kill(component, sig)
                         .map_err(|e| format!("{e} (kill {} {component})", signal_name(sig))),
                 };
+                if self.interrupted() && result.is_err() {
+                    return Exec::interrupted("component");
+                }
                 Exec::control("component", result)
             }
             _ => match Resolver::new(&ctx.plan.env, &ctx.plan.tools).resolve(name) {
                 Some(Resolved::Plugin(path)) => {
-                    let limit = timeout.unwrap_or(ctx.plan.pipeline.step_timeout);
-                    self.spawn("plugin", path.as_os_str(), args, limit, seq)
+                    let why = self.limit_message(limit, own, scope);
+                    self.spawn("plugin", path.as_os_str(), args, limit, why, seq)
                 }
-                Some(Resolved::Alias(alias)) => {
-                    let limit = timeout
-                        .or(alias.timeout)
-                        .unwrap_or(ctx.plan.pipeline.step_timeout);
-                    match &alias.kind {
-                        AliasKind::Run(argv) => {
-                            let mut full = Vec::with_capacity(argv.len() + args.len());
-                            for t in argv {
-                                match t.render(vars) {
-                                    Ok(s) => full.push(s),
-                                    Err(e) => return Exec::failed("alias", 2, e),
-                                }
+                Some(Resolved::Alias(alias)) => match &alias.kind {
+                    AliasKind::Run(argv) => {
+                        let mut full = Vec::with_capacity(argv.len() + args.len());
+                        for t in argv {
+                            match t.render(vars) {
+                                Ok(s) => full.push(s),
+                                Err(e) => return Exec::failed("alias", 2, e),
                             }
-                            full.extend(args.iter().cloned());
-                            let program = full.remove(0);
-                            self.spawn("alias", OsStr::new(&program), &full, limit, seq)
                         }
-                        AliasKind::Shell(script) => {
-                            let mut full = vec!["-c".to_string(), script.clone(), name.to_string()];
-                            full.extend(args.iter().cloned());
-                            self.spawn("alias", OsStr::new("sh"), &full, limit, seq)
-                        }
-                        AliasKind::Steps(ast) => self.steps_alias(name, ast, args, vars),
+                        full.extend(args.iter().cloned());
+                        let program = full.remove(0);
+                        let why = self.limit_message(limit, own, scope);
+                        self.spawn("alias", OsStr::new(&program), &full, limit, why, seq)
                     }
-                }
+                    AliasKind::Shell(script) => {
+                        let mut full = vec!["-c".to_string(), script.clone(), name.to_string()];
+                        full.extend(args.iter().cloned());
+                        let why = self.limit_message(limit, own, scope);
+                        self.spawn("alias", OsStr::new("sh"), &full, limit, why, seq)
+                    }
+                    AliasKind::Steps(ast) => {
+                        self.steps_alias(name, ast, args, vars, Instant::now() + limit, limit)
+                    }
+                },
                 None => Exec::failed(
                     "unknown",
                     127,
@@ -261,24 +310,16 @@ impl StepHost<'_> {
         }
     }
 
-    fn scenario_timeout_message(&self) -> String {
-        format!(
-            "the scenario's time limit of {} ran out",
-            human(self.scenario_timeout)
-        )
-    }
-
     fn spawn(
         &self,
         resolved: &'static str,
         program: &OsStr,
         args: &[String],
         limit: Duration,
+        limit_message: String,
         seq: u64,
     ) -> Exec {
         let ctx = self.ctx;
-        let remaining = self.remaining();
-        let capped = limit > remaining;
         let env = [
             ("LOWTOUCH_RUN_ID".to_string(), ctx.run_id.to_string()),
             ("LOWTOUCH_ENV".to_string(), ctx.plan.env.name.clone()),
@@ -298,23 +339,16 @@ impl StepHost<'_> {
             args,
             env: &env,
             cwd: Some(ctx.project),
-            timeout: limit.min(remaining),
+            timeout: limit,
             limit: ctx.plan.pipeline.output_limit,
+            interruptible: self.interruptible,
         };
         match process::run(&spec) {
             Ok(o) => {
                 let failure = if o.interrupted {
                     Some("interrupted".to_string())
-                } else if o.timed_out && capped {
-                    Some(format!(
-                        "{} (its process group was killed)",
-                        self.scenario_timeout_message()
-                    ))
                 } else if o.timed_out {
-                    Some(format!(
-                        "timed out after {} (its process group was killed)",
-                        human(limit)
-                    ))
+                    Some(format!("{limit_message} (its process group was killed)"))
                 } else {
                     None
                 };
@@ -335,26 +369,39 @@ impl StepHost<'_> {
         }
     }
 
-    /// An alias made of scenario statements runs in a nested interpreter; its steps'
-    /// output becomes this step's output, its verdict this step's status.
+    /// An alias made of scenario statements runs in a nested interpreter within the
+    /// step's limit; its steps' output becomes this step's output, its verdict this
+    /// step's status.
     fn steps_alias(
         &self,
         name: &str,
         ast: &crate::scenario::Scenario,
         args: &[String],
         vars: &BTreeMap<String, String>,
+        deadline: Instant,
+        limit: Duration,
     ) -> Exec {
         struct Nested<'h, 'a> {
             host: &'h StepHost<'a>,
             vars: BTreeMap<String, String>,
+            deadline: Instant,
+            limit: Duration,
             stdout: String,
             stderr: String,
         }
         impl Host for Nested<'_, '_> {
             fn run_step(&mut self, step: &StepRequest<'_>) -> StepResult {
-                let exec =
-                    self.host
-                        .dispatch(step.name, &step.args, step.timeout, step.seq, &self.vars);
+                let exec = self.host.dispatch(
+                    step.name,
+                    &step.args,
+                    step.timeout,
+                    step.seq,
+                    &self.vars,
+                    Within {
+                        deadline: self.deadline,
+                        scope: Scope::Step(self.limit),
+                    },
+                );
                 self.stdout.push_str(&exec.stdout.text);
                 self.stderr.push_str(&exec.stderr.text);
                 StepResult {
@@ -365,21 +412,38 @@ impl StepHost<'_> {
                 }
             }
             fn interrupted(&self) -> bool {
-                interrupt::requested()
+                self.host.interrupted()
             }
         }
+        let depth = self.depth.get();
+        if depth >= MAX_ALIAS_DEPTH {
+            return Exec::failed(
+                "alias",
+                1,
+                format!(
+                    "aliases nest deeper than {MAX_ALIAS_DEPTH} at `{name}`: do they call each other in a cycle?"
+                ),
+            );
+        }
+        self.depth.set(depth + 1);
         let mut nested_vars = vars.clone();
         for (i, a) in args.iter().enumerate() {
             nested_vars.insert((i + 1).to_string(), a.clone());
         }
+        let initial: HashMap<String, String> = nested_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut nested = Nested {
             host: self,
-            vars: nested_vars.clone(),
+            vars: nested_vars,
+            deadline,
+            limit,
             stdout: String::new(),
             stderr: String::new(),
         };
-        let initial: HashMap<String, String> = nested_vars.into_iter().collect();
         let outcome = Interpreter::new(ast, initial).run(&mut nested);
+        self.depth.set(depth);
         let (status, failure, interrupted) = match outcome.verdict {
             Verdict::Passed => (0, None, false),
             Verdict::Failed { reason, .. } => (
@@ -404,4 +468,23 @@ impl StepHost<'_> {
             interrupted,
         }
     }
+}
+
+/// The deadline a step runs against, and whose it is.
+#[derive(Clone, Copy)]
+struct Within {
+    deadline: Instant,
+    scope: Scope,
+}
+
+/// Whose deadline a step runs against.
+#[derive(Clone, Copy)]
+enum Scope {
+    Scenario,
+    /// An enclosing `steps:` alias step with this limit.
+    Step(Duration),
+}
+
+fn is_builtin(name: &str) -> bool {
+    crate::scenario::check::BUILTINS.contains(&name)
 }

@@ -51,8 +51,13 @@ pub fn fd() -> Option<RawFd> {
     }
 }
 
-/// Sleeps for `d`, waking early on an interrupt. Returns false when interrupted.
-pub fn sleep(d: std::time::Duration) -> bool {
+/// Sleeps for `d`, waking early on an interrupt when `interruptible`. Returns false
+/// when interrupted.
+pub fn sleep(d: std::time::Duration, interruptible: bool) -> bool {
+    if !interruptible {
+        std::thread::sleep(d);
+        return true;
+    }
     if requested() {
         return false;
     }

@@ -41,6 +41,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         passed: 0,
         failed: 0,
         skipped: 0,
+        interrupted: 0,
         duration_ms: 0,
         pid: std::process::id(),
         hostname: hostname(),
@@ -55,6 +56,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
             match (sc.kind, sc.status) {
                 (ScenarioKind::Scenario, Status::Passed) => run.passed += 1,
                 (ScenarioKind::Scenario, Status::Skipped) => run.skipped += 1,
+                (ScenarioKind::Scenario, Status::Interrupted) => run.interrupted += 1,
                 (ScenarioKind::Scenario, _) => run.failed += 1,
                 (ScenarioKind::Hook, Status::Passed) => {}
                 (ScenarioKind::Hook, _) => hooks_failed = true,
@@ -152,7 +154,14 @@ fn run_plan(
                     .zip(&indices)
                     .map(|(sc, &i)| s.spawn(move || runner.scenario_at(sc, i)))
                     .collect();
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+                handles
+                    .into_iter()
+                    .zip(group.iter().zip(&indices))
+                    .map(|(h, (sc, &i))| {
+                        // A panic is a bug; the scenario still gets a record saying so.
+                        h.join().unwrap_or_else(|_| runner.failed_by_bug(sc, i))
+                    })
+                    .collect()
             });
             results.extend(done);
         }
@@ -207,6 +216,20 @@ impl PlanRunner<'_> {
         rec
     }
 
+    fn failed_by_bug(&self, sc: &ScenarioFile, index: u32) -> ScenarioRecord {
+        let mut rec = self.record(
+            index,
+            ScenarioKind::Scenario,
+            &sc.name,
+            &display_path(&sc.file.path),
+        );
+        rec.status = Status::Failed;
+        rec.reason =
+            Some("lowtouch panicked while running this scenario: a bug, please report it".into());
+        self.ctx.events.emit(&RunEvent::ScenarioFinished(&rec));
+        rec
+    }
+
     fn scenario(&self, sc: &ScenarioFile) -> ScenarioRecord {
         let i = self.next_index();
         self.scenario_at(sc, i)
@@ -239,16 +262,28 @@ impl PlanRunner<'_> {
         let mut rec = self.record(self.next_index(), ScenarioKind::Hook, name, &path);
         self.ctx.events.emit(&RunEvent::ScenarioStarted(&rec));
         let started = Instant::now();
+        // One time limit and one set of variables for the whole hook: its lines are
+        // parsed one by one, but run as one piece.
         let timeout = self.ctx.plan.pipeline.scenario_timeout;
+        let deadline = deadline_after(timeout);
+        let mut vars = self.initial_vars(&rec);
         let mut status = Status::Passed;
         for line in lines {
             if interrupt::requested() && !keep_going {
                 status = Status::Interrupted;
                 break;
             }
-            let mut one = self.record(rec.index, ScenarioKind::Hook, name, &path);
-            one.status = Status::Running;
-            let (verdict, steps) = self.run_ast(&one, &line.ast, timeout, rec.steps, line.line);
+            let part = Part {
+                deadline,
+                timeout,
+                seq_base: rec.steps,
+                line_base: line.line,
+                // Cleanup finishes even after the first Ctrl-C.
+                interruptible: !keep_going,
+                vars,
+            };
+            let (verdict, steps, after) = self.run_ast(&rec, &line.ast, part);
+            vars = after;
             rec.steps += steps;
             match verdict {
                 Verdict::Passed => {}
@@ -283,7 +318,15 @@ impl PlanRunner<'_> {
     ) -> ScenarioRecord {
         self.ctx.events.emit(&RunEvent::ScenarioStarted(&rec));
         let started = Instant::now();
-        let (verdict, steps) = self.run_ast(&rec, ast, timeout, 0, 1);
+        let part = Part {
+            deadline: deadline_after(timeout),
+            timeout,
+            seq_base: 0,
+            line_base: 1,
+            interruptible: true,
+            vars: self.initial_vars(&rec),
+        };
+        let (verdict, steps, _) = self.run_ast(&rec, ast, part);
         rec.steps = steps;
         match verdict {
             Verdict::Passed => rec.status = Status::Passed,
@@ -303,14 +346,8 @@ impl PlanRunner<'_> {
     }
 
     /// Interprets `ast` as part of `rec`; step numbers continue from `seq_base`.
-    fn run_ast(
-        &self,
-        rec: &ScenarioRecord,
-        ast: &Scenario,
-        timeout: Duration,
-        seq_base: u64,
-        line_base: u32,
-    ) -> (Verdict, u64) {
+    /// The run's variables plus this scenario's name: what a scenario starts with.
+    fn initial_vars(&self, rec: &ScenarioRecord) -> HashMap<String, String> {
         let mut vars: HashMap<String, String> = self
             .ctx
             .vars
@@ -318,24 +355,54 @@ impl PlanRunner<'_> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         vars.insert("scenario".into(), rec.name.clone());
+        vars
+    }
+
+    /// Interprets `ast` as (part of) `rec`. Returns the verdict, the last step number and
+    /// the variables as the statements left them.
+    fn run_ast(
+        &self,
+        rec: &ScenarioRecord,
+        ast: &Scenario,
+        part: Part,
+    ) -> (Verdict, u64, HashMap<String, String>) {
         let mut host = StepHost {
             ctx: self.ctx,
             scenario: &rec.name,
             scenario_index: rec.index,
-            deadline: Instant::now() + timeout,
-            scenario_timeout: timeout,
-            seq_base,
+            deadline: part.deadline,
+            scenario_timeout: part.timeout,
+            seq_base: part.seq_base,
             last_seq: 0,
-            line_base,
+            line_base: part.line_base,
+            interruptible: part.interruptible,
+            depth: std::cell::Cell::new(0),
         };
-        let outcome = Interpreter::new(ast, vars)
-            .with_budget(self.ctx.plan.pipeline.step_budget)
-            .run(&mut host);
-        (outcome.verdict, host.steps_run())
+        let mut interpreter =
+            Interpreter::new(ast, part.vars).with_budget(self.ctx.plan.pipeline.step_budget);
+        let outcome = interpreter.run(&mut host);
+        (outcome.verdict, host.steps_run(), interpreter.into_vars())
     }
 }
 
+/// How one piece of a scenario record is interpreted.
+struct Part {
+    deadline: Instant,
+    timeout: Duration,
+    seq_base: u64,
+    line_base: u32,
+    interruptible: bool,
+    vars: HashMap<String, String>,
+}
+
 pub use crate::source::display_path;
+
+/// Now plus `d`, saturating far in the future rather than overflowing.
+fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
+}
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

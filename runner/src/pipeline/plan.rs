@@ -95,8 +95,85 @@ impl Plan {
                 }
             }
         }
+        findings.extend(self.alias_cycles());
         findings
     }
+
+    /// `steps:` aliases that call each other in a circle would recurse forever.
+    fn alias_cycles(&self) -> Vec<Finding> {
+        use std::collections::BTreeMap;
+        let calls: BTreeMap<&str, Vec<&str>> = self
+            .env
+            .aliases
+            .values()
+            .filter_map(|a| match &a.kind {
+                AliasKind::Steps(ast) => {
+                    let mut names = Vec::new();
+                    for stmt in &ast.stmts {
+                        called(&stmt.kind, &mut names);
+                    }
+                    Some((a.name.as_str(), names))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut findings = Vec::new();
+        let mut reported = std::collections::BTreeSet::new();
+        for &start in calls.keys() {
+            let mut path = vec![start];
+            if let Some(cycle) = find_cycle(&calls, &mut path)
+                && reported.insert(cycle.iter().min().copied().unwrap_or(start))
+            {
+                let (line, col) =
+                    crate::source::locate_key(&self.env.file.text, &["aliases", cycle[0]])
+                        .unwrap_or((1, 1));
+                findings.push(
+                    Finding::at(
+                        &self.env.file,
+                        line,
+                        col,
+                        cycle[0].len(),
+                        format!("aliases call each other in a cycle: {}", cycle.join(" -> ")),
+                    )
+                    .help("one of them must do the work instead of calling the next"),
+                );
+            }
+        }
+        findings
+    }
+}
+
+fn called<'a>(kind: &'a crate::scenario::ast::StmtKind, out: &mut Vec<&'a str>) {
+    use crate::scenario::ast::StmtKind;
+    match kind {
+        StmtKind::Call(c) | StmtKind::Set { call: c, .. } => out.push(&c.name.text),
+        StmtKind::If { then, .. } => called(&then.kind, out),
+        _ => {}
+    }
+}
+
+/// Depth-first from the last name of `path`; returns the cycle through its first name.
+fn find_cycle<'a>(
+    calls: &std::collections::BTreeMap<&'a str, Vec<&'a str>>,
+    path: &mut Vec<&'a str>,
+) -> Option<Vec<&'a str>> {
+    let here = *path.last()?;
+    for &next in calls.get(here).map(Vec::as_slice).unwrap_or(&[]) {
+        if next == path[0] {
+            let mut cycle = path.clone();
+            cycle.push(next);
+            return Some(cycle);
+        }
+        if path.contains(&next) || !calls.contains_key(next) {
+            continue;
+        }
+        path.push(next);
+        if let Some(c) = find_cycle(calls, path) {
+            return Some(c);
+        }
+        path.pop();
+    }
+    None
 }
 
 fn missing_environment(pipeline: &Pipeline, project: &Path) -> Finding {

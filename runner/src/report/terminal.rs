@@ -281,8 +281,13 @@ pub fn summary(run: &RunRecord, scenarios: &[ScenarioRecord], style: Style) -> S
         Status::Interrupted => style.yellow("interrupted"),
         _ => style.red(run.status.as_str()),
     };
+    let interrupted = if run.interrupted > 0 {
+        format!(", {} interrupted", run.interrupted)
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
-        "\nrun {} {verdict}: {} passed, {} failed, {} skipped in {} (revision {})\n",
+        "\nrun {} {verdict}: {} passed, {} failed, {} skipped{interrupted} in {} (revision {})\n",
         run.id,
         run.passed,
         run.failed,

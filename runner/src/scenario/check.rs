@@ -24,6 +24,8 @@ pub trait Catalog {
     fn component_names(&self) -> Vec<String>;
     /// Variables set before the scenario starts (environment variables, run context).
     fn has_variable(&self, name: &str) -> bool;
+    /// Their names, for suggestions.
+    fn variable_names(&self) -> Vec<String>;
 }
 
 pub fn check(scenario: &Scenario, catalog: &dyn Catalog) -> Vec<Diagnostic> {
@@ -89,7 +91,12 @@ impl Checker<'_> {
                     continue;
                 }
                 let mut d = Diagnostic::new(span, format!("variable `{name}` is never set"));
-                let known: Vec<&str> = self.set_vars.iter().map(String::as_str).collect();
+                let outer = self.catalog.variable_names();
+                let known = self
+                    .set_vars
+                    .iter()
+                    .map(String::as_str)
+                    .chain(outer.iter().map(String::as_str));
                 if let Some(close) = did_you_mean(name, known) {
                     d = d.label(format!("did you mean `{close}`?"));
                 } else {
@@ -262,6 +269,9 @@ mod tests {
         }
         fn has_variable(&self, name: &str) -> bool {
             name == "env"
+        }
+        fn variable_names(&self) -> Vec<String> {
+            vec!["env".into()]
         }
     }
 

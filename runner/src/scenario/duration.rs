@@ -21,8 +21,14 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "h" => value * 3600.0,
         _ => return None,
     };
+    // Nothing a test waits for is longer than a year; beyond it, deadlines overflow.
+    if seconds > MAX_SECONDS {
+        return None;
+    }
     Duration::try_from_secs_f64(seconds).ok()
 }
+
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 /// Formats a duration the way people read it in a summary: `842ms`, `3.2s`, `2m05s`.
 pub fn human(d: Duration) -> String {
@@ -68,6 +74,8 @@ mod tests {
         check(".5", None);
         check("5.", None);
         check("1e400", None);
+        check("3000000000000000h", None);
+        check("366d", None);
     }
 
     #[test]

@@ -93,6 +93,11 @@ impl<'s> Interpreter<'s> {
         &self.vars
     }
 
+    /// The variables as the scenario left them.
+    pub fn into_vars(self) -> HashMap<String, String> {
+        self.vars
+    }
+
     pub fn run(&mut self, host: &mut dyn Host) -> Outcome {
         let mut pc = 0;
         let mut statements = 0u64;
@@ -282,8 +287,8 @@ impl<'s> Interpreter<'s> {
             }
             return Ok(self.regexes[&rhs].is_match(&lhs));
         }
-        let ordering = match (lhs.trim().parse::<f64>(), rhs.trim().parse::<f64>()) {
-            (Ok(a), Ok(b)) => a.partial_cmp(&b),
+        let ordering = match (number(&lhs), number(&rhs)) {
+            (Some(a), Some(b)) => a.partial_cmp(&b),
             _ => Some(lhs.cmp(&rhs)),
         };
         let Some(ord) = ordering else {
@@ -300,6 +305,19 @@ impl<'s> Interpreter<'s> {
             Op::Match => unreachable!("handled above"),
         })
     }
+}
+
+/// A plain decimal (`42`, `-1.5`, `0.25`): what a person means by a number. `inf`,
+/// `NaN` and `1e3` stay strings.
+fn number(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let mut parts = digits.splitn(2, '.');
+    let int = parts.next().unwrap_or("");
+    let frac = parts.next();
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = plain(int) && frac.is_none_or(plain);
+    if ok { t.parse().ok() } else { None }
 }
 
 #[cfg(test)]
@@ -397,7 +415,7 @@ mod tests {
 
     #[test]
     fn comparisons() {
-        let src = "set n num\nassert #{n} > 9\nassert #{n} < 100\nassert abc < abd\nassert #{n} =~ ^1[0-9]$\nassert 10.0 == 10\n";
+        let src = "set n num\nassert #{n} > 9\nassert #{n} < 100\nassert abc < abd\nassert #{n} =~ ^1[0-9]$\nassert 10.0 == 10\nassert inf != Infinity\nassert -2 < 1\n";
         check(src, &[("num", 0, "10")], "num ", Verdict::Passed);
         check(
             "assert 9 > 10 \"too small\"\n",

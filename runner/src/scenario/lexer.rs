@@ -220,7 +220,12 @@ impl<'a> Lexer<'a> {
     }
 
     /// Reads `#{name}` at the current position (which starts with `#{`).
-    fn interpolation(&mut self, parts: &mut Vec<Part>, lit: &mut String, col: u32) -> Result<(), LexError> {
+    fn interpolation(
+        &mut self,
+        parts: &mut Vec<Part>,
+        lit: &mut String,
+        col: u32,
+    ) -> Result<(), LexError> {
         let start = self.pos;
         let rest = &self.bytes[start + 2..];
         let close = rest.iter().position(|&b| b == b'}' || b == b'\n');

@@ -24,10 +24,12 @@ pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
 
     while lexer.line(&mut line) {
         words.clear();
-        words.extend(
-            line.drain(..)
-                .filter(|t| !matches!(t.kind, TokenKind::Space | TokenKind::Comment | TokenKind::Newline)),
-        );
+        words.extend(line.drain(..).filter(|t| {
+            !matches!(
+                t.kind,
+                TokenKind::Space | TokenKind::Comment | TokenKind::Newline
+            )
+        }));
         if words.is_empty() {
             continue;
         }
@@ -40,14 +42,22 @@ pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
                 if let StmtKind::Label(name) = &stmt.kind {
                     if let Some(first) = label_spans.get(&name.text) {
                         diagnostics.push(
-                            Diagnostic::new(name.span, format!("label `{}` is defined twice", name.text))
-                                .label("defined again here")
-                                .help(format!("the first definition is on line {}; rename one of them", first.line)),
+                            Diagnostic::new(
+                                name.span,
+                                format!("label `{}` is defined twice", name.text),
+                            )
+                            .label("defined again here")
+                            .help(format!(
+                                "the first definition is on line {}; rename one of them",
+                                first.line
+                            )),
                         );
                         continue;
                     }
                     label_spans.insert(name.text.clone(), name.span);
-                    scenario.labels.insert(name.text.clone(), scenario.stmts.len());
+                    scenario
+                        .labels
+                        .insert(name.text.clone(), scenario.stmts.len());
                 }
                 scenario.stmts.push(stmt);
             }
@@ -121,10 +131,11 @@ fn parse_statement(words: &mut [Token], top_level: bool) -> Result<Stmt, Diagnos
     let stmt = |kind| Ok(Stmt { kind, span });
     let head = match words[0].bare_text() {
         None => {
-            return Err(
-                Diagnostic::new(words[0].span, "a statement must start with a command name")
-                    .help("command names are bare words; quote only the arguments"),
-            );
+            return Err(Diagnostic::new(
+                words[0].span,
+                "a statement must start with a command name",
+            )
+            .help("command names are bare words; quote only the arguments"));
         }
         Some(t) if words.len() == 1 && t.ends_with(':') => Head::Label,
         Some("goto") => Head::Goto,
@@ -136,7 +147,11 @@ fn parse_statement(words: &mut [Token], top_level: bool) -> Result<Stmt, Diagnos
     };
 
     if let Head::Label = head {
-        let label = words[0].bare_text().unwrap_or(":").trim_end_matches(':').to_string();
+        let label = words[0]
+            .bare_text()
+            .unwrap_or(":")
+            .trim_end_matches(':')
+            .to_string();
         let label = label.as_str();
         if !top_level {
             return Err(Diagnostic::new(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("the store {path} is held by another process{owner}")]
     Locked { path: PathBuf, owner: String },
-    #[error("cannot open the store {path}")]
+    #[error("cannot open the store {path}: {source}")]
     Open {
         path: PathBuf,
         #[source]

@@ -48,6 +48,9 @@ pub struct RunRecord {
     pub passed: u32,
     pub failed: u32,
     pub skipped: u32,
+    /// Scenarios stopped by Ctrl-C or SIGTERM.
+    #[serde(default)]
+    pub interrupted: u32,
     pub duration_ms: u64,
     /// The process that ran it, so a stale `running` record can be told from a live one.
     pub pid: u32,

@@ -261,12 +261,16 @@ fn owner_path(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
-/// Records who holds the store, so a second process can say so.
+/// Records who holds the store, so a second process can say so. Only the subcommand:
+/// the rest of the command line may hold values (`--set`) that are nobody's business.
 fn write_owner(db: &Path) {
-    let args: Vec<String> = std::env::args().collect();
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-') && !Path::new(a).is_dir())
+        .unwrap_or_default();
     let _ = std::fs::write(
         owner_path(db),
-        format!("pid {} ({})", std::process::id(), args.join(" ")),
+        format!("pid {} (lowtouch {sub})", std::process::id()),
     );
 }
 

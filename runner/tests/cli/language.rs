@@ -189,3 +189,57 @@ fn teardown_runs_after_a_failing_scenario_and_a_failing_setup_skips() {
     assert!(out.stdout.contains("SKIP"), "{}", out.stdout);
     assert!(p.read("hooks.log").ends_with("setup2\nteardown2\n"));
 }
+
+#[test]
+fn timeout_applies_to_builtins_and_alias_steps() {
+    let p = project("aliases:\n  nap:\n    steps: ['sleep 5s']\n");
+    p.write("s.scn", "timeout 200ms sleep 5s\n");
+    let out = p
+        .lowtouch(&["run", "--scenario", "s.scn"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("timed out after 200ms"),
+        "{}",
+        out.stderr
+    );
+    p.write("a.scn", "timeout 200ms nap\n");
+    let out = p
+        .lowtouch(&["run", "--scenario", "a.scn"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr
+            .contains("in alias `nap`: `sleep` timed out after 200ms"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn environments_refuse_what_cannot_work() {
+    let p = project(
+        "components:\n  X:\n    start: ['true']\n    stop: []\n\
+         aliases:\n  a:\n    steps: [b]\n  b:\n    steps: [a]\n  s:\n    shell: 'echo #{port}'\n",
+    );
+    p.write("s.scn", "a\n");
+    let out = p.lowtouch(&["check", "s.scn"]).output().expect_code(1);
+    assert!(out.stderr.contains("`stop` is empty"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`#{…}` is not filled in inside a `shell:` script"),
+        "{}",
+        out.stderr
+    );
+    p.write(
+        "environments/local.yaml",
+        "aliases:\n  a:\n    steps: [b]\n  b:\n    steps: [a]\n",
+    );
+    let out = p.lowtouch(&["check", "s.scn"]).output().expect_code(1);
+    assert!(
+        out.stderr
+            .contains("aliases call each other in a cycle: a -> b -> a"),
+        "{}",
+        out.stderr
+    );
+}

@@ -148,3 +148,41 @@ fn sigkill_during_heavy_writes_loses_nothing_flushed_and_corrupts_nothing() {
         );
     }
 }
+
+#[test]
+fn cleanup_hooks_finish_after_ctrl_c_and_stop_commands_are_not_cut_short() {
+    let p = Project::empty();
+    p.write(
+        "environments/local.yaml",
+        "components:\n  Sleeper:\n    start: [sleep, '300']\n    stop: [sh, -c, 'sleep 0.3; kill $(cut -d\" \" -f1 .lowtouch/envs/local/Sleeper.pid)']\n\
+         aliases:\n  mark:\n    shell: 'echo \"$1\" >> marks.txt'\n",
+    );
+    p.write("wait.scn", "mark scenario\nsleep 60s\n");
+    p.write(
+        "pipelines/cleanup.yaml",
+        "environment: local\nsetup: [mark setup, start Sleeper]\nafter_each: [mark after_each]\n\
+         teardown: [mark teardown, stop Sleeper, mark stopped]\nscenarios: [../wait.scn]\n",
+    );
+    let mut child = p.lowtouch(&["run", "cleanup"]).spawn();
+    let marks = p.path().join("marks.txt");
+    assert!(wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("scenario"))
+    }));
+    let sleeper: i32 = p
+        .read(".lowtouch/envs/local/Sleeper.pid")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    sigint(child.id());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        p.read("marks.txt"),
+        "setup\nscenario\nafter_each\nteardown\nstopped\n"
+    );
+    assert!(
+        !crate::harness::alive(sleeper),
+        "the component outlived the interrupted run"
+    );
+}
