@@ -67,6 +67,8 @@ pub enum Reject {
     DuplicateId,
     UnknownId,
     NotActive,
+    /// Quantity above the engine's `max_order_qty`.
+    Limit,
 }
 
 impl Reject {
@@ -76,6 +78,7 @@ impl Reject {
             Reject::DuplicateId => "DUPLICATE_ID",
             Reject::UnknownId => "UNKNOWN_ID",
             Reject::NotActive => "NOT_ACTIVE",
+            Reject::Limit => "LIMIT",
         }
     }
 
@@ -85,6 +88,7 @@ impl Reject {
             Reject::DuplicateId,
             Reject::UnknownId,
             Reject::NotActive,
+            Reject::Limit,
         ]
         .into_iter()
         .find(|r| r.code() == s)

@@ -90,9 +90,13 @@ pub struct EngineConfig {
     /// Backup: the primary's replication address.
     pub primary: Option<String>,
     pub instruments: Vec<String>,
+    /// Orders with a larger quantity get `REJ <id> LIMIT`; `None` = no limit.
+    pub max_order_qty: Option<u64>,
     pub knobs: Knobs,
     pub heartbeat: Duration,
     pub heartbeat_timeout: Duration,
+    /// The `--config` file the settings came from, if any (for the log).
+    pub config: Option<PathBuf>,
 }
 
 /// Everything guarded by the engine mutex.
@@ -198,6 +202,14 @@ impl Engine {
         // critical section like real matching work would be.
         if self.cfg.knobs.latency_us > 0 {
             thread::sleep(self.cfg.knobs.latency());
+        }
+        // A pre-trade risk check: refused before it can touch the book. A
+        // standby backup never gets here (it mirrors what the primary
+        // accepted), so each engine's own limit applies while it serves.
+        if self.cfg.max_order_qty.is_some_and(|max| order.qty > max) {
+            self.log
+                .line(&format!("REJECT {} {}", order.id, Reject::Limit));
+            return vec![rej(&order.id, Reject::Limit)];
         }
         let trades = match core.books.submit(&order) {
             Ok(trades) => trades,
@@ -307,7 +319,7 @@ pub fn run(cfg: EngineConfig) -> i32 {
     engine.log.line(&format!(
         "CONFIG: role={} listen={} replication={} primary={} instruments={} \
          latency_us={} leak_kb_per_order={} failover_delay_ms={} heartbeat_ms={} \
-         heartbeat_timeout_ms={}",
+         heartbeat_timeout_ms={} max_order_qty={} config={}",
         cfg.role.as_str(),
         cfg.listen,
         cfg.replication.as_deref().unwrap_or("-"),
@@ -318,6 +330,11 @@ pub fn run(cfg: EngineConfig) -> i32 {
         cfg.knobs.failover_delay_ms,
         cfg.heartbeat.as_millis(),
         cfg.heartbeat_timeout.as_millis(),
+        cfg.max_order_qty
+            .map_or_else(|| "-".to_string(), |n| n.to_string()),
+        cfg.config
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |p| p.display().to_string()),
     ));
 
     // Installed before anything else so a stop request during start-up is

@@ -8,6 +8,7 @@
 pub mod book;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod engine;
 pub mod knobs;
 pub mod loadgen;
