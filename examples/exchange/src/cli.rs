@@ -6,12 +6,13 @@
 //! Exit codes: 0 success, 1 the command ran and failed, 2 usage error.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::book::{NewOrder, Side};
+use crate::config::{self, ConfigFile};
 use crate::engine::{self, EngineConfig, Role};
 use crate::knobs::{KnobFlags, Knobs};
 use crate::loadgen::{self, LoadgenConfig};
@@ -31,15 +32,21 @@ subcommands:
 Run `exchange <subcommand> --help` for its flags.";
 
 const ENGINE_USAGE: &str = "\
-usage: exchange engine --name NAME --role primary|backup --listen ADDR --log PATH
+usage: exchange engine --name NAME --role primary|backup --log PATH
+         [--config PATH]             key = value settings file (flags override it)
+         [--listen ADDR]             client address (required, here or in --config)
          [--replication ADDR]        primary: where the backup connects
-         [--primary ADDR]            backup: the primary's replication address
+         [--primary ADDR]            backup: the primary's replication address (required)
          [--instruments SYM,SYM]     default DEMO,ACME
+         [--max-order-qty N]         larger orders get REJ <id> LIMIT (default: no limit)
          [--latency-us N]            fault: extra time per order   (env EXCHANGE_LATENCY_US)
          [--leak-kb-per-order N]     fault: KiB leaked per order   (env EXCHANGE_LEAK_KB_PER_ORDER)
          [--failover-delay-ms N]     fault: takeover delay, backup (env EXCHANGE_FAILOVER_DELAY_MS)
          [--heartbeat-ms N]          default 100
          [--heartbeat-timeout-ms N]  default 500
+Precedence: flag > --config file > EXCHANGE_* environment variable > default.
+Config keys: listen replication primary instruments instruments_file max_order_qty
+  latency_us leak_kb_per_order failover_delay_ms heartbeat_ms heartbeat_timeout_ms
 Runs until SIGTERM/SIGINT, then logs STATE: STOPPED and exits 0.";
 
 const SMOKE_USAGE: &str = "\
@@ -59,6 +66,8 @@ const LOADGEN_USAGE: &str = "\
 usage: exchange loadgen --engines ADDR,... [--rate N (orders/s, default 200)]
          [--symbols SYM,SYM (default DEMO,ACME)] [--seed N (default 1)]
          [--duration-ms N (default: until SIGTERM/SIGINT)]
+         [--orders PATH]  replay a CSV file (header id,side,symbol,qty,price) in a loop,
+                          ids sent as <id>-<loop>; --symbols and --seed are then unused
 Prints a one-line summary on stderr at the end and exits 0.";
 
 /// Entry point. `args` excludes the program name; `args[0]` is the
@@ -94,9 +103,11 @@ const ENGINE_FLAGS: &[&str] = &[
     "role",
     "listen",
     "log",
+    "config",
     "replication",
     "primary",
     "instruments",
+    "max-order-qty",
     "latency-us",
     "leak-kb-per-order",
     "failover-delay-ms",
@@ -114,7 +125,14 @@ const ORDER_FLAGS: &[&str] = &[
     "timeout-ms",
 ];
 const BOOK_FLAGS: &[&str] = &["engines", "has", "timeout-ms"];
-const LOADGEN_FLAGS: &[&str] = &["engines", "rate", "symbols", "seed", "duration-ms"];
+const LOADGEN_FLAGS: &[&str] = &[
+    "engines",
+    "rate",
+    "symbols",
+    "seed",
+    "duration-ms",
+    "orders",
+];
 
 /// Parsed `--flag value` pairs.
 #[derive(Debug, Default)]
@@ -232,8 +250,51 @@ fn symbols(flags: &Flags, name: &str) -> Result<Vec<String>, String> {
     Ok(syms)
 }
 
-/// Parses an engine configuration (validation only, nothing is started).
+/// A `--config` file as loaded: its path and its settings, with an
+/// `instruments_file` already read into `instruments`.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    pub file: ConfigFile,
+}
+
+/// Reads and parses a `--config` file and the `instruments_file` it names
+/// (a relative path is taken from the config file's directory).
+pub fn load_config(path: &str) -> Result<LoadedConfig, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read --config {path}: {e}"))?;
+    let mut file = config::parse(&text, path)?;
+    if let Some(name) = &file.instruments_file {
+        let dir = Path::new(path).parent().unwrap_or(Path::new(""));
+        let syms_path = dir.join(name);
+        let shown = syms_path.display().to_string();
+        let text = std::fs::read_to_string(&syms_path)
+            .map_err(|e| format!("cannot read instruments_file {shown} (named in {path}): {e}"))?;
+        file.instruments = Some(config::parse_instruments(&text, &shown)?);
+    }
+    Ok(LoadedConfig {
+        path: PathBuf::from(path),
+        file,
+    })
+}
+
+/// Parses an engine configuration (validation only, nothing is started):
+/// reads `--config` if given, and the knobs' environment variables.
 pub fn engine_config(flags: &Flags) -> Result<EngineConfig, String> {
+    let loaded = flags.get("config").map(load_config).transpose()?;
+    engine_config_with(flags, loaded.as_ref(), |k| std::env::var(k).ok())
+}
+
+/// [`engine_config`] with the config file and the environment injected.
+/// Each setting comes from its flag, else the config file, else (knobs
+/// only) the environment, else its default.
+pub fn engine_config_with(
+    flags: &Flags,
+    loaded: Option<&LoadedConfig>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<EngineConfig, String> {
+    let empty = ConfigFile::default();
+    let file = loaded.map_or(&empty, |l| &l.file);
     let name = flags.required("name")?;
     // The name is one token of the STATUS reply and of every log line.
     if !valid_id(name) {
@@ -242,44 +303,80 @@ pub fn engine_config(flags: &Flags) -> Result<EngineConfig, String> {
     let role_s = flags.required("role")?;
     let role = Role::parse(role_s)
         .ok_or_else(|| format!("--role must be primary or backup, got {role_s:?}"))?;
-    let replication = flags.get("replication").map(str::to_string);
-    let primary = flags.get("primary").map(str::to_string);
-    match role {
-        Role::Primary if primary.is_some() => {
-            return Err("--primary is for --role backup (a primary uses --replication)".into());
+    // An explicit flag for the other role is a mistake; the same key in a
+    // config file is ignored, so one rendered file can serve both roles.
+    let (replication, primary) = match role {
+        Role::Primary => {
+            if flags.get("primary").is_some() {
+                return Err("--primary is for --role backup (a primary uses --replication)".into());
+            }
+            let replication = flags
+                .get("replication")
+                .map(str::to_string)
+                .or_else(|| file.replication.clone());
+            (replication, None)
         }
-        Role::Backup if replication.is_some() => {
-            return Err("--replication is for --role primary (a backup uses --primary)".into());
+        Role::Backup => {
+            if flags.get("replication").is_some() {
+                return Err("--replication is for --role primary (a backup uses --primary)".into());
+            }
+            let primary = flags
+                .get("primary")
+                .map(str::to_string)
+                .or_else(|| file.primary.clone())
+                .ok_or("--role backup needs --primary ADDR (or primary in the --config file)")?;
+            (None, Some(primary))
         }
-        Role::Backup if primary.is_none() => {
-            return Err("--role backup needs --primary ADDR".into());
-        }
-        _ => {}
-    }
-    let heartbeat_ms = flags.u64_or("heartbeat-ms", 100)?;
-    let timeout_ms = flags.u64_or("heartbeat-timeout-ms", 500)?;
+    };
+    let listen = flags
+        .get("listen")
+        .map(str::to_string)
+        .or_else(|| file.listen.clone())
+        .ok_or("--listen is required (or listen in the --config file)")?;
+    let heartbeat_ms = flags
+        .u64("heartbeat-ms")?
+        .or(file.heartbeat_ms)
+        .unwrap_or(100);
+    let timeout_ms = flags
+        .u64("heartbeat-timeout-ms")?
+        .or(file.heartbeat_timeout_ms)
+        .unwrap_or(500);
     if heartbeat_ms == 0 {
-        return Err("--heartbeat-ms must be positive".into());
+        return Err("heartbeat-ms must be positive".into());
     }
     if timeout_ms <= heartbeat_ms {
-        return Err("--heartbeat-timeout-ms must be larger than --heartbeat-ms".into());
+        return Err("heartbeat-timeout-ms must be larger than heartbeat-ms".into());
     }
-    let knobs = Knobs::from_env(KnobFlags {
-        latency_us: flags.u64("latency-us")?,
-        leak_kb_per_order: flags.u64("leak-kb-per-order")?,
-        failover_delay_ms: flags.u64("failover-delay-ms")?,
-    })?;
+    let knobs = Knobs::resolve(
+        KnobFlags {
+            latency_us: flags.u64("latency-us")?.or(file.latency_us),
+            leak_kb_per_order: flags.u64("leak-kb-per-order")?.or(file.leak_kb_per_order),
+            failover_delay_ms: flags.u64("failover-delay-ms")?.or(file.failover_delay_ms),
+        },
+        env,
+    )?;
+    let max_order_qty = flags
+        .get("max-order-qty")
+        .map(|v| protocol::parse_positive(v, "--max-order-qty"))
+        .transpose()?
+        .or(file.max_order_qty);
+    let instruments = match (flags.get("instruments"), &file.instruments) {
+        (None, Some(syms)) => syms.clone(),
+        _ => symbols(flags, "instruments")?,
+    };
     Ok(EngineConfig {
         name: name.to_string(),
         role,
-        listen: flags.required("listen")?.to_string(),
+        listen,
         log: PathBuf::from(flags.required("log")?),
         replication,
         primary,
-        instruments: symbols(flags, "instruments")?,
+        instruments,
+        max_order_qty,
         knobs,
         heartbeat: Duration::from_millis(heartbeat_ms),
         heartbeat_timeout: Duration::from_millis(timeout_ms),
+        config: loaded.map(|l| l.path.clone()),
     })
 }
 
@@ -367,8 +464,17 @@ fn cmd_loadgen(flags: &Flags) -> Result<i32, String> {
     if rate == 0 || rate > 1_000_000 {
         return Err("--rate must be between 1 and 1000000".into());
     }
+    let orders = match flags.get("orders") {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --orders {path}: {e}"))?;
+            Some(loadgen::parse_orders(&text, path)?)
+        }
+    };
     let cfg = LoadgenConfig {
         engines: flags.engines()?,
+        orders,
         rate,
         symbols: symbols(flags, "symbols")?,
         seed: flags.u64_or("seed", 1)?,
@@ -432,6 +538,16 @@ mod tests {
         assert_eq!(main(&args("smoke --engines")), 2);
         assert_eq!(main(&args("order --engines a --id x")), 2);
         assert_eq!(main(&args("engine --name p --role primary")), 2);
+        assert_eq!(
+            main(&args(
+                "engine --name p --role primary --log /tmp/x --config /nonexistent.conf"
+            )),
+            2
+        );
+        assert_eq!(
+            main(&args("loadgen --engines a:1 --orders /nonexistent.csv")),
+            2
+        );
     }
 
     #[test]
@@ -454,5 +570,89 @@ mod tests {
         assert!(ok("--role primary --instruments BAD$").is_err());
         assert!(ok("--role primary --heartbeat-ms 100 --heartbeat-timeout-ms 100").is_err());
         assert!(ok("--role primary --heartbeat-ms 0").is_err());
+    }
+
+    #[test]
+    fn config_file_precedence() {
+        let text = "listen = f:1\nreplication = f:2\nprimary = f:3\ninstruments = F,G\n\
+                    max_order_qty = 9\nlatency_us = 20\nleak_kb_per_order = 30\n\
+                    heartbeat_ms = 40\nheartbeat_timeout_ms = 400\n";
+        let loaded = LoadedConfig {
+            path: "e.conf".into(),
+            file: config::parse(text, "e.conf").unwrap(),
+        };
+        let env = |k: &str| k.starts_with("EXCHANGE_").then(|| "7".to_string());
+        let base = "--name p --log /tmp/x.log";
+        let cfg_of = |extra: &str| {
+            let f = flags(&format!("{base} {extra}"), ENGINE_FLAGS).unwrap();
+            engine_config_with(&f, Some(&loaded), env)
+        };
+
+        // The file over the environment over the defaults.
+        let cfg = cfg_of("--role primary").unwrap();
+        assert_eq!(cfg.listen, "f:1");
+        assert_eq!(cfg.replication.as_deref(), Some("f:2"));
+        assert_eq!(cfg.primary, None, "a primary ignores the file's primary");
+        assert_eq!(cfg.instruments, ["F", "G"]);
+        assert_eq!(cfg.max_order_qty, Some(9));
+        assert_eq!(cfg.knobs.latency_us, 20);
+        assert_eq!(cfg.knobs.leak_kb_per_order, 30);
+        assert_eq!(cfg.knobs.failover_delay_ms, 7, "from the environment");
+        assert_eq!(cfg.heartbeat, Duration::from_millis(40));
+        assert_eq!(cfg.heartbeat_timeout, Duration::from_millis(400));
+        assert_eq!(cfg.config, Some(PathBuf::from("e.conf")));
+
+        // Flags over the file.
+        let cfg = cfg_of(
+            "--role primary --listen c:1 --replication c:2 --instruments C \
+             --max-order-qty 3 --latency-us 1 --failover-delay-ms 2 --heartbeat-ms 10",
+        )
+        .unwrap();
+        assert_eq!(cfg.listen, "c:1");
+        assert_eq!(cfg.replication.as_deref(), Some("c:2"));
+        assert_eq!(cfg.instruments, ["C"]);
+        assert_eq!(cfg.max_order_qty, Some(3));
+        assert_eq!(cfg.knobs.latency_us, 1);
+        assert_eq!(cfg.knobs.failover_delay_ms, 2);
+        assert_eq!(cfg.heartbeat, Duration::from_millis(10));
+        assert_eq!(cfg.heartbeat_timeout, Duration::from_millis(400));
+
+        // A backup takes primary from the file and ignores its replication;
+        // explicit flags for the other role are still refused.
+        let cfg = cfg_of("--role backup").unwrap();
+        assert_eq!(cfg.primary.as_deref(), Some("f:3"));
+        assert_eq!(cfg.replication, None);
+        assert!(cfg_of("--role backup --replication x:1").is_err());
+        assert!(cfg_of("--role primary --primary x:1").is_err());
+        // The merged values are validated together.
+        assert!(cfg_of("--role primary --heartbeat-timeout-ms 40").is_err());
+        assert!(cfg_of("--role primary --max-order-qty 0").is_err());
+
+        // Without a file the addresses are required as flags.
+        let f = flags(&format!("{base} --role primary"), ENGINE_FLAGS).unwrap();
+        let e = engine_config_with(&f, None, env).unwrap_err();
+        assert!(e.contains("--listen"), "{e}");
+        let f = flags(&format!("{base} --role backup --listen a:1"), ENGINE_FLAGS).unwrap();
+        assert!(engine_config_with(&f, None, env).is_err());
+        let f = flags(&format!("{base} --role primary --listen a:1"), ENGINE_FLAGS).unwrap();
+        let cfg = engine_config_with(&f, None, |_| None).unwrap();
+        assert_eq!((cfg.max_order_qty, cfg.config), (None, None));
+    }
+
+    #[test]
+    fn load_config_reads_instruments_file_next_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("e.conf");
+        std::fs::write(&conf, "listen = a:1\ninstruments_file = syms.txt\n").unwrap();
+        std::fs::write(dir.path().join("syms.txt"), "# generated\nAAA\nBBB\n").unwrap();
+        let loaded = load_config(conf.to_str().unwrap()).unwrap();
+        assert_eq!(loaded.file.instruments.unwrap(), ["AAA", "BBB"]);
+
+        std::fs::write(dir.path().join("syms.txt"), "AAA\nB$B\n").unwrap();
+        let e = load_config(conf.to_str().unwrap()).unwrap_err();
+        assert!(e.contains("syms.txt:2: "), "{e}");
+        std::fs::remove_file(dir.path().join("syms.txt")).unwrap();
+        assert!(load_config(conf.to_str().unwrap()).is_err());
+        assert!(load_config(dir.path().join("none.conf").to_str().unwrap()).is_err());
     }
 }

@@ -66,7 +66,9 @@ pub fn parse(text: &str, origin: &str) -> Result<ConfigFile, String> {
             )));
         };
         if let Some((_, first)) = seen.iter().find(|(k, _)| *k == known) {
-            return Err(at(format!("key {key:?} given twice (first on line {first})")));
+            return Err(at(format!(
+                "key {key:?} given twice (first on line {first})"
+            )));
         }
         seen.push((known, line_no));
         if value.is_empty() {
@@ -140,7 +142,9 @@ fn split_line(raw: &str) -> Result<Option<(&str, &str)>, String> {
         };
         let after = after.trim_start();
         if !(after.is_empty() || after.starts_with('#')) {
-            return Err(format!("unexpected text after the closing quote in {line:?}"));
+            return Err(format!(
+                "unexpected text after the closing quote in {line:?}"
+            ));
         }
         value
     } else {

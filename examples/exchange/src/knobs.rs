@@ -1,7 +1,8 @@
 //! Fault knobs: deliberate misbehaviour the demo switches on to give the
-//! runner's monitors something to catch. Each knob comes from a flag or an
-//! environment variable; the flag wins so a test can override the
-//! environment it inherited.
+//! runner's monitors something to catch. Each knob comes from a flag, a
+//! `--config` file key or an environment variable, in that order of
+//! precedence (the caller folds the file into [`KnobFlags`]), so a test can
+//! override the environment it inherited.
 
 use std::time::Duration;
 

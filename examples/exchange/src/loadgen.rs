@@ -3,6 +3,9 @@
 //! failover. Its own resting orders are cancelled once too many are
 //! outstanding, so a long demo does not grow the books (and the engine's
 //! memory) without bound — memory growth must come from the leak knob only.
+//!
+//! With `--orders PATH` the stream is a replay of a CSV file instead (see
+//! [`parse_orders`]), looped, with a loop suffix on the ids.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::book::{NewOrder, Side};
 use crate::client::{Conn, find_active};
-use crate::protocol::{Reply, Request};
+use crate::protocol::{self, Reply, Request, valid_id, valid_symbol};
 
 /// Prices are drawn uniformly from `MID ± SPREAD`, so buys and sells cross
 /// often and trades happen continuously.
@@ -20,10 +23,17 @@ const SPREAD: u64 = 5;
 /// Outstanding resting orders of ours above which the oldest is cancelled.
 const MAX_RESTING: usize = 100;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest id accepted in an order file: room is left for the `-<loop>`
+/// suffix within the protocol's 64 characters.
+pub const MAX_REPLAY_ID: usize = 48;
+/// The order file's header line.
+pub const ORDERS_HEADER: &str = "id,side,symbol,qty,price";
 
 #[derive(Debug, Clone)]
 pub struct LoadgenConfig {
     pub engines: Vec<String>,
+    /// `Some`: replay these (from `--orders`) instead of random orders.
+    pub orders: Option<Vec<NewOrder>>,
     /// Orders per second.
     pub rate: u64,
     pub symbols: Vec<String>,
@@ -119,6 +129,119 @@ impl OrderStream {
     }
 }
 
+/// Parses an order file for replay. `origin` (the path) names it in errors,
+/// which read `ORIGIN:LINE: message`.
+///
+/// Format: CSV, first line the header `id,side,symbol,qty,price` (spaces
+/// around fields and case ignored), then one order per line: side `BUY` or
+/// `SELL` in any case, qty and price positive integers, id 1-48 characters
+/// of `A-Z a-z 0-9 _ . : -` and unique in the file. Blank lines are skipped;
+/// no quoting (no field can contain a comma). At least one order.
+pub fn parse_orders(text: &str, origin: &str) -> Result<Vec<NewOrder>, String> {
+    let mut lines = text.lines().enumerate();
+    let header: Vec<String> = match lines.next() {
+        Some((_, h)) => h
+            .split(',')
+            .map(|f| f.trim().to_ascii_lowercase())
+            .collect(),
+        None => Vec::new(),
+    };
+    if header.join(",") != ORDERS_HEADER {
+        return Err(format!(
+            "{origin}:1: expected the header line {ORDERS_HEADER:?}"
+        ));
+    }
+    let mut orders: Vec<NewOrder> = Vec::new();
+    let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, raw) in lines {
+        let line_no = i + 1;
+        let at = |msg: String| format!("{origin}:{line_no}: {msg}");
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [id, side, symbol, qty, price] = fields[..] else {
+            return Err(at(format!(
+                "expected 5 fields ({ORDERS_HEADER}), got {}",
+                fields.len()
+            )));
+        };
+        if !valid_id(id) || id.len() > MAX_REPLAY_ID {
+            return Err(at(format!(
+                "bad id {id:?} (1-{MAX_REPLAY_ID} of A-Z a-z 0-9 _ . : -)"
+            )));
+        }
+        if let Some(first) = first_line.get(id) {
+            return Err(at(format!("duplicate id {id:?} (first on line {first})")));
+        }
+        let side = Side::parse(side)
+            .ok_or_else(|| at(format!("side must be BUY or SELL, got {side:?}")))?;
+        if !valid_symbol(symbol) {
+            return Err(at(format!("bad symbol {symbol:?}")));
+        }
+        let qty = protocol::parse_positive(qty, "qty").map_err(at)?;
+        let price = protocol::parse_positive(price, "price").map_err(at)?;
+        first_line.insert(id.to_string(), line_no);
+        orders.push(NewOrder {
+            id: id.to_string(),
+            side,
+            symbol: symbol.to_string(),
+            qty,
+            price,
+        });
+    }
+    if orders.is_empty() {
+        return Err(format!("{origin}: no orders after the header"));
+    }
+    Ok(orders)
+}
+
+/// Replays a fixed list of orders in a loop; the ids get the loop number
+/// (`<id>-0`, `<id>-1`, ...) so they stay unique across loops.
+pub struct Replay {
+    orders: Vec<NewOrder>,
+    pos: usize,
+    pass: u64,
+}
+
+impl Replay {
+    /// `orders` must not be empty (as [`parse_orders`] guarantees).
+    pub fn new(orders: Vec<NewOrder>) -> Replay {
+        Replay {
+            orders,
+            pos: 0,
+            pass: 0,
+        }
+    }
+
+    pub fn next_order(&mut self) -> NewOrder {
+        if self.pos >= self.orders.len() {
+            self.pos = 0;
+            self.pass += 1;
+        }
+        let mut order = self.orders[self.pos].clone();
+        self.pos += 1;
+        order.id = format!("{}-{}", order.id, self.pass);
+        order
+    }
+}
+
+/// Where the load generator's orders come from.
+enum Source {
+    Random(OrderStream),
+    Replay(Replay),
+}
+
+impl Source {
+    fn next_order(&mut self) -> NewOrder {
+        match self {
+            Source::Random(s) => s.next_order(),
+            Source::Replay(r) => r.next_order(),
+        }
+    }
+}
+
 /// Runs until `stop` is raised or the duration elapses.
 pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Summary {
     let start = Instant::now();
@@ -127,7 +250,10 @@ pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Summary {
     // The pid in the ids keeps two concurrent load generators with the same
     // seed from colliding on order ids.
     let prefix = format!("lg{}", std::process::id());
-    let mut orders = OrderStream::new(cfg.seed, cfg.symbols.clone(), prefix);
+    let mut orders = match &cfg.orders {
+        Some(list) if !list.is_empty() => Source::Replay(Replay::new(list.clone())),
+        _ => Source::Random(OrderStream::new(cfg.seed, cfg.symbols.clone(), prefix)),
+    };
     let mut summary = Summary::default();
     let mut resting: VecDeque<String> = VecDeque::new();
     let mut conn: Option<Conn> = None;
@@ -257,5 +383,43 @@ mod tests {
             assert!(crate::protocol::parse_request(&Request::New(o).to_string()).is_ok());
         }
         assert!(sides[0] > 300 && sides[1] > 300, "{sides:?}");
+    }
+
+    #[test]
+    fn order_file_parses_and_replays_in_loops() {
+        let text =
+            "ID, Side ,symbol,qty,price\r\na1,buy,DEMO,5,100\n\n b.2 , SELL , ACME , 3 , 99 \n";
+        let orders = parse_orders(text, "o.csv").unwrap();
+        assert_eq!(orders.len(), 2);
+        assert_eq!(orders[1].id, "b.2");
+        assert_eq!(orders[1].side, Side::Sell);
+        assert_eq!((orders[1].qty, orders[1].price), (3, 99));
+        let mut r = Replay::new(orders);
+        let ids: Vec<String> = (0..5).map(|_| r.next_order().id).collect();
+        assert_eq!(ids, ["a1-0", "b.2-0", "a1-1", "b.2-1", "a1-2"]);
+        let o = r.next_order();
+        assert_eq!(o.id, "b.2-2");
+        assert!(crate::protocol::parse_request(&Request::New(o).to_string()).is_ok());
+    }
+
+    #[test]
+    fn malformed_order_files_name_the_line() {
+        let h = ORDERS_HEADER;
+        for (text, line) in [
+            (String::new(), 1),
+            ("id,side,symbol,qty\na,BUY,DEMO,1,1\n".to_string(), 1),
+            (format!("{h}\na,BUY,DEMO,1\n"), 2),
+            (format!("{h}\na,BUY,DEMO,1,1\nb,HOLD,DEMO,1,1\n"), 3),
+            (format!("{h}\na,BUY,DE$MO,1,1\n"), 2),
+            (format!("{h}\na,BUY,DEMO,0,1\n"), 2),
+            (format!("{h}\na,BUY,DEMO,1,-5\n"), 2),
+            (format!("{h}\na b,BUY,DEMO,1,1\n"), 2),
+            (format!("{h}\n{},BUY,DEMO,1,1\n", "x".repeat(49)), 2),
+            (format!("{h}\na,BUY,DEMO,1,1\n\na,SELL,DEMO,1,1\n"), 4),
+        ] {
+            let e = parse_orders(&text, "o.csv").unwrap_err();
+            assert!(e.starts_with(&format!("o.csv:{line}: ")), "{text:?}: {e}");
+        }
+        assert!(parse_orders(&format!("{h}\n\n"), "o.csv").is_err());
     }
 }

@@ -574,3 +574,166 @@ fn frozen_primary_is_detected_by_heartbeat_timeout() {
     assert_eq!((code, out.as_str()), (0, "PASS\n"), "stderr: {err}");
     pair.primary.signal(libc::SIGCONT);
 }
+
+#[test]
+fn engine_runs_from_config_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let log = dir.path().join("c.log");
+    let conf = dir.path().join("engine.conf");
+    // Generated test data, found next to the config file.
+    std::fs::write(
+        dir.path().join("symbols.txt"),
+        "# generated instruments\nDEMO\n\nZED   # trailing comment\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "# rendered for the test environment\n\n\
+             listen = \"{addr}\"\n\
+             instruments_file = symbols.txt   # one symbol per line\n\
+             max_order_qty = 1\n\
+             heartbeat_ms = 50\n"
+        ),
+    )
+    .unwrap();
+    let conf_s = conf.to_str().unwrap();
+    let _engine = spawn(&[
+        "engine",
+        "--name",
+        "c",
+        "--role",
+        "primary",
+        "--config",
+        conf_s,
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    wait_for_line(&log, "STATE: READY", Duration::from_secs(5));
+    let config = wait_for_line(&log, "CONFIG: ", Duration::from_secs(1));
+    for part in [
+        format!("listen={addr}"),
+        "instruments=DEMO,ZED".to_string(),
+        "heartbeat_ms=50".to_string(),
+        "max_order_qty=1".to_string(),
+        format!("config={conf_s}"),
+    ] {
+        assert!(config.contains(&part), "no {part:?} in {config}");
+    }
+
+    let mut s = Session::open(&addr);
+    assert_eq!(s.ask("NEW z1 BUY ZED 1 100"), ["ACK z1"]);
+    assert_eq!(s.ask("NEW z2 SELL ZED 2 100"), ["REJ z2 LIMIT"]);
+    assert_eq!(s.ask("BOOK ZED"), ["BID z1 1 100", "END"]);
+    // ACME is a default instrument, but not in the instruments file.
+    assert_eq!(s.ask("NEW a1 BUY ACME 1 100"), ["REJ a1 UNKNOWN_SYMBOL"]);
+    wait_for_line(&log, "REJECT z2 LIMIT", Duration::from_secs(1));
+
+    // Smoke trades quantity 1, so even the smallest limit lets it pass.
+    let (code, out, err) = run(&["smoke", "--engines", &addr, "--timeout-ms", "3000"]);
+    assert_eq!((code, out.as_str()), (0, "PASS\n"), "stderr: {err}");
+}
+
+#[test]
+fn bad_config_file_is_a_usage_error_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("x.log");
+    let conf = dir.path().join("bad.conf");
+    let conf_s = conf.to_str().unwrap();
+    let engine = |body: &str| {
+        std::fs::write(&conf, body).unwrap();
+        run(&[
+            "engine",
+            "--name",
+            "x",
+            "--role",
+            "primary",
+            "--config",
+            conf_s,
+            "--log",
+            log.to_str().unwrap(),
+        ])
+    };
+    let (code, _, err) = engine("listen = 127.0.0.1:1\n# fine\nlisten_port = 7001\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{conf_s}:3: ")), "{err}");
+    assert!(err.contains("\"listen_port\""), "{err}");
+    let (code, _, err) = engine("listen 127.0.0.1:1\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{conf_s}:1: ")), "{err}");
+    let (code, _, err) = engine("listen = 127.0.0.1:1\nlatency_us = slow\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{conf_s}:2: ")), "{err}");
+    // Nothing was started.
+    assert!(!log.exists());
+}
+
+#[test]
+fn loadgen_replays_an_order_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let log = dir.path().join("e.log");
+    let _engine = spawn(&[
+        "engine",
+        "--name",
+        "e",
+        "--role",
+        "primary",
+        "--listen",
+        &addr,
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    wait_for_line(&log, "STATE: READY", Duration::from_secs(5));
+
+    let orders = dir.path().join("orders.csv");
+    std::fs::write(
+        &orders,
+        "id,side,symbol,qty,price\nr1,buy,DEMO,2,90\nr2,SELL,DEMO,1,110\nr3,Buy,ACME,1,95\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "loadgen",
+        "--engines",
+        &addr,
+        "--orders",
+        orders.to_str().unwrap(),
+        "--rate",
+        "50",
+        "--duration-ms",
+        "400",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("errors=0") && err.contains("rejected=0"),
+        "{err}"
+    );
+
+    let lines = log_lines(&log);
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.ends_with(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{}", lines.join("\n")))
+    };
+    // In file order, then again from the start with the next loop suffix.
+    let sent = [
+        position("ORDER r1-0 BUY DEMO 2 90"),
+        position("ORDER r2-0 SELL DEMO 1 110"),
+        position("ORDER r3-0 BUY ACME 1 95"),
+        position("ORDER r1-1 BUY DEMO 2 90"),
+    ];
+    assert!(sent.is_sorted(), "out of order: {sent:?}");
+
+    // A malformed file is refused at start, naming the line.
+    std::fs::write(
+        &orders,
+        "id,side,symbol,qty,price\nr1,BUY,DEMO,1,1\nr2,HOLD,DEMO,1,1\n",
+    )
+    .unwrap();
+    let orders_s = orders.to_str().unwrap();
+    let (code, _, err) = run(&["loadgen", "--engines", &addr, "--orders", orders_s]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{orders_s}:3: ")), "{err}");
+}
