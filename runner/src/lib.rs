@@ -8,6 +8,7 @@
 //! - [`event`]: the event type, the seam between execution and its listeners.
 //! - [`store`]: the only module that touches sled: runs, scenarios, steps.
 //! - [`report`]: terminal output, JUnit, JSON; they read events or stored runs.
+//! - [`testdata`]: test-data generators, deterministic, regenerated only on change.
 //! - [`revision`]: which revision of the project is under test.
 //! - [`source`]: input files and located findings.
 //! - [`clock`]: timestamps and run ids.
@@ -23,3 +24,4 @@ pub mod revision;
 pub mod scenario;
 pub mod source;
 pub mod store;
+pub mod testdata;

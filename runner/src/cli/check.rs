@@ -75,8 +75,14 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> Result<i32, CliError> {
             "scn" => check_scenario(&project, path, args, &tools, &mut tally),
             "yaml" | "yml" if in_envs => {
                 tally.environments += 1;
-                if let Err(mut f) = Environment::load(path, &[]) {
-                    tally.findings.append(&mut f);
+                match Environment::load(path, &[]) {
+                    Ok(env) => {
+                        tally
+                            .findings
+                            .extend(crate::environment::render::check(&env));
+                        tally.findings.extend(crate::testdata::check(&env.data));
+                    }
+                    Err(mut f) => tally.findings.append(&mut f),
                 }
             }
             "yaml" | "yml" => {

@@ -5,6 +5,8 @@ pub mod check;
 pub mod demo;
 pub mod error;
 pub mod history;
+pub mod render;
+pub mod rollout;
 pub mod run;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,15 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH", env = "LOWTOUCH_DB")]
     pub db: Option<PathBuf>,
 
+    /// The config history repository [default: .lowtouch/config-history].
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "LOWTOUCH_CONFIG_HISTORY"
+    )]
+    pub history: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,6 +51,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// List stored runs, newest first.
     History(history::HistoryArgs),
+    /// Render an environment's configs and test data; `--diff` shows what would change.
+    Render(render::RenderArgs),
+    /// Roll changed configs out group by group, canary first, smoke-tested; restore on failure.
+    Rollout(rollout::RolloutArgs),
     /// The bundled demo exchange (engine, smoke, order, book, loadgen).
     #[command(hide = true, disable_help_flag = true)]
     Demo {
@@ -70,6 +85,14 @@ impl Cli {
         Ok(dir)
     }
 
+    pub fn history_path(&self, project: &Path) -> PathBuf {
+        match &self.history {
+            Some(p) if p.is_relative() => project.join(p),
+            Some(p) => p.clone(),
+            None => project.join(".lowtouch").join("config-history"),
+        }
+    }
+
     pub fn db_path(&self, project: &Path) -> PathBuf {
         match &self.db {
             Some(p) if p.is_relative() => project.join(p),
@@ -84,6 +107,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
         Command::Run(args) => run::run(cli, args),
         Command::Check(args) => check::check(cli, args),
         Command::History(args) => history::history(cli, args),
+        Command::Render(args) => render::render(cli, args),
+        Command::Rollout(args) => rollout::rollout(cli, args),
         Command::Demo { args } => Ok(demo::demo(args)),
     }
 }

@@ -50,7 +50,7 @@ pub struct RunArgs {
     pub verbose: bool,
 }
 
-fn parse_set(text: &str) -> Result<(String, String), String> {
+pub fn parse_set(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("`{text}` is not NAME=VALUE")),
@@ -76,7 +76,6 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
     }
 
     let store = Store::open(&cli.db_path(&project))?;
-    let run_id = clock::new_run_id();
     let inputs: Vec<&str> = plans
         .iter()
         .flat_map(|p| {
@@ -89,53 +88,25 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         .collect();
     let revision = pending_revision.resolve(inputs);
 
-    let total = plans.iter().map(|p| p.pipeline.scenarios().count()).sum();
+    let config_commits = apply_configs(cli, &project, &plans, &revision)?;
     let detail = if args.verbose || args.scenario.is_some() {
         Detail::Steps
     } else {
         Detail::Scenarios
     };
-    let progress = Progress::new(detail, total);
-    let sink = StoreSink::new(&store);
-    let events = Fanout {
-        listeners: vec![&sink, &progress],
-    };
-    if !store.recovered.is_empty() {
-        events.emit(&crate::event::RunEvent::Notice(&format!(
-            "marked {} unfinished run{} as crashed: {}",
-            store.recovered.len(),
-            if store.recovered.len() == 1 { "" } else { "s" },
-            store.recovered.join(", ")
-        )));
-    }
-    let state_dir = execute::run::state_dir(&project);
-    let settings = RunSettings {
-        run_id: &run_id,
-        project: &project,
-        state_dir: &state_dir,
-        revision,
-        overrides: args.set.clone(),
-    };
-    let run = execute::execute(&plans, &settings, &events);
-    if let Some(e) = sink.take_error() {
-        return Err(CliError::Store(e));
-    }
-
-    let mut scenarios = Vec::new();
-    for sc in store.scenarios(&run.id)? {
-        let steps = store.steps(&run.id, sc.index)?;
-        scenarios.push((sc, steps));
-    }
-    let stored = StoredRun { run, scenarios };
     let junit_path = absolute(&project, &args.junit);
-    let xml = report::junit::render(&stored)
-        .map_err(|e| CliError::infra(format!("cannot render JUnit: {e}")))?;
-    if let Some(dir) = junit_path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::infra(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    std::fs::write(&junit_path, xml)
-        .map_err(|e| CliError::infra(format!("cannot write {}: {e}", junit_path.display())))?;
+    let stored = execute_plans(
+        &Execution {
+            project: &project,
+            store: &store,
+            plans: &plans,
+            revision,
+            detail,
+            overrides: args.set.clone(),
+            config_commits,
+        },
+        &junit_path,
+    )?;
 
     let records: Vec<_> = stored.scenarios.iter().map(|(sc, _)| sc.clone()).collect();
     if args.json {
@@ -164,6 +135,125 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         Status::Interrupted => exit::INTERRUPTED,
         _ => exit::FAILED,
     })
+}
+
+/// What one execution of plans needs, for `run` and for the rollout's smoke stages.
+pub struct Execution<'a> {
+    pub project: &'a Path,
+    pub store: &'a Store,
+    pub plans: &'a [Plan],
+    pub revision: String,
+    pub detail: Detail,
+    pub overrides: Vec<(String, String)>,
+    pub config_commits: std::collections::BTreeMap<String, String>,
+}
+
+/// Runs the plans with the store and the terminal listening, then writes JUnit from the
+/// stored records.
+pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, CliError> {
+    let store = x.store;
+    let run_id = clock::new_run_id();
+    let total = x
+        .plans
+        .iter()
+        .map(|p| p.pipeline.groups.iter().flatten().count())
+        .sum();
+    let progress = Progress::new(x.detail, total);
+    let sink = StoreSink::new(store);
+    let events = Fanout {
+        listeners: vec![&sink, &progress],
+    };
+    if !store.recovered.is_empty() {
+        events.emit(&crate::event::RunEvent::Notice(&format!(
+            "marked {} unfinished run{} as crashed: {}",
+            store.recovered.len(),
+            if store.recovered.len() == 1 { "" } else { "s" },
+            store.recovered.join(", ")
+        )));
+    }
+    let state_dir = execute::run::state_dir(x.project);
+    let settings = RunSettings {
+        run_id: &run_id,
+        project: x.project,
+        state_dir: &state_dir,
+        revision: x.revision.clone(),
+        overrides: x.overrides.clone(),
+        config_commits: x.config_commits.clone(),
+    };
+    let run = execute::execute(x.plans, &settings, &events);
+    if let Some(e) = sink.take_error() {
+        return Err(CliError::Store(e));
+    }
+    let mut scenarios = Vec::new();
+    for sc in store.scenarios(&run.id)? {
+        let steps = store.steps(&run.id, sc.index)?;
+        scenarios.push((sc, steps));
+    }
+    let stored = StoredRun { run, scenarios };
+    let xml = report::junit::render(&stored)
+        .map_err(|e| CliError::infra(format!("cannot render JUnit: {e}")))?;
+    if let Some(dir) = junit_path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::infra(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(junit_path, xml)
+        .map_err(|e| CliError::infra(format!("cannot write {}: {e}", junit_path.display())))?;
+    Ok(stored)
+}
+
+/// Renders every planned environment that has templates or data (once each), so the run
+/// uses configs and data regenerated from version control. Returns each environment's
+/// config commit.
+pub fn apply_configs(
+    cli: &Cli,
+    project: &Path,
+    plans: &[Plan],
+    revision: &str,
+) -> Result<std::collections::BTreeMap<String, String>, CliError> {
+    use crate::environment::apply;
+    use crate::environment::history::History;
+    use crate::environment::render::Revisions;
+    let mut commits = std::collections::BTreeMap::new();
+    let state_dir = execute::run::state_dir(project);
+    let mut history = None;
+    for plan in plans {
+        let env = &plan.env;
+        if !apply::renders(env) || commits.contains_key(&env.name) {
+            continue;
+        }
+        if history.is_none() {
+            history = Some(
+                History::open(&cli.history_path(project))
+                    .map_err(|e| super::render::apply_error(e.into()))?,
+            );
+        }
+        let Some(history) = history.as_ref() else {
+            continue;
+        };
+        let applied = apply::apply(
+            env,
+            &env.runtime_dir(&state_dir),
+            history,
+            &Revisions::same(revision),
+        )
+        .map_err(super::render::apply_error)?;
+        let regenerated = applied.data.iter().filter(|d| d.generated).count();
+        eprintln!(
+            "rendered {}: config {} {}, {} of {} data set{} regenerated",
+            env.name,
+            &applied.state.commit[..12],
+            if applied.state.new {
+                "(new)"
+            } else {
+                "(unchanged)"
+            },
+            regenerated,
+            applied.data.len(),
+            if applied.data.len() == 1 { "" } else { "s" }
+        );
+        commits.insert(env.name.clone(), applied.state.commit);
+    }
+    Ok(commits)
 }
 
 fn absolute(project: &Path, p: &Path) -> PathBuf {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::model::{AliasSpec, ComponentSpec, EnvironmentFile};
+use super::model::{AliasSpec, ComponentSpec, DaemonSpec, EnvironmentFile};
 use super::template::Template;
 use crate::scenario::diagnostic::did_you_mean;
 use crate::scenario::duration::parse_duration;
@@ -30,11 +30,83 @@ pub const CONTEXT_VARS: &[&str] = &[
 pub struct Environment {
     pub name: String,
     pub file: SourceFile,
+    /// The project the environment belongs to (the parent of `environments/`).
+    pub project: PathBuf,
     pub description: Option<String>,
     pub variables: BTreeMap<String, String>,
     pub components: BTreeMap<String, Component>,
     pub aliases: BTreeMap<String, Alias>,
+    pub templates: Vec<TemplateFile>,
+    pub data: Vec<DataSet>,
+    pub rollout_group: u32,
+    pub secrets: BTreeMap<String, Secret>,
+    pub daemons: BTreeMap<String, Daemon>,
 }
+
+/// A config file to render: `templates/<src>` to `<runtime dir>/<dest>`.
+#[derive(Debug, Clone)]
+pub struct TemplateFile {
+    pub src: String,
+    pub path: PathBuf,
+    pub dest: String,
+    /// This file's own variables, over the environment's.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// A data set to generate: `testdata/<generator>` to `<runtime dir>/data/<dest>`.
+#[derive(Debug, Clone)]
+pub struct DataSet {
+    pub generator: String,
+    pub path: PathBuf,
+    pub dest: String,
+    /// Parameter overrides, variables already filled in.
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Secret {
+    Env(String),
+    File(PathBuf),
+}
+
+impl Secret {
+    /// The secret's value. Never log it, never write it into history or a report.
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            Secret::Env(var) => {
+                std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))
+            }
+            Secret::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.strip_suffix('\n').unwrap_or(&s).to_string())
+                .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    pub name: String,
+    pub host: String,
+    pub collectors: Vec<String>,
+    pub interval: Duration,
+    pub logs: Vec<LogFollow>,
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogFollow {
+    pub component: String,
+    pub rules: Vec<LogRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogRule {
+    pub pattern: Regex,
+    pub event: Option<String>,
+    pub metric: Option<String>,
+}
+
+const COLLECTORS: &[&str] = &["system", "process", "log"];
 
 #[derive(Debug)]
 pub struct Component {
@@ -142,13 +214,24 @@ impl Environment {
                 BTreeMap::new()
             }
         };
+        let project = path
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         let mut env = Environment {
             name,
             file,
+            project,
             description: spec.description,
             variables,
             components: BTreeMap::new(),
             aliases: BTreeMap::new(),
+            templates: Vec::new(),
+            data: Vec::new(),
+            rollout_group: spec.rollout_group,
+            secrets: BTreeMap::new(),
+            daemons: BTreeMap::new(),
         };
         let hosts: Vec<String> = spec.hosts.keys().cloned().collect();
         for (cname, cspec) in spec.components {
@@ -167,11 +250,209 @@ impl Environment {
                 Err(mut f) => findings.append(&mut f),
             }
         }
+        for (i, t) in spec.templates.iter().enumerate() {
+            let at = |msg: String| env.value_at(&["templates"], &t.src, msg);
+            let path = env.project.join("templates").join(&t.src);
+            if !path.is_file() {
+                findings.push(at(format!("template `{}` not found", t.src)).help(format!(
+                    "templates are relative to {}",
+                    env.project.join("templates").display()
+                )));
+                continue;
+            }
+            if let Err(f) = relative_dest(&t.dest) {
+                findings.push(env.value_at(&["templates"], &t.dest, f));
+                continue;
+            }
+            if spec.templates[..i].iter().any(|o| o.dest == t.dest) {
+                findings.push(env.value_at(
+                    &["templates"],
+                    &t.dest,
+                    format!("two templates write `{}`", t.dest),
+                ));
+                continue;
+            }
+            env.templates.push(TemplateFile {
+                src: t.src.clone(),
+                path,
+                dest: t.dest.clone(),
+                vars: t
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect(),
+            });
+        }
+        for d in &spec.data {
+            let path = env.project.join("testdata").join(&d.generator);
+            if !path.is_file() {
+                findings.push(
+                    env.value_at(
+                        &["data"],
+                        &d.generator,
+                        format!("test-data generator `{}` not found", d.generator),
+                    )
+                    .help(format!(
+                        "generators are relative to {}",
+                        env.project.join("testdata").display()
+                    )),
+                );
+                continue;
+            }
+            if let Err(f) = relative_dest(&d.dest) {
+                findings.push(env.value_at(&["data"], &d.dest, f));
+                continue;
+            }
+            let mut params = BTreeMap::new();
+            for (k, v) in &d.params {
+                let rendered = env.template(&["data"], &v.0, &[]).and_then(|t| {
+                    t.render(&env.variables)
+                        .map_err(|e| env.value_at(&["data"], &v.0, e))
+                });
+                match rendered {
+                    Ok(value) => {
+                        params.insert(k.clone(), value);
+                    }
+                    Err(f) => findings.push(f),
+                }
+            }
+            env.data.push(DataSet {
+                generator: d.generator.clone(),
+                path,
+                dest: d.dest.clone(),
+                params,
+            });
+        }
+        for (name, sec) in &spec.secrets {
+            let secret = match (&sec.from_env, &sec.from_file) {
+                (Some(var), None) => Secret::Env(var.clone()),
+                (None, Some(file)) => Secret::File(env.project.join(file)),
+                _ => {
+                    findings.push(
+                        env.at(
+                            &["secrets", name],
+                            format!(
+                                "secret `{name}` needs exactly one of `from_env` or `from_file`"
+                            ),
+                        )
+                        .help("secrets are never written inline: name where the value comes from"),
+                    );
+                    continue;
+                }
+            };
+            env.secrets.insert(name.clone(), secret);
+        }
+        for (name, d) in spec.daemons {
+            match env.daemon(&name, d, &hosts) {
+                Ok(daemon) => {
+                    env.daemons.insert(name, daemon);
+                }
+                Err(mut f) => findings.append(&mut f),
+            }
+        }
         if findings.is_empty() {
             Ok(env)
         } else {
             Err(findings)
         }
+    }
+
+    fn daemon(
+        &self,
+        name: &str,
+        spec: DaemonSpec,
+        hosts: &[String],
+    ) -> Result<Daemon, Vec<Finding>> {
+        let mut findings = Vec::new();
+        let path = ["daemons", name];
+        if !hosts.contains(&spec.host) {
+            findings.push(
+                self.value_at(&path, &spec.host, format!("unknown host `{}`", spec.host))
+                    .help(format!("the environment's hosts are: {}", hosts.join(", "))),
+            );
+        }
+        for c in &spec.collectors {
+            if !COLLECTORS.contains(&c.as_str()) {
+                findings.push(
+                    self.value_at(&path, c, format!("unknown collector `{c}`"))
+                        .help(format!("collectors are: {}", COLLECTORS.join(", "))),
+                );
+            }
+        }
+        let interval = ok(
+            &mut findings,
+            self.duration(
+                &["daemons", name, "interval"],
+                spec.interval.as_deref(),
+                Duration::from_secs(1),
+            ),
+        );
+        let mut logs = Vec::new();
+        for l in &spec.logs {
+            if !self.components.contains_key(&l.component) {
+                findings.push(self.value_at(
+                    &path,
+                    &l.component,
+                    format!("unknown component `{}`", l.component),
+                ));
+            }
+            let mut rules = Vec::new();
+            for r in &l.rules {
+                if r.event.is_some() == r.metric.is_some() {
+                    findings.push(self.value_at(
+                        &path,
+                        &r.pattern,
+                        "a log rule needs exactly one of `event` or `metric`",
+                    ));
+                    continue;
+                }
+                match Regex::new(&r.pattern) {
+                    Ok(pattern) => rules.push(LogRule {
+                        pattern,
+                        event: r.event.clone(),
+                        metric: r.metric.clone(),
+                    }),
+                    Err(e) => findings.push(self.value_at(
+                        &path,
+                        &r.pattern,
+                        format!("invalid regular expression: {e}"),
+                    )),
+                }
+            }
+            logs.push(LogFollow {
+                component: l.component.clone(),
+                rules,
+            });
+        }
+        for a in &spec.allow {
+            if !self.aliases.contains_key(a) {
+                findings.push(self.value_at(
+                    &path,
+                    a,
+                    format!("`{a}` is not an alias of this environment"),
+                ));
+            }
+        }
+        if !findings.is_empty() {
+            return Err(findings);
+        }
+        Ok(Daemon {
+            name: name.to_string(),
+            host: spec.host,
+            collectors: if spec.collectors.is_empty() {
+                COLLECTORS.iter().map(|c| c.to_string()).collect()
+            } else {
+                spec.collectors
+            },
+            interval: interval.unwrap_or(Duration::from_secs(1)),
+            logs,
+            allow: spec.allow,
+        })
+    }
+
+    /// The runtime directory under a state directory: `<state>/envs/<name>`.
+    pub fn runtime_dir(&self, state_dir: &Path) -> PathBuf {
+        state_dir.join("envs").join(&self.name)
     }
 
     fn at(&self, path: &[&str], message: impl Into<String>) -> Finding {
@@ -424,6 +705,21 @@ impl Environment {
             description: spec.description,
         })
     }
+}
+
+/// A destination inside the runtime directory: relative, no `..`.
+fn relative_dest(dest: &str) -> Result<(), String> {
+    let p = Path::new(dest);
+    if dest.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "`{dest}` must be a relative path inside the runtime directory"
+        ));
+    }
+    Ok(())
 }
 
 /// Keeps going after an error: records the finding and returns `None`.

@@ -1,11 +1,15 @@
-//! Environments: the YAML model of hosts, components, aliases and variables, loading with
-//! located errors, and name resolution for scenarios. Templates and test data join here
-//! in a later issue. This module starts no process: `execute` does.
+//! Environments: the YAML model of hosts, components, aliases, variables, templates, test
+//! data, secrets and daemons; loading with located errors; name resolution for scenarios;
+//! rendering configs (minijinja) into a runtime directory and the config history (git2);
+//! generating test data. This module starts no process: `execute` does.
 
+pub mod apply;
 pub mod catalog;
 #[expect(clippy::module_inception, reason = "the main type of the module")]
 pub mod environment;
+pub mod history;
 pub mod model;
+pub mod render;
 pub mod template;
 
 pub use catalog::{Resolved, Resolver, Tools};

@@ -19,10 +19,92 @@ pub struct EnvironmentFile {
     pub components: BTreeMap<String, ComponentSpec>,
     #[serde(default)]
     pub aliases: BTreeMap<String, AliasSpec>,
-    /// Monitoring daemons per host: their shape is settled by the monitoring issue;
-    /// accepted and kept now so environments can already name them.
+    /// Config files rendered for this environment (minijinja, strict).
     #[serde(default)]
-    pub daemons: BTreeMap<String, serde_yaml::Value>,
+    pub templates: Vec<TemplateSpec>,
+    /// Data sets generated for this environment from `testdata/` definitions.
+    #[serde(default)]
+    pub data: Vec<DataSpec>,
+    /// Rollout order: the lowest group (the canary) gets a config change first.
+    #[serde(default)]
+    pub rollout_group: u32,
+    /// Secrets by reference only; their values never reach the config history.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSpec>,
+    /// The monitoring daemons, one per host (used by the monitoring network).
+    #[serde(default)]
+    pub daemons: BTreeMap<String, DaemonSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    /// The template, relative to `templates/`.
+    pub src: String,
+    /// Where the rendered file goes, relative to the environment's runtime directory.
+    pub dest: String,
+    /// Variables for this file only, over the environment's.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// The generator definition, relative to `testdata/`.
+    pub generator: String,
+    /// The generated file, relative to the runtime directory's `data/`.
+    pub dest: String,
+    /// Overrides of the generator's parameters; `#{var}` uses the environment's variables.
+    #[serde(default)]
+    pub params: BTreeMap<String, Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// The name of an environment variable holding the value.
+    pub from_env: Option<String>,
+    /// A file holding the value (a trailing newline is dropped).
+    pub from_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSpec {
+    /// The host it runs on (a key of `hosts`).
+    pub host: String,
+    /// `system`, `process`, `log` (default: all three).
+    #[serde(default)]
+    pub collectors: Vec<String>,
+    /// How often it samples (default 1s).
+    pub interval: Option<String>,
+    /// Logs it follows, and the rules that turn lines into events and metrics.
+    #[serde(default)]
+    pub logs: Vec<LogSpec>,
+    /// Commands (aliases) it may run besides component control.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    /// The component whose `log` it follows.
+    pub component: String,
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// A regular expression with named captures.
+    pub pattern: String,
+    /// The event a match is (`state`, …), or
+    pub event: Option<String>,
+    /// the metric a match is a sample of.
+    pub metric: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

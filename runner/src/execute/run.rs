@@ -24,6 +24,8 @@ pub struct RunSettings<'a> {
     pub state_dir: &'a Path,
     pub revision: String,
     pub overrides: Vec<(String, String)>,
+    /// The config-history commit each environment runs against.
+    pub config_commits: std::collections::BTreeMap<String, String>,
 }
 
 /// Runs the plans one after another and returns the finished run record.
@@ -46,6 +48,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         pid: std::process::id(),
         hostname: hostname(),
         overrides: settings.overrides.clone(),
+        config_commits: settings.config_commits.clone(),
     };
     events.emit(&RunEvent::RunStarted(&run));
     let index = AtomicU32::new(0);

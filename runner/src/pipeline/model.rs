@@ -30,6 +30,13 @@ pub struct PipelineFile {
     #[serde(default)]
     pub after_each: Vec<String>,
     pub scenarios: Vec<EntrySpec>,
+    /// The smoke stage: the scenarios a rollout runs on each environment it changes.
+    #[serde(default)]
+    pub smoke: Vec<EntrySpec>,
+    /// Environments whose changed configs this pipeline rolls out (canary first) before
+    /// its scenarios run.
+    #[serde(default)]
+    pub rollout: Vec<String>,
     /// A step's limit unless it says otherwise (default 60s).
     pub step_timeout: Option<String>,
     /// A scenario's limit unless its entry says otherwise (default 10m).

@@ -24,6 +24,10 @@ pub struct Pipeline {
     pub after_each: Vec<HookLine>,
     /// Scenarios in order; the scenarios of one group run at the same time.
     pub groups: Vec<Vec<ScenarioFile>>,
+    /// The smoke stage a rollout runs.
+    pub smoke: Vec<ScenarioFile>,
+    /// Environments rolled out before the scenarios run.
+    pub rollout: Vec<String>,
     pub step_timeout: Duration,
     pub scenario_timeout: Duration,
     pub step_budget: u64,
@@ -154,6 +158,28 @@ impl Pipeline {
                 groups.push(group);
             }
         }
+        let mut smoke = Vec::new();
+        for entry in &spec.smoke {
+            collect(
+                entry,
+                &dir,
+                &file,
+                scenario_timeout,
+                &mut smoke,
+                &mut findings,
+                &mut duration,
+                true,
+            );
+        }
+        if !spec.rollout.is_empty() && smoke.is_empty() {
+            findings.push(
+                at(
+                    &["rollout"],
+                    "a pipeline that rolls out needs a smoke stage".into(),
+                )
+                .help("list the scenarios that judge a new config under `smoke:`"),
+            );
+        }
         if spec.scenarios.is_empty() {
             findings.push(at(&["scenarios"], "the pipeline has no scenarios".into()));
         }
@@ -177,6 +203,8 @@ impl Pipeline {
             before_each,
             after_each,
             groups,
+            smoke,
+            rollout: spec.rollout,
             step_timeout,
             scenario_timeout,
             step_budget: spec
@@ -202,6 +230,8 @@ impl Pipeline {
             before_each: Vec::new(),
             after_each: Vec::new(),
             groups: vec![vec![scenario]],
+            smoke: Vec::new(),
+            rollout: Vec::new(),
             step_timeout: DEFAULT_STEP_TIMEOUT,
             scenario_timeout: DEFAULT_SCENARIO_TIMEOUT,
             step_budget: scenario::interpreter::DEFAULT_STEP_BUDGET,
@@ -209,8 +239,20 @@ impl Pipeline {
         })
     }
 
+    /// Every scenario the pipeline names: its groups and its smoke stage.
     pub fn scenarios(&self) -> impl Iterator<Item = &ScenarioFile> {
-        self.groups.iter().flatten()
+        self.groups.iter().flatten().chain(self.smoke.iter())
+    }
+
+    /// This pipeline's smoke stage, as a pipeline of its own against `environment`.
+    pub fn smoke_stage(mut self, environment: &str) -> Pipeline {
+        self.environment = environment.to_string();
+        self.groups = std::mem::take(&mut self.smoke)
+            .into_iter()
+            .map(|s| vec![s])
+            .collect();
+        self.rollout.clear();
+        self
     }
 }
 

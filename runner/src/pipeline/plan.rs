@@ -96,6 +96,30 @@ impl Plan {
             }
         }
         findings.extend(self.alias_cycles());
+        findings.extend(crate::environment::render::check(&self.env));
+        findings.extend(crate::testdata::check(&self.env.data));
+        if let Some(file) = &self.pipeline.file {
+            let project = &self.env.project;
+            for name in &self.pipeline.rollout {
+                if Environment::path_for(project, name).is_none() {
+                    let (line, col) = crate::source::locate_value(&file.text, &["rollout"], name)
+                        .unwrap_or((1, 1));
+                    findings.push(
+                        Finding::at(
+                            file,
+                            line,
+                            col,
+                            name.len(),
+                            format!("environment `{name}` not found"),
+                        )
+                        .help(format!(
+                            "environments: {}",
+                            Environment::names(project).join(", ")
+                        )),
+                    );
+                }
+            }
+        }
         findings
     }
 

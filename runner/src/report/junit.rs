@@ -45,6 +45,9 @@ pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError>
         suite.add_property(Property::new("lowtouch.revision", run.revision.as_str()));
         suite.add_property(Property::new("lowtouch.pipeline", pipeline.as_str()));
         suite.add_property(Property::new("lowtouch.environment", env.as_str()));
+        if let Some(commit) = run.config_commits.get(&env) {
+            suite.add_property(Property::new("lowtouch.config_commit", commit.as_str()));
+        }
         if let Some(first) = entries.first()
             && let Some(ts) = parse_time(&first.0.started_at)
         {

@@ -58,6 +58,9 @@ pub struct RunRecord {
     /// The `--set` overrides it ran with.
     #[serde(default)]
     pub overrides: Vec<(String, String)>,
+    /// Environment name to the config-history commit it ran against.
+    #[serde(default)]
+    pub config_commits: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,8 +26,9 @@ impl Project {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("repo root");
-        copy_dir(&repo.join("pipelines"), &p.path().join("pipelines"));
-        copy_dir(&repo.join("environments"), &p.path().join("environments"));
+        for dir in ["pipelines", "environments", "templates", "testdata"] {
+            copy_dir(&repo.join(dir), &p.path().join(dir));
+        }
         let env = p.read("environments/local.yaml");
         let env = env
             .replace(
@@ -141,6 +142,11 @@ pub struct Done {
 }
 
 impl Run {
+    pub fn env(mut self, k: &str, v: &str) -> Run {
+        self.cmd.env(k, v);
+        self
+    }
+
     pub fn output(mut self) -> Done {
         let out: Output = self.cmd.output().expect("run lowtouch");
         Done {

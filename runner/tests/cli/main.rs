@@ -6,5 +6,6 @@ mod demo;
 mod harness;
 mod junit_schema;
 mod language;
+mod render;
 mod revision;
 mod store;

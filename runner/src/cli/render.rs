@@ -1,0 +1,175 @@
+//! `lowtouch render --env NAME`: generate the environment's test data, render its config
+//! templates into the runtime directory and commit the new state to the config history;
+//! with `--diff`, show what would change and apply nothing.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Cli, CliError};
+use crate::environment::Environment;
+use crate::environment::apply::{self, ApplyError};
+use crate::environment::history::History;
+use crate::environment::render::{self as templates, Revisions};
+use crate::report::terminal::Style;
+use crate::revision;
+use crate::scenario::diagnostic::did_you_mean;
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The environment to render (`environments/NAME.yaml`).
+    #[arg(long, value_name = "NAME")]
+    pub env: String,
+    /// Where to write [default: the environment's runtime directory, .lowtouch/envs/NAME].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Show what would change against the last rendered state, as a unified diff; apply nothing.
+    #[arg(long)]
+    pub diff: bool,
+    /// Override an environment variable (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = super::run::parse_set)]
+    pub set: Vec<(String, String)>,
+}
+
+/// Loads an environment by name, with every finding of its templates and data.
+pub fn load_env(
+    project: &std::path::Path,
+    name: &str,
+    set: &[(String, String)],
+) -> Result<Environment, CliError> {
+    let Some(path) = Environment::path_for(project, name) else {
+        let names = Environment::names(project);
+        let hint = match did_you_mean(name, names.iter().map(String::as_str)) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!("environments: {}", names.join(", ")),
+        };
+        return Err(CliError::input(format!(
+            "no environment named `{name}`; {hint}"
+        )));
+    };
+    let env = Environment::load(&path, set).map_err(CliError::Findings)?;
+    let mut findings = templates::check(&env);
+    findings.extend(crate::testdata::check(&env.data));
+    if !findings.is_empty() {
+        return Err(CliError::Findings(findings));
+    }
+    Ok(env)
+}
+
+pub fn apply_error(e: ApplyError) -> CliError {
+    match e {
+        ApplyError::Input(findings) => CliError::Findings(findings),
+        e if e.exit_code() == 2 => CliError::input(e.to_string()),
+        e => CliError::infra(e.to_string()),
+    }
+}
+
+pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
+    let project = cli.project()?;
+    let env = load_env(&project, &args.env, &args.set)?;
+    let style = Style::detect(std::io::stdout().is_terminal());
+    let rev = revision::detect(&project).resolve([&*env.file.text]);
+    let revisions = Revisions::same(&rev);
+    let runtime_dir = match &args.out {
+        Some(d) if d.is_relative() => project.join(d),
+        Some(d) => d.clone(),
+        None => env.runtime_dir(&crate::execute::run::state_dir(&project)),
+    };
+    if !apply::renders(&env) {
+        println!(
+            "environment `{}` has no templates and no data sets: nothing to render",
+            env.name
+        );
+        return Ok(0);
+    }
+    let history = History::open(&cli.history_path(&project)).map_err(|e| apply_error(e.into()))?;
+
+    if args.diff {
+        let preview =
+            apply::preview(&env, &runtime_dir, &history, &revisions).map_err(apply_error)?;
+        let base = preview
+            .tip
+            .as_deref()
+            .map_or("nothing rendered yet".to_string(), |t| {
+                format!("env/{} at {}", env.name, &t[..12])
+            });
+        if preview.is_empty() {
+            println!("no changes against {base}");
+            return Ok(0);
+        }
+        for (dest, old, new) in &preview.changes {
+            let old = old.as_deref().unwrap_or("");
+            let new = new.as_deref().unwrap_or("");
+            let diff = similar::TextDiff::from_lines(old, new);
+            let text = diff
+                .unified_diff()
+                .context_radius(3)
+                .header(
+                    &format!("a/{dest} ({base})"),
+                    &format!("b/{dest} (rendered now)"),
+                )
+                .to_string();
+            for line in text.lines() {
+                let painted = if line.starts_with('+') && !line.starts_with("+++") {
+                    style.green(line)
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    style.red(line)
+                } else if line.starts_with("@@") {
+                    style.dim(line)
+                } else {
+                    line.to_string()
+                };
+                println!("{painted}");
+            }
+        }
+        for d in preview.data.iter().filter(|d| d.generated) {
+            println!("data/{}: would be regenerated (its inputs changed)", d.dest);
+        }
+        println!(
+            "nothing applied; `lowtouch render --env {}` applies it",
+            env.name
+        );
+        return Ok(0);
+    }
+
+    let applied = apply::apply(&env, &runtime_dir, &history, &revisions).map_err(apply_error)?;
+    println!(
+        "rendered {} into {}",
+        env.name,
+        crate::source::display_path(&runtime_dir)
+    );
+    for (dest, changed) in &applied.files {
+        let what = if *changed {
+            style.yellow("changed")
+        } else {
+            style.dim("unchanged")
+        };
+        println!("  {dest:<28} {what}");
+    }
+    for d in &applied.data {
+        let what = if d.generated {
+            format!("{} rows generated in {}ms", d.rows, d.elapsed.as_millis())
+        } else {
+            style.dim(&format!(
+                "unchanged (inputs {}), not regenerated",
+                &d.input_hash[..12]
+            ))
+        };
+        println!("  data/{:<23} {what}", d.dest);
+    }
+    let short = &applied.state.commit[..12];
+    if applied.state.new {
+        println!(
+            "config history: new commit {short} on env/{} ({})",
+            env.name,
+            crate::source::display_path(history.path())
+        );
+    } else {
+        println!(
+            "config history: unchanged, env/{} stays at {short}",
+            env.name
+        );
+    }
+    Ok(0)
+}

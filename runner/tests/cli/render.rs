@@ -1,0 +1,333 @@
+//! Environments regenerated from version control: strict templates, the config history,
+//! secrets kept out of it, deterministic test data, diffs, and the rollout's
+//! stop-and-restore path.
+
+use std::process::Command;
+
+use crate::harness::{Project, history};
+
+fn git_log(p: &Project, env: &str) -> Vec<String> {
+    let out = Command::new("git")
+        .args([
+            "-C",
+            ".lowtouch/config-history",
+            "log",
+            "--format=%H %s",
+            &format!("env/{env}"),
+        ])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn git_show(p: &Project, rev: &str) -> String {
+    let out = Command::new("git")
+        .args(["-C", ".lowtouch/config-history", "show", rev])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A small project: one template, one secret, no components.
+fn project(template: &str) -> Project {
+    let p = Project::empty();
+    p.write("templates/app.conf.j2", template);
+    p.write(
+        "environments/e1.yaml",
+        "variables:\n  port: 9000\n  user: ops\ntemplates:\n  - { src: app.conf.j2, dest: app.conf }\n\
+         secrets:\n  token: { from_env: LOWTOUCH_TEST_TOKEN }\n",
+    );
+    p
+}
+
+#[test]
+fn strict_templates_name_the_file_line_and_variable() {
+    let p = project("port = {{ port }}\nuser = {{ usr }}\n");
+    let out = p
+        .lowtouch(&["render", "--env", "e1"])
+        .output()
+        .expect_code(2);
+    assert!(
+        out.stderr
+            .contains("variable `usr` is not defined by environment `e1`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("templates/app.conf.j2:2:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `user`?"),
+        "{}",
+        out.stderr
+    );
+    let out = p
+        .lowtouch(&["check", "environments/e1.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("templates/app.conf.j2:2:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !p.path().join(".lowtouch/config-history").exists(),
+        "nothing was written"
+    );
+}
+
+#[test]
+fn history_commits_changes_only_and_keeps_secrets_out() {
+    let p = project(
+        "port = {{ port }}\ntoken = {{ secrets.token }}\n# product {{ revisions.product }}\n",
+    );
+    let secret = "s3cr3t-value-42";
+    let out = p
+        .lowtouch(&["render", "--env", "e1"])
+        .env("LOWTOUCH_TEST_TOKEN", secret)
+        .output()
+        .expect_code(0);
+    assert!(out.stdout.contains("new commit"), "{}", out.stdout);
+    assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+    // The runtime copy has the value, privately; the history only the placeholder.
+    let runtime = p.read(".lowtouch/envs/e1/app.conf");
+    assert!(runtime.contains(&format!("token = {secret}")), "{runtime}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p.path().join(".lowtouch/envs/e1/app.conf"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "a file with a secret is readable by others"
+    );
+    let log = git_log(&p, "e1");
+    assert_eq!(log.len(), 1);
+    let shown = git_show(&p, "env/e1");
+    assert!(shown.contains("token = <secret:token>"), "{shown}");
+    assert!(!shown.contains(secret), "the secret reached the history");
+    assert!(
+        shown.contains("product: unversioned-"),
+        "the message lists the revisions:\n{shown}"
+    );
+
+    // Nothing changed: no new commit.
+    let out = p
+        .lowtouch(&["render", "--env", "e1"])
+        .env("LOWTOUCH_TEST_TOKEN", secret)
+        .output()
+        .expect_code(0);
+    assert!(
+        out.stdout.contains("unchanged, env/e1 stays at"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(git_log(&p, "e1").len(), 1);
+    // A new secret value is not a config change either: history never sees it.
+    p.lowtouch(&["render", "--env", "e1"])
+        .env("LOWTOUCH_TEST_TOKEN", "other")
+        .output()
+        .expect_code(0);
+    assert_eq!(git_log(&p, "e1").len(), 1);
+
+    // A variable changes: --diff shows it and applies nothing; render commits it.
+    let out = p
+        .lowtouch(&["render", "--env", "e1", "--diff", "--set", "port=9100"])
+        .output()
+        .expect_code(0);
+    assert!(
+        out.stdout.contains("-port = 9000") && out.stdout.contains("+port = 9100"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(git_log(&p, "e1").len(), 1, "--diff applied something");
+    p.lowtouch(&["render", "--env", "e1", "--set", "port=9100"])
+        .env("LOWTOUCH_TEST_TOKEN", secret)
+        .output()
+        .expect_code(0);
+    assert_eq!(git_log(&p, "e1").len(), 2);
+
+    // Without the secret's value the runtime copy cannot be made: bad input, nothing written.
+    let out = p
+        .lowtouch(&["render", "--env", "e1", "--set", "port=9200"])
+        .output()
+        .expect_code(2);
+    assert!(
+        out.stderr.contains("secret `token` has no value"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(git_log(&p, "e1").len(), 2);
+}
+
+#[test]
+fn a_run_records_its_config_commit() {
+    let p = project("port = {{ port }}\n");
+    p.write(
+        "environments/e1.yaml",
+        "variables:\n  port: 9000\ntemplates:\n  - { src: app.conf.j2, dest: app.conf }\n",
+    );
+    p.write("s.scn", "echo hi\n");
+    let out = p
+        .lowtouch(&["run", "--scenario", "s.scn", "--env", "e1"])
+        .output()
+        .expect_code(0);
+    assert!(out.stderr.contains("rendered e1: config"), "{}", out.stderr);
+    let commit = git_log(&p, "e1")[0].split(' ').next().unwrap().to_string();
+    assert_eq!(history(&p)[0]["config_commits"]["e1"], commit.as_str());
+    assert!(p.read("reports/junit.xml").contains(&format!(
+        r#"name="lowtouch.config_commit" value="{commit}""#
+    )));
+}
+
+#[test]
+fn the_demo_data_is_deterministic_and_not_regenerated_when_unchanged() {
+    let a = Project::demo();
+    let b = Project::demo();
+    a.lowtouch(&["render", "--env", "local"])
+        .output()
+        .expect_code(0);
+    b.lowtouch(&["render", "--env", "local"])
+        .output()
+        .expect_code(0);
+    for f in ["data/orders.csv", "data/instruments.txt"] {
+        let (x, y) = (
+            a.read(&format!(".lowtouch/envs/local/{f}")),
+            b.read(&format!(".lowtouch/envs/local/{f}")),
+        );
+        assert!(!x.is_empty());
+        assert_eq!(x, y, "{f} differs between two renders of the same inputs");
+    }
+    let again = a
+        .lowtouch(&["render", "--env", "local"])
+        .output()
+        .expect_code(0);
+    assert!(again.stdout.contains("not regenerated"), "{}", again.stdout);
+    assert!(!again.stdout.contains("rows generated"), "{}", again.stdout);
+    // The engines read the rendered config.
+    let conf = a.read(".lowtouch/envs/local/primary.conf");
+    assert!(
+        conf.contains("max_order_qty = 1000") && conf.contains("instruments_file = "),
+        "{conf}"
+    );
+}
+
+#[test]
+fn a_rollout_that_breaks_the_smoke_check_stops_and_restores() {
+    let p = Project::demo();
+    // Two environments of the demo on their own ports: a canary and a second group.
+    for (name, group) in [("canary", 1), ("second", 2)] {
+        let mut env = p
+            .read("environments/local.yaml")
+            .replace("rollout_group: 0", &format!("rollout_group: {group}"));
+        for (from, _) in [
+            ("primary_port: ", 0),
+            ("backup_port: ", 1),
+            ("replication_port: ", 2),
+        ] {
+            let line = env
+                .lines()
+                .find(|l| l.trim_start().starts_with(from))
+                .unwrap()
+                .to_string();
+            env = env.replace(&line, &format!("  {from}{}", crate::harness::free_port()));
+        }
+        p.write(&format!("environments/{name}.yaml"), &env);
+    }
+    p.write(
+        "pipelines/demo.yaml",
+        &(p.read("pipelines/demo.yaml") + "smoke:\n  - demo/smoke.scn\n"),
+    );
+    for env in ["canary", "second"] {
+        p.lowtouch(&["render", "--env", env])
+            .output()
+            .expect_code(0);
+    }
+    let baseline_second = p.read(".lowtouch/envs/second/primary.conf");
+    let baseline_tip = git_log(&p, "second")[0].clone();
+
+    // The new config: the canary gets a harmless change, the second environment loses the
+    // instrument the smoke check trades.
+    let canary = p
+        .read("environments/canary.yaml")
+        .replace("max_order_qty: 1000", "max_order_qty: 900");
+    p.write("environments/canary.yaml", &canary);
+    let second = p.read("environments/second.yaml").replace(
+        &p.read("environments/second.yaml")
+            .lines()
+            .find(|l| l.trim_start().starts_with("instruments:"))
+            .unwrap()
+            .to_string(),
+        "  instruments: ACME",
+    );
+    p.write("environments/second.yaml", &second);
+
+    let out = p
+        .lowtouch(&["rollout", "--env", "canary", "--env", "second"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stdout.contains("rollout failed on second"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("group 1: canary -> group 2: second"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("canary: restored config"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("second: restored config"),
+        "{}",
+        out.stderr
+    );
+    // The runtime copy and the history's state are the previous ones again.
+    assert_eq!(
+        p.read(".lowtouch/envs/second/primary.conf"),
+        baseline_second
+    );
+    let log = git_log(&p, "second");
+    assert_eq!(
+        log.len(),
+        3,
+        "render, the failed change, the restore: {log:?}"
+    );
+    assert!(log[0].contains("restore"), "{log:?}");
+    let baseline_id = baseline_tip.split(' ').next().unwrap();
+    let diff = Command::new("git")
+        .args([
+            "-C",
+            ".lowtouch/config-history",
+            "diff",
+            "--quiet",
+            baseline_id,
+            "env/second",
+        ])
+        .current_dir(p.path())
+        .status()
+        .unwrap();
+    assert!(
+        diff.success(),
+        "the restored state differs from the one before the rollout"
+    );
+    // The canary passed its smoke stage before the second one failed: two runs stored.
+    let runs = history(&p);
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1]["status"], "passed");
+    assert_eq!(runs[0]["status"], "failed");
+    p.assert_nothing_left_running();
+}
