@@ -88,6 +88,32 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         .collect();
     let revision = pending_revision.resolve(inputs);
 
+    // A pipeline with a rollout stage rolls its environments' config changes out first;
+    // if that stops on a failure, its scenarios do not run.
+    for plan in &plans {
+        if plan.pipeline.rollout.is_empty() {
+            continue;
+        }
+        let Some(file) = &plan.pipeline.file else {
+            continue;
+        };
+        eprintln!("pipeline {}: rollout stage", plan.pipeline.name);
+        let code = super::rollout::run_rollout(
+            cli,
+            &project,
+            &store,
+            &file.path,
+            &plan.pipeline.rollout,
+            &args.set,
+        )?;
+        if code != exit::OK {
+            eprintln!(
+                "pipeline {}: the rollout stage failed; its scenarios were not run",
+                plan.pipeline.name
+            );
+            return Ok(exit::FAILED);
+        }
+    }
     let config_commits = apply_configs(cli, &project, &plans, &revision)?;
     let detail = if args.verbose || args.scenario.is_some() {
         Detail::Steps

@@ -331,3 +331,85 @@ fn a_rollout_that_breaks_the_smoke_check_stops_and_restores() {
     assert_eq!(runs[0]["status"], "failed");
     p.assert_nothing_left_running();
 }
+
+#[test]
+fn check_knows_the_environment_templates_data_and_daemons() {
+    let p = Project::empty();
+    p.write(
+        "templates/app.conf.j2",
+        "port = {{ port }}\ntoken = {{ secrets.tokn }}\n{% if %}\n",
+    );
+    p.write("templates/ok.j2", "x = {{ missing_var }}\n");
+    p.write(
+        "environments/bad.yaml",
+        "hosts:\n  h1: { address: 127.0.0.1 }\nvariables:\n  port: 1\n\
+         templates:\n  - { src: nope.j2, dest: a.conf }\n  - { src: ok.j2, dest: b.conf }\n\
+         data:\n  - { generator: missing.yaml, dest: x.csv }\n\
+         secrets:\n  token: { from_env: A, from_file: b }\n\
+         daemons:\n  d:\n    host: h2\n    collectors: [system, disk]\n",
+    );
+    let out = p
+        .lowtouch(&["check", "environments/bad.yaml"])
+        .output()
+        .expect_code(1);
+    for expected in [
+        "template `nope.j2` not found",
+        "test-data generator `missing.yaml` not found",
+        "secret `token` needs exactly one of `from_env` or `from_file`",
+        "unknown host `h2`",
+        "unknown collector `disk`",
+    ] {
+        assert!(
+            out.stderr.contains(expected),
+            "missing {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+    // Every finding names its place.
+    assert!(
+        out.stderr.contains("environments/bad.yaml:6:"),
+        "{}",
+        out.stderr
+    );
+
+    p.write(
+        "environments/tmpl.yaml",
+        "variables:\n  port: 1\ntemplates:\n  - { src: ok.j2, dest: b.conf }\n",
+    );
+    let out = p
+        .lowtouch(&["check", "environments/tmpl.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("variable `missing_var` is not defined"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("templates/ok.j2:1:8"), "{}", out.stderr);
+}
+
+#[test]
+fn a_config_history_that_is_not_a_repository_is_refused_and_left_alone() {
+    let p = project("port = {{ port }}\n");
+    p.write(
+        "environments/e1.yaml",
+        "variables:\n  port: 9000\ntemplates:\n  - { src: app.conf.j2, dest: app.conf }\n",
+    );
+    p.write("not-a-repo/notes.txt", "mine\n");
+    let out = p
+        .lowtouch(&["--history", "not-a-repo", "render", "--env", "e1"])
+        .output()
+        .expect_code(2);
+    assert!(
+        out.stderr.contains("is not a git repository"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.read("not-a-repo/notes.txt"), "mine\n");
+    assert_eq!(
+        std::fs::read_dir(p.path().join("not-a-repo"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
