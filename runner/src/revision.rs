@@ -51,6 +51,34 @@ fn git_revision(project: &Path) -> Option<String> {
     (!rev.is_empty()).then_some(rev)
 }
 
+/// The texts that name an unversioned project: every pipeline, environment, template,
+/// test-data and scenario file, in path order. One definition for every command.
+pub fn project_inputs(project: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for dir in ["pipelines", "environments", "templates", "testdata"] {
+        collect(&project.join(dir), &mut files);
+    }
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
 pub fn unversioned<'a>(inputs: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();
     for text in inputs {

@@ -69,8 +69,14 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
     let project = cli.project()?;
     let env = load_env(&project, &args.env, &args.set)?;
     let style = Style::detect(std::io::stdout().is_terminal());
-    let rev = revision::detect(&project).resolve([&*env.file.text]);
+    let rev = revision::detect(&project).resolve(
+        revision::project_inputs(&project)
+            .iter()
+            .map(String::as_str),
+    );
     let revisions = Revisions::same(&rev);
+    // `--out` exports: the history and the runtime copy stay as they are.
+    let export = args.out.is_some();
     let runtime_dir = match &args.out {
         Some(d) if d.is_relative() => project.join(d),
         Some(d) => d.clone(),
@@ -89,10 +95,10 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
         let preview =
             apply::preview(&env, &runtime_dir, &history, &revisions).map_err(apply_error)?;
         let base = preview
-            .tip
+            .base
             .as_deref()
             .map_or("nothing rendered yet".to_string(), |t| {
-                format!("env/{} at {}", env.name, &t[..12])
+                format!("config {}", &t[..12])
             });
         if preview.is_empty() {
             println!("no changes against {base}");
@@ -133,7 +139,8 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
         return Ok(0);
     }
 
-    let applied = apply::apply(&env, &runtime_dir, &history, &revisions).map_err(apply_error)?;
+    let applied =
+        apply::apply(&env, &runtime_dir, &history, &revisions, !export).map_err(apply_error)?;
     println!(
         "rendered {} into {}",
         env.name,
@@ -158,18 +165,19 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
         };
         println!("  data/{:<23} {what}", d.dest);
     }
-    let short = &applied.state.commit[..12];
-    if applied.state.new {
-        println!(
-            "config history: new commit {short} on env/{} ({})",
+    match &applied.state {
+        Some(state) if state.new => println!(
+            "config history: new commit {} on env/{} ({})",
+            &state.commit[..12],
             env.name,
             crate::source::display_path(history.path())
-        );
-    } else {
-        println!(
-            "config history: unchanged, env/{} stays at {short}",
-            env.name
-        );
+        ),
+        Some(state) => println!(
+            "config history: unchanged, env/{} stays at {}",
+            env.name,
+            &state.commit[..12]
+        ),
+        None => println!("exported: the config history and the runtime copy were not touched"),
     }
     Ok(0)
 }

@@ -38,7 +38,6 @@ pub struct RolloutArgs {
 /// One environment's part in a rollout.
 struct Change {
     env: Environment,
-    previous: Option<String>,
 }
 
 pub fn rollout(cli: &Cli, args: &RolloutArgs) -> Result<i32, CliError> {
@@ -56,7 +55,8 @@ pub fn rollout(cli: &Cli, args: &RolloutArgs) -> Result<i32, CliError> {
 }
 
 /// The rollout itself, shared with pipelines that run it as a stage. Returns 0 when
-/// every change went out, 1 when it stopped on a failure (and restored).
+/// every change went out, 1 when it stopped on a failure (and restored), 130 when it was
+/// interrupted (and restored).
 pub fn run_rollout(
     cli: &Cli,
     project: &Path,
@@ -65,28 +65,48 @@ pub fn run_rollout(
     names: &[String],
     set: &[(String, String)],
 ) -> Result<i32, CliError> {
-    let rev = revision::detect(project).resolve([]);
+    let rev = revision::detect(project)
+        .resolve(revision::project_inputs(project).iter().map(String::as_str));
     let revisions = Revisions::same(&rev);
     let history = History::open(&cli.history_path(project)).map_err(|e| apply_error(e.into()))?;
     let state_dir = execute::run::state_dir(project);
 
-    // Which environments change, grouped canary first.
+    // Everything that can be checked is checked before the first environment changes:
+    // the environments, their previews (divergence, templates, data, secrets) and the
+    // smoke stage planned against each of them.
     let mut groups: BTreeMap<u32, Vec<Change>> = BTreeMap::new();
+    let mut plans: BTreeMap<String, Plan> = BTreeMap::new();
     for name in names {
         let env = load_env(project, name, set)?;
         if !apply::renders(&env) {
             continue;
         }
-        let preview = apply::preview(&env, &env.runtime_dir(&state_dir), &history, &revisions)
-            .map_err(apply_error)?;
+        let runtime = env.runtime_dir(&state_dir);
+        let preview = apply::preview(&env, &runtime, &history, &revisions).map_err(apply_error)?;
         if preview.is_empty() {
             eprintln!("{name}: no config change");
             continue;
         }
-        groups.entry(env.rollout_group).or_default().push(Change {
-            previous: preview.tip,
-            env,
-        });
+        // The real rendering needs every secret: find out now, not half-way.
+        crate::environment::render::render(&env, &revisions, &runtime, true)
+            .map_err(CliError::Findings)?;
+        let pipeline = Pipeline::load(pipeline_path)
+            .map_err(CliError::Findings)?
+            .smoke_stage(&env.name);
+        if pipeline.groups.is_empty() {
+            return Err(CliError::input(format!(
+                "pipeline {} has no smoke stage; list the scenarios that judge a new config under `smoke:`",
+                crate::source::display_path(pipeline_path)
+            )));
+        }
+        plans.insert(
+            env.name.clone(),
+            Plan::new(pipeline, project, &[], set).map_err(CliError::Findings)?,
+        );
+        groups
+            .entry(env.rollout_group)
+            .or_default()
+            .push(Change { env });
     }
     if groups.is_empty() {
         println!("rollout: nothing to roll out");
@@ -106,47 +126,122 @@ pub fn run_rollout(
         .collect();
     eprintln!("rollout: {}", order.join(" -> "));
 
-    let mut done: Vec<&Change> = Vec::new();
+    let mut done: Vec<(&Change, apply::Snapshot)> = Vec::new();
     for (group, changes) in &groups {
         for change in changes {
             let env = &change.env;
-            let runtime = env.runtime_dir(&state_dir);
-            let applied = apply::apply(env, &runtime, &history, &revisions).map_err(apply_error)?;
-            done.push(change);
-            eprintln!(
-                "{}: applied config {} (group {group}); smoke stage:",
-                env.name,
-                &applied.state.commit[..12]
-            );
-            let pipeline = Pipeline::load(pipeline_path)
-                .map_err(CliError::Findings)?
-                .smoke_stage(&env.name);
-            if pipeline.groups.is_empty() {
-                return Err(CliError::input(format!(
-                    "pipeline {} has no smoke stage; list the scenarios that judge a new config under `smoke:`",
-                    pipeline_path.display()
-                )));
-            }
-            let plan = Plan::new(pipeline, project, &[], set).map_err(CliError::Findings)?;
-            let commits = BTreeMap::from([(env.name.clone(), applied.state.commit.clone())]);
-            let junit = project
-                .join("reports")
-                .join(format!("rollout-{}.xml", env.name));
-            let stored = execute_plans(
-                &Execution {
-                    project,
-                    store,
-                    plans: std::slice::from_ref(&plan),
-                    revision: rev.clone(),
-                    detail: Detail::Scenarios,
-                    overrides: set.to_vec(),
-                    config_commits: commits,
-                },
-                &junit,
-            )?;
-            if stored.run.status == Status::Passed {
-                continue;
-            }
+            let verdict = if interrupt::requested() {
+                Err(Stop::Interrupted)
+            } else {
+                let runtime = env.runtime_dir(&state_dir);
+                let scratch = state_dir.join("rollout").join(&env.name);
+                match apply::snapshot(env, &runtime, &history, &scratch) {
+                    Ok(snap) => {
+                        done.push((change, snap));
+                        smoke(
+                            project,
+                            store,
+                            env,
+                            &plans[&env.name],
+                            &history,
+                            &revisions,
+                            &rev,
+                            set,
+                            *group,
+                        )
+                    }
+                    Err(e) => Err(Stop::Error(apply_error(e))),
+                }
+            };
+            let stop = match verdict {
+                Ok(()) => continue,
+                Err(stop) => stop,
+            };
+            let reason = match &stop {
+                Stop::Failed(why) => format!("smoke failed on {}: {why}", env.name),
+                Stop::Interrupted => "interrupted".to_string(),
+                Stop::Error(e) => format!("error on {}: {e}", env.name),
+            };
+            eprintln!("rollout stopped: {reason}");
+            restore_all(&done, &state_dir, &history, &reason, &revisions);
+            return match stop {
+                Stop::Failed(why) => {
+                    println!("rollout failed on {}: {why}", env.name);
+                    Ok(1)
+                }
+                Stop::Interrupted => {
+                    println!("rollout interrupted; every environment it changed was restored");
+                    Ok(130)
+                }
+                Stop::Error(e) => Err(e),
+            };
+        }
+    }
+    for (_, snap) in &done {
+        snap.discard();
+    }
+    let names: Vec<&str> = done.iter().map(|(c, _)| c.env.name.as_str()).collect();
+    println!("rollout complete: {}", names.join(", "));
+    Ok(0)
+}
+
+/// Why a rollout stopped.
+enum Stop {
+    Failed(String),
+    Interrupted,
+    Error(CliError),
+}
+
+/// Applies the new config to one environment and runs the smoke stage there.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step of the rollout, sharing its state"
+)]
+fn smoke(
+    project: &Path,
+    store: &Store,
+    env: &Environment,
+    plan: &Plan,
+    history: &History,
+    revisions: &Revisions,
+    rev: &str,
+    set: &[(String, String)],
+    group: u32,
+) -> Result<(), Stop> {
+    let state_dir = execute::run::state_dir(project);
+    let applied = apply::apply(env, &env.runtime_dir(&state_dir), history, revisions, true)
+        .map_err(|e| Stop::Error(apply_error(e)))?;
+    let Some(state) = applied.state else {
+        return Err(Stop::Error(CliError::infra(
+            "the new config was not committed",
+        )));
+    };
+    eprintln!(
+        "{}: applied config {} (group {group}); smoke stage:",
+        env.name,
+        &state.commit[..12]
+    );
+    let commits = BTreeMap::from([(env.name.clone(), state.commit.clone())]);
+    let junit = project
+        .join("reports")
+        .join(format!("rollout-{}.xml", env.name));
+    let stored = execute_plans(
+        &Execution {
+            project,
+            store,
+            plans: std::slice::from_ref(plan),
+            revision: rev.to_string(),
+            detail: Detail::Scenarios,
+            overrides: set.to_vec(),
+            config_commits: commits,
+        },
+        &junit,
+    )
+    .map_err(Stop::Error)?;
+    match stored.run.status {
+        Status::Passed => Ok(()),
+        Status::Interrupted => Err(Stop::Interrupted),
+        _ => {
             let why = stored
                 .scenarios
                 .iter()
@@ -161,43 +256,43 @@ pub fn run_rollout(
                     )
                 })
                 .unwrap_or_else(|| stored.run.status.as_str().to_string());
-            eprintln!(
-                "rollout stopped: the smoke stage failed on {} (run {}): {why}",
-                env.name, stored.run.id
-            );
-            for c in done.iter().rev() {
-                match &c.previous {
-                    Some(prev) => {
-                        let reason = format!("rollout stopped, smoke failed on {}", env.name);
-                        let state = apply::restore(
-                            &c.env,
-                            &c.env.runtime_dir(&state_dir),
-                            &history,
-                            prev,
-                            &reason,
-                            &revisions,
-                        )
-                        .map_err(apply_error)?;
-                        eprintln!(
-                            "{}: restored config {} (as commit {})",
-                            c.env.name,
-                            &prev[..12],
-                            &state.commit[..12]
-                        );
-                    }
-                    None => eprintln!(
-                        "{}: had no config before this rollout; its new one stays (nothing to restore)",
-                        c.env.name
-                    ),
-                }
-            }
-            println!("rollout failed on {}: {why}", env.name);
-            return Ok(1);
+            Err(Stop::Failed(format!("{why} (run {})", stored.run.id)))
         }
     }
-    let names: Vec<&str> = done.iter().map(|c| c.env.name.as_str()).collect();
-    println!("rollout complete: {}", names.join(", "));
-    Ok(0)
+}
+
+/// Puts every changed environment back, newest first. A restore that fails is reported
+/// and the others still go back.
+fn restore_all(
+    done: &[(&Change, apply::Snapshot)],
+    state_dir: &Path,
+    history: &History,
+    reason: &str,
+    revisions: &Revisions,
+) {
+    for (c, snap) in done.iter().rev() {
+        let runtime = c.env.runtime_dir(state_dir);
+        match apply::restore(
+            &c.env,
+            &runtime,
+            history,
+            snap,
+            &format!("rollout stopped, {reason}"),
+            revisions,
+        ) {
+            Ok(Some(state)) => eprintln!(
+                "{}: restored config {} (as commit {})",
+                c.env.name,
+                snap.base.as_deref().map_or("?", |b| &b[..12]),
+                &state.commit[..12]
+            ),
+            Ok(None) => eprintln!(
+                "{}: restored to no config (it had none before); the failed one is kept under refs/lowtouch/failed/",
+                c.env.name
+            ),
+            Err(e) => eprintln!("{}: could not restore: {e}", c.env.name),
+        }
+    }
 }
 
 fn pick_pipeline(project: &Path, name: Option<&str>) -> Result<std::path::PathBuf, CliError> {

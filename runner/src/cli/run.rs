@@ -76,16 +76,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
     }
 
     let store = Store::open(&cli.db_path(&project))?;
-    let inputs: Vec<&str> = plans
-        .iter()
-        .flat_map(|p| {
-            let pipeline_text = p.pipeline.file.as_ref().map(|f| &*f.text);
-            pipeline_text
-                .into_iter()
-                .chain(std::iter::once(&*p.env.file.text))
-                .chain(p.pipeline.scenarios().map(|s| &*s.file.text))
-        })
-        .collect();
+    // The project's files, plus scenario files that live elsewhere (`--scenario`).
+    let mut texts = revision::project_inputs(&project);
+    texts.extend(
+        plans
+            .iter()
+            .flat_map(|p| p.pipeline.scenarios().map(|s| s.file.text.to_string())),
+    );
+    let inputs = texts.iter().map(String::as_str);
     let revision = pending_revision.resolve(inputs);
 
     // A pipeline with a rollout stage rolls its environments' config changes out first;
@@ -261,23 +259,23 @@ pub fn apply_configs(
             &env.runtime_dir(&state_dir),
             history,
             &Revisions::same(revision),
+            true,
         )
         .map_err(super::render::apply_error)?;
+        let Some(state) = &applied.state else {
+            continue;
+        };
         let regenerated = applied.data.iter().filter(|d| d.generated).count();
         eprintln!(
             "rendered {}: config {} {}, {} of {} data set{} regenerated",
             env.name,
-            &applied.state.commit[..12],
-            if applied.state.new {
-                "(new)"
-            } else {
-                "(unchanged)"
-            },
+            &state.commit[..12],
+            if state.new { "(new)" } else { "(unchanged)" },
             regenerated,
             applied.data.len(),
             if applied.data.len() == 1 { "" } else { "s" }
         );
-        commits.insert(env.name.clone(), applied.state.commit);
+        commits.insert(env.name.clone(), state.commit.clone());
     }
     Ok(commits)
 }

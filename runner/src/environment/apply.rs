@@ -1,20 +1,23 @@
-//! Applying an environment's rendered state: generate its test data, render its
-//! templates into the runtime directory (secrets filled in), commit the public state
-//! (secrets as placeholders, plus the data's content hashes) to the config history, and
-//! remember which commit the runtime copy came from. Also: previewing that as a diff,
-//! and restoring an earlier commit (the rollout's way back).
+//! Applying an environment's rendered state: render its templates (secrets filled in) and
+//! plan its test data before anything is written, commit the public state (secrets as
+//! placeholders, plus the data's content hashes) to the config history, then generate the
+//! data, write the runtime copy, and remember which commit it came from. Also: previewing
+//! that as a diff against what the runtime copy came from, and the rollout's way back —
+//! a snapshot of the runtime copy taken before applying, restored byte for byte.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::environment::Environment;
 use super::history::{History, HistoryError, State};
-use super::render::{self, Revisions, placeholder};
+use super::render::{self, Revisions};
 use crate::source::Finding;
 use crate::testdata;
 
 /// The history file that records the generated data's content hashes.
 pub const DATA_LOCK: &str = "data.lock";
+/// The runtime file naming the config commit the runtime copy came from.
+pub const MARKER: &str = "config-commit";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -41,13 +44,16 @@ pub struct Applied {
     /// Each rendered file and whether its public text changed against the previous state.
     pub files: Vec<(String, bool)>,
     pub data: Vec<testdata::Outcome>,
-    pub state: State,
+    /// The config commit; `None` for an export (`render --out`), which history does not see.
+    pub state: Option<State>,
 }
 
-/// What applying would change: per file, the previous and the new public text.
+/// What applying would change against what the runtime copy came from.
 #[derive(Debug)]
 pub struct Preview {
-    pub tip: Option<String>,
+    /// The commit compared against: the runtime copy's, else the branch's tip.
+    pub base: Option<String>,
+    /// Per file: the previous and the new public text.
     pub changes: Vec<(String, Option<String>, Option<String>)>,
     pub data: Vec<testdata::Outcome>,
 }
@@ -77,33 +83,45 @@ fn public_files(
     files
 }
 
+/// Applies the environment's state to `runtime_dir`. With `commit`, the state goes into
+/// the config history first (an export to another directory passes `false`).
 pub fn apply(
     env: &Environment,
     runtime_dir: &Path,
     history: &History,
     revisions: &Revisions,
+    commit: bool,
 ) -> Result<Applied, ApplyError> {
-    history.check_not_diverged(&env.name, runtime_dir)?;
-    let data = testdata::apply(&env.data, &runtime_dir.join("data")).map_err(ApplyError::Input)?;
+    if commit {
+        history.check_not_diverged(&env.name, runtime_dir)?;
+    }
+    // Everything that can fail on bad input fails here, before anything is written.
+    let data_dir = runtime_dir.join("data");
+    let planned = testdata::plan(&env.data, &data_dir).map_err(ApplyError::Input)?;
     let rendered = render::render(env, revisions, runtime_dir, true).map_err(ApplyError::Input)?;
-    let previous = history.files(&env.name, None)?;
+    let previous = match history.applied(runtime_dir) {
+        Some(c) => history.files(&env.name, Some(&c))?,
+        None => history.files(&env.name, None)?,
+    };
+    let state = if commit {
+        let files = public_files(&rendered, &planned);
+        Some(history.commit(
+            &env.name,
+            &files,
+            &format!("render {}", env.name),
+            revisions,
+        )?)
+    } else {
+        None
+    };
+    let data = testdata::apply(&env.data, &data_dir).map_err(ApplyError::Input)?;
     for r in &rendered {
         let text = r.runtime.as_deref().unwrap_or(&r.public);
         write_file(runtime_dir, &r.dest, text, text != r.public)?;
     }
-    let files = public_files(&rendered, &data);
-    let state = history.commit(
-        &env.name,
-        &files,
-        &format!("render {}", env.name),
-        revisions,
-    )?;
-    write_file(
-        runtime_dir,
-        "config-commit",
-        &format!("{}\n", state.commit),
-        false,
-    )?;
+    if let Some(s) = &state {
+        write_file(runtime_dir, MARKER, &format!("{}\n", s.commit), false)?;
+    }
     let changed = rendered
         .iter()
         .map(|r| (r.dest.clone(), previous.get(&r.dest) != Some(&r.public)))
@@ -121,70 +139,147 @@ pub fn preview(
     history: &History,
     revisions: &Revisions,
 ) -> Result<Preview, ApplyError> {
+    history.check_not_diverged(&env.name, runtime_dir)?;
     let data = testdata::plan(&env.data, &runtime_dir.join("data")).map_err(ApplyError::Input)?;
     let rendered = render::render(env, revisions, runtime_dir, false).map_err(ApplyError::Input)?;
-    let tip = history.tip(&env.name)?.map(|o| o.to_string());
-    let previous = history.files(&env.name, None)?;
+    let base = match history.applied(runtime_dir) {
+        Some(c) => Some(c),
+        None => history.tip(&env.name)?.map(|o| o.to_string()),
+    };
+    let previous = match &base {
+        Some(c) => history.files(&env.name, Some(c))?,
+        None => BTreeMap::new(),
+    };
     let next = public_files(&rendered, &data);
     let mut changes = Vec::new();
-    for name in previous
-        .keys()
-        .chain(next.keys())
-        .collect::<std::collections::BTreeSet<_>>()
-    {
+    let names: std::collections::BTreeSet<&String> = previous.keys().chain(next.keys()).collect();
+    for name in names {
         let (old, new) = (previous.get(name), next.get(name));
         if old != new {
             changes.push((name.clone(), old.cloned(), new.cloned()));
         }
     }
-    Ok(Preview { tip, changes, data })
+    Ok(Preview {
+        base,
+        changes,
+        data,
+    })
 }
 
-/// Makes `commit`'s state the environment's state again: a new commit with its files
-/// (history is never rewritten), and the runtime copy rewritten from them with the
-/// secrets filled back in.
+/// The runtime copy as it was before a rollout touched it, kept aside to go back to.
+#[derive(Debug)]
+pub struct Snapshot {
+    dir: PathBuf,
+    /// The runtime-relative files that existed (rendered files, the marker, data files).
+    files: Vec<String>,
+    /// The config commit the runtime copy came from.
+    pub base: Option<String>,
+}
+
+impl Snapshot {
+    /// The rollout went through: the copy is not needed.
+    pub fn discard(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Copies the environment's rendered files, data and marker aside, under `scratch`.
+pub fn snapshot(
+    env: &Environment,
+    runtime_dir: &Path,
+    history: &History,
+    scratch: &Path,
+) -> Result<Snapshot, ApplyError> {
+    let io = |e: std::io::Error| {
+        ApplyError::Io(format!(
+            "cannot keep a copy of {}: {e}",
+            runtime_dir.display()
+        ))
+    };
+    let _ = std::fs::remove_dir_all(scratch);
+    std::fs::create_dir_all(scratch).map_err(io)?;
+    let mut files = Vec::new();
+    for rel in owned_files(env, runtime_dir) {
+        let from = runtime_dir.join(&rel);
+        if from.is_file() {
+            let to = scratch.join(&rel);
+            if let Some(p) = to.parent() {
+                std::fs::create_dir_all(p).map_err(io)?;
+            }
+            std::fs::copy(&from, &to).map_err(io)?;
+            files.push(rel);
+        }
+    }
+    Ok(Snapshot {
+        dir: scratch.to_path_buf(),
+        files,
+        base: history.applied(runtime_dir),
+    })
+}
+
+/// The runtime files lowtouch renders or generates for `env` (not component output).
+fn owned_files(env: &Environment, runtime_dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = env.templates.iter().map(|t| t.dest.clone()).collect();
+    out.push(MARKER.to_string());
+    if let Ok(entries) = std::fs::read_dir(runtime_dir.join("data")) {
+        for e in entries.flatten() {
+            if e.path().is_file() {
+                out.push(format!("data/{}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+/// Puts a snapshot back: the runtime copy byte for byte as it was (secrets, data and
+/// all), and in the history a new commit with the previous state (history is never
+/// rewritten). When there was no previous state, the branch is taken away (its tip kept
+/// under `refs/lowtouch/failed/`), so the next rollout sees the change again.
 pub fn restore(
     env: &Environment,
     runtime_dir: &Path,
     history: &History,
-    commit: &str,
+    snap: &Snapshot,
     reason: &str,
     revisions: &Revisions,
-) -> Result<State, ApplyError> {
-    let files = history.files(&env.name, Some(commit))?;
-    let mut secrets = BTreeMap::new();
-    for (name, secret) in &env.secrets {
-        let value = secret.resolve().map_err(|e| {
-            ApplyError::Input(vec![Finding::file(
-                &env.file.path,
-                format!("secret `{name}` has no value: {e}"),
-            )])
-        })?;
-        secrets.insert(placeholder(name), value);
-    }
-    for (dest, text) in &files {
-        if dest == DATA_LOCK {
-            continue;
+) -> Result<Option<State>, ApplyError> {
+    let io = |e: std::io::Error| {
+        ApplyError::Io(format!("cannot restore {}: {e}", runtime_dir.display()))
+    };
+    for rel in owned_files(env, runtime_dir) {
+        if !snap.files.contains(&rel) {
+            let _ = std::fs::remove_file(runtime_dir.join(&rel));
         }
-        let mut real = text.clone();
-        for (ph, value) in &secrets {
-            real = real.replace(ph, value);
-        }
-        write_file(runtime_dir, dest, &real, real != *text)?;
     }
-    let short = &commit[..commit.len().min(12)];
-    let state = history.commit(
-        &env.name,
-        &files,
-        &format!("restore {short} on {}: {reason}", env.name),
-        revisions,
-    )?;
-    write_file(
-        runtime_dir,
-        "config-commit",
-        &format!("{}\n", state.commit),
-        false,
-    )?;
+    for rel in &snap.files {
+        let to = runtime_dir.join(rel);
+        if let Some(p) = to.parent() {
+            std::fs::create_dir_all(p).map_err(io)?;
+        }
+        let tmp = to.with_extension("lowtouch-tmp");
+        std::fs::copy(snap.dir.join(rel), &tmp).map_err(io)?;
+        std::fs::rename(&tmp, &to).map_err(io)?;
+    }
+    let state = match &snap.base {
+        Some(base) => {
+            let files = history.files(&env.name, Some(base))?;
+            let short = &base[..base.len().min(12)];
+            let state = history.commit(
+                &env.name,
+                &files,
+                &format!("restore {short} on {}: {reason}", env.name),
+                revisions,
+            )?;
+            write_file(runtime_dir, MARKER, &format!("{}\n", state.commit), false)?;
+            Some(state)
+        }
+        None => {
+            let keep = format!("{}-{}", env.name, crate::clock::new_run_id());
+            history.drop_branch(&env.name, &keep)?;
+            None
+        }
+    };
+    let _ = std::fs::remove_dir_all(&snap.dir);
     Ok(state)
 }
 
@@ -198,6 +293,7 @@ fn write_file(dir: &Path, dest: &str, text: &str, secret: bool) -> Result<(), Ap
         std::fs::create_dir_all(parent).map_err(io)?;
     }
     let tmp = path.with_extension("lowtouch-tmp");
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .write(true)

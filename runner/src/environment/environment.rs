@@ -260,7 +260,17 @@ impl Environment {
                 )));
                 continue;
             }
-            if let Err(f) = relative_dest(&t.dest) {
+            let in_data = Path::new(&t.dest).starts_with("data");
+            if let Err(f) = relative_dest(&t.dest).and_then(|()| {
+                if in_data {
+                    Err(format!(
+                        "`{}` is inside `data/`, where the generated test data lives",
+                        t.dest
+                    ))
+                } else {
+                    Ok(())
+                }
+            }) {
                 findings.push(env.value_at(&["templates"], &t.dest, f));
                 continue;
             }
@@ -448,6 +458,30 @@ impl Environment {
             logs,
             allow: spec.allow,
         })
+    }
+
+    /// The environment variables that hold this environment's secrets: no process
+    /// lowtouch starts inherits them.
+    pub fn secret_vars(&self) -> Vec<String> {
+        self.secrets
+            .values()
+            .filter_map(|s| match s {
+                Secret::Env(var) => Some(var.clone()),
+                Secret::File(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every secret's value that resolves, with its placeholder: output that contains a
+    /// value is masked before it is shown or stored.
+    pub fn secret_masks(&self) -> Vec<(String, String)> {
+        self.secrets
+            .iter()
+            .filter_map(|(name, s)| {
+                let value = s.resolve().ok()?;
+                (!value.is_empty()).then(|| (value, super::render::placeholder(name)))
+            })
+            .collect()
     }
 
     /// The runtime directory under a state directory: `<state>/envs/<name>`.
@@ -707,7 +741,8 @@ impl Environment {
     }
 }
 
-/// A destination inside the runtime directory: relative, no `..`.
+/// A destination inside the runtime directory: relative, no `..`, and none of the names
+/// lowtouch keeps there itself.
 fn relative_dest(dest: &str) -> Result<(), String> {
     let p = Path::new(dest);
     if dest.is_empty()
@@ -717,6 +752,11 @@ fn relative_dest(dest: &str) -> Result<(), String> {
     {
         return Err(format!(
             "`{dest}` must be a relative path inside the runtime directory"
+        ));
+    }
+    if ["config-commit", "data.lock"].contains(&dest) || dest.ends_with(".lowtouch-tmp") {
+        return Err(format!(
+            "`{dest}` is a name lowtouch keeps for itself; pick another"
         ));
     }
     Ok(())

@@ -35,6 +35,17 @@ pub enum HistoryError {
         applied: String,
         marker: PathBuf,
     },
+    #[error(
+        "the config history of `{env}` is missing: {path} has no branch env/{env}, but the runtime copy \
+         was rendered from {applied}; restore the history (or point --history at it), or delete {marker} \
+         to start a new one"
+    )]
+    Missing {
+        env: String,
+        path: PathBuf,
+        applied: String,
+        marker: PathBuf,
+    },
     #[error("config history {path}: {source}")]
     Git {
         path: PathBuf,
@@ -158,6 +169,35 @@ impl History {
         Ok(())
     }
 
+    /// The commit the runtime copy was rendered from, when its marker names one this
+    /// history has.
+    pub fn applied(&self, runtime_dir: &Path) -> Option<String> {
+        let text = std::fs::read_to_string(runtime_dir.join("config-commit")).ok()?;
+        let oid = Oid::from_str(text.trim()).ok()?;
+        self.repo.find_commit(oid).ok().map(|c| c.id().to_string())
+    }
+
+    /// Takes the environment's branch away (a first rollout that failed has nothing to
+    /// go back to), keeping its tip reachable under `refs/lowtouch/failed/` for a look.
+    pub fn drop_branch(&self, env: &str, keep_as: &str) -> Result<(), HistoryError> {
+        if let Some(tip) = self.tip(env)? {
+            self.repo
+                .reference(
+                    &format!("refs/lowtouch/failed/{keep_as}"),
+                    tip,
+                    true,
+                    "rollout failed",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut r = self
+                .repo
+                .find_reference(&Self::branch(env))
+                .map_err(|e| self.err(e))?;
+            r.delete().map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// Checks the branch still descends from the commit the runtime copy came from.
     pub fn check_not_diverged(&self, env: &str, runtime_dir: &Path) -> Result<(), HistoryError> {
         let marker = runtime_dir.join("config-commit");
@@ -168,7 +208,12 @@ impl History {
             return Ok(());
         };
         let Some(tip) = self.tip(env)? else {
-            return Ok(());
+            return Err(HistoryError::Missing {
+                env: env.to_string(),
+                path: self.path.clone(),
+                applied: applied.trim().to_string(),
+                marker,
+            });
         };
         let fine = tip == applied_oid
             || self
@@ -349,6 +394,12 @@ mod tests {
         std::fs::create_dir_all(&runtime).unwrap();
         std::fs::write(runtime.join("config-commit"), &a.commit).unwrap();
         h.check_not_diverged("e", &runtime).unwrap();
+        // A history that lost the branch the runtime copy came from is reported, not rebuilt.
+        let fresh = History::open(&dir.path().join("fresh")).unwrap();
+        assert!(matches!(
+            fresh.check_not_diverged("e", &runtime),
+            Err(HistoryError::Missing { .. })
+        ));
         h.commit("e", &files(&[("f", "2")]), "two", &revs).unwrap();
         h.check_not_diverged("e", &runtime).unwrap();
         // Reset the branch to an unrelated root commit.

@@ -122,61 +122,91 @@ pub fn check(env: &Environment) -> Vec<Finding> {
         Ok(x) => x,
         Err(f) => return f,
     };
+    let include =
+        regex::Regex::new(r#"\{%-?\s*(?:include|extends|import|from)\s+["']([^"']+)["']"#)
+            .expect("a valid pattern");
     let mut findings = Vec::new();
+    let mut checked = std::collections::BTreeSet::new();
     for t in &env.templates {
-        let Ok(tmpl) = jinja.get_template(&t.src) else {
-            continue;
-        };
+        // The template and every template it includes, with this template's variables.
+        let mut queue = vec![t.src.clone()];
+        let mut reached: Vec<String> = Vec::new();
+        while let Some(name) = queue.pop() {
+            if reached.contains(&name) {
+                continue;
+            }
+            if let Some(file) = sources.get(&name) {
+                queue.extend(include.captures_iter(&file.text).map(|c| c[1].to_string()));
+            }
+            reached.push(name);
+        }
         let mut known: Vec<String> = env.variables.keys().chain(t.vars.keys()).cloned().collect();
         known.extend(BUILTINS.iter().map(|s| s.to_string()));
-        let mut names: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
-        names.sort();
-        for name in names {
-            let (root, field) = match name.split_once('.') {
-                Some((r, f)) => (r.to_string(), Some(f.to_string())),
-                None => (name.clone(), None),
+        for src in reached {
+            let key = (src.clone(), t.vars.keys().cloned().collect::<Vec<_>>());
+            if !checked.insert(key) {
+                continue;
+            }
+            let (Ok(tmpl), Some(file)) = (jinja.get_template(&src), sources.get(&src)) else {
+                continue;
             };
-            let problem = match (root.as_str(), &field) {
-                ("secrets", Some(s))
-                    if !env.secrets.contains_key(s.split('.').next().unwrap_or(s)) =>
-                {
-                    Some((
-                        format!("secret `{s}` is not defined by environment `{}`", env.name),
-                        did_you_mean(s, env.secrets.keys().map(String::as_str)).map(str::to_string),
-                    ))
+            let mut names: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+            names.sort();
+            for name in names {
+                if let Some((message, hint)) = undefined(env, &known, &name) {
+                    let (line, col) = find_use(&file.text, &name);
+                    let f = Finding::at(file, line, col, name.len(), message);
+                    findings.push(match hint {
+                        Some(h) => f.help(h),
+                        None => f.help(format!(
+                            "define it under `variables:` in {}",
+                            crate::source::display_path(&env.file.path)
+                        )),
+                    });
                 }
-                ("revisions", Some(r)) if !["product", "tools", "data"].contains(&r.as_str()) => {
-                    Some((
-                        format!("`revisions.{r}` does not exist"),
-                        Some("revisions are product, tools and data".to_string()),
-                    ))
-                }
-                (r, _) if !known.iter().any(|k| k == r) => Some((
-                    format!(
-                        "variable `{r}` is not defined by environment `{}`",
-                        env.name
-                    ),
-                    did_you_mean(r, known.iter().map(String::as_str))
-                        .map(|c| format!("did you mean `{c}`?")),
-                )),
-                _ => None,
-            };
-            if let Some((message, hint)) = problem {
-                let file = &sources[&t.src];
-                let (line, col) = find_use(&file.text, &name);
-                let mut f = Finding::at(file, line, col, name.len(), message);
-                f = match hint {
-                    Some(h) => f.help(h),
-                    None => f.help(format!(
-                        "define it under `variables:` in {}",
-                        env.file.path.display()
-                    )),
-                };
-                findings.push(f);
             }
         }
     }
     findings
+}
+
+/// Why a (dotted) name a template uses is not defined, and a hint.
+fn undefined(env: &Environment, known: &[String], name: &str) -> Option<(String, Option<String>)> {
+    let (root, field) = match name.split_once('.') {
+        Some((r, f)) => (r, Some(f)),
+        None => (name, None),
+    };
+    match (root, field) {
+        ("secrets", Some(s)) => {
+            let secret = s.split('.').next().unwrap_or(s);
+            (!env.secrets.contains_key(secret)).then(|| {
+                (
+                    format!(
+                        "secret `{secret}` is not defined by environment `{}`",
+                        env.name
+                    ),
+                    did_you_mean(secret, env.secrets.keys().map(String::as_str))
+                        .map(|c| format!("did you mean `{c}`?")),
+                )
+            })
+        }
+        ("revisions", Some(r)) => (!["product", "tools", "data"].contains(&r)).then(|| {
+            (
+                format!("`revisions.{r}` does not exist"),
+                Some("revisions are product, tools and data".to_string()),
+            )
+        }),
+        (r, _) => (!known.iter().any(|k| k == r)).then(|| {
+            (
+                format!(
+                    "variable `{r}` is not defined by environment `{}`",
+                    env.name
+                ),
+                did_you_mean(r, known.iter().map(String::as_str))
+                    .map(|c| format!("did you mean `{c}`?")),
+            )
+        }),
+    }
 }
 
 /// Variables every template has besides the environment's.
@@ -205,22 +235,44 @@ fn load(env: &Environment) -> Result<(Jinja<'static>, BTreeMap<String, SourceFil
     let mut files = Vec::new();
     collect_files(&root, &root, &mut files);
     for (name, path) in files {
-        let Ok(file) = SourceFile::read(&path) else {
-            continue;
-        };
-        if let Err(e) = jinja.add_template_owned(name.clone(), file.text.to_string()) {
-            // Only the templates this environment uses are its problem.
-            if env.templates.iter().any(|t| t.src == name) {
-                findings.push(located(&file, &e));
-            }
+        if let Ok(file) = SourceFile::read(&path) {
+            sources.insert(name, file);
         }
-        sources.insert(name, file);
+    }
+    // Syntax errors matter in the templates this environment uses and what they include.
+    let roots: Vec<String> = env.templates.iter().map(|t| t.src.clone()).collect();
+    let reached = reachable(&sources, roots);
+    for (name, file) in &sources {
+        if let Err(e) = jinja.add_template_owned(name.clone(), file.text.to_string())
+            && reached.contains(name)
+        {
+            findings.push(located(file, &e));
+        }
     }
     if findings.is_empty() {
         Ok((jinja, sources))
     } else {
         Err(findings)
     }
+}
+
+/// The templates `roots` name and, transitively, the ones they include, extend or import.
+fn reachable(sources: &BTreeMap<String, SourceFile>, roots: Vec<String>) -> Vec<String> {
+    let include =
+        regex::Regex::new(r#"\{%-?\s*(?:include|extends|import|from)\s+["']([^"']+)["']"#)
+            .expect("a valid pattern");
+    let mut queue = roots;
+    let mut reached: Vec<String> = Vec::new();
+    while let Some(name) = queue.pop() {
+        if reached.contains(&name) {
+            continue;
+        }
+        if let Some(file) = sources.get(&name) {
+            queue.extend(include.captures_iter(&file.text).map(|c| c[1].to_string()));
+        }
+        reached.push(name);
+    }
+    reached
 }
 
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, std::path::PathBuf)>) {

@@ -29,6 +29,8 @@ pub struct Components<'a> {
     children: Mutex<HashMap<String, Child>>,
     /// One control command per component at a time.
     busy: Mutex<()>,
+    /// Secrets' environment variables: components do not inherit them.
+    secret_vars: Vec<String>,
 }
 
 /// What a control command did, for the step's output.
@@ -48,6 +50,7 @@ impl<'a> Components<'a> {
             vars,
             children: Mutex::new(HashMap::new()),
             busy: Mutex::new(()),
+            secret_vars: env.secret_vars(),
         }
     }
 
@@ -140,7 +143,11 @@ impl<'a> Components<'a> {
             .open(&out_path)
             .map_err(|e| format!("cannot open {}: {e}", out_path.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&argv[0])
+        let mut command = Command::new(&argv[0]);
+        for var in &self.secret_vars {
+            command.env_remove(var);
+        }
+        let child = command
             .args(&argv[1..])
             .envs(env)
             .current_dir(&self.project)
@@ -235,6 +242,7 @@ impl<'a> Components<'a> {
                 timeout: c.stop_timeout,
                 limit: 4096,
                 interruptible: false,
+                remove_env: &self.secret_vars,
             });
             match outcome {
                 Ok(o) if o.status == 0 => by_command = true,

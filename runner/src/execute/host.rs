@@ -28,6 +28,24 @@ pub struct RunContext<'a> {
     pub project: &'a Path,
     /// The environment's variables and the run's context, before any `set`.
     pub vars: BTreeMap<String, String>,
+    /// Secrets' environment variables, removed from every child.
+    pub secret_vars: Vec<String>,
+    /// Secret values and their placeholders: masked in every step's output.
+    pub masks: Vec<(String, String)>,
+}
+
+impl RunContext<'_> {
+    /// The text with every secret value replaced by its placeholder.
+    pub fn mask(&self, text: String) -> String {
+        if self.masks.iter().all(|(v, _)| !text.contains(v.as_str())) {
+            return text;
+        }
+        let mut out = text;
+        for (value, placeholder) in &self.masks {
+            out = out.replace(value.as_str(), placeholder);
+        }
+        out
+    }
 }
 
 pub struct StepHost<'a> {
@@ -138,6 +156,18 @@ impl Host for StepHost<'_> {
                 scope: Scope::Scenario,
             },
         );
+        let exec = Exec {
+            stdout: Captured {
+                text: ctx.mask(exec.stdout.text),
+                dropped: exec.stdout.dropped,
+            },
+            stderr: Captured {
+                text: ctx.mask(exec.stderr.text),
+                dropped: exec.stderr.dropped,
+            },
+            failure: exec.failure.map(|f| ctx.mask(f)),
+            ..exec
+        };
         let record = StepRecord {
             v: SCHEMA_VERSION,
             run_id: self.ctx.run_id.to_string(),
@@ -342,6 +372,7 @@ impl StepHost<'_> {
             timeout: limit,
             limit: ctx.plan.pipeline.output_limit,
             interruptible: self.interruptible,
+            remove_env: &ctx.secret_vars,
         };
         match process::run(&spec) {
             Ok(o) => {

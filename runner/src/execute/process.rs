@@ -25,6 +25,8 @@ pub struct Spec<'a> {
     pub limit: usize,
     /// Whether Ctrl-C stops it (not for cleanup, which must finish).
     pub interruptible: bool,
+    /// Variables of lowtouch's own environment the child must not inherit (secrets).
+    pub remove_env: &'a [String],
 }
 
 #[derive(Debug, Default, Clone)]
@@ -51,6 +53,9 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
     let start = Instant::now();
     let mut cmd = Command::new(spec.program);
+    for var in spec.remove_env {
+        cmd.env_remove(var);
+    }
     cmd.args(spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -327,6 +332,7 @@ mod tests {
             timeout,
             limit,
             interruptible: true,
+            remove_env: &[],
         })
         .unwrap()
     }
@@ -392,6 +398,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             limit: 10,
             interruptible: true,
+            remove_env: &[],
         });
         assert!(r.is_err());
     }

@@ -121,6 +121,8 @@ fn run_plan(
         events,
         project: settings.project,
         vars,
+        secret_vars: plan.env.secret_vars(),
+        masks: plan.env.secret_masks(),
     };
     let runner = &PlanRunner { ctx: &ctx, index };
     let mut results = Vec::new();

@@ -324,6 +324,10 @@ fn a_rollout_that_breaks_the_smoke_check_stops_and_restores() {
         diff.success(),
         "the restored state differs from the one before the rollout"
     );
+    assert!(
+        !p.path().join(".lowtouch/rollout/second").exists(),
+        "the kept copy is cleaned up"
+    );
     // The canary passed its smoke stage before the second one failed: two runs stored.
     let runs = history(&p);
     assert_eq!(runs.len(), 2);
@@ -411,5 +415,116 @@ fn a_config_history_that_is_not_a_repository_is_refused_and_left_alone() {
             .unwrap()
             .count(),
         1
+    );
+}
+
+#[test]
+fn secrets_never_reach_steps_output_or_reports() {
+    let p = project("token = {{ secrets.token }}\n");
+    p.write(
+        "environments/e1.yaml",
+        "variables:\n  port: 1\ntemplates:\n  - { src: app.conf.j2, dest: app.conf }\n\
+         secrets:\n  token: { from_env: LOWTOUCH_TEST_TOKEN }\n\
+         aliases:\n  leak_env:\n    shell: 'env; echo done'\n  leak_file:\n    shell: 'cat .lowtouch/envs/e1/app.conf'\n",
+    );
+    p.write("s.scn", "leak_env\nleak_file\n");
+    let secret = "very-secret-9f8e7d";
+    let out = p
+        .lowtouch(&["run", "-v", "--scenario", "s.scn", "--env", "e1"])
+        .env("LOWTOUCH_TEST_TOKEN", secret)
+        .output()
+        .expect_code(0);
+    assert!(
+        !out.stdout.contains(secret) && !out.stderr.contains(secret),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("token = <secret:token>"),
+        "the file's value is masked: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("LOWTOUCH_TEST_TOKEN="),
+        "a step inherited the secret's variable"
+    );
+    let junit = p.read("reports/junit.xml");
+    assert!(!junit.contains(secret), "{junit}");
+    let db = std::fs::read_dir(p.path().join(".lowtouch/db")).unwrap();
+    for f in db.flatten().filter(|f| f.path().is_file()) {
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret is in the store ({})",
+            f.path().display()
+        );
+    }
+}
+
+#[test]
+fn included_templates_are_checked_where_they_are() {
+    let p = Project::empty();
+    p.write(
+        "templates/main.j2",
+        "a = {{ port }}\n{% include \"part.j2\" %}\n",
+    );
+    p.write("templates/part.j2", "b = {{ nope }}\n");
+    p.write(
+        "environments/e1.yaml",
+        "variables:\n  port: 1\ntemplates:\n  - { src: main.j2, dest: main.conf }\n  - { src: main.j2, dest: config-commit }\n",
+    );
+    let out = p
+        .lowtouch(&["check", "environments/e1.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("is a name lowtouch keeps for itself"),
+        "{}",
+        out.stderr
+    );
+    p.write(
+        "environments/e1.yaml",
+        "variables:\n  port: 1\ntemplates:\n  - { src: main.j2, dest: main.conf }\n",
+    );
+    let out = p
+        .lowtouch(&["check", "environments/e1.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("templates/part.j2:1:8"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("variable `nope` is not defined"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_lost_history_is_reported_not_rebuilt() {
+    let p = project("port = {{ port }}\n");
+    p.write(
+        "environments/e1.yaml",
+        "variables:\n  port: 9000\ntemplates:\n  - { src: app.conf.j2, dest: app.conf }\n",
+    );
+    p.lowtouch(&["render", "--env", "e1"])
+        .output()
+        .expect_code(0);
+    std::fs::remove_dir_all(p.path().join(".lowtouch/config-history")).unwrap();
+    let out = p
+        .lowtouch(&["render", "--env", "e1", "--set", "port=1"])
+        .output()
+        .expect_code(3);
+    assert!(
+        out.stderr.contains("the config history of `e1` is missing"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        p.read(".lowtouch/envs/e1/app.conf"),
+        "port = 9000\n",
+        "the runtime copy was touched"
     );
 }
