@@ -528,3 +528,67 @@ fn a_lost_history_is_reported_not_rebuilt() {
         "the runtime copy was touched"
     );
 }
+
+#[test]
+fn a_first_rollout_that_fails_leaves_no_accepted_config_behind() {
+    let p = Project::demo();
+    let mut env = p
+        .read("environments/local.yaml")
+        .replace("rollout_group: 0", "rollout_group: 1");
+    for key in ["primary_port: ", "backup_port: ", "replication_port: "] {
+        let line = env
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap()
+            .to_string();
+        env = env.replace(&line, &format!("  {key}{}", crate::harness::free_port()));
+    }
+    let line = env
+        .lines()
+        .find(|l| l.trim_start().starts_with("instruments:"))
+        .unwrap()
+        .to_string();
+    p.write(
+        "environments/fresh.yaml",
+        &env.replace(&line, "  instruments: ACME"),
+    );
+    let out = p
+        .lowtouch(&["rollout", "--env", "fresh"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("fresh: restored to no config"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        git_log(&p, "fresh").is_empty(),
+        "the failed config stayed the branch's state"
+    );
+    let kept = Command::new("git")
+        .args([
+            "-C",
+            ".lowtouch/config-history",
+            "for-each-ref",
+            "refs/lowtouch/failed/",
+        ])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&kept.stdout).contains("fresh-"),
+        "the failed commit is kept for a look"
+    );
+    assert!(!p.path().join(".lowtouch/envs/fresh/primary.conf").exists());
+    // The next rollout still sees the change: it is not mistaken for the accepted state.
+    let again = p
+        .lowtouch(&["rollout", "--env", "fresh"])
+        .output()
+        .expect_code(1);
+    assert!(
+        !again.stderr.contains("fresh: no config change"),
+        "{}",
+        again.stderr
+    );
+    p.assert_nothing_left_running();
+}
