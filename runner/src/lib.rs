@@ -9,6 +9,7 @@
 //! - [`store`]: the only module that touches sled: runs, scenarios, steps.
 //! - [`report`]: terminal output, JUnit, JSON; they read events or stored runs.
 //! - [`testdata`]: test-data generators, deterministic, regenerated only on change.
+//! - [`trigger`]: what starts work: GitHub webhooks (verified, parsed), the run queue.
 //! - [`revision`]: which revision of the project is under test.
 //! - [`source`]: input files and located findings.
 //! - [`clock`]: timestamps and run ids.
@@ -25,3 +26,4 @@ pub mod scenario;
 pub mod source;
 pub mod store;
 pub mod testdata;
+pub mod trigger;
