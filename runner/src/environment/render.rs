@@ -122,24 +122,11 @@ pub fn check(env: &Environment) -> Vec<Finding> {
         Ok(x) => x,
         Err(f) => return f,
     };
-    let include =
-        regex::Regex::new(r#"\{%-?\s*(?:include|extends|import|from)\s+["']([^"']+)["']"#)
-            .expect("a valid pattern");
     let mut findings = Vec::new();
     let mut checked = std::collections::BTreeSet::new();
     for t in &env.templates {
         // The template and every template it includes, with this template's variables.
-        let mut queue = vec![t.src.clone()];
-        let mut reached: Vec<String> = Vec::new();
-        while let Some(name) = queue.pop() {
-            if reached.contains(&name) {
-                continue;
-            }
-            if let Some(file) = sources.get(&name) {
-                queue.extend(include.captures_iter(&file.text).map(|c| c[1].to_string()));
-            }
-            reached.push(name);
-        }
+        let reached = reachable(&sources, vec![t.src.clone()]);
         let mut known: Vec<String> = env.variables.keys().chain(t.vars.keys()).cloned().collect();
         known.extend(BUILTINS.iter().map(|s| s.to_string()));
         for src in reached {

@@ -114,6 +114,16 @@ impl Exec {
         }
     }
 
+    /// What the interpreter needs to know of it.
+    fn into_result(self) -> StepResult {
+        StepResult {
+            status: self.status,
+            stdout: self.stdout.text,
+            failure: self.failure,
+            interrupted: self.interrupted,
+        }
+    }
+
     fn control(resolved: &'static str, result: Result<String, String>) -> Exec {
         match result {
             Ok(m) => Exec::ok(resolved, format!("{m}\n")),
@@ -180,19 +190,14 @@ impl Host for StepHost<'_> {
             status: exec.status,
             stdout: exec.stdout.text.clone(),
             stdout_dropped: exec.stdout.dropped,
-            stderr: exec.stderr.text,
+            stderr: exec.stderr.text.clone(),
             stderr_dropped: exec.stderr.dropped,
             failure: exec.failure.clone(),
             started_at,
             duration_us: t0.elapsed().as_micros() as u64,
         };
         self.ctx.events.emit(&RunEvent::StepFinished(&record));
-        StepResult {
-            status: exec.status,
-            stdout: exec.stdout.text,
-            failure: exec.failure,
-            interrupted: exec.interrupted,
-        }
+        exec.into_result()
     }
 
     fn interrupted(&self) -> bool {
@@ -435,12 +440,7 @@ impl StepHost<'_> {
                 );
                 self.stdout.push_str(&exec.stdout.text);
                 self.stderr.push_str(&exec.stderr.text);
-                StepResult {
-                    status: exec.status,
-                    stdout: exec.stdout.text,
-                    failure: exec.failure,
-                    interrupted: exec.interrupted,
-                }
+                exec.into_result()
             }
             fn interrupted(&self) -> bool {
                 self.host.interrupted()

@@ -79,18 +79,9 @@ impl Plan {
         for alias in self.env.aliases.values() {
             if let AliasKind::Steps(ast) = &alias.kind {
                 for d in check(ast, &positional) {
-                    let (line, col) =
-                        crate::source::locate_key(&self.env.file.text, &["aliases", &alias.name])
-                            .unwrap_or((1, 1));
                     findings.push(
-                        Finding::at(
-                            &self.env.file,
-                            line,
-                            col,
-                            alias.name.len(),
-                            format!("in `steps`: {}", d.message),
-                        )
-                        .help(d.label.or(d.help).unwrap_or_default()),
+                        self.at_alias(&alias.name, format!("in `steps`: {}", d.message))
+                            .help(d.label.or(d.help).unwrap_or_default()),
                     );
                 }
             }
@@ -123,6 +114,13 @@ impl Plan {
         findings
     }
 
+    /// A finding at an alias's name in the environment file.
+    fn at_alias(&self, name: &str, message: String) -> Finding {
+        let (line, col) =
+            crate::source::locate_key(&self.env.file.text, &["aliases", name]).unwrap_or((1, 1));
+        Finding::at(&self.env.file, line, col, name.len(), message)
+    }
+
     /// `steps:` aliases that call each other in a circle would recurse forever.
     fn alias_cycles(&self) -> Vec<Finding> {
         use std::collections::BTreeMap;
@@ -148,15 +146,9 @@ impl Plan {
             if let Some(cycle) = find_cycle(&calls, &mut path)
                 && reported.insert(cycle.iter().min().copied().unwrap_or(start))
             {
-                let (line, col) =
-                    crate::source::locate_key(&self.env.file.text, &["aliases", cycle[0]])
-                        .unwrap_or((1, 1));
                 findings.push(
-                    Finding::at(
-                        &self.env.file,
-                        line,
-                        col,
-                        cycle[0].len(),
+                    self.at_alias(
+                        cycle[0],
                         format!("aliases call each other in a cycle: {}", cycle.join(" -> ")),
                     )
                     .help("one of them must do the work instead of calling the next"),
