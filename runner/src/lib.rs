@@ -7,6 +7,7 @@
 //! - [`execute`]: runs a plan: processes, components, hooks, limits; emits events.
 //! - [`event`]: the event type, the seam between execution and its listeners.
 //! - [`store`]: the only module that touches sled: runs, scenarios, steps.
+//! - [`watch`]: watched repositories: gix mirrors, change detection, classification.
 //! - [`report`]: terminal output, JUnit, JSON; they read events or stored runs.
 //! - [`testdata`]: test-data generators, deterministic, regenerated only on change.
 //! - [`trigger`]: what starts work: GitHub webhooks (verified, parsed), the run queue.
@@ -27,3 +28,4 @@ pub mod source;
 pub mod store;
 pub mod testdata;
 pub mod trigger;
+pub mod watch;

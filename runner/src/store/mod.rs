@@ -8,6 +8,7 @@ pub mod records;
 pub mod sink;
 #[expect(clippy::module_inception, reason = "the main type of the module")]
 pub mod store;
+pub mod tips;
 
 pub use error::StoreError;
 pub use records::{RunRecord, SCHEMA_VERSION, ScenarioKind, ScenarioRecord, Status, StepRecord};

@@ -35,6 +35,7 @@ pub struct Store {
     scenarios: sled::Tree,
     steps: sled::Tree,
     revisions: sled::Tree,
+    pub(super) tips: sled::Tree,
     /// Runs found unfinished at open and marked crashed.
     pub recovered: Vec<String>,
 }
@@ -86,6 +87,7 @@ impl Store {
             scenarios: db.open_tree("scenarios")?,
             steps: db.open_tree("steps")?,
             revisions: db.open_tree("revisions")?,
+            tips: db.open_tree("tips")?,
             db,
             path: path.to_path_buf(),
             recovered: Vec::new(),

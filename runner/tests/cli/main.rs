@@ -9,3 +9,4 @@ mod language;
 mod render;
 mod revision;
 mod store;
+mod watch;

@@ -1,0 +1,357 @@
+//! Mirrors: a bare git repository per watched URL (under `.lowtouch/mirrors/` in a
+//! project), fetched with explicit refspecs, its refs listed from the remote's
+//! advertisement — never by walking history.
+//!
+//! This is the only file of lowtouch that uses gix. Networking is blocking: a server calls
+//! [`Mirror::fetch`] from a blocking thread (`spawn_blocking`).
+//!
+//! Transports: local paths and `file://` URLs (gix runs `git upload-pack` for them, so the
+//! `git` program must be installed). `https://` needs gix's http transport, not built in
+//! yet; such URLs are refused with [`WatchError::Unsupported`].
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use sha2::{Digest, Sha256};
+
+use super::change::{Ancestry, RefTip};
+use super::error::{WatchError, describe};
+
+/// The refspecs every fetch uses: branches and tags mirrored under their own names,
+/// force-updated (a force push upstream is a force update here). A bare repository has
+/// no refspec of its own, so fetching without them would silently list nothing.
+pub const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
+
+/// Whether lowtouch can fetch from `url` (a URL with a scheme, or scp-like `host:path`);
+/// plain paths always can.
+pub fn url_support(url: &str) -> Result<(), String> {
+    let scheme = match url.split_once("://") {
+        Some((scheme, _)) => scheme.to_ascii_lowercase(),
+        None if url.contains(':') && !url.starts_with('/') => "ssh".into(),
+        None => return Ok(()),
+    };
+    match scheme.as_str() {
+        "file" => Ok(()),
+        "https" | "http" => Err(format!(
+            "{url}: {scheme} remotes are not supported by this build yet (gix's http transport is \
+             not enabled); mirror it locally and use a path or file:// URL"
+        )),
+        other => Err(format!(
+            "{url}: {other} remotes are not supported; use https:// or a local path"
+        )),
+    }
+}
+
+/// A bare mirror of one remote repository.
+pub struct Mirror {
+    repo: gix::Repository,
+    url: String,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("url", &self.url)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+impl Mirror {
+    /// Where the mirror of `url` lives under `root`: a readable name from the URL's last
+    /// part and a hash of the whole URL, so two URLs never share a mirror and pipelines
+    /// following the same URL do.
+    pub fn dir_for(root: &Path, url: &str) -> PathBuf {
+        let last = url
+            .trim_end_matches('/')
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or("repo")
+            .trim_end_matches(".git");
+        let readable: String = last
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let hash = Sha256::digest(url.as_bytes());
+        let short: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+        root.join(format!("{readable}-{short}.git"))
+    }
+
+    /// Opens the mirror in `dir`, or creates an empty one there. No network: the first
+    /// [`Mirror::fetch`] fills it. Creation is atomic (a temp dir renamed into place), so
+    /// a crash never leaves half a mirror behind.
+    pub fn open_or_create(url: &str, dir: &Path) -> Result<Mirror, WatchError> {
+        url_support(url).map_err(|message| WatchError::Unsupported {
+            url: url.to_string(),
+            message,
+        })?;
+        let mirror_err = |message: String| WatchError::Mirror {
+            dir: dir.to_path_buf(),
+            message,
+        };
+        if !dir.exists() {
+            create(url, dir).map_err(&mirror_err)?;
+        }
+        let repo = gix::open_opts(dir, gix::open::Options::isolated())
+            .map_err(|e| mirror_err(describe(&e)))?;
+        if !repo.is_bare() {
+            return Err(mirror_err(
+                "it is not a bare repository; remove it and lowtouch makes a new mirror".into(),
+            ));
+        }
+        Ok(Mirror {
+            repo,
+            url: url.to_string(),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Fetches the followed namespaces (branches and tags) and returns every ref the remote
+    /// advertised, sorted by name. Refs gone upstream are removed from the mirror (their
+    /// commits stay until a gc, so a deleted or force-pushed tip can still be diffed).
+    ///
+    /// Cost: one `ls-refs` round trip, and a pack only when something is new — no history
+    /// walk on either side beyond git's own negotiation.
+    ///
+    /// An error leaves the mirror as it was: nothing is pruned before the remote answered.
+    pub fn fetch(&self) -> Result<Vec<RefTip>, WatchError> {
+        let unreachable = |e: gix::Error| WatchError::Unreachable {
+            url: self.url.clone(),
+            message: describe(&e),
+        };
+        let remote = self
+            .repo
+            .remote_at(self.url.as_str())
+            .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
+            .map_err(|e| WatchError::Unsupported {
+                url: self.url.clone(),
+                message: describe(&e),
+            })?
+            .with_fetch_tags(gix::remote::fetch::Tags::None);
+        let connection = remote
+            .connect(gix::remote::Direction::Fetch)
+            .map_err(unreachable)?;
+        let prepare = connection
+            .prepare_fetch(gix::progress::Discard, Default::default())
+            .map_err(unreachable)?;
+        let mut tips: Vec<RefTip> = prepare
+            .ref_map()
+            .remote_refs
+            .iter()
+            .filter_map(|r| {
+                let (name, target, peeled) = r.unpack();
+                let name = name.to_string();
+                let mirrored = name.starts_with("refs/heads/") || name.starts_with("refs/tags/");
+                Some(RefTip {
+                    name,
+                    target: target?.to_string(),
+                    peeled: peeled.map(|p| p.to_string()),
+                })
+                .filter(|_| mirrored)
+            })
+            .collect();
+        tips.sort_by(|a, b| a.name.cmp(&b.name));
+        tips.dedup_by(|a, b| a.name == b.name);
+        // Before the update, so a deleted `foo` never blocks a new `foo/bar`.
+        self.prune(&tips)?;
+        prepare
+            .receive(gix::progress::Discard, &AtomicBool::new(false))
+            .map_err(|e| WatchError::Fetch {
+                url: self.url.clone(),
+                message: describe(&e),
+            })?;
+        Ok(tips)
+    }
+
+    /// Removes the mirror's branches and tags the remote no longer has.
+    fn prune(&self, tips: &[RefTip]) -> Result<(), WatchError> {
+        use gix::refs::transaction::{Change, PreviousValue, RefEdit, RefLog};
+        let err = |e: gix::Error| self.repository_error("pruning refs", &e);
+        let platform = self.repo.references().map_err(err)?;
+        let mut edits = Vec::new();
+        for prefix in ["refs/heads/", "refs/tags/"] {
+            for r in platform.prefixed(prefix).map_err(err)? {
+                let r = r.map_err(|e| self.repository_error("reading refs", &e))?;
+                let name = r.name().as_bstr().to_string();
+                if tips
+                    .binary_search_by(|t| t.name.as_str().cmp(&name))
+                    .is_err()
+                {
+                    edits.push(RefEdit {
+                        change: Change::Delete {
+                            expected: PreviousValue::Any,
+                            log: RefLog::AndReference,
+                        },
+                        name: r.name().to_owned(),
+                        deref: false,
+                    });
+                }
+            }
+        }
+        if !edits.is_empty() {
+            self.repo.edit_references(edits).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// The paths (files, relative to the root) that differ between commit `old` and
+    /// commit `new`, sorted. With no `old`, every file of `new` (a new branch or tag has
+    /// nothing to compare with). A plain tree diff: no rename detection, no history walk.
+    pub fn changed_paths(&self, old: Option<&str>, new: &str) -> Result<Vec<String>, WatchError> {
+        let new_tree = self.commit_tree(new)?;
+        let old_tree = old.map(|o| self.commit_tree(o)).transpose()?;
+        let changes = self
+            .repo
+            .diff_tree_to_tree(
+                old_tree.as_ref(),
+                Some(&new_tree),
+                Some(gix::diff::Options::default()),
+            )
+            .map_err(|e| self.repository_error(&format!("diffing {new}"), &e))?;
+        let mut paths: Vec<String> = changes
+            .iter()
+            .filter(|c| !c.entry_mode().is_tree())
+            .map(|c| c.location().to_string())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
+    }
+
+    fn commit_tree(&self, hex: &str) -> Result<gix::Tree<'_>, WatchError> {
+        let id = self.oid(hex)?;
+        self.repo
+            .find_commit(id)
+            .and_then(|c| c.tree())
+            .map_err(|e| self.repository_error(&format!("commit {hex}"), &e))
+    }
+
+    fn oid(&self, hex: &str) -> Result<gix::ObjectId, WatchError> {
+        gix::ObjectId::from_hex(hex.as_bytes()).map_err(|e| self.repository_error(hex, &e))
+    }
+
+    fn repository_error(&self, what: &str, e: &(dyn std::error::Error + 'static)) -> WatchError {
+        WatchError::Repository {
+            dir: self.dir.clone(),
+            what: what.to_string(),
+            message: describe(e),
+        }
+    }
+}
+
+impl Ancestry for Mirror {
+    /// One merge-base of two commits. An `old` commit missing from the mirror cannot be an
+    /// ancestor: a fetch brings the whole history of every new tip.
+    fn is_ancestor(&self, old: &str, new: &str) -> Result<bool, WatchError> {
+        let (old_id, new_id) = (self.oid(old)?, self.oid(new)?);
+        if old_id == new_id {
+            return Ok(true);
+        }
+        if !self.repo.has_object(old_id) {
+            return Ok(false);
+        }
+        match self.repo.merge_base(old_id, new_id) {
+            Ok(base) => Ok(base.is_some_and(|b| b.detach() == old_id)),
+            Err(e) => Err(self.repository_error(&format!("merge-base of {old} and {new}"), &e)),
+        }
+    }
+}
+
+/// `git init --bare` into a temp dir beside `dir`, the remote written to its config (for
+/// people who look into it with git), then renamed into place.
+fn create(url: &str, dir: &Path) -> Result<(), String> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let tmp = parent.join(format!(".mirror-{}-{nanos}", std::process::id()));
+    let result = init_into(url, &tmp);
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Another process made it first: use theirs.
+        if !dir.exists() {
+            return Err(format!("cannot move the new mirror into place: {e}"));
+        }
+    }
+    Ok(())
+}
+
+fn init_into(url: &str, tmp: &Path) -> Result<(), String> {
+    let repo = gix::init_bare(tmp).map_err(|e| describe(&e))?;
+    let config_path = repo.git_dir().join("config");
+    let mut config =
+        gix::config::File::from_path_no_includes(config_path.clone(), gix::config::Source::Local)
+            .map_err(|e| describe(&e))?;
+    repo.remote_at(url)
+        .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
+        .and_then(|mut r| {
+            r.save_as_to("origin", &mut config)?;
+            Ok(())
+        })
+        .map_err(|e| describe(&e))?;
+    let mut out = Vec::new();
+    config
+        .write_to(&mut out)
+        .map_err(|e| format!("cannot write the mirror's config: {e}"))?;
+    std::fs::write(&config_path, out)
+        .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lowtouch_can_fetch() {
+        assert!(url_support("/srv/repo").is_ok());
+        assert!(url_support("file:///srv/repo").is_ok());
+        let https = url_support("https://github.com/o/r").unwrap_err();
+        assert!(https.contains("not supported by this build yet"), "{https}");
+        assert!(url_support("ssh://host/r").is_err());
+        assert!(url_support("git@github.com:o/r.git").is_err());
+    }
+
+    #[test]
+    fn a_mirror_can_move_to_a_blocking_thread() {
+        fn send<T: Send>() {}
+        send::<Mirror>();
+    }
+
+    #[test]
+    fn mirror_dirs_are_readable_and_distinct() {
+        let root = Path::new("/m");
+        let a = Mirror::dir_for(root, "/srv/exchange.git");
+        let b = Mirror::dir_for(root, "/other/exchange.git");
+        assert_ne!(a, b);
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("exchange-") && name.ends_with(".git"),
+            "{name}"
+        );
+        assert_eq!(a, Mirror::dir_for(root, "/srv/exchange.git"));
+    }
+}
