@@ -33,6 +33,9 @@ pub struct PipelineFile {
     /// The smoke stage: the scenarios a rollout runs on each environment it changes.
     #[serde(default)]
     pub smoke: Vec<EntrySpec>,
+    /// The repositories whose changes start this pipeline, by name, with their roles.
+    #[serde(default)]
+    pub repositories: std::collections::BTreeMap<String, crate::watch::repository::RepositorySpec>,
     /// Environments whose changed configs this pipeline rolls out (canary first) before
     /// its scenarios run.
     #[serde(default)]

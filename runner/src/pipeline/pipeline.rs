@@ -28,6 +28,8 @@ pub struct Pipeline {
     pub smoke: Vec<ScenarioFile>,
     /// Environments rolled out before the scenarios run.
     pub rollout: Vec<String>,
+    /// The repositories that start it (watched by `lowtouch serve`).
+    pub repositories: Vec<crate::watch::repository::Repository>,
     pub step_timeout: Duration,
     pub scenario_timeout: Duration,
     pub step_budget: u64,
@@ -180,6 +182,9 @@ impl Pipeline {
                 .help("list the scenarios that judge a new config under `smoke:`"),
             );
         }
+        let (repositories, mut repo_findings) =
+            crate::watch::repository::check(&file, &dir, &spec.repositories);
+        findings.append(&mut repo_findings);
         if spec.scenarios.is_empty() {
             findings.push(at(&["scenarios"], "the pipeline has no scenarios".into()));
         }
@@ -205,6 +210,7 @@ impl Pipeline {
             groups,
             smoke,
             rollout: spec.rollout,
+            repositories,
             step_timeout,
             scenario_timeout,
             step_budget: spec
@@ -232,6 +238,7 @@ impl Pipeline {
             groups: vec![vec![scenario]],
             smoke: Vec::new(),
             rollout: Vec::new(),
+            repositories: Vec::new(),
             step_timeout: DEFAULT_STEP_TIMEOUT,
             scenario_timeout: DEFAULT_SCENARIO_TIMEOUT,
             step_budget: scenario::interpreter::DEFAULT_STEP_BUDGET,

@@ -166,3 +166,39 @@ fn yaml_errors_name_their_place() {
         out.stderr
     );
 }
+
+#[test]
+fn pipeline_repositories_are_checked() {
+    let p = Project::demo();
+    p.write(
+        "pipelines/watched.yaml",
+        "environment: local\nscenarios: [demo/smoke.scn]\nrepositories:\n  exchange:\n    role: product\n    url: ssh://git.example/exchange.git\n    follow: [main, 'v*']\n",
+    );
+    let out = p
+        .lowtouch(&["check", "pipelines/watched.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("ssh remotes are not supported"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("pipelines/watched.yaml:6:"),
+        "{}",
+        out.stderr
+    );
+    p.write(
+        "pipelines/watched.yaml",
+        "environment: local\nscenarios: [demo/smoke.scn]\nrepositories:\n  exchange:\n    role: prodcut\n    url: ../exchange\n",
+    );
+    let out = p
+        .lowtouch(&["check", "pipelines/watched.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("unknown variant `prodcut`"),
+        "{}",
+        out.stderr
+    );
+}
