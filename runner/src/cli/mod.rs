@@ -5,6 +5,7 @@ pub mod check;
 pub mod demo;
 pub mod error;
 pub mod history;
+pub mod poll;
 pub mod render;
 pub mod rollout;
 pub mod run;
@@ -53,6 +54,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Render an environment's configs and test data; `--diff` shows what would change.
     Render(render::RenderArgs),
+    /// Fetch the pipelines' repositories once and run what their new commits call for.
+    Poll(poll::PollArgs),
     /// Roll changed configs out group by group, canary first, smoke-tested; restore on failure.
     Rollout(rollout::RolloutArgs),
     /// The bundled demo exchange (engine, smoke, order, book, loadgen).
@@ -108,6 +111,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
         Command::Check(args) => check::check(cli, args),
         Command::History(args) => history::history(cli, args),
         Command::Render(args) => render::render(cli, args),
+        Command::Poll(args) => poll::poll(cli, args),
         Command::Rollout(args) => rollout::rollout(cli, args),
         Command::Demo { args } => Ok(demo::demo(args)),
     }

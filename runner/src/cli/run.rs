@@ -50,6 +50,22 @@ pub struct RunArgs {
     pub verbose: bool,
 }
 
+impl RunArgs {
+    /// `lowtouch run PIPELINE…` with every other option at its default.
+    pub fn pipelines(pipelines: Vec<String>) -> RunArgs {
+        RunArgs {
+            pipelines,
+            scenario: None,
+            env: "local".into(),
+            tools: Vec::new(),
+            set: Vec::new(),
+            junit: "reports/junit.xml".into(),
+            json: false,
+            verbose: false,
+        }
+    }
+}
+
 pub fn parse_set(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),

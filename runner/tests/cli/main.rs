@@ -6,6 +6,7 @@ mod demo;
 mod harness;
 mod junit_schema;
 mod language;
+mod poll;
 mod render;
 mod revision;
 mod store;

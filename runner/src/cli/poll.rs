@@ -1,0 +1,173 @@
+//! `lowtouch poll`: one round of what `lowtouch serve` will do continuously — fetch the
+//! repositories the pipelines declare, detect new commits, tags and force pushes since
+//! the tips last seen (kept in the store), classify each change by the repository's role
+//! and the paths it touches, and run every pipeline that has something to redo, once,
+//! with its newest candidate (older ones in the same round are reported as skipped).
+//!
+//! The first time a repository is seen its tips are recorded and nothing runs: old
+//! commits are not new. An unreachable repository is reported and the others go on.
+
+use std::path::Path;
+
+use clap::Args;
+
+use super::error::exit;
+use super::run::{RunArgs, run};
+use super::{Cli, CliError};
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+use crate::watch::change::detect;
+use crate::watch::classify::{Action, classify};
+use crate::watch::mirror::Mirror;
+
+#[derive(Debug, Args)]
+pub struct PollArgs {
+    /// Pipelines to poll for [default: every pipeline that declares repositories].
+    pub pipelines: Vec<String>,
+    /// Report what changed and what would run; run nothing and keep the stored tips.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// What one pipeline has to redo after a round of fetching.
+struct Due {
+    pipeline: String,
+    action: Action,
+    /// `repository ref commit` of the change that decided it.
+    because: String,
+}
+
+pub fn poll(cli: &Cli, args: &PollArgs) -> Result<i32, CliError> {
+    let project = cli.project()?;
+    let mut pipelines = Vec::new();
+    for path in Pipeline::discover(&project) {
+        let p = Pipeline::load(&path).map_err(CliError::Findings)?;
+        let named = args.pipelines.is_empty() || args.pipelines.contains(&p.name);
+        if named && !p.repositories.is_empty() {
+            pipelines.push(p);
+        }
+    }
+    if pipelines.is_empty() {
+        return Err(CliError::input(
+            "no pipeline declares `repositories:` to poll; add some (see README, Watching repositories)",
+        ));
+    }
+
+    let due = {
+        let store = Store::open(&cli.db_path(&project))?;
+        let mut due = Vec::new();
+        for p in &pipelines {
+            if let Some(d) = poll_pipeline(&project, &store, p, args.dry_run)? {
+                due.push(d);
+            }
+        }
+        due
+        // The store closes here: the runs below open it themselves.
+    };
+    if args.dry_run || due.is_empty() {
+        if due.is_empty() {
+            println!("nothing new to run");
+        }
+        for d in &due {
+            println!(
+                "would run {} ({}): {}",
+                d.pipeline,
+                d.action.as_str(),
+                d.because
+            );
+        }
+        return Ok(exit::OK);
+    }
+    let mut worst = exit::OK;
+    for d in due {
+        eprintln!(
+            "running {} ({}): {}",
+            d.pipeline,
+            d.action.as_str(),
+            d.because
+        );
+        let code = run(cli, &RunArgs::pipelines(vec![d.pipeline]))?;
+        worst = worst.max(code);
+    }
+    Ok(worst)
+}
+
+/// Fetches one pipeline's repositories; returns what it must redo, if anything. Stores
+/// the new tips unless `dry_run`.
+fn poll_pipeline(
+    project: &Path,
+    store: &Store,
+    p: &Pipeline,
+    dry_run: bool,
+) -> Result<Option<Due>, CliError> {
+    let mirrors = project.join(".lowtouch").join("mirrors");
+    let mut best: Option<Due> = None;
+    for repo in &p.repositories {
+        let key = format!("{}/{}", p.name, repo.name);
+        let fetched = Mirror::open_or_create(&repo.url, &Mirror::dir_for(&mirrors, &repo.url))
+            .and_then(|m| m.fetch().map(|tips| (m, tips)));
+        let (mirror, tips) = match fetched {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("{key}: {e} (its stored tips are kept; the next poll retries)");
+                continue;
+            }
+        };
+        let previous = store.tips(&key)?;
+        let changes = detect(previous.as_ref(), &tips, &repo.follow, &mirror)
+            .map_err(|e| CliError::infra(format!("{key}: {e}")))?;
+        if previous.is_none() {
+            let followed = crate::watch::change::followed_tips(&tips, &repo.follow);
+            eprintln!(
+                "{key}: now watching {} ref{}",
+                followed.len(),
+                if followed.len() == 1 { "" } else { "s" }
+            );
+        }
+        for change in &changes {
+            let Some(new) = change.candidate() else {
+                eprintln!("{key}: {} {}", change.name, change.kind.as_str());
+                continue;
+            };
+            let paths = mirror
+                .changed_paths(change.old.as_deref(), new)
+                .map_err(|e| CliError::infra(format!("{key}: {e}")))?;
+            let action = classify(repo.role, &paths, &repo.paths);
+            eprintln!(
+                "{key}: {} {} {} -> {} ({} path{})",
+                change.name,
+                change.kind.as_str(),
+                &new[..new.len().min(12)],
+                action.as_str(),
+                paths.len(),
+                if paths.len() == 1 { "" } else { "s" }
+            );
+            if action == Action::Nothing {
+                continue;
+            }
+            let because = format!(
+                "{} {} {}",
+                repo.name,
+                change.name,
+                &new[..new.len().min(12)]
+            );
+            match &best {
+                Some(b) if b.action >= action => {
+                    eprintln!("{key}: {because} coalesced into the same run")
+                }
+                _ => {
+                    best = Some(Due {
+                        pipeline: p.name.clone(),
+                        action,
+                        because,
+                    })
+                }
+            }
+        }
+        if !dry_run {
+            let followed = crate::watch::change::followed_tips(&tips, &repo.follow);
+            store.replace_tips(&key, &followed)?;
+        }
+    }
+    Ok(best)
+}

@@ -1,0 +1,107 @@
+//! `lowtouch poll`: real repositories, real pushes, runs only for what matters.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{Project, history};
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=lowtouch-test",
+            "-c",
+            "user.email=test@lowtouch.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn commit(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", &format!("change {file}")]);
+}
+
+#[test]
+fn polling_runs_the_pipeline_for_relevant_changes_only() {
+    let product = tempfile::tempdir().unwrap();
+    git(product.path(), &["init", "-q"]);
+    commit(product.path(), "src/engine.txt", "v1\n");
+    commit(product.path(), "docs/readme.md", "hello\n");
+
+    let p = Project::empty();
+    p.write("environments/local.yaml", "variables: {}\n");
+    p.write("pipelines/s.scn", "echo ran\n");
+    p.write(
+        "pipelines/watched.yaml",
+        &format!(
+            "environment: local\nscenarios: [s.scn]\nrepositories:\n  exchange:\n    role: product\n    url: {}\n    follow: [main]\n    paths: [src]\n",
+            product.path().display()
+        ),
+    );
+
+    // First sight: the tips are recorded, nothing runs.
+    let out = p.lowtouch(&["poll"]).output().expect_code(0);
+    assert!(
+        out.stderr.contains("watched/exchange: now watching 1 ref"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("nothing new to run"), "{}", out.stdout);
+    assert!(history(&p).is_empty());
+
+    // A change outside the path filters does nothing.
+    commit(product.path(), "docs/readme.md", "hello again\n");
+    let out = p.lowtouch(&["poll"]).output().expect_code(0);
+    assert!(out.stderr.contains("-> nothing"), "{}", out.stderr);
+    assert!(history(&p).is_empty());
+
+    // A product change runs the pipeline; polling again finds nothing new.
+    commit(product.path(), "src/engine.txt", "v2\n");
+    let out = p.lowtouch(&["poll", "--dry-run"]).output().expect_code(0);
+    assert!(
+        out.stdout.contains("would run watched (run-pipeline)"),
+        "{}",
+        out.stdout
+    );
+    assert!(history(&p).is_empty(), "--dry-run ran something");
+    let out = p.lowtouch(&["poll"]).output().expect_code(0);
+    assert!(
+        out.stderr.contains("refs/heads/main advanced"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(history(&p).len(), 1);
+    p.lowtouch(&["poll"]).output().expect_code(0);
+    assert_eq!(history(&p).len(), 1, "an old commit ran again");
+
+    // A force push is detected as such and runs.
+    git(product.path(), &["reset", "-q", "--hard", "HEAD~1"]);
+    commit(product.path(), "src/engine.txt", "v2-rewritten\n");
+    let out = p.lowtouch(&["poll"]).output().expect_code(0);
+    assert!(out.stderr.contains("force-pushed"), "{}", out.stderr);
+    assert_eq!(history(&p).len(), 2);
+
+    // An unreachable repository is reported, not fatal.
+    std::fs::rename(product.path(), product.path().with_extension("moved")).unwrap();
+    let out = p.lowtouch(&["poll"]).output().expect_code(0);
+    assert!(out.stderr.contains("watched/exchange:"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the next poll retries"),
+        "{}",
+        out.stderr
+    );
+    std::fs::rename(product.path().with_extension("moved"), product.path()).unwrap();
+}
