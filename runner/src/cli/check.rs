@@ -10,7 +10,7 @@ use crate::environment::Environment;
 use crate::pipeline::{Pipeline, Plan};
 use crate::source::Finding;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Files to check: pipelines (`*.yaml`), environments (`environments/*.yaml`) or
     /// scenarios (`*.scn`) [default: every pipeline and environment of the project].

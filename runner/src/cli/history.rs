@@ -9,7 +9,7 @@ use crate::report::terminal::Style;
 use crate::scenario::duration::human;
 use crate::store::Store;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
     /// How many runs to show.
     #[arg(long, short = 'n', default_value_t = 20)]

@@ -9,6 +9,7 @@ pub mod poll;
 pub mod render;
 pub mod rollout;
 pub mod run;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,7 @@ pub use error::CliError;
 ///
 /// Exit codes: 0 all good; 1 something failed (a scenario, a check finding);
 /// 2 bad input, nothing ran; 3 infrastructure (store held, disk); 130 interrupted.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "lowtouch", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
     /// Run as if started in DIR (the project root).
@@ -44,7 +45,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run pipelines once (default: those marked `default: true`) and exit.
     Run(run::RunArgs),
@@ -56,6 +57,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Fetch the pipelines' repositories once and run what their new commits call for.
     Poll(poll::PollArgs),
+    /// The long-running server: GitHub webhooks and a polling schedule start runs.
+    Serve(serve::ServeArgs),
     /// Roll changed configs out group by group, canary first, smoke-tested; restore on failure.
     Rollout(rollout::RolloutArgs),
     /// The bundled demo exchange (engine, smoke, order, book, loadgen).
@@ -112,6 +115,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
         Command::History(args) => history::history(cli, args),
         Command::Render(args) => render::render(cli, args),
         Command::Poll(args) => poll::poll(cli, args),
+        Command::Serve(args) => serve::serve(cli, args),
         Command::Rollout(args) => rollout::rollout(cli, args),
         Command::Demo { args } => Ok(demo::demo(args)),
     }

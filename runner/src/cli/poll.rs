@@ -20,7 +20,7 @@ use crate::watch::change::detect;
 use crate::watch::classify::{Action, classify};
 use crate::watch::mirror::Mirror;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PollArgs {
     /// Pipelines to poll for [default: every pipeline that declares repositories].
     pub pipelines: Vec<String>,
@@ -39,6 +39,17 @@ struct Due {
 
 pub fn poll(cli: &Cli, args: &PollArgs) -> Result<i32, CliError> {
     let project = cli.project()?;
+    round(cli, &project, &args.pipelines, args.dry_run)
+}
+
+/// One round: fetch, detect, classify, run. `lowtouch serve` calls this on its schedule
+/// and whenever a webhook says something was pushed.
+pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Result<i32, CliError> {
+    let project = project.to_path_buf();
+    let args = PollArgs {
+        pipelines: only.to_vec(),
+        dry_run,
+    };
     let mut pipelines = Vec::new();
     for path in Pipeline::discover(&project) {
         let p = Pipeline::load(&path).map_err(CliError::Findings)?;

@@ -16,7 +16,7 @@ use crate::report::terminal::Style;
 use crate::revision;
 use crate::scenario::diagnostic::did_you_mean;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
     /// The environment to render (`environments/NAME.yaml`).
     #[arg(long, value_name = "NAME")]

@@ -22,7 +22,7 @@ use crate::report::terminal::Detail;
 use crate::store::{Status, Store};
 use crate::{execute, revision};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RolloutArgs {
     /// The pipeline whose smoke stage judges each environment [default: the default pipeline].
     #[arg(long, value_name = "NAME")]

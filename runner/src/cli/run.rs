@@ -18,7 +18,7 @@ use crate::source::Finding;
 use crate::store::{Status, Store, StoreSink};
 use crate::{clock, report, revision};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Pipelines to run, by name or path [default: those marked `default: true`].
     pub pipelines: Vec<String>,

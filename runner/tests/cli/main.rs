@@ -9,5 +9,6 @@ mod language;
 mod poll;
 mod render;
 mod revision;
+mod serve;
 mod store;
 mod watch;

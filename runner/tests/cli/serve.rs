@@ -1,0 +1,188 @@
+//! `lowtouch serve`: a signed webhook for a push starts a run; unsigned ones do nothing.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lowtouch::trigger::webhook::sign;
+
+use crate::harness::{Project, wait_until};
+
+const SECRET: &str = "webhook-secret-for-tests";
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@lowtouch.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+fn commit(dir: &Path, file: &str, text: &str) {
+    std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
+    std::fs::write(dir.join(file), text).unwrap();
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", file]);
+}
+
+/// Posts a delivery and returns the HTTP status.
+fn deliver(port: u16, event: &str, id: &str, body: &str, signature: Option<String>) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let sig = signature
+        .map(|v| format!("X-Hub-Signature-256: {v}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST /hooks/github HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         X-GitHub-Event: {event}\r\nX-GitHub-Delivery: {id}\r\n{sig}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `history --json`, retried while the server holds the store for a round.
+fn runs(p: &Project) -> usize {
+    for _ in 0..200 {
+        let out = p.lowtouch(&["history", "--json"]).output();
+        if out.code == 0 {
+            return serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout)
+                .unwrap()
+                .len();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the store stayed held");
+}
+
+#[test]
+fn a_signed_push_webhook_starts_a_run() {
+    let product = tempfile::tempdir().unwrap();
+    git(product.path(), &["init", "-q"]);
+    commit(product.path(), "src/engine.txt", "v1\n");
+    let p = Project::empty();
+    p.write("environments/local.yaml", "variables: {}\n");
+    p.write("pipelines/s.scn", "echo ran\n");
+    p.write(
+        "pipelines/watched.yaml",
+        &format!(
+            "environment: local\nscenarios: [s.scn]\nrepositories:\n  exchange:\n    role: product\n    url: {}\n    follow: [main]\n",
+            product.path().display()
+        ),
+    );
+    let mut child = p
+        .lowtouch(&["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"])
+        .env("LOWTOUCH_WEBHOOK_SECRET", SECRET)
+        .spawn();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let port: u16 = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().unwrap().push_str(&(l + "\n"));
+            }
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || log
+            .lock()
+            .unwrap()
+            .contains("now watching")),
+        "the first round never finished:\n{}",
+        log.lock().unwrap()
+    );
+
+    commit(product.path(), "src/engine.txt", "v2\n");
+    let push = r#"{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000000","after":"1111111111111111111111111111111111111111","created":false,"deleted":false,"forced":false,"repository":{"full_name":"octo-org/exchange"},"commits":[]}"#;
+    assert_eq!(deliver(port, "push", "a", push, None), 401, "unsigned");
+    assert_eq!(
+        deliver(
+            port,
+            "push",
+            "b",
+            push,
+            Some(sign(b"wrong", push.as_bytes()))
+        ),
+        401
+    );
+    assert_eq!(runs(&p), 0, "an unsigned delivery started something");
+    let ping = r#"{"zen":"Design for failure.","hook_id":1}"#;
+    assert_eq!(
+        deliver(
+            port,
+            "ping",
+            "c",
+            ping,
+            Some(sign(SECRET.as_bytes(), ping.as_bytes()))
+        ),
+        200
+    );
+    assert_eq!(
+        deliver(
+            port,
+            "push",
+            "d",
+            push,
+            Some(sign(SECRET.as_bytes(), push.as_bytes()))
+        ),
+        202
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || runs(&p) == 1),
+        "no run:\n{}",
+        log.lock().unwrap()
+    );
+    // The same delivery again is not acted on twice.
+    assert_eq!(
+        deliver(
+            port,
+            "push",
+            "d",
+            push,
+            Some(sign(SECRET.as_bytes(), push.as_bytes()))
+        ),
+        200
+    );
+
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", log.lock().unwrap());
+    assert!(
+        log.lock()
+            .unwrap()
+            .contains("webhook: push to octo-org/exchange refs/heads/main")
+    );
+}
