@@ -39,12 +39,29 @@ struct Due {
 
 pub fn poll(cli: &Cli, args: &PollArgs) -> Result<i32, CliError> {
     let project = cli.project()?;
-    round(cli, &project, &args.pipelines, args.dry_run)
+    let watched = Pipeline::discover(&project)
+        .iter()
+        .filter_map(|path| Pipeline::load(path).ok())
+        .any(|p| !p.repositories.is_empty());
+    if !watched {
+        return Err(CliError::input(
+            "no pipeline declares `repositories:` to poll; add some (see README, Watching repositories)",
+        ));
+    }
+    round(cli, &project, &args.pipelines, args.dry_run).map(|r| r.code)
+}
+
+/// What a round did.
+pub struct Round {
+    /// The worst exit code of the runs it started (0 when none).
+    pub code: i32,
+    /// How many runs it started.
+    pub ran: usize,
 }
 
 /// One round: fetch, detect, classify, run. `lowtouch serve` calls this on its schedule
 /// and whenever a webhook says something was pushed.
-pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Result<i32, CliError> {
+pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Result<Round, CliError> {
     let project = project.to_path_buf();
     let args = PollArgs {
         pipelines: only.to_vec(),
@@ -58,12 +75,6 @@ pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Resul
             pipelines.push(p);
         }
     }
-    if pipelines.is_empty() {
-        return Err(CliError::input(
-            "no pipeline declares `repositories:` to poll; add some (see README, Watching repositories)",
-        ));
-    }
-
     let due = {
         let store = Store::open(&cli.db_path(&project))?;
         let mut due = Vec::new();
@@ -87,9 +98,13 @@ pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Resul
                 d.because
             );
         }
-        return Ok(exit::OK);
+        return Ok(Round {
+            code: exit::OK,
+            ran: 0,
+        });
     }
     let mut worst = exit::OK;
+    let ran = due.len();
     for d in due {
         eprintln!(
             "running {} ({}): {}",
@@ -100,7 +115,7 @@ pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Resul
         let code = run(cli, &RunArgs::pipelines(vec![d.pipeline]))?;
         worst = worst.max(code);
     }
-    Ok(worst)
+    Ok(Round { code: worst, ran })
 }
 
 /// Fetches one pipeline's repositories; returns what it must redo, if anything. Stores

@@ -5,8 +5,12 @@
 //! round runs coalesce into the next one. Ctrl-C or SIGTERM stops it: a running scenario
 //! is stopped and stored as interrupted, the listener closes.
 //!
-//! Not yet here (issue 4): cron schedules and the continuous loop, leases, status, pause
-//! and lock through a local API, GitHub statuses, https remotes.
+//! Pipelines may also run by the clock (`schedule:` cron patterns) and continuously
+//! (`continuous: true`: while nothing new arrives the pipeline runs again and again, and a
+//! webhook pre-empts it at the next scenario boundary).
+//!
+//! Not yet here (issue 4): leases, status, pause and lock through a local API, GitHub
+//! statuses, https remotes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +22,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use clap::Args;
 
+use super::poll::round;
+use super::run::{RunArgs, run};
 use super::{Cli, CliError};
 use crate::execute::interrupt;
+use crate::pipeline::Pipeline;
 use crate::scenario::duration::parse_duration;
 use crate::trigger::webhook::{Delivery, MAX_BODY, Receiver};
 
@@ -96,21 +103,90 @@ async fn run_server(
 
     let mut reason = "start".to_string();
     loop {
-        eprintln!("poll ({reason})");
-        let (c, p, only) = (cli.clone(), project.clone(), args.pipelines.clone());
-        match tokio::task::spawn_blocking(move || super::poll::round(&c, &p, &only, false)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => eprintln!("poll failed (the server goes on): {e}"),
-            Err(e) => eprintln!("poll panicked (the server goes on): {e}"),
-        }
+        interrupt::clear_preemption();
+        let now = chrono::Utc::now();
+        let served = served(&project, &args.pipelines);
+        let ran = if let Some(name) = reason
+            .strip_prefix("schedule: ")
+            .and_then(|r| r.split_whitespace().next())
+        {
+            // A cron pattern fired: run that pipeline whatever changed.
+            eprintln!("run {name} ({reason})");
+            let (c, name) = (cli.clone(), name.to_string());
+            report(
+                tokio::task::spawn_blocking(move || {
+                    run(&c, &RunArgs::pipelines(vec![name])).map(|_| 1)
+                })
+                .await,
+            )
+        } else {
+            eprintln!("poll ({reason})");
+            let (c, p, only) = (cli.clone(), project.clone(), args.pipelines.clone());
+            report(
+                tokio::task::spawn_blocking(move || round(&c, &p, &only, false).map(|r| r.ran))
+                    .await,
+            )
+        };
         if interrupt::requested() {
             break;
         }
-        reason = tokio::select! {
-            _ = tokio::time::sleep(args.poll_interval) => "schedule".to_string(),
-            Some(why) = woken.recv() => why,
-            _ = interrupted() => break,
-        };
+        // Nothing new: the environment is not left idle when a pipeline says so.
+        let continuous: Vec<String> = served
+            .iter()
+            .filter(|p| p.continuous)
+            .map(|p| p.name.clone())
+            .collect();
+        if ran == 0 && !continuous.is_empty() && woken.is_empty() {
+            for name in continuous {
+                if interrupt::requested() || interrupt::preempted() {
+                    break;
+                }
+                eprintln!("run {name} (continuous)");
+                let c = cli.clone();
+                report(
+                    tokio::task::spawn_blocking(move || {
+                        run(&c, &RunArgs::pipelines(vec![name])).map(|_| 1)
+                    })
+                    .await,
+                );
+            }
+            if interrupt::requested() {
+                break;
+            }
+            reason = match woken.try_recv() {
+                Ok(why) => why,
+                Err(_) => "continuous".to_string(),
+            };
+            if reason == "continuous" {
+                // A breath between iterations, so a pipeline that fails at once does not
+                // spin; rounds between them still fetch, so new commits are found.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    Some(why) = woken.recv() => reason = why,
+                    _ = interrupted() => break,
+                }
+                continue;
+            }
+        } else {
+            let next_cron = next_schedule(&served, &now);
+            let until_cron = next_cron
+                .as_ref()
+                .map(|(at, _)| {
+                    (*at - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                })
+                .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+            reason = tokio::select! {
+                _ = tokio::time::sleep(args.poll_interval) => "schedule".to_string(),
+                _ = tokio::time::sleep(until_cron) => match next_cron {
+                    Some((_, why)) => why,
+                    None => "schedule".to_string(),
+                },
+                Some(why) = woken.recv() => why,
+                _ = interrupted() => break,
+            };
+        }
         // Deliveries that came in meanwhile are served by this same round.
         while let Ok(more) = woken.try_recv() {
             reason = format!("{reason}; {more}");
@@ -119,6 +195,61 @@ async fn run_server(
     let _ = server.await;
     eprintln!("lowtouch serve: stopped");
     Ok(super::error::exit::INTERRUPTED)
+}
+
+/// The pipelines this server looks after: named ones, or every one with repositories,
+/// a schedule or continuous mode. Read again every round: the repository may change them.
+fn served(project: &std::path::Path, only: &[String]) -> Vec<Pipeline> {
+    Pipeline::discover(project)
+        .iter()
+        .filter_map(|path| match Pipeline::load(path) {
+            Ok(p) => Some(p),
+            Err(findings) => {
+                for f in findings {
+                    eprintln!("{f}");
+                }
+                None
+            }
+        })
+        .filter(|p| {
+            if only.is_empty() {
+                !p.repositories.is_empty() || !p.schedule.is_empty() || p.continuous
+            } else {
+                only.contains(&p.name)
+            }
+        })
+        .collect()
+}
+
+/// The earliest cron fire among the pipelines, with the reason it will carry.
+fn next_schedule(
+    pipelines: &[Pipeline],
+    now: &chrono::DateTime<chrono::Utc>,
+) -> Option<(chrono::DateTime<chrono::Utc>, String)> {
+    pipelines
+        .iter()
+        .flat_map(|p| {
+            p.schedule.iter().filter_map(|s| {
+                s.next_after(now)
+                    .map(|at| (at, format!("schedule: {} {}", p.name, s.pattern)))
+            })
+        })
+        .min_by_key(|(at, _)| *at)
+}
+
+/// Logs a failed round or run and says how many runs it started; the server goes on.
+fn report(result: Result<Result<usize, CliError>, tokio::task::JoinError>) -> usize {
+    match result {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            eprintln!("failed (the server goes on): {e}");
+            0
+        }
+        Err(e) => {
+            eprintln!("panicked (the server goes on): {e}");
+            0
+        }
+    }
 }
 
 /// Resolves when Ctrl-C or SIGTERM arrived (the handlers are lowtouch's own).
@@ -150,6 +281,8 @@ async fn hook(
         _ => None,
     };
     if let Some(why) = why {
+        // A continuous run in progress stops at its next scenario boundary.
+        interrupt::request_preemption();
         // A full channel already holds a wake-up: the next round fetches everything anyway.
         let _ = state.wake.try_send(format!("webhook: {why}"));
     }

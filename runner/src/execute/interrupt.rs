@@ -88,3 +88,19 @@ pub fn sleep(d: std::time::Duration, interruptible: bool) -> bool {
         }
     }
 }
+
+/// A new candidate arrived while a continuous run goes on: the run stops at the next
+/// scenario boundary (the scenario in progress finishes) and the rest is skipped.
+static PREEMPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn request_preemption() {
+    PREEMPT.store(true, Ordering::SeqCst);
+}
+
+pub fn preempted() -> bool {
+    PREEMPT.load(Ordering::SeqCst)
+}
+
+pub fn clear_preemption() {
+    PREEMPT.store(false, Ordering::SeqCst);
+}

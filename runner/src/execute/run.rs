@@ -131,11 +131,13 @@ fn run_plan(
     let setup_failed = setup.as_ref().is_some_and(|r| r.status != Status::Passed);
     results.extend(setup);
     for group in &plan.pipeline.groups {
-        if setup_failed || interrupt::requested() {
+        if setup_failed || interrupt::requested() || interrupt::preempted() {
             let why = if setup_failed {
                 "setup failed"
-            } else {
+            } else if interrupt::requested() {
                 "the run was interrupted"
+            } else {
+                "pre-empted by a new candidate"
             };
             for sc in group {
                 results.push(runner.skipped(sc, why));

@@ -36,6 +36,14 @@ pub struct PipelineFile {
     /// The repositories whose changes start this pipeline, by name, with their roles.
     #[serde(default)]
     pub repositories: std::collections::BTreeMap<String, crate::watch::repository::RepositorySpec>,
+    /// Cron patterns (5 fields, or 6 with seconds first) that start the pipeline from
+    /// `lowtouch serve`, for example a nightly full regression: `"0 2 * * *"`.
+    #[serde(default)]
+    pub schedule: Vec<String>,
+    /// Under `lowtouch serve`, run again and again while nothing new arrives, so the
+    /// environment is never idle; a new candidate pre-empts it between scenarios.
+    #[serde(default)]
+    pub continuous: bool,
     /// Environments whose changed configs this pipeline rolls out (canary first) before
     /// its scenarios run.
     #[serde(default)]

@@ -30,10 +30,45 @@ pub struct Pipeline {
     pub rollout: Vec<String>,
     /// The repositories that start it (watched by `lowtouch serve`).
     pub repositories: Vec<crate::watch::repository::Repository>,
+    /// When `lowtouch serve` starts it by the clock.
+    pub schedule: Vec<Schedule>,
+    /// Whether `lowtouch serve` keeps it running while nothing new arrives.
+    pub continuous: bool,
     pub step_timeout: Duration,
     pub scenario_timeout: Duration,
     pub step_budget: u64,
     pub output_limit: usize,
+}
+
+/// A cron pattern, parsed.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub pattern: String,
+    pub cron: croner::Cron,
+}
+
+impl Schedule {
+    /// Five fields, or six with seconds first; `@daily` and friends.
+    pub fn parse(pattern: &str) -> Result<Schedule, String> {
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build();
+        parser
+            .parse(pattern)
+            .map(|cron| Schedule {
+                pattern: pattern.to_string(),
+                cron,
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// The next time it fires after `after`.
+    pub fn next_after(
+        &self,
+        after: &chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.cron.find_next_occurrence(after, false).ok()
+    }
 }
 
 /// One statement of a hook (`setup`, `before_each`…), parsed on its own.
@@ -182,6 +217,20 @@ impl Pipeline {
                 .help("list the scenarios that judge a new config under `smoke:`"),
             );
         }
+        let mut schedule = Vec::new();
+        for pattern in &spec.schedule {
+            match Schedule::parse(pattern) {
+                Ok(s) => schedule.push(s),
+                Err(e) => {
+                    let (line, col) =
+                        locate_value(&file.text, &["schedule"], pattern).unwrap_or((1, 1));
+                    findings.push(
+                        Finding::at(&file, line, col, pattern.len(), format!("`{pattern}` is not a cron pattern: {e}"))
+                            .help("five fields (minute hour day month weekday), e.g. \"0 2 * * *\" for 02:00 every night"),
+                    );
+                }
+            }
+        }
         let (repositories, mut repo_findings) =
             crate::watch::repository::check(&file, &dir, &spec.repositories);
         findings.append(&mut repo_findings);
@@ -211,6 +260,8 @@ impl Pipeline {
             smoke,
             rollout: spec.rollout,
             repositories,
+            schedule,
+            continuous: spec.continuous,
             step_timeout,
             scenario_timeout,
             step_budget: spec
@@ -239,6 +290,8 @@ impl Pipeline {
             smoke: Vec::new(),
             rollout: Vec::new(),
             repositories: Vec::new(),
+            schedule: Vec::new(),
+            continuous: false,
             step_timeout: DEFAULT_STEP_TIMEOUT,
             scenario_timeout: DEFAULT_SCENARIO_TIMEOUT,
             step_budget: scenario::interpreter::DEFAULT_STEP_BUDGET,

@@ -46,21 +46,7 @@ impl Store {
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(|e| match &e {
-                sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked {
-                    path: path.to_path_buf(),
-                    owner: read_owner(path),
-                },
-                _ => StoreError::Open {
-                    path: path.to_path_buf(),
-                    source: e,
-                },
-            })?;
+        let db = open_db(path)?;
         let meta = db.open_tree("meta")?;
         match meta.get("schema_version")? {
             Some(v) => {
@@ -247,6 +233,40 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.db.flush();
         let _ = std::fs::remove_file(owner_path(&self.path));
+    }
+}
+
+/// How long `open` keeps trying for sled's lock. A store this process just closed can
+/// hold it for a moment (sled's flusher thread lets go last), and a second process would
+/// rather wait a little than fail at once.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(FLUSH_EVERY_MS))
+            .cache_capacity(64 * 1024 * 1024)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io)) if io.to_string().contains("lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked {
+                        path: path.to_path_buf(),
+                        owner: read_owner(path),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(e) => {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    source: e,
+                });
+            }
+        }
     }
 }
 

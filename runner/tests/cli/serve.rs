@@ -186,3 +186,148 @@ fn a_signed_push_webhook_starts_a_run() {
             .contains("webhook: push to octo-org/exchange refs/heads/main")
     );
 }
+
+/// Starts `lowtouch serve` on a free port; returns the child, its port and its stderr.
+fn start(p: &Project) -> (std::process::Child, u16, Arc<Mutex<String>>) {
+    let mut child = p
+        .lowtouch(&["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"])
+        .env("LOWTOUCH_WEBHOOK_SECRET", SECRET)
+        .spawn();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let log = Arc::new(Mutex::new(String::new()));
+    let l = log.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            l.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    (child, port, log)
+}
+
+fn stop(mut child: std::process::Child) {
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_continuous_pipeline_keeps_running_and_a_push_preempts_it() {
+    let p = Project::empty();
+    p.write(
+        "environments/local.yaml",
+        "aliases:\n  mark:\n    shell: 'echo \"$1\" >> marks.txt'\n",
+    );
+    p.write("pipelines/a.scn", "mark a\nsleep 1500ms\n");
+    p.write("pipelines/b.scn", "mark b\n");
+    p.write(
+        "pipelines/soak.yaml",
+        "environment: local\ncontinuous: true\nscenarios: [a.scn, b.scn]\n",
+    );
+    let (child, port, log) = start(&p);
+    let marks = p.path().join("marks.txt");
+    let count = |m: &str| {
+        std::fs::read_to_string(&marks)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == m)
+            .count()
+    };
+    // It runs again and again with nothing new arriving.
+    assert!(
+        wait_until(Duration::from_secs(30), || count("b") >= 2),
+        "not continuous:\n{}",
+        log.lock().unwrap()
+    );
+    // A push while `a` runs: `a` finishes, `b` is skipped, the round goes on.
+    let a_before = count("a");
+    assert!(wait_until(Duration::from_secs(30), || count("a") > a_before));
+    let b_before = count("b");
+    let push =
+        r#"{"ref":"refs/heads/main","before":"0","after":"1","repository":{"full_name":"o/r"}}"#;
+    assert_eq!(
+        deliver(
+            port,
+            "push",
+            "pre",
+            push,
+            Some(sign(SECRET.as_bytes(), push.as_bytes()))
+        ),
+        202
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || log
+            .lock()
+            .unwrap()
+            .contains("webhook: push to o/r")),
+        "{}",
+        log.lock().unwrap()
+    );
+    stop(child);
+    assert_eq!(
+        count("b"),
+        b_before,
+        "the scenario after the pre-emption ran"
+    );
+    let runs: Vec<serde_json::Value> = serde_json::from_str(
+        &p.lowtouch(&["history", "--json"])
+            .output()
+            .expect_code(0)
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        runs.iter().any(|r| r["skipped"] == 1),
+        "no pre-empted run: {runs:?}"
+    );
+}
+
+#[test]
+fn a_scheduled_pipeline_runs_by_the_clock() {
+    let p = Project::empty();
+    p.write("environments/local.yaml", "variables: {}\n");
+    p.write("pipelines/s.scn", "echo tick\n");
+    p.write(
+        "pipelines/clock.yaml",
+        "environment: local\nschedule: ['*/1 * * * * *']\nscenarios: [s.scn]\n",
+    );
+    let (child, _port, log) = start(&p);
+    assert!(
+        wait_until(Duration::from_secs(30), || log
+            .lock()
+            .unwrap()
+            .matches("run clock (schedule: clock */1 * * * * *)")
+            .count()
+            >= 2),
+        "{}",
+        log.lock().unwrap()
+    );
+    stop(child);
+    // A pattern that is not cron is refused with its place.
+    p.write(
+        "pipelines/clock.yaml",
+        "environment: local\nschedule: ['every night']\nscenarios: [s.scn]\n",
+    );
+    let out = p.lowtouch(&["check"]).output().expect_code(1);
+    assert!(
+        out.stderr.contains("`every night` is not a cron pattern"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("pipelines/clock.yaml:2:"),
+        "{}",
+        out.stderr
+    );
+}
