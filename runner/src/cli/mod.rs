@@ -2,6 +2,7 @@
 //! into what the library needs; errors become [`CliError`]s with their exit code.
 
 pub mod check;
+pub mod control;
 pub mod demo;
 pub mod error;
 pub mod history;
@@ -61,6 +62,16 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Roll changed configs out group by group, canary first, smoke-tested; restore on failure.
     Rollout(rollout::RolloutArgs),
+    /// Each environment: idle, running what, paused or locked by whom; the last verdicts.
+    Status(control::StatusArgs),
+    /// Keep the server off an environment (a person may still run it).
+    Pause(control::EnvArg),
+    /// Let the server use a paused environment again.
+    Resume(control::EnvArg),
+    /// Take an environment for manual work: nothing is scheduled on it meanwhile.
+    Lock(control::LockArgs),
+    /// Give a locked environment back.
+    Unlock(control::EnvArg),
     /// The bundled demo exchange (engine, smoke, order, book, loadgen).
     #[command(hide = true, disable_help_flag = true)]
     Demo {
@@ -118,5 +129,10 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
         Command::Serve(args) => serve::serve(cli, args),
         Command::Rollout(args) => rollout::rollout(cli, args),
         Command::Demo { args } => Ok(demo::demo(args)),
+        Command::Status(args) => control::status(cli, args),
+        Command::Pause(args) => control::pause(cli, args, true),
+        Command::Resume(args) => control::pause(cli, args, false),
+        Command::Lock(args) => control::lock(cli, args),
+        Command::Unlock(args) => control::unlock(cli, args),
     }
 }

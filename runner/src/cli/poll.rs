@@ -126,6 +126,14 @@ fn poll_pipeline(
     p: &Pipeline,
     dry_run: bool,
 ) -> Result<Option<Due>, CliError> {
+    if let Some(hold) = store.control(&p.environment)?.hold() {
+        // Its changes wait: the tips do not move, so they are found once it is free.
+        eprintln!(
+            "{}: environment {} is {hold}; its changes wait",
+            p.name, p.environment
+        );
+        return Ok(None);
+    }
     let mirrors = project.join(".lowtouch").join("mirrors");
     let mut best: Option<Due> = None;
     for repo in &p.repositories {

@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// Show every step and its output as it runs.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Started by the server (schedule, webhook, continuous): a paused or locked
+    /// environment is left alone. A person's `run` goes ahead with a note.
+    #[arg(skip)]
+    pub scheduled: bool,
 }
 
 impl RunArgs {
@@ -62,6 +66,7 @@ impl RunArgs {
             junit: "reports/junit.xml".into(),
             json: false,
             verbose: false,
+            scheduled: true,
         }
     }
 }
@@ -92,6 +97,21 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
     }
 
     let store = Store::open(&cli.db_path(&project))?;
+    for plan in &plans {
+        if let Some(hold) = store.control(&plan.env.name)?.hold() {
+            if args.scheduled {
+                eprintln!(
+                    "skipped {}: environment {} is {hold}",
+                    plan.pipeline.name, plan.env.name
+                );
+                return Ok(exit::OK);
+            }
+            eprintln!(
+                "note: environment {} is {hold}; running because you asked",
+                plan.env.name
+            );
+        }
+    }
     // The project's files, plus scenario files that live elsewhere (`--scenario`).
     let mut texts = revision::project_inputs(&project);
     texts.extend(
@@ -220,7 +240,38 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         overrides: x.overrides.clone(),
         config_commits: x.config_commits.clone(),
     };
+    // One environment never runs two pipelines at once.
+    let envs: std::collections::BTreeSet<&str> =
+        x.plans.iter().map(|p| p.env.name.as_str()).collect();
+    let pipelines: Vec<String> = x.plans.iter().map(|p| p.pipeline.name.clone()).collect();
+    let mut taken: Vec<&str> = Vec::new();
+    for env in envs {
+        let lease = crate::store::control::Lease {
+            v: crate::store::SCHEMA_VERSION,
+            environment: env.to_string(),
+            run_id: run_id.clone(),
+            pipelines: pipelines.clone(),
+            pid: std::process::id(),
+            since: clock::now(),
+        };
+        if let Some(holder) = store.take_lease(&lease)? {
+            for e in &taken {
+                store.release_lease(e, &run_id)?;
+            }
+            return Err(CliError::infra(format!(
+                "environment {env} is in use by run {} ({}, pid {}) since {}",
+                holder.run_id,
+                holder.pipelines.join(", "),
+                holder.pid,
+                holder.since
+            )));
+        }
+        taken.push(env);
+    }
     let run = execute::execute(x.plans, &settings, &events);
+    for env in &taken {
+        store.release_lease(env, &run_id)?;
+    }
     if let Some(e) = sink.take_error() {
         return Err(CliError::Store(e));
     }

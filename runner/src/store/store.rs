@@ -8,6 +8,8 @@
 //! | `scenarios` | `<run id> 0x00 <index: u32 BE>`       | [`ScenarioRecord`] |
 //! | `steps`     | `<run id> 0x00 <index: u32 BE> <seq: u64 BE>` | [`StepRecord`] |
 //! | `revisions` | `<revision> 0x00 <run id>`            | empty: runs per revision |
+//! | `control`   | `<environment>`                       | [`super::control::EnvControl`]: paused, locked |
+//! | `leases`    | `<environment>`                       | [`super::control::Lease`]: the run using it |
 //!
 //! Run ids sort by time, so a reverse scan of `runs` is newest first.
 //!
@@ -36,6 +38,8 @@ pub struct Store {
     steps: sled::Tree,
     revisions: sled::Tree,
     pub(super) tips: sled::Tree,
+    pub(super) control: sled::Tree,
+    pub(super) leases: sled::Tree,
     /// Runs found unfinished at open and marked crashed.
     pub recovered: Vec<String>,
 }
@@ -74,11 +78,14 @@ impl Store {
             steps: db.open_tree("steps")?,
             revisions: db.open_tree("revisions")?,
             tips: db.open_tree("tips")?,
+            control: db.open_tree("control")?,
+            leases: db.open_tree("leases")?,
             db,
             path: path.to_path_buf(),
             recovered: Vec::new(),
         };
         store.recover()?;
+        store.release_stale_leases()?;
         Ok(store)
     }
 

@@ -105,3 +105,96 @@ fn polling_runs_the_pipeline_for_relevant_changes_only() {
     );
     std::fs::rename(product.path().with_extension("moved"), product.path()).unwrap();
 }
+
+#[test]
+fn a_locked_environment_is_left_alone_until_unlocked() {
+    let product = tempfile::tempdir().unwrap();
+    git(product.path(), &["init", "-q"]);
+    commit(product.path(), "src/engine.txt", "v1\n");
+    let p = Project::empty();
+    p.write("environments/local.yaml", "variables: {}\n");
+    p.write("pipelines/s.scn", "echo ran\n");
+    p.write(
+        "pipelines/watched.yaml",
+        &format!(
+            "environment: local\nscenarios: [s.scn]\nrepositories:\n  exchange:\n    role: product\n    url: {}\n    follow: [main]\n",
+            product.path().display()
+        ),
+    );
+    p.lowtouch(&["poll"]).output().expect_code(0);
+    p.lowtouch(&[
+        "lock",
+        "local",
+        "--reason",
+        "manual failover drill",
+        "--by",
+        "anna",
+    ])
+    .output()
+    .expect_code(0);
+    let status = p.lowtouch(&["status"]).output().expect_code(0);
+    assert!(
+        status.stdout.contains("locked by anna"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("manual failover drill"),
+        "{}",
+        status.stdout
+    );
+    let again = p
+        .lowtouch(&["lock", "local", "--reason", "x"])
+        .output()
+        .expect_code(2);
+    assert!(
+        again.stderr.contains("already locked by anna"),
+        "{}",
+        again.stderr
+    );
+
+    commit(product.path(), "src/engine.txt", "v2\n");
+    let out = p.lowtouch(&["poll"]).output().expect_code(0);
+    assert!(
+        out.stderr.contains("environment local is locked by anna"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        history(&p).is_empty(),
+        "the server ran on a locked environment"
+    );
+    // A person may still run it, with a note.
+    let manual = p.lowtouch(&["run", "watched"]).output().expect_code(0);
+    assert!(
+        manual.stderr.contains("running because you asked"),
+        "{}",
+        manual.stderr
+    );
+
+    p.lowtouch(&["unlock", "local"]).output().expect_code(0);
+    p.lowtouch(&["poll"]).output().expect_code(0);
+    assert_eq!(
+        history(&p).len(),
+        2,
+        "the change that waited was not run once unlocked"
+    );
+    let status = p.lowtouch(&["status", "--json"]).output().expect_code(0);
+    assert!(
+        status.stdout.contains(r#""state": "idle""#),
+        "{}",
+        status.stdout
+    );
+
+    p.lowtouch(&["pause", "local"]).output().expect_code(0);
+    commit(product.path(), "src/engine.txt", "v3\n");
+    let out = p.lowtouch(&["poll"]).output().expect_code(0);
+    assert!(out.stderr.contains("is paused since"), "{}", out.stderr);
+    p.lowtouch(&["resume", "local"]).output().expect_code(0);
+    let bad = p.lowtouch(&["pause", "locl"]).output().expect_code(2);
+    assert!(
+        bad.stderr.contains("did you mean `local`?"),
+        "{}",
+        bad.stderr
+    );
+}
