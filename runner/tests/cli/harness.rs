@@ -232,3 +232,53 @@ pub fn history(p: &Project) -> Vec<serde_json::Value> {
         .expect_code(0);
     serde_json::from_str(&out.stdout).expect("history json")
 }
+
+/// Runs git in `dir` with a test identity; panics with git's message when it fails.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=lowtouch-test",
+            "-c",
+            "user.email=test@lowtouch.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes `file` in the repository at `dir` and commits it.
+pub fn commit(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", &format!("change {file}")]);
+}
+
+/// A product repository with one commit, and a project whose pipeline `watched` follows
+/// its `main` (its one scenario echoes). `paths` are the repository's path filters.
+pub fn watched_project(paths: &str) -> (tempfile::TempDir, Project) {
+    let product = tempfile::tempdir().unwrap();
+    git(product.path(), &["init", "-q"]);
+    commit(product.path(), "src/engine.txt", "v1\n");
+    let p = Project::empty();
+    p.write("environments/local.yaml", "variables: {}\n");
+    p.write("pipelines/s.scn", "echo ran\n");
+    p.write(
+        "pipelines/watched.yaml",
+        &format!(
+            "environment: local\nscenarios: [s.scn]\nrepositories:\n  exchange:\n    role: product\n    url: {}\n    follow: [main]\n{paths}",
+            product.path().display()
+        ),
+    );
+    (product, p)
+}

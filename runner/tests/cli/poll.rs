@@ -1,38 +1,6 @@
 //! `lowtouch poll`: real repositories, real pushes, runs only for what matters.
 
-use std::path::Path;
-use std::process::Command;
-
-use crate::harness::{Project, history};
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=lowtouch-test",
-            "-c",
-            "user.email=test@lowtouch.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn commit(dir: &Path, file: &str, text: &str) {
-    let path = dir.join(file);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-    git(dir, &["add", "."]);
-    git(dir, &["commit", "-q", "-m", &format!("change {file}")]);
-}
+use crate::harness::{Project, commit, git, history, watched_project};
 
 #[test]
 fn polling_runs_the_pipeline_for_relevant_changes_only() {
@@ -108,19 +76,7 @@ fn polling_runs_the_pipeline_for_relevant_changes_only() {
 
 #[test]
 fn a_locked_environment_is_left_alone_until_unlocked() {
-    let product = tempfile::tempdir().unwrap();
-    git(product.path(), &["init", "-q"]);
-    commit(product.path(), "src/engine.txt", "v1\n");
-    let p = Project::empty();
-    p.write("environments/local.yaml", "variables: {}\n");
-    p.write("pipelines/s.scn", "echo ran\n");
-    p.write(
-        "pipelines/watched.yaml",
-        &format!(
-            "environment: local\nscenarios: [s.scn]\nrepositories:\n  exchange:\n    role: product\n    url: {}\n    follow: [main]\n",
-            product.path().display()
-        ),
-    );
+    let (product, p) = watched_project("");
     p.lowtouch(&["poll"]).output().expect_code(0);
     p.lowtouch(&[
         "lock",

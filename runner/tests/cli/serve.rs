@@ -2,41 +2,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lowtouch::trigger::webhook::sign;
 
-use crate::harness::{Project, wait_until};
+use crate::harness::{Project, commit, wait_until, watched_project};
 
 const SECRET: &str = "webhook-secret-for-tests";
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@lowtouch.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
-fn commit(dir: &Path, file: &str, text: &str) {
-    std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
-    std::fs::write(dir.join(file), text).unwrap();
-    git(dir, &["add", "."]);
-    git(dir, &["commit", "-q", "-m", file]);
-}
 
 /// Posts a delivery and returns the HTTP status.
 fn deliver(port: u16, event: &str, id: &str, body: &str, signature: Option<String>) -> u16 {
@@ -76,19 +49,7 @@ fn runs(p: &Project) -> usize {
 
 #[test]
 fn a_signed_push_webhook_starts_a_run() {
-    let product = tempfile::tempdir().unwrap();
-    git(product.path(), &["init", "-q"]);
-    commit(product.path(), "src/engine.txt", "v1\n");
-    let p = Project::empty();
-    p.write("environments/local.yaml", "variables: {}\n");
-    p.write("pipelines/s.scn", "echo ran\n");
-    p.write(
-        "pipelines/watched.yaml",
-        &format!(
-            "environment: local\nscenarios: [s.scn]\nrepositories:\n  exchange:\n    role: product\n    url: {}\n    follow: [main]\n",
-            product.path().display()
-        ),
-    );
+    let (product, p) = watched_project("");
     let mut child = p
         .lowtouch(&["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"])
         .env("LOWTOUCH_WEBHOOK_SECRET", SECRET)
