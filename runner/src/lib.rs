@@ -8,6 +8,7 @@
 //! - [`event`]: the event type, the seam between execution and its listeners.
 //! - [`store`]: the only module that touches sled: runs, scenarios, steps.
 //! - [`watch`]: watched repositories: gix mirrors, change detection, classification.
+//! - [`github`]: commit statuses (octocrab); the only module that talks to GitHub.
 //! - [`report`]: terminal output, JUnit, JSON; they read events or stored runs.
 //! - [`testdata`]: test-data generators, deterministic, regenerated only on change.
 //! - [`trigger`]: what starts work: GitHub webhooks (verified, parsed), the run queue.
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod environment;
 pub mod event;
 pub mod execute;
+pub mod github;
 pub mod pipeline;
 pub mod report;
 pub mod revision;

@@ -35,6 +35,8 @@ struct Due {
     action: Action,
     /// `repository ref commit` of the change that decided it.
     because: String,
+    /// The GitHub repository and commit to post the verdict on.
+    github: Option<(crate::watch::repository::GithubRepo, String)>,
 }
 
 pub fn poll(cli: &Cli, args: &PollArgs) -> Result<i32, CliError> {
@@ -112,8 +114,11 @@ pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Resul
             d.action.as_str(),
             d.because
         );
-        let code = run(cli, &RunArgs::pipelines(vec![d.pipeline]))?;
+        let code = run(cli, &RunArgs::pipelines(vec![d.pipeline.clone()]))?;
         worst = worst.max(code);
+        if let Some((repo, sha)) = &d.github {
+            post_status(cli, &project, &d.pipeline, repo, sha);
+        }
     }
     Ok(Round { code: worst, ran })
 }
@@ -194,6 +199,7 @@ fn poll_pipeline(
                         pipeline: p.name.clone(),
                         action,
                         because,
+                        github: repo.github.clone().map(|g| (g, new.to_string())),
                     })
                 }
             }
@@ -204,4 +210,74 @@ fn poll_pipeline(
         }
     }
     Ok(best)
+}
+
+/// Posts the newest run's verdict on the commit it tested, when `GITHUB_TOKEN` is set and
+/// the verdict is new for that commit and context (GitHub keeps at most 1,000 statuses
+/// per commit and context, and a 24/7 loop would reach that). Failures are reported; they
+/// never fail the run.
+fn post_status(
+    cli: &Cli,
+    project: &Path,
+    pipeline: &str,
+    repo: &crate::watch::repository::GithubRepo,
+    sha: &str,
+) {
+    use crate::github::{GitHub, StatusPost, Verdict};
+    use crate::store::Status;
+    let Some(github) = GitHub::from_env() else {
+        return;
+    };
+    let outcome = (|| -> Result<String, String> {
+        let github = github.map_err(|e| e.to_string())?;
+        let store = Store::open(&cli.db_path(project)).map_err(|e| e.to_string())?;
+        let Some(run) = store.runs(1).map_err(|e| e.to_string())?.into_iter().next() else {
+            return Ok("no run to report".into());
+        };
+        let env = run.environments.first().cloned().unwrap_or_default();
+        let context = format!("lowtouch/{pipeline}/{env}");
+        let verdict = match run.status {
+            Status::Passed => Verdict::Success,
+            Status::Failed => Verdict::Failure,
+            _ => Verdict::Error,
+        };
+        if store
+            .posted_status(sha, &context)
+            .map_err(|e| e.to_string())?
+            .as_deref()
+            == Some(verdict.as_str())
+        {
+            return Ok(format!(
+                "{context} still {} on {}: not posted again",
+                verdict.as_str(),
+                &sha[..sha.len().min(12)]
+            ));
+        }
+        let post = StatusPost {
+            owner: repo.owner.clone(),
+            repo: repo.name.clone(),
+            sha: sha.to_string(),
+            context: context.clone(),
+            verdict,
+            description: format!(
+                "{} passed, {} failed, {} skipped (run {})",
+                run.passed, run.failed, run.skipped, run.id
+            ),
+        };
+        github.post(&post).map_err(|e| e.to_string())?;
+        store
+            .record_posted_status(sha, &context, verdict.as_str())
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "posted {} to {}/{} {} ({context})",
+            verdict.as_str(),
+            repo.owner,
+            repo.name,
+            &sha[..sha.len().min(12)]
+        ))
+    })();
+    match outcome {
+        Ok(note) => eprintln!("github: {note}"),
+        Err(e) => eprintln!("github: {e} (the run is stored; the status was not posted)"),
+    }
 }

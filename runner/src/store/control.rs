@@ -121,6 +121,26 @@ impl Store {
         Ok(out)
     }
 
+    /// The verdict last posted to GitHub for a commit and context.
+    pub fn posted_status(&self, sha: &str, context: &str) -> Result<Option<String>, StoreError> {
+        let key = [sha.as_bytes(), &[0], context.as_bytes()].concat();
+        Ok(self
+            .statuses
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn record_posted_status(
+        &self,
+        sha: &str,
+        context: &str,
+        verdict: &str,
+    ) -> Result<(), StoreError> {
+        let key = [sha.as_bytes(), &[0], context.as_bytes()].concat();
+        self.statuses.insert(key, verdict.as_bytes())?;
+        self.flush()
+    }
+
     /// A lease whose process is gone belonged to a run that crashed: release it.
     pub(super) fn release_stale_leases(&self) -> Result<(), StoreError> {
         for lease in self.leases()? {

@@ -10,6 +10,7 @@
 //! | `revisions` | `<revision> 0x00 <run id>`            | empty: runs per revision |
 //! | `control`   | `<environment>`                       | [`super::control::EnvControl`]: paused, locked |
 //! | `leases`    | `<environment>`                       | [`super::control::Lease`]: the run using it |
+//! | `statuses`  | `<sha> 0x00 <context>`                | the verdict last posted to GitHub |
 //!
 //! Run ids sort by time, so a reverse scan of `runs` is newest first.
 //!
@@ -40,6 +41,7 @@ pub struct Store {
     pub(super) tips: sled::Tree,
     pub(super) control: sled::Tree,
     pub(super) leases: sled::Tree,
+    pub(super) statuses: sled::Tree,
     /// Runs found unfinished at open and marked crashed.
     pub recovered: Vec<String>,
 }
@@ -80,6 +82,7 @@ impl Store {
             tips: db.open_tree("tips")?,
             control: db.open_tree("control")?,
             leases: db.open_tree("leases")?,
+            statuses: db.open_tree("statuses")?,
             db,
             path: path.to_path_buf(),
             recovered: Vec::new(),

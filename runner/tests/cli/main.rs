@@ -3,6 +3,7 @@
 
 mod check;
 mod demo;
+mod github;
 mod harness;
 mod junit_schema;
 mod language;

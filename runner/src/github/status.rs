@@ -1,0 +1,166 @@
+//! Commit statuses: context `lowtouch/PIPELINE/ENV` on the product commit under test.
+//! The token comes from `GITHUB_TOKEN`; the API from `LOWTOUCH_GITHUB_API` (GitHub
+//! Enterprise, or the local stand-in the tests run), default `https://api.github.com`.
+
+use std::time::Duration;
+
+use octocrab::models::StatusState;
+
+/// Tries per post; the wait doubles from [`FIRST_BACKOFF`] between them.
+const TRIES: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// A GitHub that does not answer within this is treated as failing (and retried).
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Success,
+    Failure,
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Success => "success",
+            Verdict::Failure => "failure",
+            Verdict::Error => "error",
+        }
+    }
+
+    fn state(self) -> StatusState {
+        match self {
+            Verdict::Success => StatusState::Success,
+            Verdict::Failure => StatusState::Failure,
+            Verdict::Error => StatusState::Error,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusPost {
+    pub owner: String,
+    pub repo: String,
+    pub sha: String,
+    pub context: String,
+    pub verdict: Verdict,
+    /// At most 140 characters (GitHub's limit).
+    pub description: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    #[error("cannot use the GitHub API at {url}: {message}")]
+    Setup { url: String, message: String },
+    #[error("GitHub refused the status for {sha} ({context}): {message}")]
+    Refused {
+        sha: String,
+        context: String,
+        message: String,
+    },
+    #[error("GitHub did not take the status for {sha} ({context}) after {tries} tries: {message}")]
+    Unavailable {
+        sha: String,
+        context: String,
+        tries: u32,
+        message: String,
+    },
+}
+
+pub struct GitHub {
+    client: octocrab::Octocrab,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl GitHub {
+    /// `None` without `GITHUB_TOKEN`: nothing is posted then.
+    pub fn from_env() -> Option<Result<GitHub, GithubError>> {
+        let token = std::env::var("GITHUB_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())?;
+        let url = std::env::var("LOWTOUCH_GITHUB_API")
+            .unwrap_or_else(|_| "https://api.github.com".into());
+        Some(GitHub::new(&url, token))
+    }
+
+    pub fn new(url: &str, token: String) -> Result<GitHub, GithubError> {
+        let setup = |message: String| GithubError::Setup {
+            url: url.to_string(),
+            message,
+        };
+        // Its own small runtime: callers are synchronous (a poll round, a run's end).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        let client = runtime
+            .block_on(async {
+                octocrab::Octocrab::builder()
+                    .base_uri(url)?
+                    .personal_token(token)
+                    .set_connect_timeout(Some(TIMEOUT))
+                    .set_read_timeout(Some(TIMEOUT))
+                    .build()
+            })
+            .map_err(|e| setup(describe(&e)))?;
+        Ok(GitHub { client, runtime })
+    }
+
+    /// Posts one status, retrying server errors and timeouts with backoff. A 4xx is not
+    /// retried: asking again would get the same answer.
+    pub fn post(&self, s: &StatusPost) -> Result<(), GithubError> {
+        let mut wait = FIRST_BACKOFF;
+        let mut last = String::new();
+        for attempt in 1..=TRIES {
+            let description: String = s.description.chars().take(140).collect();
+            let sent = self.runtime.block_on(
+                self.client
+                    .repos(&s.owner, &s.repo)
+                    .create_status(s.sha.clone(), s.verdict.state())
+                    .context(s.context.clone())
+                    .description(description)
+                    .send(),
+            );
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    last = describe(&e);
+                    if let octocrab::Error::GitHub { source, .. } = &e
+                        && source.status_code.is_client_error()
+                    {
+                        return Err(GithubError::Refused {
+                            sha: s.sha.clone(),
+                            context: s.context.clone(),
+                            message: last,
+                        });
+                    }
+                }
+            }
+            if attempt < TRIES {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+        }
+        Err(GithubError::Unavailable {
+            sha: s.sha.clone(),
+            context: s.context.clone(),
+            tries: TRIES,
+            message: last,
+        })
+    }
+}
+
+/// An octocrab error with its causes, on one line.
+fn describe(e: &octocrab::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
