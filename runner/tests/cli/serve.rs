@@ -50,29 +50,7 @@ fn runs(p: &Project) -> usize {
 #[test]
 fn a_signed_push_webhook_starts_a_run() {
     let (product, p) = watched_project("");
-    let mut child = p
-        .lowtouch(&["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"])
-        .env("LOWTOUCH_WEBHOOK_SECRET", SECRET)
-        .spawn();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let port: u16 = line
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log.lock().unwrap().push_str(&(l + "\n"));
-            }
-        })
-    };
+    let (child, port, log) = start(&p);
     assert!(
         wait_until(Duration::from_secs(30), || log
             .lock()
@@ -134,13 +112,7 @@ fn a_signed_push_webhook_starts_a_run() {
         200
     );
 
-    // SAFETY: signalling the child we spawned.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    assert_eq!(status.code(), Some(130), "{}", log.lock().unwrap());
+    assert_eq!(stop(child), Some(130), "{}", log.lock().unwrap());
     assert!(
         log.lock()
             .unwrap()
@@ -175,12 +147,13 @@ fn start(p: &Project) -> (std::process::Child, u16, Arc<Mutex<String>>) {
     (child, port, log)
 }
 
-fn stop(mut child: std::process::Child) {
+/// SIGTERM, then its exit code.
+fn stop(mut child: std::process::Child) -> Option<i32> {
     // SAFETY: signalling the child we spawned.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    child.wait().unwrap();
+    child.wait().unwrap().code()
 }
 
 #[test]
