@@ -190,18 +190,32 @@ fn poll_pipeline(
                 change.name,
                 &new[..new.len().min(12)]
             );
-            match &best {
-                Some(b) if b.action >= action => {
-                    eprintln!("{key}: {because} coalesced into the same run")
+            let due = Due {
+                pipeline: p.name.clone(),
+                action,
+                because,
+                github: repo.github.clone().map(|g| (g, new.to_string())),
+            };
+            // The strongest change wins; at equal strength the later one (the newer
+            // candidate). The other is recorded as skipped.
+            let skipped = match best.take() {
+                Some(b) if b.action > due.action => {
+                    best = Some(b);
+                    due
                 }
-                _ => {
-                    best = Some(Due {
-                        pipeline: p.name.clone(),
-                        action,
-                        because,
-                        github: repo.github.clone().map(|g| (g, new.to_string())),
-                    })
+                Some(b) => {
+                    best = Some(due);
+                    b
                 }
+                None => {
+                    best = Some(due);
+                    continue;
+                }
+            };
+            let winner = best.as_ref().map_or("", |b| b.because.as_str());
+            eprintln!("{key}: {} skipped, superseded by {winner}", skipped.because);
+            if !dry_run {
+                record_skipped(store, p, &skipped, winner)?;
             }
         }
         if !dry_run {
@@ -280,4 +294,39 @@ fn post_status(
         Ok(note) => eprintln!("github: {note}"),
         Err(e) => eprintln!("github: {e} (the run is stored; the status was not posted)"),
     }
+}
+
+/// A candidate a newer one replaced: stored as a run that was skipped, so history shows it.
+fn record_skipped(
+    store: &Store,
+    p: &Pipeline,
+    skipped: &Due,
+    winner: &str,
+) -> Result<(), CliError> {
+    use crate::store::{RunRecord, SCHEMA_VERSION, Status};
+    let now = crate::clock::now();
+    let revision = skipped.because.rsplit(' ').next().unwrap_or("").to_string();
+    let run = RunRecord {
+        v: SCHEMA_VERSION,
+        id: crate::clock::new_run_id(),
+        pipelines: vec![p.name.clone()],
+        environments: vec![p.environment.clone()],
+        revision,
+        started_at: now.clone(),
+        finished_at: Some(now),
+        status: Status::Skipped,
+        passed: 0,
+        failed: 0,
+        skipped: 0,
+        interrupted: 0,
+        duration_ms: 0,
+        pid: std::process::id(),
+        hostname: String::new(),
+        overrides: Vec::new(),
+        config_commits: Default::default(),
+        note: Some(format!("{}: superseded by {winner}", skipped.because)),
+    };
+    store.begin_run(&run)?;
+    store.finish_run(&run)?;
+    Ok(())
 }

@@ -49,6 +49,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         hostname: hostname(),
         overrides: settings.overrides.clone(),
         config_commits: settings.config_commits.clone(),
+        note: None,
     };
     events.emit(&RunEvent::RunStarted(&run));
     let index = AtomicU32::new(0);

@@ -61,6 +61,9 @@ pub struct RunRecord {
     /// Environment name to the config-history commit it ran against.
     #[serde(default)]
     pub config_commits: std::collections::BTreeMap<String, String>,
+    /// Why a run did not run (a candidate superseded by a newer one), or other remarks.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

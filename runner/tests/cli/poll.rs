@@ -154,3 +154,33 @@ fn a_locked_environment_is_left_alone_until_unlocked() {
         bad.stderr
     );
 }
+
+#[test]
+fn a_burst_runs_the_newest_candidate_and_records_the_others_as_skipped() {
+    let (product, p) = watched_project("");
+    let pipeline = p
+        .read("pipelines/watched.yaml")
+        .replace("follow: [main]", "follow: [main, 'v*']");
+    p.write("pipelines/watched.yaml", &pipeline);
+    p.lowtouch(&["poll"]).output().expect_code(0);
+    commit(product.path(), "src/engine.txt", "v2\n");
+    git(product.path(), &["tag", "v2.0"]);
+    let out = p.lowtouch(&["poll"]).output().expect_code(0);
+    assert!(
+        out.stderr.contains("skipped, superseded by"),
+        "{}",
+        out.stderr
+    );
+    let runs = history(&p);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let skipped: Vec<_> = runs.iter().filter(|r| r["status"] == "skipped").collect();
+    assert_eq!(skipped.len(), 1, "{runs:?}");
+    assert!(
+        skipped[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("superseded by"),
+        "{runs:?}"
+    );
+    assert_eq!(runs.iter().filter(|r| r["status"] == "passed").count(), 1);
+}
