@@ -131,6 +131,15 @@ fn poll_pipeline(
     p: &Pipeline,
     dry_run: bool,
 ) -> Result<Option<Due>, CliError> {
+    if let Some(w) = p.in_maintenance(&chrono::Utc::now()) {
+        eprintln!(
+            "{}: in its maintenance window ({} for {}); its changes wait",
+            p.name,
+            w.start.pattern,
+            crate::scenario::duration::human(w.duration)
+        );
+        return Ok(None);
+    }
     if let Some(hold) = store.control(&p.environment)?.hold() {
         // Its changes wait: the tips do not move, so they are found once it is free.
         eprintln!(

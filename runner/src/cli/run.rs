@@ -98,6 +98,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
 
     let store = Store::open(&cli.db_path(&project))?;
     for plan in &plans {
+        if args.scheduled
+            && let Some(w) = plan.pipeline.in_maintenance(&chrono::Utc::now())
+        {
+            eprintln!(
+                "skipped {}: in its maintenance window ({})",
+                plan.pipeline.name, w.start.pattern
+            );
+            return Ok(exit::OK);
+        }
         if let Some(hold) = store.control(&plan.env.name)?.hold() {
             if args.scheduled {
                 eprintln!(

@@ -44,6 +44,9 @@ pub struct PipelineFile {
     /// environment is never idle; a new candidate pre-empts it between scenarios.
     #[serde(default)]
     pub continuous: bool,
+    /// Maintenance windows: nothing is started by the server while one is open.
+    #[serde(default)]
+    pub maintenance: Vec<WindowSpec>,
     /// Environments whose changed configs this pipeline rolls out (canary first) before
     /// its scenarios run.
     #[serde(default)]
@@ -96,4 +99,13 @@ impl<'de> Deserialize<'de> for EntrySpec {
         }
         d.deserialize_any(V)
     }
+}
+
+/// A maintenance window: it opens when `start` (a cron pattern) fires and stays open for
+/// `duration`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    pub start: String,
+    pub duration: String,
 }

@@ -34,6 +34,8 @@ pub struct Pipeline {
     pub schedule: Vec<Schedule>,
     /// Whether `lowtouch serve` keeps it running while nothing new arrives.
     pub continuous: bool,
+    /// When the server starts nothing.
+    pub maintenance: Vec<Window>,
     pub step_timeout: Duration,
     pub scenario_timeout: Duration,
     pub step_budget: u64,
@@ -68,6 +70,26 @@ impl Schedule {
         after: &chrono::DateTime<chrono::Utc>,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         self.cron.find_next_occurrence(after, false).ok()
+    }
+}
+
+/// A maintenance window: open from each firing of `start` for `duration`.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub start: Schedule,
+    pub duration: Duration,
+}
+
+impl Window {
+    /// Whether the window is open at `now`: its latest start is less than `duration` ago.
+    pub fn is_open(&self, now: &chrono::DateTime<chrono::Utc>) -> bool {
+        let Ok(started) = self.start.cron.find_previous_occurrence(now, true) else {
+            return false;
+        };
+        let Ok(length) = chrono::Duration::from_std(self.duration) else {
+            return true;
+        };
+        *now < started + length
     }
 }
 
@@ -231,6 +253,39 @@ impl Pipeline {
                 }
             }
         }
+        let mut maintenance = Vec::new();
+        for w in &spec.maintenance {
+            let start = Schedule::parse(&w.start);
+            let duration = parse_duration(&w.duration);
+            match (start, duration) {
+                (Ok(start), Some(duration)) => maintenance.push(Window { start, duration }),
+                (Err(e), _) => {
+                    let (line, col) =
+                        locate_value(&file.text, &["maintenance"], &w.start).unwrap_or((1, 1));
+                    findings.push(Finding::at(
+                        &file,
+                        line,
+                        col,
+                        w.start.len(),
+                        format!("`{}` is not a cron pattern: {e}", w.start),
+                    ));
+                }
+                (_, None) => {
+                    let (line, col) =
+                        locate_value(&file.text, &["maintenance"], &w.duration).unwrap_or((1, 1));
+                    findings.push(
+                        Finding::at(
+                            &file,
+                            line,
+                            col,
+                            w.duration.len(),
+                            format!("`{}` is not a duration", w.duration),
+                        )
+                        .help("write it as 30m, 8h; a bare number is seconds"),
+                    );
+                }
+            }
+        }
         let (repositories, mut repo_findings) =
             crate::watch::repository::check(&file, &dir, &spec.repositories);
         findings.append(&mut repo_findings);
@@ -262,6 +317,7 @@ impl Pipeline {
             repositories,
             schedule,
             continuous: spec.continuous,
+            maintenance,
             step_timeout,
             scenario_timeout,
             step_budget: spec
@@ -292,6 +348,7 @@ impl Pipeline {
             repositories: Vec::new(),
             schedule: Vec::new(),
             continuous: false,
+            maintenance: Vec::new(),
             step_timeout: DEFAULT_STEP_TIMEOUT,
             scenario_timeout: DEFAULT_SCENARIO_TIMEOUT,
             step_budget: scenario::interpreter::DEFAULT_STEP_BUDGET,
@@ -302,6 +359,11 @@ impl Pipeline {
     /// Every scenario the pipeline names: its groups and its smoke stage.
     pub fn scenarios(&self) -> impl Iterator<Item = &ScenarioFile> {
         self.groups.iter().flatten().chain(self.smoke.iter())
+    }
+
+    /// The maintenance window open at `now`, if one is.
+    pub fn in_maintenance(&self, now: &chrono::DateTime<chrono::Utc>) -> Option<&Window> {
+        self.maintenance.iter().find(|w| w.is_open(now))
     }
 
     /// This pipeline's smoke stage, as a pipeline of its own against `environment`.
@@ -398,4 +460,33 @@ fn load_scenario(path: &Path, timeout: Duration) -> Result<ScenarioFile, Vec<Fin
         parse_errors,
         timeout,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn a_maintenance_window_is_open_from_its_start_for_its_duration() {
+        let w = Window {
+            start: Schedule::parse("0 22 * * 6").unwrap(),
+            duration: Duration::from_secs(8 * 3600),
+        };
+        // 2026-11-28 is a Saturday.
+        let at = |d, h, m| chrono::Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        assert!(!w.is_open(&at(28, 21, 59)));
+        assert!(w.is_open(&at(28, 22, 0)));
+        assert!(w.is_open(&at(29, 5, 59)));
+        assert!(!w.is_open(&at(29, 6, 1)));
+        assert!(!w.is_open(&at(27, 23, 0)));
+    }
+
+    #[test]
+    fn schedules_take_five_or_six_fields() {
+        assert!(Schedule::parse("0 2 * * *").is_ok());
+        assert!(Schedule::parse("*/5 * * * * *").is_ok());
+        assert!(Schedule::parse("every night").is_err());
+    }
 }

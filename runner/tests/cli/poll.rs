@@ -184,3 +184,42 @@ fn a_burst_runs_the_newest_candidate_and_records_the_others_as_skipped() {
     );
     assert_eq!(runs.iter().filter(|r| r["status"] == "passed").count(), 1);
 }
+
+#[test]
+fn changes_wait_while_a_maintenance_window_is_open() {
+    let (product, p) = watched_project("");
+    p.lowtouch(&["poll"]).output().expect_code(0);
+    let open = p.read("pipelines/watched.yaml")
+        + "maintenance:\n  - { start: '* * * * *', duration: 2m }\n";
+    p.write("pipelines/watched.yaml", &open);
+    commit(product.path(), "src/engine.txt", "v2\n");
+    let out = p.lowtouch(&["poll"]).output().expect_code(0);
+    assert!(
+        out.stderr.contains("in its maintenance window"),
+        "{}",
+        out.stderr
+    );
+    assert!(history(&p).is_empty());
+    // The window closed (removed): the change that waited runs.
+    let closed = open.replace(
+        "maintenance:\n  - { start: '* * * * *', duration: 2m }\n",
+        "",
+    );
+    p.write("pipelines/watched.yaml", &closed);
+    p.lowtouch(&["poll"]).output().expect_code(0);
+    assert_eq!(history(&p).len(), 1);
+    // A bad window is bad input, with its place.
+    p.write(
+        "pipelines/watched.yaml",
+        &(closed + "maintenance:\n  - { start: '0 22 * * 6', duration: long }\n"),
+    );
+    let out = p
+        .lowtouch(&["check", "pipelines/watched.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("`long` is not a duration"),
+        "{}",
+        out.stderr
+    );
+}
