@@ -89,11 +89,15 @@ pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Resul
         // The store closes here: the runs below open it themselves.
     };
     if args.dry_run || due.is_empty() {
+        // Written without panicking on a closed stdout: `serve` may run with none.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
         if due.is_empty() {
-            println!("nothing new to run");
+            let _ = writeln!(out, "nothing new to run");
         }
         for d in &due {
-            println!(
+            let _ = writeln!(
+                out,
                 "would run {} ({}): {}",
                 d.pipeline,
                 d.action.as_str(),

@@ -122,10 +122,12 @@ async fn run_server(
         } else {
             eprintln!("poll ({reason})");
             let (c, p, only) = (cli.clone(), project.clone(), args.pipelines.clone());
-            report(
+            let ran = report(
                 tokio::task::spawn_blocking(move || round(&c, &p, &only, false).map(|r| r.ran))
                     .await,
-            )
+            );
+            eprintln!("poll done: {ran} run{}", if ran == 1 { "" } else { "s" });
+            ran
         };
         if interrupt::requested() {
             break;

@@ -265,3 +265,62 @@ fn a_scheduled_pipeline_runs_by_the_clock() {
         out.stderr
     );
 }
+
+#[test]
+fn a_restarted_server_neither_reruns_old_commits_nor_misses_one_pushed_while_down() {
+    let (product, p) = watched_project("");
+    let (child, port, log) = start(&p);
+    assert!(wait_until(Duration::from_secs(30), || log
+        .lock()
+        .unwrap()
+        .contains("now watching")));
+    commit(product.path(), "src/engine.txt", "v2\n");
+    let push =
+        r#"{"ref":"refs/heads/main","before":"0","after":"1","repository":{"full_name":"o/r"}}"#;
+    assert_eq!(
+        deliver(
+            port,
+            "push",
+            "1",
+            push,
+            Some(sign(SECRET.as_bytes(), push.as_bytes()))
+        ),
+        202
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || runs(&p) == 1),
+        "{}",
+        log.lock().unwrap()
+    );
+    stop(child);
+
+    // Pushed while the server was down: found by the first round after the restart.
+    commit(product.path(), "src/engine.txt", "v3\n");
+    let (child, _port, log) = start(&p);
+    assert!(
+        wait_until(Duration::from_secs(30), || runs(&p) == 2),
+        "the commit pushed while down was missed:\n{}",
+        log.lock().unwrap()
+    );
+    stop(child);
+
+    // Restarted again with nothing new: nothing runs again.
+    let (child, _port, log) = start(&p);
+    assert!(wait_until(Duration::from_secs(30), || log
+        .lock()
+        .unwrap()
+        .contains("nothing new to run")
+        || log.lock().unwrap().contains("poll (start)")));
+    assert!(wait_until(Duration::from_secs(10), || !log
+        .lock()
+        .unwrap()
+        .is_empty()));
+    std::thread::sleep(Duration::from_millis(300));
+    stop(child);
+    assert_eq!(
+        runs(&p),
+        2,
+        "an old commit ran again:\n{}",
+        log.lock().unwrap()
+    );
+}
