@@ -5,22 +5,7 @@ use std::process::Command;
 use crate::harness::{Project, history};
 
 fn git(p: &Project, args: &[&str]) {
-    let ok = Command::new("git")
-        .args([
-            "-c",
-            "user.name=lowtouch-test",
-            "-c",
-            "user.email=test@lowtouch.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(p.path())
-        .output()
-        .expect("git")
-        .status
-        .success();
-    assert!(ok, "git {args:?}");
+    crate::harness::git(p.path(), args);
 }
 
 fn head(p: &Project) -> String {

@@ -33,6 +33,19 @@ fn deliver(port: u16, event: &str, id: &str, body: &str, signature: Option<Strin
         .unwrap_or(0)
 }
 
+/// A signed push to `o/r` main, as GitHub sends it; returns the status.
+fn signed_push(port: u16, id: &str) -> u16 {
+    let push =
+        r#"{"ref":"refs/heads/main","before":"0","after":"1","repository":{"full_name":"o/r"}}"#;
+    deliver(
+        port,
+        "push",
+        id,
+        push,
+        Some(sign(SECRET.as_bytes(), push.as_bytes())),
+    )
+}
+
 /// `history --json`, retried while the server holds the store for a round.
 fn runs(p: &Project) -> usize {
     for _ in 0..200 {
@@ -188,18 +201,7 @@ fn a_continuous_pipeline_keeps_running_and_a_push_preempts_it() {
     let a_before = count("a");
     assert!(wait_until(Duration::from_secs(30), || count("a") > a_before));
     let b_before = count("b");
-    let push =
-        r#"{"ref":"refs/heads/main","before":"0","after":"1","repository":{"full_name":"o/r"}}"#;
-    assert_eq!(
-        deliver(
-            port,
-            "push",
-            "pre",
-            push,
-            Some(sign(SECRET.as_bytes(), push.as_bytes()))
-        ),
-        202
-    );
+    assert_eq!(signed_push(port, "pre"), 202);
     assert!(
         wait_until(Duration::from_secs(30), || log
             .lock()
@@ -275,18 +277,7 @@ fn a_restarted_server_neither_reruns_old_commits_nor_misses_one_pushed_while_dow
         .unwrap()
         .contains("now watching")));
     commit(product.path(), "src/engine.txt", "v2\n");
-    let push =
-        r#"{"ref":"refs/heads/main","before":"0","after":"1","repository":{"full_name":"o/r"}}"#;
-    assert_eq!(
-        deliver(
-            port,
-            "push",
-            "1",
-            push,
-            Some(sign(SECRET.as_bytes(), push.as_bytes()))
-        ),
-        202
-    );
+    assert_eq!(signed_push(port, "1"), 202);
     assert!(
         wait_until(Duration::from_secs(30), || runs(&p) == 1),
         "{}",
