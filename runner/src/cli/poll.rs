@@ -37,6 +37,10 @@ struct Due {
     because: String,
     /// The GitHub repository and commit to post the verdict on.
     github: Option<(crate::watch::repository::GithubRepo, String)>,
+    /// The change's repository, ref and commit.
+    chosen: (String, String, String),
+    /// The revisions to test: the change's commit, the other repositories' tips.
+    candidate: Option<crate::watch::Candidate>,
 }
 
 pub fn poll(cli: &Cli, args: &PollArgs) -> Result<i32, CliError> {
@@ -118,7 +122,10 @@ pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Resul
             d.action.as_str(),
             d.because
         );
-        let code = run(cli, &RunArgs::pipelines(vec![d.pipeline.clone()]))?;
+        let mut args = RunArgs::pipelines(vec![d.pipeline.clone()]);
+        args.candidate = d.candidate.clone();
+        args.action = Some(d.action);
+        let code = run(cli, &args)?;
         worst = worst.max(code);
         if let Some((repo, sha)) = &d.github {
             post_status(cli, &project, &d.pipeline, repo, sha);
@@ -154,6 +161,7 @@ fn poll_pipeline(
     }
     let mirrors = project.join(".lowtouch").join("mirrors");
     let mut best: Option<Due> = None;
+    let mut listed = std::collections::BTreeMap::new();
     for repo in &p.repositories {
         let key = format!("{}/{}", p.name, repo.name);
         let fetched = Mirror::open_or_create(&repo.url, &Mirror::dir_for(&mirrors, &repo.url))
@@ -162,9 +170,17 @@ fn poll_pipeline(
             Ok(x) => x,
             Err(e) => {
                 eprintln!("{key}: {e} (its stored tips are kept; the next poll retries)");
+                // A candidate from another repository tests this one as last fetched.
+                if let Ok(local) =
+                    Mirror::open_or_create(&repo.url, &Mirror::dir_for(&mirrors, &repo.url))
+                        .and_then(|m| m.local_tips())
+                {
+                    listed.insert(repo.name.clone(), local);
+                }
                 continue;
             }
         };
+        listed.insert(repo.name.clone(), tips.clone());
         let previous = store.tips(&key)?;
         let changes = detect(previous.as_ref(), &tips, &repo.follow, &mirror)
             .map_err(|e| CliError::infra(format!("{key}: {e}")))?;
@@ -208,6 +224,8 @@ fn poll_pipeline(
                 action,
                 because,
                 github: repo.github.clone().map(|g| (g, new.to_string())),
+                chosen: (repo.name.clone(), change.name.clone(), new.to_string()),
+                candidate: None,
             };
             // The strongest change wins; at equal strength the later one (the newer
             // candidate). The other is recorded as skipped.
@@ -235,6 +253,14 @@ fn poll_pipeline(
             let followed = crate::watch::change::followed_tips(&tips, &repo.follow);
             store.replace_tips(&key, &followed)?;
         }
+    }
+    if let Some(b) = &mut best {
+        let (name, git_ref, commit) = &b.chosen;
+        b.candidate = Some(crate::watch::Candidate::assemble(
+            &p.repositories,
+            &listed,
+            Some((name, git_ref, commit)),
+        ));
     }
     Ok(best)
 }
@@ -338,6 +364,7 @@ fn record_skipped(
         overrides: Vec::new(),
         config_commits: Default::default(),
         note: Some(format!("{}: superseded by {winner}", skipped.because)),
+        candidate: [(skipped.chosen.0.clone(), skipped.chosen.2.clone())].into(),
     };
     store.begin_run(&run)?;
     store.finish_run(&run)?;

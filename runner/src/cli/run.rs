@@ -52,6 +52,13 @@ pub struct RunArgs {
     /// environment is left alone. A person's `run` goes ahead with a note.
     #[arg(skip)]
     pub scheduled: bool,
+    /// The candidate a poll chose (its change's commit, the other repositories' tips);
+    /// `None`: each repository's current tip.
+    #[arg(skip)]
+    pub candidate: Option<crate::watch::Candidate>,
+    /// What the change that started it asks for; `None`: everything (a person's run).
+    #[arg(skip)]
+    pub action: Option<crate::watch::Action>,
 }
 
 impl RunArgs {
@@ -67,6 +74,8 @@ impl RunArgs {
             json: false,
             verbose: false,
             scheduled: true,
+            candidate: None,
+            action: None,
         }
     }
 }
@@ -87,8 +96,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
     let mut plans = Vec::new();
     let mut findings = Vec::new();
     for p in pipelines {
-        match Plan::new(p, &project, &tools, &args.set) {
-            Ok(plan) => plans.push(plan),
+        let candidate = candidate_for(&project, &p, args)?;
+        let deploy = candidate
+            .as_ref()
+            .is_none_or(|c| needs_deploy(&project, &p, c, args.action));
+        match Plan::for_candidate(p, &project, &tools, &args.set, candidate) {
+            Ok(mut plan) => {
+                plan.deploy = deploy;
+                plans.push(plan)
+            }
             Err(mut f) => findings.append(&mut f),
         }
     }
@@ -177,6 +193,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         &junit_path,
     )?;
 
+    record_deployed(&project, &stored, &plans);
     let records: Vec<_> = stored.scenarios.iter().map(|(sc, _)| sc.clone()).collect();
     if args.json {
         let value = serde_json::json!({
@@ -204,6 +221,107 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         Status::Interrupted => exit::INTERRUPTED,
         _ => exit::FAILED,
     })
+}
+
+/// The candidate a pipeline with repositories runs against: the one a poll chose, or
+/// each repository's current tip; its worktrees written out when the pipeline deploys or
+/// its variables may use them.
+fn candidate_for(
+    project: &Path,
+    pipeline: &Pipeline,
+    args: &RunArgs,
+) -> Result<Option<crate::watch::Candidate>, CliError> {
+    if pipeline.repositories.is_empty() {
+        return Ok(None);
+    }
+    let mirrors = execute::run::state_dir(project).join("mirrors");
+    let mut candidate = match &args.candidate {
+        Some(c) => c.clone(),
+        None => {
+            let mut notes = Vec::new();
+            let c = crate::watch::Candidate::current(&mirrors, &pipeline.repositories, &mut notes)
+                .map_err(|e| CliError::infra(format!("pipeline {}: {e}", pipeline.name)))?;
+            for n in notes {
+                eprintln!("note: {n}");
+            }
+            c
+        }
+    };
+    if !pipeline.deploy.is_empty() || !pipeline.variables.is_empty() {
+        let root = execute::run::state_dir(project)
+            .join("worktrees")
+            .join(&pipeline.name);
+        let wrote = candidate
+            .materialize(&mirrors, &pipeline.repositories, &root)
+            .map_err(|e| CliError::infra(format!("pipeline {}: {e}", pipeline.name)))?;
+        for w in wrote {
+            eprintln!("worktree: {w}");
+        }
+    }
+    Ok(Some(candidate))
+}
+
+/// Whether a pipeline's deploy stage must run for `candidate`: always for a product
+/// change or a person's run; for a tools or data change only when the product commits
+/// differ from the ones last deployed.
+fn needs_deploy(
+    project: &Path,
+    pipeline: &Pipeline,
+    candidate: &crate::watch::Candidate,
+    action: Option<crate::watch::Action>,
+) -> bool {
+    use crate::watch::{Action, Role};
+    if pipeline.deploy.is_empty() {
+        return true;
+    }
+    if !matches!(
+        action,
+        Some(Action::RerunScenarios | Action::RegenerateData)
+    ) {
+        return true;
+    }
+    let deployed = std::fs::read_to_string(deployed_marker(project, &pipeline.name)).ok();
+    deployed.as_deref() != Some(product_commits(candidate, Role::Product).as_str())
+}
+
+fn deployed_marker(project: &Path, pipeline: &str) -> PathBuf {
+    execute::run::state_dir(project)
+        .join("worktrees")
+        .join(format!("{pipeline}.deployed"))
+}
+
+fn product_commits(candidate: &crate::watch::Candidate, role: crate::watch::Role) -> String {
+    candidate
+        .repos
+        .iter()
+        .filter(|c| c.role == role)
+        .map(|c| format!("{} {}\n", c.name, c.commit))
+        .collect()
+}
+
+/// After a run: remembers which product commits a pipeline's deploy stage deployed.
+fn record_deployed(project: &Path, stored: &StoredRun, plans: &[Plan]) {
+    use crate::store::ScenarioKind;
+    for plan in plans {
+        let Some(candidate) = &plan.candidate else {
+            continue;
+        };
+        if plan.pipeline.deploy.is_empty() || !plan.deploy {
+            continue;
+        }
+        let deployed = stored.scenarios.iter().any(|(sc, _)| {
+            sc.kind == ScenarioKind::Hook && sc.name == "deploy" && sc.status == Status::Passed
+        });
+        let marker = deployed_marker(project, &plan.pipeline.name);
+        if deployed {
+            let _ = std::fs::write(
+                &marker,
+                product_commits(candidate, crate::watch::Role::Product),
+            );
+        } else {
+            let _ = std::fs::remove_file(&marker);
+        }
+    }
 }
 
 /// What one execution of plans needs, for `run` and for the rollout's smoke stages.
@@ -312,7 +430,6 @@ pub fn apply_configs(
 ) -> Result<std::collections::BTreeMap<String, String>, CliError> {
     use crate::environment::apply;
     use crate::environment::history::History;
-    use crate::environment::render::Revisions;
     let mut commits = std::collections::BTreeMap::new();
     let state_dir = execute::run::state_dir(project);
     let mut history = None;
@@ -334,7 +451,7 @@ pub fn apply_configs(
             env,
             &env.runtime_dir(&state_dir),
             history,
-            &Revisions::same(revision),
+            &revisions_of(plan, revision),
             true,
         )
         .map_err(super::render::apply_error)?;
@@ -354,6 +471,23 @@ pub fn apply_configs(
         commits.insert(env.name.clone(), state.commit.clone());
     }
     Ok(commits)
+}
+
+/// The revisions a rendered config records: the candidate's, where it has a repository of
+/// the role; the project's own revision for the rest.
+fn revisions_of(plan: &Plan, revision: &str) -> crate::environment::render::Revisions {
+    use crate::watch::Role;
+    let of = |role: Role| {
+        plan.candidate
+            .as_ref()
+            .and_then(|c| c.repos.iter().find(|r| r.role == role))
+            .map_or_else(|| revision.to_string(), |r| r.commit.clone())
+    };
+    crate::environment::render::Revisions {
+        product: of(Role::Product),
+        tools: of(Role::Tools),
+        data: of(Role::Data),
+    }
 }
 
 fn absolute(project: &Path, p: &Path) -> PathBuf {

@@ -42,6 +42,26 @@ impl Template {
         Ok(out)
     }
 
+    /// Fills in the variables `lookup` knows and leaves the others as `#{name}`, for a
+    /// later pass (the run's builtins).
+    pub fn fill(&self, lookup: impl Fn(&str) -> Option<String>) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var { name, .. } => match lookup(name) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        out.push_str("#{");
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                },
+            }
+        }
+        out
+    }
+
     pub fn render(&self, vars: &BTreeMap<String, String>) -> Result<String, String> {
         self.render_with(|n| vars.get(n).map(String::as_str))
     }

@@ -50,6 +50,11 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         overrides: settings.overrides.clone(),
         config_commits: settings.config_commits.clone(),
         note: None,
+        candidate: plans
+            .iter()
+            .filter_map(|p| p.candidate.as_ref())
+            .flat_map(|c| c.commits())
+            .collect(),
     };
     events.emit(&RunEvent::RunStarted(&run));
     let index = AtomicU32::new(0);
@@ -96,6 +101,9 @@ fn run_plan(
     vars.insert("env_dir".into(), env_dir.display().to_string());
     vars.insert("run_id".into(), settings.run_id.to_string());
     vars.insert("pipeline".into(), plan.pipeline.name.clone());
+    if let Some(c) = &plan.candidate {
+        vars.extend(c.vars());
+    }
     // Variables may use the builtins above (`#{env_dir}/data`): fill those in now.
     let snapshot = vars.clone();
     for value in vars.values_mut() {
@@ -128,12 +136,32 @@ fn run_plan(
     let runner = &PlanRunner { ctx: &ctx, index };
     let mut results = Vec::new();
 
-    let setup = runner.hook("setup", &plan.pipeline.setup, false);
-    let setup_failed = setup.as_ref().is_some_and(|r| r.status != Status::Passed);
+    // The deploy stage brings the candidate onto the environment; nothing is tested on
+    // an environment it failed to deploy to.
+    let deploy = if plan.deploy {
+        runner.hook("deploy", &plan.pipeline.deploy, false)
+    } else {
+        if !plan.pipeline.deploy.is_empty() {
+            events.emit(&RunEvent::Notice(
+                "deploy: this candidate's product is deployed already; not deployed again",
+            ));
+        }
+        None
+    };
+    let deploy_failed = deploy.as_ref().is_some_and(|r| r.status != Status::Passed);
+    results.extend(deploy);
+    let setup = if deploy_failed {
+        None
+    } else {
+        runner.hook("setup", &plan.pipeline.setup, false)
+    };
+    let setup_failed = deploy_failed || setup.as_ref().is_some_and(|r| r.status != Status::Passed);
     results.extend(setup);
     for group in &plan.pipeline.groups {
         if setup_failed || interrupt::requested() || interrupt::preempted() {
-            let why = if setup_failed {
+            let why = if deploy_failed {
+                "deploy failed"
+            } else if setup_failed {
                 "setup failed"
             } else if interrupt::requested() {
                 "the run was interrupted"
@@ -272,7 +300,11 @@ impl PlanRunner<'_> {
         let started = Instant::now();
         // One time limit and one set of variables for the whole hook: its lines are
         // parsed one by one, but run as one piece.
-        let timeout = self.ctx.plan.pipeline.scenario_timeout;
+        let timeout = if name == "deploy" {
+            self.ctx.plan.pipeline.deploy_timeout
+        } else {
+            self.ctx.plan.pipeline.scenario_timeout
+        };
         let deadline = deadline_after(timeout);
         let mut vars = self.initial_vars(&rec);
         let mut status = Status::Passed;

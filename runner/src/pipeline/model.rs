@@ -17,6 +17,15 @@ pub struct PipelineFile {
     /// Directories searched for `lowtouch-NAME` plugins, relative to this file.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// The deploy stage: statements that bring the candidate onto the environment (build,
+    /// install, restart), run once before `setup`. They see the candidate's revisions
+    /// and worktrees as `#{product.revision}`, `#{product.path}`…
+    #[serde(default)]
+    pub deploy: Vec<String>,
+    /// Overrides of the environment's variables for this pipeline's runs; they may use the
+    /// candidate's variables (`exchange: "#{product.path}/bin/exchange"`).
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, crate::environment::model::Scalar>,
     /// Statements run once before the first scenario.
     #[serde(default)]
     pub setup: Vec<String>,
@@ -51,6 +60,8 @@ pub struct PipelineFile {
     /// its scenarios run.
     #[serde(default)]
     pub rollout: Vec<String>,
+    /// The deploy stage's limit (default 30m: it may build).
+    pub deploy_timeout: Option<String>,
     /// A step's limit unless it says otherwise (default 60s).
     pub step_timeout: Option<String>,
     /// A scenario's limit unless its entry says otherwise (default 10m).

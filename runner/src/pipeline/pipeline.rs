@@ -18,6 +18,11 @@ pub struct Pipeline {
     pub default: bool,
     pub environment: String,
     pub tool_dirs: Vec<PathBuf>,
+    /// The deploy stage: brings the candidate onto the environment before `setup`.
+    pub deploy: Vec<HookLine>,
+    /// Overrides of the environment's variables, as written (candidate variables not yet
+    /// filled in: see [`Pipeline::variable_overrides`]).
+    pub variables: std::collections::BTreeMap<String, String>,
     pub setup: Vec<HookLine>,
     pub teardown: Vec<HookLine>,
     pub before_each: Vec<HookLine>,
@@ -38,6 +43,7 @@ pub struct Pipeline {
     pub maintenance: Vec<Window>,
     pub step_timeout: Duration,
     pub scenario_timeout: Duration,
+    pub deploy_timeout: Duration,
     pub step_budget: u64,
     pub output_limit: usize,
 }
@@ -115,6 +121,57 @@ pub struct ScenarioFile {
     pub timeout: Duration,
 }
 
+/// Checks a pipeline's `variables:`: interpolations parse, and every candidate variable
+/// (`#{NAME.field}`) names a repository or role the pipeline declares.
+fn check_variables(
+    file: &SourceFile,
+    variables: &std::collections::BTreeMap<String, String>,
+    repositories: &[crate::watch::Repository],
+) -> Vec<Finding> {
+    let names = crate::watch::candidate::variable_names(repositories);
+    let mut findings = Vec::new();
+    for (name, value) in variables {
+        let (line, col) = locate_value(&file.text, &["variables", name], value).unwrap_or((1, 1));
+        match crate::environment::template::Template::parse(value) {
+            Err(e) => findings.push(Finding::at(
+                file,
+                line,
+                col,
+                value.len(),
+                format!("variable `{name}`: bad interpolation: {e:?}"),
+            )),
+            Ok(t) => {
+                for v in t.vars().filter(|v| v.contains('.')) {
+                    if !names.iter().any(|n| n == v) {
+                        let hint = match crate::scenario::diagnostic::did_you_mean(
+                            v,
+                            names.iter().map(String::as_str),
+                        ) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None if names.is_empty() => {
+                                "declare the repository under `repositories:`".to_string()
+                            }
+                            None => format!("the candidate defines: {}", names.join(", ")),
+                        };
+                        findings.push(
+                            Finding::at(
+                                file,
+                                line,
+                                col,
+                                value.len(),
+                                format!("variable `{name}` uses `#{{{v}}}`, which no repository of this pipeline defines"),
+                            )
+                            .help(hint),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    findings
+}
+
+pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
@@ -168,6 +225,12 @@ impl Pipeline {
             DEFAULT_SCENARIO_TIMEOUT,
             &mut findings,
         );
+        let deploy_timeout = duration(
+            "deploy_timeout",
+            spec.deploy_timeout.as_deref(),
+            DEFAULT_DEPLOY_TIMEOUT,
+            &mut findings,
+        );
 
         let hook = |key: &str, lines: &[String], findings: &mut Vec<Finding>| -> Vec<HookLine> {
             let mut out = Vec::new();
@@ -195,6 +258,7 @@ impl Pipeline {
             }
             out
         };
+        let deploy = hook("deploy", &spec.deploy, &mut findings);
         let setup = hook("setup", &spec.setup, &mut findings);
         let teardown = hook("teardown", &spec.teardown, &mut findings);
         let before_each = hook("before_each", &spec.before_each, &mut findings);
@@ -289,6 +353,18 @@ impl Pipeline {
         let (repositories, mut repo_findings) =
             crate::watch::repository::check(&file, &dir, &spec.repositories);
         findings.append(&mut repo_findings);
+        let variables: std::collections::BTreeMap<String, String> =
+            spec.variables.into_iter().map(|(k, v)| (k, v.0)).collect();
+        findings.extend(check_variables(&file, &variables, &repositories));
+        if !deploy.is_empty() && repositories.is_empty() {
+            findings.push(
+                at(
+                    &["deploy"],
+                    "a deploy stage needs a candidate to deploy".into(),
+                )
+                .help("declare the repositories it builds from under `repositories:`"),
+            );
+        }
         if spec.scenarios.is_empty() {
             findings.push(at(&["scenarios"], "the pipeline has no scenarios".into()));
         }
@@ -307,6 +383,8 @@ impl Pipeline {
             default: spec.default,
             environment: spec.environment,
             tool_dirs: spec.tools.iter().map(|t| dir.join(t)).collect(),
+            deploy,
+            variables,
             setup,
             teardown,
             before_each,
@@ -320,6 +398,7 @@ impl Pipeline {
             maintenance,
             step_timeout,
             scenario_timeout,
+            deploy_timeout,
             step_budget: spec
                 .step_budget
                 .unwrap_or(scenario::interpreter::DEFAULT_STEP_BUDGET),
@@ -338,6 +417,8 @@ impl Pipeline {
             default: false,
             environment: environment.to_string(),
             tool_dirs: Vec::new(),
+            deploy: Vec::new(),
+            variables: Default::default(),
             setup: Vec::new(),
             teardown: Vec::new(),
             before_each: Vec::new(),
@@ -351,9 +432,33 @@ impl Pipeline {
             maintenance: Vec::new(),
             step_timeout: DEFAULT_STEP_TIMEOUT,
             scenario_timeout: DEFAULT_SCENARIO_TIMEOUT,
+            deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,
             step_budget: scenario::interpreter::DEFAULT_STEP_BUDGET,
             output_limit: DEFAULT_OUTPUT_LIMIT,
         })
+    }
+
+    /// The pipeline's `variables:` as `--set`-style overrides, the candidate's variables
+    /// filled in. Without a candidate (`lowtouch check`), a candidate variable stands as
+    /// `<NAME.field>`, so the names can still be checked against the environment.
+    pub fn variable_overrides(
+        &self,
+        candidate: Option<&crate::watch::Candidate>,
+    ) -> Vec<(String, String)> {
+        let known = candidate.map(|c| c.vars()).unwrap_or_default();
+        self.variables
+            .iter()
+            .map(|(name, value)| {
+                let filled = match crate::environment::template::Template::parse(value) {
+                    Ok(t) => t.fill(|v| {
+                        v.contains('.')
+                            .then(|| known.get(v).cloned().unwrap_or_else(|| format!("<{v}>")))
+                    }),
+                    Err(_) => value.clone(),
+                };
+                (name.clone(), filled)
+            })
+            .collect()
     }
 
     /// Every scenario the pipeline names: its groups and its smoke stage.

@@ -14,6 +14,12 @@ pub struct Plan {
     pub pipeline: Pipeline,
     pub env: Environment,
     pub tools: Tools,
+    /// The revisions under test, for a pipeline with repositories (its variables in
+    /// every step; its worktrees for the deploy stage).
+    pub candidate: Option<crate::watch::Candidate>,
+    /// Whether the deploy stage runs (a tools or data change of a candidate already
+    /// deployed skips it).
+    pub deploy: bool,
 }
 
 impl Plan {
@@ -25,10 +31,24 @@ impl Plan {
         extra_tools: &[PathBuf],
         overrides: &[(String, String)],
     ) -> Result<Plan, Vec<Finding>> {
+        Plan::for_candidate(pipeline, project, extra_tools, overrides, None)
+    }
+
+    /// [`Plan::new`] for a candidate: the pipeline's `variables:` get its revisions and
+    /// worktrees; `--set` still wins over them.
+    pub fn for_candidate(
+        pipeline: Pipeline,
+        project: &Path,
+        extra_tools: &[PathBuf],
+        overrides: &[(String, String)],
+        candidate: Option<crate::watch::Candidate>,
+    ) -> Result<Plan, Vec<Finding>> {
         let Some(env_path) = Environment::path_for(project, &pipeline.environment) else {
             return Err(vec![missing_environment(&pipeline, project)]);
         };
-        let env = Environment::load(&env_path, overrides)?;
+        let mut all = pipeline.variable_overrides(candidate.as_ref());
+        all.extend(overrides.iter().cloned());
+        let env = Environment::load(&env_path, &all)?;
         let mut dirs = pipeline.tool_dirs.clone();
         dirs.extend(extra_tools.iter().cloned());
         let tools = Tools::scan(dirs);
@@ -36,6 +56,8 @@ impl Plan {
             pipeline,
             env,
             tools,
+            candidate,
+            deploy: true,
         };
         let findings = plan.check();
         if findings.is_empty() {
@@ -47,7 +69,9 @@ impl Plan {
 
     /// Every finding of every scenario, hook and alias, in file order.
     pub fn check(&self) -> Vec<Finding> {
-        let resolver = Resolver::new(&self.env, &self.tools);
+        let mut resolver = Resolver::new(&self.env, &self.tools);
+        // Scenarios and hooks may use the candidate's variables (`#{product.revision}`).
+        resolver.extra_vars = crate::watch::candidate::variable_names(&self.pipeline.repositories);
         let mut findings = Vec::new();
         for scenario in self.pipeline.scenarios() {
             let mut diags = scenario.parse_errors.clone();
@@ -58,7 +82,8 @@ impl Plan {
             }
         }
         if let Some(file) = &self.pipeline.file {
-            let hooks: [&[HookLine]; 4] = [
+            let hooks: [&[HookLine]; 5] = [
+                &self.pipeline.deploy,
                 &self.pipeline.setup,
                 &self.pipeline.teardown,
                 &self.pipeline.before_each,

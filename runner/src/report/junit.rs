@@ -48,6 +48,12 @@ pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError>
         if let Some(commit) = run.config_commits.get(&env) {
             suite.add_property(Property::new("lowtouch.config_commit", commit.as_str()));
         }
+        for (repo, commit) in &run.candidate {
+            suite.add_property(Property::new(
+                format!("lowtouch.candidate.{repo}"),
+                commit.as_str(),
+            ));
+        }
         if let Some(first) = entries.first()
             && let Some(ts) = parse_time(&first.0.started_at)
         {

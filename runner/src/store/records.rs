@@ -64,6 +64,9 @@ pub struct RunRecord {
     /// Why a run did not run (a candidate superseded by a newer one), or other remarks.
     #[serde(default)]
     pub note: Option<String>,
+    /// The candidate under test: repository name to commit (pipelines with repositories).
+    #[serde(default)]
+    pub candidate: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

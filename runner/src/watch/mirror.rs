@@ -234,6 +234,109 @@ impl Mirror {
         Ok(paths)
     }
 
+    /// The branches and tags the mirror holds now (as its last fetch left them), sorted by
+    /// name: what a run started by hand tests when the remote cannot be reached.
+    pub fn local_tips(&self) -> Result<Vec<RefTip>, WatchError> {
+        let err = |e: gix::Error| self.repository_error("reading refs", &e);
+        let platform = self.repo.references().map_err(err)?;
+        let mut tips = Vec::new();
+        for prefix in ["refs/heads/", "refs/tags/"] {
+            for r in platform.prefixed(prefix).map_err(err)? {
+                let mut r = r.map_err(|e| self.repository_error("reading refs", &e))?;
+                let name = r.name().as_bstr().to_string();
+                let Some(target) = r.target().try_id().map(|id| id.to_owned()) else {
+                    continue;
+                };
+                let peeled = r
+                    .peel_to_id()
+                    .ok()
+                    .map(|id| id.detach())
+                    .filter(|id| *id != target);
+                tips.push(RefTip {
+                    name,
+                    target: target.to_string(),
+                    peeled: peeled.map(|p| p.to_string()),
+                });
+            }
+        }
+        tips.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tips)
+    }
+
+    /// Writes the files of commit `hex` into `dest` (a plain directory, no `.git`): the
+    /// worktree a deploy stage builds from. Written beside `dest` first and renamed into
+    /// place, so `dest` is always one whole commit; a marker beside it
+    /// (`dest.commit`) skips the work when `dest` already holds that commit.
+    ///
+    /// Executable bits and symlinks are kept; submodules are left empty (a deploy that
+    /// needs one fetches it itself).
+    pub fn export(&self, hex: &str, dest: &Path) -> Result<bool, WatchError> {
+        let marker = dest.with_extension("commit");
+        if dest.is_dir() && std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == hex) {
+            return Ok(false);
+        }
+        let tree = self.commit_tree(hex)?;
+        let mut recorder = gix::traverse::tree::Recorder::default();
+        tree.traverse()
+            .breadthfirst(&mut recorder)
+            .map_err(|e| self.repository_error(&format!("reading the tree of {hex}"), &e))?;
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        let io = |what: &str, path: &Path, e: std::io::Error| WatchError::Repository {
+            dir: self.dir.clone(),
+            what: format!("{what} {}", path.display()),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
+        let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("tree");
+        let tmp = parent.join(format!(".{name}.new-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let written = (|| {
+            std::fs::create_dir_all(&tmp).map_err(|e| io("creating", &tmp, e))?;
+            for entry in &recorder.records {
+                let rel = entry.filepath.to_string();
+                if rel.split('/').any(|p| p == ".." || p == ".git") || rel.starts_with('/') {
+                    // A tree git itself would refuse to check out.
+                    continue;
+                }
+                let path = tmp.join(&rel);
+                if entry.mode.is_tree() || entry.mode.is_commit() {
+                    std::fs::create_dir_all(&path).map_err(|e| io("creating", &path, e))?;
+                    continue;
+                }
+                let object = self
+                    .repo
+                    .find_object(entry.oid)
+                    .map_err(|e| self.repository_error(&format!("reading {rel}"), &e))?;
+                if entry.mode.is_link() {
+                    let target = String::from_utf8_lossy(&object.data).into_owned();
+                    std::os::unix::fs::symlink(&target, &path)
+                        .map_err(|e| io("linking", &path, e))?;
+                    continue;
+                }
+                std::fs::write(&path, &object.data).map_err(|e| io("writing", &path, e))?;
+                if entry.mode.is_executable() {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                        .map_err(|e| io("writing", &path, e))?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        if dest.exists() {
+            std::fs::rename(dest, &old).map_err(|e| io("moving", dest, e))?;
+        }
+        std::fs::rename(&tmp, dest).map_err(|e| io("moving", dest, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::write(&marker, format!("{hex}\n")).map_err(|e| io("writing", &marker, e))?;
+        Ok(true)
+    }
+
     fn commit_tree(&self, hex: &str) -> Result<gix::Tree<'_>, WatchError> {
         let id = self.oid(hex)?;
         self.repo

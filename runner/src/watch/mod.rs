@@ -25,12 +25,14 @@
 //! followed ref moved (is it a force push?), so detecting a new commit costs the same in
 //! a repository of 10 commits and one of 100,000.
 
+pub mod candidate;
 pub mod change;
 pub mod classify;
 pub mod error;
 pub mod mirror;
 pub mod repository;
 
+pub use candidate::{Candidate, CandidateRepo};
 pub use change::{
     Ancestry, Change, ChangeKind, RefPattern, RefTip, detect, followed_tips, is_followed,
 };
