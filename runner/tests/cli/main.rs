@@ -3,6 +3,7 @@
 
 mod check;
 mod demo;
+mod deploy;
 mod github;
 mod harness;
 mod junit_schema;
