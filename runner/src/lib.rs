@@ -16,8 +16,10 @@
 //! - [`source`]: input files and located findings.
 //! - [`clock`]: timestamps and run ids.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod console;
 pub mod environment;
 pub mod event;
 pub mod execute;

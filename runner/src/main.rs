@@ -7,16 +7,7 @@ use lowtouch::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let code = match cli::dispatch(&cli) {
-        Ok(code) => code,
-        Err(e @ cli::CliError::Findings(_)) => {
-            eprintln!("{e}");
-            e.exit_code()
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
-        }
-    };
+    let argv = std::env::args().skip(1).collect();
+    let code = cli::finish(cli::dispatch(&cli, argv));
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

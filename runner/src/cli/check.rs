@@ -110,7 +110,7 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> Result<i32, CliError> {
     let mut seen = std::collections::HashSet::new();
     tally.findings.retain(|f| seen.insert(f.to_string()));
     for f in &tally.findings {
-        eprintln!("{f}");
+        crate::errln!("{f}");
     }
     let checked = format!(
         "{} pipeline{}, {} environment{}, {} scenario{}",
@@ -122,10 +122,10 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> Result<i32, CliError> {
         plural(tally.scenarios)
     );
     if tally.findings.is_empty() {
-        eprintln!("ok: checked {checked}");
+        crate::errln!("ok: checked {checked}");
         Ok(0)
     } else {
-        eprintln!(
+        crate::errln!(
             "{} problem{} in {checked}",
             tally.findings.len(),
             plural(tally.findings.len())

@@ -1,10 +1,9 @@
 //! A tester's control of the environments: `lowtouch status`, `pause`/`resume`,
-//! `lock`/`unlock`. Pausing or locking an environment keeps the server (`serve`, `poll`)
-//! off it; a person's own `lowtouch run` still goes ahead, with a note.
+//! `lock`/`unlock`, `cancel`. Pausing or locking an environment keeps the server (`serve`,
+//! `poll`) off it; a person's own `lowtouch run` still goes ahead, with a note.
 //!
-//! These write the store directly. While `lowtouch serve` runs a round it holds the store,
-//! and these wait for it briefly; going through the server's local API instead is still
-//! to come (issue 4).
+//! These work on the store. While `lowtouch serve` runs it holds the store, and these run
+//! inside it, asked through its local API ([`crate::api`]).
 
 use clap::Args;
 
@@ -31,6 +30,12 @@ pub struct LockArgs {
     /// Who holds it [default: $USER].
     #[arg(long)]
     pub by: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CancelArgs {
+    /// The run's id (`lowtouch status` and `lowtouch history` show it).
+    pub run: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -64,7 +69,7 @@ pub fn pause(cli: &Cli, args: &EnvArg, paused: bool) -> Result<i32, CliError> {
     c.paused = paused;
     c.paused_at = paused.then(clock::now);
     store.set_control(&args.env, &c)?;
-    println!(
+    crate::outln!(
         "{} {}",
         args.env,
         if paused {
@@ -99,7 +104,7 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<i32, CliError> {
         since: clock::now(),
     });
     store.set_control(&args.env, &c)?;
-    println!("{} locked by {by}: {}", args.env, args.reason);
+    crate::outln!("{} locked by {by}: {}", args.env, args.reason);
     Ok(0)
 }
 
@@ -111,12 +116,14 @@ pub fn unlock(cli: &Cli, args: &EnvArg) -> Result<i32, CliError> {
     match c.lock.take() {
         Some(l) => {
             store.set_control(&args.env, &c)?;
-            println!(
+            crate::outln!(
                 "{} unlocked (was locked by {}: {})",
-                args.env, l.by, l.reason
+                args.env,
+                l.by,
+                l.reason
             );
         }
-        None => println!("{} was not locked", args.env),
+        None => crate::outln!("{} was not locked", args.env),
     }
     Ok(0)
 }
@@ -154,13 +161,13 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<i32, CliError> {
         }));
     }
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
         return Ok(0);
     }
-    println!("{:<12} {:<60} LAST RUN", "ENVIRONMENT", "STATE");
+    crate::outln!("{:<12} {:<60} LAST RUN", "ENVIRONMENT", "STATE");
     for r in &rows {
         let last = match &r["last_run"] {
             serde_json::Value::Null => "-".to_string(),
@@ -172,12 +179,63 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<i32, CliError> {
                 l["failed"]
             ),
         };
-        println!(
+        crate::outln!(
             "{:<12} {:<60} {last}",
             r["environment"].as_str().unwrap_or(""),
             r["state"].as_str().unwrap_or("")
         );
     }
-    println!("queue: kept by a running `lowtouch serve` (not shown here yet)");
+    match crate::api::server::activity() {
+        Some(a) => {
+            crate::outln!("server: {}", a.doing);
+            if a.queue.is_empty() {
+                crate::outln!("queue: empty");
+            } else {
+                crate::outln!("queue: {} waiting", a.queue.len());
+                for q in &a.queue {
+                    crate::outln!("  {q}");
+                }
+            }
+        }
+        None => crate::outln!("server: none running (`lowtouch serve` keeps the queue)"),
+    }
     Ok(0)
+}
+
+/// `lowtouch cancel RUN`: the run must be in progress in this process — the server's,
+/// when asked through its local API (a run started by `lowtouch run` holds the store
+/// itself; Ctrl-C stops it).
+pub fn cancel(cli: &Cli, args: &CancelArgs) -> Result<i32, CliError> {
+    let project = cli.project()?;
+    let store = Store::open(&cli.db_path(&project))?;
+    if let Some(lease) = store.leases()?.into_iter().find(|l| l.run_id == args.run) {
+        if lease.pid == std::process::id() {
+            crate::execute::interrupt::cancel();
+            crate::outln!(
+                "cancelling run {} ({} on {}): its step is stopped, teardown runs, it is stored as interrupted",
+                lease.run_id,
+                lease.pipelines.join(", "),
+                lease.environment
+            );
+            return Ok(0);
+        }
+        return Err(CliError::infra(format!(
+            "run {} belongs to process {}; stop it there (Ctrl-C, or kill -TERM {})",
+            args.run, lease.pid, lease.pid
+        )));
+    }
+    match store.run(&args.run)? {
+        Some(run) => {
+            crate::errln!(
+                "run {} is not running: it is {}",
+                run.id,
+                run.status.as_str()
+            );
+            Ok(super::error::exit::FAILED)
+        }
+        None => Err(CliError::input(format!(
+            "no run `{}`; `lowtouch history` lists them",
+            args.run
+        ))),
+    }
 }

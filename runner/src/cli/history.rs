@@ -40,20 +40,27 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
     if args.json {
         let text =
             serde_json::to_string_pretty(&runs).map_err(|e| CliError::infra(e.to_string()))?;
-        println!("{text}");
+        crate::outln!("{text}");
         return Ok(0);
     }
     if runs.is_empty() {
-        eprintln!(
+        crate::errln!(
             "no runs stored in {} yet; start one with `lowtouch run`",
             store.path().display()
         );
         return Ok(0);
     }
-    let style = Style::detect(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    println!(
+    let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
+    crate::outln!(
         "{:<26} {:<11} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  STARTED",
-        "RUN", "STATUS", "REVISION", "PIPELINES", "PASS", "FAIL", "SKIP", "TIME"
+        "RUN",
+        "STATUS",
+        "REVISION",
+        "PIPELINES",
+        "PASS",
+        "FAIL",
+        "SKIP",
+        "TIME"
     );
     for run in &runs {
         let status = run.status.as_str();
@@ -72,7 +79,7 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
         } else {
             run.revision.clone()
         };
-        println!(
+        crate::outln!(
             "{:<26} {status} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {}",
             run.id,
             rev,

@@ -72,6 +72,8 @@ pub enum Command {
     Lock(control::LockArgs),
     /// Give a locked environment back.
     Unlock(control::EnvArg),
+    /// Stop a run in progress: its step is stopped, teardown runs, it is stored interrupted.
+    Cancel(control::CancelArgs),
     /// The bundled demo exchange (engine, smoke, order, book, loadgen).
     #[command(hide = true, disable_help_flag = true)]
     Demo {
@@ -119,7 +121,66 @@ impl Cli {
     }
 }
 
-pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "run",
+            Command::Check(_) => "check",
+            Command::History(_) => "history",
+            Command::Render(_) => "render",
+            Command::Poll(_) => "poll",
+            Command::Serve(_) => "serve",
+            Command::Rollout(_) => "rollout",
+            Command::Status(_) => "status",
+            Command::Pause(_) => "pause",
+            Command::Resume(_) => "resume",
+            Command::Lock(_) => "lock",
+            Command::Unlock(_) => "unlock",
+            Command::Cancel(_) => "cancel",
+            Command::Demo { .. } => "demo",
+        }
+    }
+}
+
+/// Runs the command: through a running server's local API when it is one the server
+/// does (the server holds the store), else here. `argv` is the command line as typed,
+/// without the program name.
+pub fn dispatch(cli: &Cli, argv: Vec<String>) -> Result<i32, CliError> {
+    if crate::api::FORWARDED.contains(&cli.command.name()) {
+        let project = cli.project()?;
+        let socket = crate::api::socket_path(&cli.db_path(&project));
+        let request = crate::api::protocol::Request {
+            argv,
+            terminal_out: crate::console::is_terminal(crate::console::Stream::Out),
+            terminal_err: crate::console::is_terminal(crate::console::Stream::Err),
+        };
+        if let Some(code) =
+            crate::api::client::forward(&socket, &request).map_err(CliError::infra)?
+        {
+            return Ok(code);
+        }
+    }
+    execute(cli)
+}
+
+/// Reports a command's error on the console; returns the exit code.
+pub fn finish(result: Result<i32, CliError>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e @ CliError::Findings(_)) => {
+            crate::errln!("{e}");
+            e.exit_code()
+        }
+        Err(e) => {
+            crate::errln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs the command in this process.
+pub fn execute(cli: &Cli) -> Result<i32, CliError> {
     match &cli.command {
         Command::Run(args) => run::run(cli, args),
         Command::Check(args) => check::check(cli, args),
@@ -134,5 +195,6 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
         Command::Resume(args) => control::pause(cli, args, false),
         Command::Lock(args) => control::lock(cli, args),
         Command::Unlock(args) => control::unlock(cli, args),
+        Command::Cancel(args) => control::cancel(cli, args),
     }
 }

@@ -93,15 +93,12 @@ pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Resul
         // The store closes here: the runs below open it themselves.
     };
     if args.dry_run || due.is_empty() {
-        // Written without panicking on a closed stdout: `serve` may run with none.
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
+        // The console never panics on a closed stdout: `serve` may run with none.
         if due.is_empty() {
-            let _ = writeln!(out, "nothing new to run");
+            crate::outln!("nothing new to run");
         }
         for d in &due {
-            let _ = writeln!(
-                out,
+            crate::outln!(
                 "would run {} ({}): {}",
                 d.pipeline,
                 d.action.as_str(),
@@ -116,7 +113,7 @@ pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Resul
     let mut worst = exit::OK;
     let ran = due.len();
     for d in due {
-        eprintln!(
+        crate::errln!(
             "running {} ({}): {}",
             d.pipeline,
             d.action.as_str(),
@@ -143,7 +140,7 @@ fn poll_pipeline(
     dry_run: bool,
 ) -> Result<Option<Due>, CliError> {
     if let Some(w) = p.in_maintenance(&chrono::Utc::now()) {
-        eprintln!(
+        crate::errln!(
             "{}: in its maintenance window ({} for {}); its changes wait",
             p.name,
             w.start.pattern,
@@ -153,9 +150,10 @@ fn poll_pipeline(
     }
     if let Some(hold) = store.control(&p.environment)?.hold() {
         // Its changes wait: the tips do not move, so they are found once it is free.
-        eprintln!(
+        crate::errln!(
             "{}: environment {} is {hold}; its changes wait",
-            p.name, p.environment
+            p.name,
+            p.environment
         );
         return Ok(None);
     }
@@ -169,7 +167,7 @@ fn poll_pipeline(
         let (mirror, tips) = match fetched {
             Ok(x) => x,
             Err(e) => {
-                eprintln!("{key}: {e} (its stored tips are kept; the next poll retries)");
+                crate::errln!("{key}: {e} (its stored tips are kept; the next poll retries)");
                 // A candidate from another repository tests this one as last fetched.
                 if let Ok(local) =
                     Mirror::open_or_create(&repo.url, &Mirror::dir_for(&mirrors, &repo.url))
@@ -186,7 +184,7 @@ fn poll_pipeline(
             .map_err(|e| CliError::infra(format!("{key}: {e}")))?;
         if previous.is_none() {
             let followed = crate::watch::change::followed_tips(&tips, &repo.follow);
-            eprintln!(
+            crate::errln!(
                 "{key}: now watching {} ref{}",
                 followed.len(),
                 if followed.len() == 1 { "" } else { "s" }
@@ -194,14 +192,14 @@ fn poll_pipeline(
         }
         for change in &changes {
             let Some(new) = change.candidate() else {
-                eprintln!("{key}: {} {}", change.name, change.kind.as_str());
+                crate::errln!("{key}: {} {}", change.name, change.kind.as_str());
                 continue;
             };
             let paths = mirror
                 .changed_paths(change.old.as_deref(), new)
                 .map_err(|e| CliError::infra(format!("{key}: {e}")))?;
             let action = classify(repo.role, &paths, &repo.paths);
-            eprintln!(
+            crate::errln!(
                 "{key}: {} {} {} -> {} ({} path{})",
                 change.name,
                 change.kind.as_str(),
@@ -244,7 +242,7 @@ fn poll_pipeline(
                 }
             };
             let winner = best.as_ref().map_or("", |b| b.because.as_str());
-            eprintln!("{key}: {} skipped, superseded by {winner}", skipped.because);
+            crate::errln!("{key}: {} skipped, superseded by {winner}", skipped.because);
             if !dry_run {
                 record_skipped(store, p, &skipped, winner)?;
             }
@@ -330,8 +328,8 @@ fn post_status(
         ))
     })();
     match outcome {
-        Ok(note) => eprintln!("github: {note}"),
-        Err(e) => eprintln!("github: {e} (the run is stored; the status was not posted)"),
+        Ok(note) => crate::errln!("github: {note}"),
+        Err(e) => crate::errln!("github: {e} (the run is stored; the status was not posted)"),
     }
 }
 

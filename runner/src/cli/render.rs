@@ -2,7 +2,6 @@
 //! templates into the runtime directory and commit the new state to the config history;
 //! with `--diff`, show what would change and apply nothing.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -68,7 +67,7 @@ pub fn apply_error(e: ApplyError) -> CliError {
 pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
     let project = cli.project()?;
     let env = load_env(&project, &args.env, &args.set)?;
-    let style = Style::detect(std::io::stdout().is_terminal());
+    let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
     let rev = revision::detect(&project).resolve(
         revision::project_inputs(&project)
             .iter()
@@ -83,7 +82,7 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
         None => env.runtime_dir(&crate::execute::run::state_dir(&project)),
     };
     if !apply::renders(&env) {
-        println!(
+        crate::outln!(
             "environment `{}` has no templates and no data sets: nothing to render",
             env.name
         );
@@ -101,7 +100,7 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
                 format!("config {}", &t[..12])
             });
         if preview.is_empty() {
-            println!("no changes against {base}");
+            crate::outln!("no changes against {base}");
             return Ok(0);
         }
         for (dest, old, new) in &preview.changes {
@@ -126,13 +125,13 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
                 } else {
                     line.to_string()
                 };
-                println!("{painted}");
+                crate::outln!("{painted}");
             }
         }
         for d in preview.data.iter().filter(|d| d.generated) {
-            println!("data/{}: would be regenerated (its inputs changed)", d.dest);
+            crate::outln!("data/{}: would be regenerated (its inputs changed)", d.dest);
         }
-        println!(
+        crate::outln!(
             "nothing applied; `lowtouch render --env {}` applies it",
             env.name
         );
@@ -141,7 +140,7 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
 
     let applied =
         apply::apply(&env, &runtime_dir, &history, &revisions, !export).map_err(apply_error)?;
-    println!(
+    crate::outln!(
         "rendered {} into {}",
         env.name,
         crate::source::display_path(&runtime_dir)
@@ -152,7 +151,7 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
         } else {
             style.dim("unchanged")
         };
-        println!("  {dest:<28} {what}");
+        crate::outln!("  {dest:<28} {what}");
     }
     for d in &applied.data {
         let what = if d.generated {
@@ -163,21 +162,21 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
                 &d.input_hash[..12]
             ))
         };
-        println!("  data/{:<23} {what}", d.dest);
+        crate::outln!("  data/{:<23} {what}", d.dest);
     }
     match &applied.state {
-        Some(state) if state.new => println!(
+        Some(state) if state.new => crate::outln!(
             "config history: new commit {} on env/{} ({})",
             &state.commit[..12],
             env.name,
             crate::source::display_path(history.path())
         ),
-        Some(state) => println!(
+        Some(state) => crate::outln!(
             "config history: unchanged, env/{} stays at {}",
             env.name,
             &state.commit[..12]
         ),
-        None => println!("exported: the config history and the runtime copy were not touched"),
+        None => crate::outln!("exported: the config history and the runtime copy were not touched"),
     }
     Ok(0)
 }

@@ -84,7 +84,7 @@ pub fn run_rollout(
         let runtime = env.runtime_dir(&state_dir);
         let preview = apply::preview(&env, &runtime, &history, &revisions).map_err(apply_error)?;
         if preview.is_empty() {
-            eprintln!("{name}: no config change");
+            crate::errln!("{name}: no config change");
             continue;
         }
         // The real rendering needs every secret: find out now, not half-way.
@@ -109,7 +109,7 @@ pub fn run_rollout(
             .push(Change { env });
     }
     if groups.is_empty() {
-        println!("rollout: nothing to roll out");
+        crate::outln!("rollout: nothing to roll out");
         return Ok(0);
     }
     let order: Vec<String> = groups
@@ -124,7 +124,7 @@ pub fn run_rollout(
             )
         })
         .collect();
-    eprintln!("rollout: {}", order.join(" -> "));
+    crate::errln!("rollout: {}", order.join(" -> "));
 
     let mut done: Vec<(&Change, apply::Snapshot)> = Vec::new();
     for (group, changes) in &groups {
@@ -162,15 +162,15 @@ pub fn run_rollout(
                 Stop::Interrupted => "interrupted".to_string(),
                 Stop::Error(e) => format!("error on {}: {e}", env.name),
             };
-            eprintln!("rollout stopped: {reason}");
+            crate::errln!("rollout stopped: {reason}");
             restore_all(&done, &state_dir, &history, &reason, &revisions);
             return match stop {
                 Stop::Failed(why) => {
-                    println!("rollout failed on {}: {why}", env.name);
+                    crate::outln!("rollout failed on {}: {why}", env.name);
                     Ok(1)
                 }
                 Stop::Interrupted => {
-                    println!("rollout interrupted; every environment it changed was restored");
+                    crate::outln!("rollout interrupted; every environment it changed was restored");
                     Ok(130)
                 }
                 Stop::Error(e) => Err(e),
@@ -181,7 +181,7 @@ pub fn run_rollout(
         snap.discard();
     }
     let names: Vec<&str> = done.iter().map(|(c, _)| c.env.name.as_str()).collect();
-    println!("rollout complete: {}", names.join(", "));
+    crate::outln!("rollout complete: {}", names.join(", "));
     Ok(0)
 }
 
@@ -216,7 +216,7 @@ fn smoke(
             "the new config was not committed",
         )));
     };
-    eprintln!(
+    crate::errln!(
         "{}: applied config {} (group {group}); smoke stage:",
         env.name,
         &state.commit[..12]
@@ -280,17 +280,17 @@ fn restore_all(
             &format!("rollout stopped, {reason}"),
             revisions,
         ) {
-            Ok(Some(state)) => eprintln!(
+            Ok(Some(state)) => crate::errln!(
                 "{}: restored config {} (as commit {})",
                 c.env.name,
                 snap.base.as_deref().map_or("?", |b| &b[..12]),
                 &state.commit[..12]
             ),
-            Ok(None) => eprintln!(
+            Ok(None) => crate::errln!(
                 "{}: restored to no config (it had none before); the failed one is kept under refs/lowtouch/failed/",
                 c.env.name
             ),
-            Err(e) => eprintln!("{}: could not restore: {e}", c.env.name),
+            Err(e) => crate::errln!("{}: could not restore: {e}", c.env.name),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! `lowtouch run`: run pipelines (or one scenario file) once, store the results, write
 //! JUnit, print a summary, exit with the verdict.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -117,21 +116,23 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         if args.scheduled
             && let Some(w) = plan.pipeline.in_maintenance(&chrono::Utc::now())
         {
-            eprintln!(
+            crate::errln!(
                 "skipped {}: in its maintenance window ({})",
-                plan.pipeline.name, w.start.pattern
+                plan.pipeline.name,
+                w.start.pattern
             );
             return Ok(exit::OK);
         }
         if let Some(hold) = store.control(&plan.env.name)?.hold() {
             if args.scheduled {
-                eprintln!(
+                crate::errln!(
                     "skipped {}: environment {} is {hold}",
-                    plan.pipeline.name, plan.env.name
+                    plan.pipeline.name,
+                    plan.env.name
                 );
                 return Ok(exit::OK);
             }
-            eprintln!(
+            crate::errln!(
                 "note: environment {} is {hold}; running because you asked",
                 plan.env.name
             );
@@ -156,7 +157,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         let Some(file) = &plan.pipeline.file else {
             continue;
         };
-        eprintln!("pipeline {}: rollout stage", plan.pipeline.name);
+        crate::errln!("pipeline {}: rollout stage", plan.pipeline.name);
         let code = super::rollout::run_rollout(
             cli,
             &project,
@@ -166,7 +167,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
             &args.set,
         )?;
         if code != exit::OK {
-            eprintln!(
+            crate::errln!(
                 "pipeline {}: the rollout stage failed; its scenarios were not run",
                 plan.pipeline.name
             );
@@ -202,14 +203,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
             "junit": junit_path.display().to_string(),
             "store": store.path().display().to_string(),
         });
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     } else {
-        let style = Style::detect(std::io::stdout().is_terminal());
-        print!("{}", summary(&stored.run, &records, style));
-        println!(
+        let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
+        crate::out!("{}", summary(&stored.run, &records, style));
+        crate::outln!(
             "junit: {}  store: {} ({} runs)",
             crate::execute::run::display_path(&junit_path),
             crate::execute::run::display_path(store.path()),
@@ -242,7 +243,7 @@ fn candidate_for(
             let c = crate::watch::Candidate::current(&mirrors, &pipeline.repositories, &mut notes)
                 .map_err(|e| CliError::infra(format!("pipeline {}: {e}", pipeline.name)))?;
             for n in notes {
-                eprintln!("note: {n}");
+                crate::errln!("note: {n}");
             }
             c
         }
@@ -255,7 +256,7 @@ fn candidate_for(
             .materialize(&mirrors, &pipeline.repositories, &root)
             .map_err(|e| CliError::infra(format!("pipeline {}: {e}", pipeline.name)))?;
         for w in wrote {
-            eprintln!("worktree: {w}");
+            crate::errln!("worktree: {w}");
         }
     }
     Ok(Some(candidate))
@@ -459,7 +460,7 @@ pub fn apply_configs(
             continue;
         };
         let regenerated = applied.data.iter().filter(|d| d.generated).count();
-        eprintln!(
+        crate::errln!(
             "rendered {}: config {} {}, {} of {} data set{} regenerated",
             env.name,
             &state.commit[..12],

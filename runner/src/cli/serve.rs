@@ -9,8 +9,10 @@
 //! (`continuous: true`: while nothing new arrives the pipeline runs again and again, and a
 //! webhook pre-empts it at the next scenario boundary).
 //!
-//! Not yet here (issue 4): leases, status, pause and lock through a local API, GitHub
-//! statuses, https remotes.
+//! It holds the store for its whole life; `run`, `history`, `status`, `pause`, `resume`,
+//! `lock`, `unlock` and `cancel` started meanwhile come through its local API (a Unix
+//! socket beside the store, [`crate::api`]) and run here: runs wait in its queue and
+//! pre-empt a continuous pipeline at its next scenario boundary; the rest run at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +26,9 @@ use clap::Args;
 
 use super::poll::round;
 use super::run::{RunArgs, run};
-use super::{Cli, CliError};
+use super::{Cli, CliError, Command};
+use crate::api::server::{ClientSink, Executor, Local, set_activity};
+use crate::console::{self, Sink, Stream};
 use crate::execute::interrupt;
 use crate::pipeline::Pipeline;
 use crate::scenario::duration::parse_duration;
@@ -51,6 +55,13 @@ struct AppState {
     wake: tokio::sync::mpsc::Sender<String>,
 }
 
+/// A `lowtouch run` a client asked for through the local API, waiting for its turn.
+struct ApiRun {
+    cli: Cli,
+    sink: Arc<ClientSink>,
+    what: String,
+}
+
 pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<i32, CliError> {
     interrupt::install();
     let project = cli.project()?;
@@ -71,7 +82,7 @@ async fn run_server(
         .ok()
         .filter(|s| !s.is_empty());
     if secret.is_none() {
-        eprintln!(
+        crate::errln!(
             "note: LOWTOUCH_WEBHOOK_SECRET is not set: /hooks/github answers 503 to every delivery"
         );
     }
@@ -81,9 +92,27 @@ async fn run_server(
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::infra(format!("no local address: {e}")))?;
-    println!("lowtouch serve: listening on http://{addr} (webhooks: POST /hooks/github)");
+    // The store stays open while the server lives; everything it runs shares it.
+    let db = cli.db_path(&project);
+    let store = crate::store::Store::open(&db)?;
+    store.pin();
+    let local = Local::bind(&crate::api::socket_path(&db)).map_err(CliError::infra)?;
+    crate::outln!("lowtouch serve: listening on http://{addr} (webhooks: POST /hooks/github)");
+    crate::outln!(
+        "lowtouch serve: local API on {} (run, history, status, pause, resume, lock, unlock, cancel)",
+        local.path().display()
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    set_activity(|a| a.doing = "starting".into());
+    let (api_tx, mut api_runs) = tokio::sync::mpsc::unbounded_channel::<ApiRun>();
+    let executor = executor(cli_for_api(&cli, &project), api_tx);
+    let api = tokio::spawn(async move {
+        axum::serve(local, crate::api::server::router(executor))
+            .with_graceful_shutdown(interrupted())
+            .await
+    });
+    let mut waiting: std::collections::VecDeque<ApiRun> = Default::default();
 
     let (wake, mut woken) = tokio::sync::mpsc::channel::<String>(64);
     let state = Arc::new(AppState {
@@ -103,7 +132,26 @@ async fn run_server(
 
     let mut reason = "start".to_string();
     loop {
+        // Runs people asked for come first, in the order they asked.
+        while let Ok(r) = api_runs.try_recv() {
+            waiting.push_back(r);
+        }
+        while let Some(r) = waiting.pop_front() {
+            show_queue(&waiting);
+            run_for_client(r).await;
+            while let Ok(r) = api_runs.try_recv() {
+                waiting.push_back(r);
+            }
+            if interrupt::shutdown() {
+                break;
+            }
+        }
+        show_queue(&waiting);
+        if interrupt::shutdown() {
+            break;
+        }
         interrupt::clear_preemption();
+        interrupt::clear_cancel();
         let now = chrono::Utc::now();
         let served = served(&project, &args.pipelines);
         let ran = if let Some(name) = reason
@@ -111,7 +159,8 @@ async fn run_server(
             .and_then(|r| r.split_whitespace().next())
         {
             // A cron pattern fired: run that pipeline whatever changed.
-            eprintln!("run {name} ({reason})");
+            crate::errln!("run {name} ({reason})");
+            set_activity(|a| a.doing = format!("running {name} ({reason})"));
             let (c, name) = (cli.clone(), name.to_string());
             report(
                 tokio::task::spawn_blocking(move || {
@@ -120,16 +169,17 @@ async fn run_server(
                 .await,
             )
         } else {
-            eprintln!("poll ({reason})");
+            crate::errln!("poll ({reason})");
+            set_activity(|a| a.doing = format!("polling and running what changed ({reason})"));
             let (c, p, only) = (cli.clone(), project.clone(), args.pipelines.clone());
             let ran = report(
                 tokio::task::spawn_blocking(move || round(&c, &p, &only, false).map(|r| r.ran))
                     .await,
             );
-            eprintln!("poll done: {ran} run{}", if ran == 1 { "" } else { "s" });
+            crate::errln!("poll done: {ran} run{}", if ran == 1 { "" } else { "s" });
             ran
         };
-        if interrupt::requested() {
+        if interrupt::shutdown() {
             break;
         }
         // Nothing new: the environment is not left idle when a pipeline says so.
@@ -143,7 +193,8 @@ async fn run_server(
                 if interrupt::requested() || interrupt::preempted() {
                     break;
                 }
-                eprintln!("run {name} (continuous)");
+                crate::errln!("run {name} (continuous)");
+                set_activity(|a| a.doing = format!("running {name} (continuous)"));
                 let c = cli.clone();
                 report(
                     tokio::task::spawn_blocking(move || {
@@ -152,7 +203,7 @@ async fn run_server(
                     .await,
                 );
             }
-            if interrupt::requested() {
+            if interrupt::shutdown() {
                 break;
             }
             reason = match woken.try_recv() {
@@ -165,6 +216,7 @@ async fn run_server(
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     Some(why) = woken.recv() => reason = why,
+                    Some(r) = api_runs.recv() => waiting.push_back(r),
                     _ = interrupted() => break,
                 }
                 continue;
@@ -179,7 +231,14 @@ async fn run_server(
                         .unwrap_or(Duration::ZERO)
                 })
                 .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+            set_activity(|a| {
+                a.doing = "idle: waiting for a change, a schedule or a request".into()
+            });
             reason = tokio::select! {
+                Some(r) = api_runs.recv() => {
+                    waiting.push_back(r);
+                    continue;
+                }
                 _ = tokio::time::sleep(args.poll_interval) => "schedule".to_string(),
                 _ = tokio::time::sleep(until_cron) => match next_cron {
                     Some((_, why)) => why,
@@ -194,8 +253,16 @@ async fn run_server(
             reason = format!("{reason}; {more}");
         }
     }
+    for r in waiting.drain(..) {
+        r.sink.write(
+            Stream::Err,
+            "lowtouch serve stopped before this run started\n",
+        );
+        r.sink.exit(super::error::exit::INTERRUPTED);
+    }
     let _ = server.await;
-    eprintln!("lowtouch serve: stopped");
+    let _ = api.await;
+    crate::errln!("lowtouch serve: stopped");
     Ok(super::error::exit::INTERRUPTED)
 }
 
@@ -208,7 +275,7 @@ fn served(project: &std::path::Path, only: &[String]) -> Vec<Pipeline> {
             Ok(p) => Some(p),
             Err(findings) => {
                 for f in findings {
-                    eprintln!("{f}");
+                    crate::errln!("{f}");
                 }
                 None
             }
@@ -244,19 +311,125 @@ fn report(result: Result<Result<usize, CliError>, tokio::task::JoinError>) -> us
     match result {
         Ok(Ok(n)) => n,
         Ok(Err(e)) => {
-            eprintln!("failed (the server goes on): {e}");
+            crate::errln!("failed (the server goes on): {e}");
             0
         }
         Err(e) => {
-            eprintln!("panicked (the server goes on): {e}");
+            crate::errln!("panicked (the server goes on): {e}");
             0
         }
     }
 }
 
+/// The `Cli` commands of clients run with: this server's project, store and history,
+/// whatever the client's own flags said (it found the socket through them).
+fn cli_for_api(cli: &Cli, project: &std::path::Path) -> Cli {
+    let mut c = cli.clone();
+    c.chdir = Some(project.to_path_buf());
+    c.db = Some(cli.db_path(project));
+    c.history = Some(cli.history_path(project));
+    c
+}
+
+/// What the local API does with a client's command line.
+fn executor(base: Cli, runs: tokio::sync::mpsc::UnboundedSender<ApiRun>) -> Executor {
+    Arc::new(move |request, sink| {
+        let argv = std::iter::once("lowtouch".to_string()).chain(request.argv.iter().cloned());
+        let mut cli = match <Cli as clap::Parser>::try_parse_from(argv) {
+            Ok(c) => c,
+            Err(e) => {
+                let stream = if e.use_stderr() {
+                    Stream::Err
+                } else {
+                    Stream::Out
+                };
+                sink.write(stream, &e.render().to_string());
+                sink.exit(if e.use_stderr() { 2 } else { 0 });
+                return;
+            }
+        };
+        cli.chdir = base.chdir.clone();
+        cli.db = base.db.clone();
+        cli.history = base.history.clone();
+        let name = cli.command.name();
+        if let Command::Run(args) = &cli.command {
+            let what = match &args.scenario {
+                Some(file) => format!("run --scenario {}", file.display()),
+                None if args.pipelines.is_empty() => "run (the default pipelines)".to_string(),
+                None => format!("run {}", args.pipelines.join(" ")),
+            } + " (asked through the local API)";
+            // A continuous pipeline gives way at its next scenario boundary.
+            interrupt::request_preemption();
+            if let Err(refused) = runs.send(ApiRun { cli, sink, what }) {
+                refused
+                    .0
+                    .sink
+                    .write(Stream::Err, "lowtouch serve is stopping; nothing was run\n");
+                refused.0.sink.exit(super::error::exit::INFRA);
+            }
+            return;
+        }
+        if !crate::api::FORWARDED.contains(&name) {
+            sink.write(
+                Stream::Err,
+                &format!("`lowtouch {name}` is not run through the server; run it yourself\n"),
+            );
+            sink.exit(super::error::exit::BAD_INPUT);
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            let out: Arc<dyn Sink> = sink.clone();
+            let code = console::capture(out, || super::finish(super::execute(&cli)));
+            sink.exit(code);
+        });
+    })
+}
+
+/// Runs a client's `lowtouch run` with its output going back to the client. A client
+/// that hangs up (Ctrl-C) cancels its run.
+async fn run_for_client(r: ApiRun) {
+    crate::errln!("{}", r.what);
+    set_activity(|a| a.doing = format!("running {}", r.what.trim_start_matches("run ")));
+    interrupt::clear_preemption();
+    interrupt::clear_cancel();
+    let sink = r.sink.clone();
+    let watch = {
+        let sink = sink.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if sink.gone() {
+                    interrupt::cancel();
+                    break;
+                }
+            }
+        })
+    };
+    let cli = r.cli;
+    let done = tokio::task::spawn_blocking(move || {
+        let out: Arc<dyn Sink> = sink.clone();
+        let code = console::capture(out, || super::finish(super::execute(&cli)));
+        sink.exit(code);
+        code
+    })
+    .await;
+    watch.abort();
+    interrupt::clear_cancel();
+    if let Err(e) = done {
+        r.sink
+            .write(Stream::Err, &format!("the run panicked: {e}\n"));
+        r.sink.exit(super::error::exit::INFRA);
+    }
+}
+
+fn show_queue(waiting: &std::collections::VecDeque<ApiRun>) {
+    let queue = waiting.iter().map(|r| r.what.clone()).collect();
+    set_activity(|a| a.queue = queue);
+}
+
 /// Resolves when Ctrl-C or SIGTERM arrived (the handlers are lowtouch's own).
 async fn interrupted() {
-    while !interrupt::requested() {
+    while !interrupt::shutdown() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

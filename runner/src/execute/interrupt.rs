@@ -2,8 +2,12 @@
 //! group is stopped, teardown runs, what was done is stored as interrupted); a second one
 //! ends the process at once with 130.
 //!
-//! Waiting code polls [`fd`] next to its own descriptors: the signal handler writes one
+//! Waiting code polls [`fds`] next to its own descriptors: the signal handler writes one
 //! byte to a socket that nobody reads, so it stays readable for every waiter.
+//!
+//! A run can also be cancelled (`lowtouch cancel RUN`, through the server): the same stop
+//! for the run in progress, but the process goes on — [`shutdown`] stays false, and the
+//! server clears the cancellation before its next run.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -15,7 +19,11 @@ struct State {
     flag: Arc<AtomicBool>,
     read: UnixStream,
     _write: UnixStream,
+    cancel_read: UnixStream,
+    cancel_write: UnixStream,
 }
+
+static CANCEL: AtomicBool = AtomicBool::new(false);
 
 static STATE: OnceLock<Option<State>> = OnceLock::new();
 
@@ -31,23 +39,59 @@ pub fn install() {
             signal_hook::flag::register(sig, flag.clone()).ok()?;
             signal_hook::low_level::pipe::register(sig, write.try_clone().ok()?).ok()?;
         }
+        let (cancel_read, cancel_write) = UnixStream::pair().ok()?;
+        cancel_read.set_nonblocking(true).ok()?;
         Some(State {
             flag,
             read,
             _write: write,
+            cancel_read,
+            cancel_write,
         })
     });
 }
 
+/// Whether the run in progress must stop: Ctrl-C, SIGTERM or a cancellation.
 pub fn requested() -> bool {
+    shutdown() || CANCEL.load(Ordering::SeqCst)
+}
+
+/// Whether the process must stop (Ctrl-C or SIGTERM), not just the run.
+pub fn shutdown() -> bool {
     matches!(STATE.get(), Some(Some(s)) if s.flag.load(Ordering::SeqCst))
 }
 
-/// A descriptor that becomes readable when an interrupt arrives (and stays so).
-pub fn fd() -> Option<RawFd> {
+/// Whether the run in progress was cancelled (and the process goes on).
+pub fn cancelled() -> bool {
+    CANCEL.load(Ordering::SeqCst) && !shutdown()
+}
+
+/// Stops the run in progress as Ctrl-C would, without stopping the process.
+pub fn cancel() {
+    install();
+    CANCEL.store(true, Ordering::SeqCst);
+    if let Some(Some(s)) = STATE.get() {
+        use std::io::Write;
+        let _ = (&s.cancel_write).write(&[1]);
+    }
+}
+
+/// Forgets a cancellation once its run is over, so the next run starts clean.
+pub fn clear_cancel() {
+    CANCEL.store(false, Ordering::SeqCst);
+    if let Some(Some(s)) = STATE.get() {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        while matches!((&s.cancel_read).read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// Descriptors that become readable when the run must stop (an interrupt, which stays
+/// readable, or a cancellation, until [`clear_cancel`]).
+pub fn fds() -> Vec<RawFd> {
     match STATE.get() {
-        Some(Some(s)) => Some(s.read.as_raw_fd()),
-        _ => None,
+        Some(Some(s)) => vec![s.read.as_raw_fd(), s.cancel_read.as_raw_fd()],
+        _ => Vec::new(),
     }
 }
 
@@ -61,30 +105,30 @@ pub fn sleep(d: std::time::Duration, interruptible: bool) -> bool {
     if requested() {
         return false;
     }
-    match fd() {
-        Some(fd) => {
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let deadline = std::time::Instant::now() + d;
-            loop {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    return true;
-                }
-                let ms = left.as_millis().min(i32::MAX as u128) as i32;
-                // SAFETY: one valid pollfd for the duration of the call.
-                let n = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
-                if n > 0 || requested() {
-                    return false;
-                }
-            }
+    let fds = fds();
+    if fds.is_empty() {
+        std::thread::sleep(d);
+        return true;
+    }
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + d;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return true;
         }
-        None => {
-            std::thread::sleep(d);
-            true
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: valid pollfds, exclusively borrowed for the duration of the call.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms.max(1)) };
+        if n > 0 || requested() {
+            return false;
         }
     }
 }

@@ -107,12 +107,12 @@ pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
             }
             _ => None,
         };
-        let int_slot = match (interrupt::fd(), interrupted || !spec.interruptible) {
-            (Some(fd), false) => {
-                fds.push(pollfd(fd));
-                Some(fds.len() - 1)
-            }
-            _ => None,
+        let int_slots = if interrupted || !spec.interruptible {
+            0..0
+        } else {
+            let first = fds.len();
+            fds.extend(interrupt::fds().into_iter().map(pollfd));
+            first..fds.len()
         };
         let wait = if exited {
             // The child is gone; what is left in the pipes is already there.
@@ -150,10 +150,7 @@ pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
         {
             exited = true;
         }
-        if let Some(slot) = int_slot
-            && fds[slot].revents != 0
-            && !interrupted
-        {
+        if int_slots.clone().any(|slot| fds[slot].revents != 0) && !interrupted {
             interrupted = true;
             kill_group(pid, libc::SIGTERM);
             deadline = Instant::now() + INTERRUPT_GRACE;

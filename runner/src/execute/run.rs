@@ -79,6 +79,9 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
     } else {
         Status::Passed
     };
+    if interrupt::cancelled() {
+        run.note = Some("cancelled (`lowtouch cancel`)".into());
+    }
     run.finished_at = Some(clock::now());
     run.duration_ms = started.elapsed().as_millis() as u64;
     events.emit(&RunEvent::RunFinished(&run));

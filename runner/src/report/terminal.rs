@@ -4,7 +4,6 @@
 //! so stdout carries only the summary, or JSON with `--json`. Colours only on a terminal
 //! and never with `NO_COLOR`.
 
-use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -80,6 +79,9 @@ pub enum Detail {
 }
 
 pub struct Progress {
+    /// Where the lines go: the console of the thread that made it (a client's, when the
+    /// server runs a command for one), also from the threads of parallel scenarios.
+    sink: std::sync::Arc<dyn crate::console::Sink>,
     style: Style,
     detail: Detail,
     bar: Option<ProgressBar>,
@@ -89,7 +91,8 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(detail: Detail, total_scenarios: usize) -> Progress {
-        let terminal = std::io::stderr().is_terminal();
+        let sink = crate::console::current();
+        let terminal = sink.is_terminal(crate::console::Stream::Err);
         let style = Style::detect(terminal);
         let bar = (terminal && detail == Detail::Scenarios).then(|| {
             let bar = ProgressBar::new(total_scenarios as u64);
@@ -101,6 +104,7 @@ impl Progress {
             bar
         });
         Progress {
+            sink,
             style,
             detail,
             bar,
@@ -114,7 +118,8 @@ impl Progress {
         match &self.bar {
             Some(bar) => bar.println(text),
             None => {
-                let _ = writeln!(std::io::stderr().lock(), "{text}");
+                self.sink
+                    .write(crate::console::Stream::Err, &format!("{text}\n"));
             }
         }
     }

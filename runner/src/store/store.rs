@@ -30,6 +30,7 @@ use super::records::{RunRecord, SCHEMA_VERSION, ScenarioRecord, Status, StepReco
 /// How often sled flushes dirty data in the background.
 pub const FLUSH_EVERY_MS: u64 = 50;
 
+#[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
@@ -46,9 +47,26 @@ pub struct Store {
     pub recovered: Vec<String>,
 }
 
+/// The store a long-running process keeps open (`lowtouch serve`), shared by everything
+/// it does: sled locks its files against every other opener, this process included.
+static PINNED: std::sync::Mutex<Option<Store>> = std::sync::Mutex::new(None);
+
 impl Store {
+    /// Keeps this store open for the life of the process: every later [`Store::open`] of
+    /// the same path in this process shares it instead of opening the files again.
+    pub fn pin(&self) {
+        *PINNED.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.clone());
+    }
+
     /// Opens (creating if needed) the store and marks runs a dead process left unfinished.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(pinned) = PINNED.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && same_path(&pinned.path, path)
+        {
+            let mut shared = pinned.clone();
+            shared.recovered.clear();
+            return Ok(shared);
+        }
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
@@ -311,4 +329,9 @@ fn read_owner(db: &Path) -> String {
         Ok(s) if !s.trim().is_empty() => format!(": {}", s.trim()),
         _ => String::new(),
     }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    a == b || canon(a) == canon(b)
 }

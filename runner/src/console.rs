@@ -1,0 +1,149 @@
+//! Where a command's output goes: this process's stdout and stderr, or — for a command the
+//! server runs on behalf of a client of its local API — back to that client.
+//!
+//! Commands write through [`outln!`](crate::outln) and [`errln!`](crate::errln) instead of
+//! `println!`; a thread that runs a command for a client installs a [`Sink`] with
+//! [`capture`]. Listeners that write from other threads (progress of parallel scenarios)
+//! take the [`current`] sink when they are made.
+//!
+//! Owns nothing else: no formatting, no colours (those ask [`is_terminal`]).
+
+use std::cell::RefCell;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+/// The two streams a command writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// Somewhere output can go.
+pub trait Sink: Send + Sync {
+    /// Writes `text`; false when nobody reads any more (the client went away).
+    fn write(&self, stream: Stream, text: &str) -> bool;
+    /// Whether colours and spinners make sense on `stream`.
+    fn is_terminal(&self, stream: Stream) -> bool;
+}
+
+/// The process's own stdout and stderr.
+struct Stdio;
+
+impl Sink for Stdio {
+    fn write(&self, stream: Stream, text: &str) -> bool {
+        // Never panics on a closed pipe (`lowtouch history | head`, a server without a
+        // terminal): the output is lost, the work goes on.
+        match stream {
+            Stream::Out => std::io::stdout().lock().write_all(text.as_bytes()).is_ok(),
+            Stream::Err => std::io::stderr().lock().write_all(text.as_bytes()).is_ok(),
+        }
+    }
+
+    fn is_terminal(&self, stream: Stream) -> bool {
+        match stream {
+            Stream::Out => std::io::stdout().is_terminal(),
+            Stream::Err => std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<dyn Sink>>> = const { RefCell::new(None) };
+}
+
+/// The sink of this thread: a client's, inside [`capture`], else the process's stdio.
+pub fn current() -> Arc<dyn Sink> {
+    CURRENT
+        .with(|c| c.borrow().clone())
+        .unwrap_or_else(|| Arc::new(Stdio))
+}
+
+/// Runs `f` with this thread's output going to `sink`.
+pub fn capture<R>(sink: Arc<dyn Sink>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<dyn Sink>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(CURRENT.with(|c| c.borrow_mut().replace(sink)));
+    f()
+}
+
+pub fn write(stream: Stream, text: &str) -> bool {
+    current().write(stream, text)
+}
+
+pub fn is_terminal(stream: Stream) -> bool {
+    current().is_terminal(stream)
+}
+
+/// `println!` to the current sink's stdout.
+#[macro_export]
+macro_rules! outln {
+    () => {{ $crate::console::write($crate::console::Stream::Out, "\n"); }};
+    ($($arg:tt)*) => {{
+        $crate::console::write($crate::console::Stream::Out, &format!("{}\n", format_args!($($arg)*)));
+    }};
+}
+
+/// `print!` to the current sink's stdout.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        $crate::console::write($crate::console::Stream::Out, &format!($($arg)*));
+    }};
+}
+
+/// `eprintln!` to the current sink's stderr.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        $crate::console::write($crate::console::Stream::Err, &format!("{}\n", format_args!($($arg)*)));
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(Stream, String)>>);
+
+    impl Sink for Recorder {
+        fn write(&self, stream: Stream, text: &str) -> bool {
+            self.0.lock().unwrap().push((stream, text.to_string()));
+            true
+        }
+        fn is_terminal(&self, _: Stream) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn capture_routes_this_threads_output_and_restores_it() {
+        let rec = Arc::new(Recorder::default());
+        capture(rec.clone(), || {
+            crate::outln!("to {}", "out");
+            crate::errln!("to err");
+            // Another thread is not captured unless it is handed the sink.
+            let sink = current();
+            std::thread::spawn(move || sink.write(Stream::Out, "handed\n"))
+                .join()
+                .unwrap();
+        });
+        let got = rec.0.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            vec![
+                (Stream::Out, "to out\n".to_string()),
+                (Stream::Err, "to err\n".to_string()),
+                (Stream::Out, "handed\n".to_string()),
+            ]
+        );
+        assert!(CURRENT.with(|c| c.borrow().is_none()));
+    }
+}
