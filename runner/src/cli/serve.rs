@@ -137,7 +137,6 @@ async fn run_server(
             waiting.push_back(r);
         }
         while let Some(r) = waiting.pop_front() {
-            show_queue(&waiting);
             run_for_client(r).await;
             while let Ok(r) = api_runs.try_recv() {
                 waiting.push_back(r);
@@ -146,7 +145,6 @@ async fn run_server(
                 break;
             }
         }
-        show_queue(&waiting);
         if interrupt::shutdown() {
             break;
         }
@@ -252,6 +250,9 @@ async fn run_server(
         while let Ok(more) = woken.try_recv() {
             reason = format!("{reason}; {more}");
         }
+    }
+    while let Ok(r) = api_runs.try_recv() {
+        waiting.push_back(r);
     }
     for r in waiting.drain(..) {
         r.sink.write(
@@ -360,6 +361,7 @@ fn executor(base: Cli, runs: tokio::sync::mpsc::UnboundedSender<ApiRun>) -> Exec
             } + " (asked through the local API)";
             // A continuous pipeline gives way at its next scenario boundary.
             interrupt::request_preemption();
+            set_activity(|a| a.queue.push(what.clone()));
             if let Err(refused) = runs.send(ApiRun { cli, sink, what }) {
                 refused
                     .0
@@ -389,7 +391,12 @@ fn executor(base: Cli, runs: tokio::sync::mpsc::UnboundedSender<ApiRun>) -> Exec
 /// that hangs up (Ctrl-C) cancels its run.
 async fn run_for_client(r: ApiRun) {
     crate::errln!("{}", r.what);
-    set_activity(|a| a.doing = format!("running {}", r.what.trim_start_matches("run ")));
+    set_activity(|a| {
+        a.doing = format!("running {}", r.what.trim_start_matches("run "));
+        if let Some(i) = a.queue.iter().position(|q| *q == r.what) {
+            a.queue.remove(i);
+        }
+    });
     interrupt::clear_preemption();
     interrupt::clear_cancel();
     let sink = r.sink.clone();
@@ -420,11 +427,6 @@ async fn run_for_client(r: ApiRun) {
             .write(Stream::Err, &format!("the run panicked: {e}\n"));
         r.sink.exit(super::error::exit::INFRA);
     }
-}
-
-fn show_queue(waiting: &std::collections::VecDeque<ApiRun>) {
-    let queue = waiting.iter().map(|r| r.what.clone()).collect();
-    set_activity(|a| a.queue = queue);
 }
 
 /// Resolves when Ctrl-C or SIGTERM arrived (the handlers are lowtouch's own).

@@ -1,6 +1,7 @@
 //! Integration tests: the real `lowtouch` executable against real processes, real
 //! sockets on loopback, real git repositories and real sled files, in temp dirs.
 
+mod api;
 mod check;
 mod demo;
 mod deploy;
