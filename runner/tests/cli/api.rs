@@ -163,7 +163,7 @@ fn commands_go_through_a_running_server() {
         .expect_code(2);
 
     // A client that goes away (killed) cancels its run.
-    let client = p
+    let mut client = p
         .lowtouch(&["run", "--scenario", "pipelines/long.scn"])
         .spawn();
     let run_id = running_on_local(&p);
@@ -171,6 +171,7 @@ fn commands_go_through_a_running_server() {
     unsafe {
         libc::kill(client.id() as i32, libc::SIGKILL);
     }
+    client.wait().unwrap();
     assert!(
         wait_until(Duration::from_secs(20), || status_json(&p)[0]["lease"]
             .is_null()),
