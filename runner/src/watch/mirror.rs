@@ -6,8 +6,11 @@
 //! [`Mirror::fetch`] from a blocking thread (`spawn_blocking`).
 //!
 //! Transports: local paths and `file://` URLs (gix runs `git upload-pack` for them, so the
-//! `git` program must be installed). `https://` needs gix's http transport, not built in
-//! yet; such URLs are refused with [`WatchError::Unsupported`].
+//! `git` program must be installed), and `https://` (or plain `http://`) through gix's
+//! reqwest transport with rustls and the system's root certificates. A private https
+//! remote gets the token in `LOWTOUCH_GIT_TOKEN` (user `x-access-token`, as GitHub
+//! expects), over https only; credentials written into a URL are refused, because URLs
+//! appear in logs and errors.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -32,13 +35,56 @@ pub fn url_support(url: &str) -> Result<(), String> {
     };
     match scheme.as_str() {
         "file" => Ok(()),
-        "https" | "http" => Err(format!(
-            "{url}: {scheme} remotes are not supported by this build yet (gix's http transport is \
-             not enabled); mirror it locally and use a path or file:// URL"
-        )),
+        "https" | "http" => {
+            let authority = url
+                .split_once("://")
+                .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
+                .unwrap_or("");
+            if authority.contains('@') {
+                return Err(format!(
+                    "{scheme}://…@…: credentials in a repository URL end up in logs; drop them \
+                     and put the token in LOWTOUCH_GIT_TOKEN"
+                ));
+            }
+            Ok(())
+        }
         other => Err(format!(
             "{url}: {other} remotes are not supported; use https:// or a local path"
         )),
+    }
+}
+
+/// rustls needs one crypto provider per process: ring, which octocrab builds anyway.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err: another part of the process installed one first, which does as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Answers an https remote's request for credentials with `LOWTOUCH_GIT_TOKEN`; never
+/// prompts, and never sends the token over plain http.
+fn token_credentials(
+    action: gix::credentials::helper::Action,
+) -> Result<Option<gix::credentials::protocol::Outcome>, gix::Error> {
+    use gix::credentials::helper::Action;
+    let Action::Get(ctx) = action else {
+        return Ok(None);
+    };
+    let token = std::env::var("LOWTOUCH_GIT_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    match (token, ctx.protocol.as_deref()) {
+        (Some(password), Some("https")) => Ok(Some(gix::credentials::protocol::Outcome {
+            identity: gix::sec::identity::Account {
+                username: "x-access-token".into(),
+                password,
+                oauth_refresh_token: None,
+            },
+            next: ctx.into(),
+        })),
+        _ => Ok(None),
     }
 }
 
@@ -144,9 +190,11 @@ impl Mirror {
                 message: describe(&e),
             })?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
+        install_tls_provider();
         let connection = remote
             .connect(gix::remote::Direction::Fetch)
-            .map_err(unreachable)?;
+            .map_err(unreachable)?
+            .with_credentials(token_credentials);
         let prepare = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(unreachable)?;
@@ -432,8 +480,11 @@ mod tests {
     fn urls_lowtouch_can_fetch() {
         assert!(url_support("/srv/repo").is_ok());
         assert!(url_support("file:///srv/repo").is_ok());
-        let https = url_support("https://github.com/o/r").unwrap_err();
-        assert!(https.contains("not supported by this build yet"), "{https}");
+        assert!(url_support("https://github.com/o/r.git").is_ok());
+        assert!(url_support("http://127.0.0.1:8080/r.git").is_ok());
+        let leaky = url_support("https://me:ghp_secret@github.com/o/r").unwrap_err();
+        assert!(!leaky.contains("ghp_secret"), "{leaky}");
+        assert!(leaky.contains("LOWTOUCH_GIT_TOKEN"), "{leaky}");
         assert!(url_support("ssh://host/r").is_err());
         assert!(url_support("git@github.com:o/r.git").is_err());
     }

@@ -7,6 +7,7 @@ mod demo;
 mod deploy;
 mod github;
 mod harness;
+mod http_remote;
 mod junit_schema;
 mod language;
 mod poll;
