@@ -263,10 +263,11 @@ fn poll_pipeline(
     Ok(best)
 }
 
-/// Posts the newest run's verdict on the commit it tested, when `GITHUB_TOKEN` is set and
-/// the verdict is new for that commit and context (GitHub keeps at most 1,000 statuses
-/// per commit and context, and a 24/7 loop would reach that). Failures are reported; they
-/// never fail the run.
+/// Posts the newest run's verdict on the commit it tested: a commit status when
+/// `GITHUB_TOKEN` is set, a check run with a summary when a GitHub App is configured —
+/// each only when the verdict is new for that commit and context (GitHub keeps at most
+/// 1,000 statuses per commit and context, and a 24/7 loop would reach that). Failures are
+/// reported; they never fail the run.
 fn post_status(
     cli: &Cli,
     project: &Path,
@@ -274,62 +275,179 @@ fn post_status(
     repo: &crate::watch::repository::GithubRepo,
     sha: &str,
 ) {
-    use crate::github::{GitHub, StatusPost, Verdict};
-    use crate::store::Status;
-    let Some(github) = GitHub::from_env() else {
+    use crate::github::{AppKey, GitHub};
+    let token = GitHub::from_env();
+    let app = AppKey::from_env();
+    if token.is_none() && app.is_none() {
+        return;
+    }
+    let short = &sha[..sha.len().min(12)];
+    let store = match Store::open(&cli.db_path(project)) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::errln!("github: {e} (nothing was posted)");
+            return;
+        }
+    };
+    let Ok(Some(run)) = store.runs(1).map(|r| r.into_iter().next()) else {
         return;
     };
-    let outcome = (|| -> Result<String, String> {
-        let github = github.map_err(|e| e.to_string())?;
-        let store = Store::open(&cli.db_path(project)).map_err(|e| e.to_string())?;
-        let Some(run) = store.runs(1).map_err(|e| e.to_string())?.into_iter().next() else {
-            return Ok("no run to report".into());
-        };
-        let env = run.environments.first().cloned().unwrap_or_default();
-        let context = format!("lowtouch/{pipeline}/{env}");
-        let verdict = match run.status {
-            Status::Passed => Verdict::Success,
-            Status::Failed => Verdict::Failure,
-            _ => Verdict::Error,
-        };
-        if store
-            .posted_status(sha, &context)
-            .map_err(|e| e.to_string())?
-            .as_deref()
-            == Some(verdict.as_str())
-        {
-            return Ok(format!(
-                "{context} still {} on {}: not posted again",
+    let env = run.environments.first().cloned().unwrap_or_default();
+    let context = format!("lowtouch/{pipeline}/{env}");
+    let verdict = verdict_of(run.status);
+    // What was posted last for this commit and context, per kind; posts only a change.
+    let unchanged = |key: &str, value: &str| {
+        store.posted_status(sha, key).ok().flatten().as_deref() == Some(value)
+    };
+    if let Some(github) = token {
+        let outcome = (|| -> Result<String, String> {
+            let github = github.map_err(|e| e.to_string())?;
+            if unchanged(&context, verdict.as_str()) {
+                return Ok(format!(
+                    "{context} still {} on {short}: not posted again",
+                    verdict.as_str()
+                ));
+            }
+            github
+                .post(&crate::github::StatusPost {
+                    owner: repo.owner.clone(),
+                    repo: repo.name.clone(),
+                    sha: sha.to_string(),
+                    context: context.clone(),
+                    verdict,
+                    description: format!(
+                        "{} passed, {} failed, {} skipped (run {})",
+                        run.passed, run.failed, run.skipped, run.id
+                    ),
+                })
+                .map_err(|e| e.to_string())?;
+            store
+                .record_posted_status(sha, &context, verdict.as_str())
+                .map_err(|e| e.to_string())?;
+            Ok(format!(
+                "posted {} to {}/{} {short} ({context})",
                 verdict.as_str(),
-                &sha[..sha.len().min(12)]
-            ));
+                repo.owner,
+                repo.name
+            ))
+        })();
+        match outcome {
+            Ok(note) => crate::errln!("github: {note}"),
+            Err(e) => crate::errln!("github: {e} (the run is stored; the status was not posted)"),
         }
-        let post = StatusPost {
-            owner: repo.owner.clone(),
-            repo: repo.name.clone(),
-            sha: sha.to_string(),
-            context: context.clone(),
-            verdict,
-            description: format!(
-                "{} passed, {} failed, {} skipped (run {})",
-                run.passed, run.failed, run.skipped, run.id
-            ),
-        };
-        github.post(&post).map_err(|e| e.to_string())?;
-        store
-            .record_posted_status(sha, &context, verdict.as_str())
-            .map_err(|e| e.to_string())?;
-        Ok(format!(
-            "posted {} to {}/{} {} ({context})",
-            verdict.as_str(),
-            repo.owner,
-            repo.name,
-            &sha[..sha.len().min(12)]
-        ))
-    })();
-    match outcome {
-        Ok(note) => crate::errln!("github: {note}"),
-        Err(e) => crate::errln!("github: {e} (the run is stored; the status was not posted)"),
+    }
+    if let Some(app) = app {
+        let check_key = format!("check-run {context}");
+        let check = check_run(&store, &run, repo, sha, &context);
+        let outcome = (|| -> Result<String, String> {
+            let app = app.map_err(|e| e.to_string())?;
+            if unchanged(&check_key, check.conclusion) {
+                return Ok(format!(
+                    "check run {context} still {} on {short}: not posted again",
+                    check.conclusion
+                ));
+            }
+            let id = crate::github::post_check_run(&app, &check).map_err(|e| e.to_string())?;
+            store
+                .record_posted_status(sha, &check_key, check.conclusion)
+                .map_err(|e| e.to_string())?;
+            Ok(format!(
+                "check run {id} {} on {}/{} {short} ({context})",
+                check.conclusion, repo.owner, repo.name
+            ))
+        })();
+        match outcome {
+            Ok(note) => crate::errln!("github: {note}"),
+            Err(e) => {
+                crate::errln!("github: {e} (the run is stored; the check run was not posted)")
+            }
+        }
+    }
+}
+
+fn verdict_of(status: crate::store::Status) -> crate::github::Verdict {
+    use crate::github::Verdict;
+    use crate::store::Status;
+    match status {
+        Status::Passed => Verdict::Success,
+        Status::Failed => Verdict::Failure,
+        _ => Verdict::Error,
+    }
+}
+
+/// A run as a check run: its conclusion, the counts as the title, and a summary that
+/// names each failed scenario with where and why it failed.
+fn check_run(
+    store: &Store,
+    run: &crate::store::RunRecord,
+    repo: &crate::watch::repository::GithubRepo,
+    sha: &str,
+    name: &str,
+) -> crate::github::CheckRun {
+    use crate::store::{ScenarioKind, Status};
+    let conclusion = match run.status {
+        Status::Passed => "success",
+        Status::Interrupted => "cancelled",
+        _ => "failure",
+    };
+    let mut summary = format!(
+        "lowtouch run `{}` of {} on {}: **{} passed, {} failed, {} skipped**",
+        run.id,
+        run.pipelines.join(", "),
+        run.environments.join(", "),
+        run.passed,
+        run.failed,
+        run.skipped
+    );
+    if run.interrupted > 0 {
+        summary.push_str(&format!(", {} interrupted", run.interrupted));
+    }
+    summary.push_str(&format!(" in {:.1}s.\n", run.duration_ms as f64 / 1000.0));
+    let failed: Vec<_> = store
+        .scenarios(&run.id)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|sc| !matches!(sc.status, Status::Passed | Status::Skipped))
+        .collect();
+    if !failed.is_empty() {
+        summary.push_str("\n| scenario | where | why |\n| --- | --- | --- |\n");
+        for sc in &failed {
+            let what = match sc.kind {
+                ScenarioKind::Hook => format!("[{}]", sc.name),
+                ScenarioKind::Scenario => sc.name.clone(),
+            };
+            let at = match sc.failed_line {
+                Some(line) => format!("{}:{line}", sc.path),
+                None => sc.path.clone(),
+            };
+            let why = sc
+                .reason
+                .as_deref()
+                .unwrap_or(sc.status.as_str())
+                .replace('|', "\\|")
+                .replace('\n', " ");
+            summary.push_str(&format!("| {what} | `{at}` | {why} |\n"));
+        }
+    }
+    for (name, commit) in &run.candidate {
+        summary.push_str(&format!("\ncandidate `{name}`: `{commit}`"));
+    }
+    for (env, commit) in &run.config_commits {
+        summary.push_str(&format!("\nconfig of `{env}`: `{commit}`"));
+    }
+    crate::github::CheckRun {
+        owner: repo.owner.clone(),
+        repo: repo.name.clone(),
+        sha: sha.to_string(),
+        name: name.to_string(),
+        conclusion,
+        started_at: run.started_at.clone(),
+        completed_at: run.finished_at.clone().unwrap_or_else(crate::clock::now),
+        title: format!(
+            "{} passed, {} failed, {} skipped",
+            run.passed, run.failed, run.skipped
+        ),
+        summary,
     }
 }
 

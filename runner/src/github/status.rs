@@ -7,10 +7,10 @@ use std::time::Duration;
 use octocrab::models::StatusState;
 
 /// Tries per post; the wait doubles from [`FIRST_BACKOFF`] between them.
-const TRIES: u32 = 4;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+pub(crate) const TRIES: u32 = 4;
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// A GitHub that does not answer within this is treated as failing (and retried).
-const TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -52,19 +52,23 @@ pub struct StatusPost {
 pub enum GithubError {
     #[error("cannot use the GitHub API at {url}: {message}")]
     Setup { url: String, message: String },
-    #[error("GitHub refused the status for {sha} ({context}): {message}")]
+    #[error("GitHub refused {what} for {sha} ({context}): {message}")]
     Refused {
+        what: &'static str,
         sha: String,
         context: String,
         message: String,
     },
-    #[error("GitHub did not take the status for {sha} ({context}) after {tries} tries: {message}")]
+    #[error("GitHub did not take {what} for {sha} ({context}) after {tries} tries: {message}")]
     Unavailable {
+        what: &'static str,
         sha: String,
         context: String,
         tries: u32,
         message: String,
     },
+    #[error("the GitHub App cannot be used: {0}")]
+    App(String),
 }
 
 pub struct GitHub {
@@ -78,9 +82,7 @@ impl GitHub {
         let token = std::env::var("GITHUB_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())?;
-        let url = std::env::var("LOWTOUCH_GITHUB_API")
-            .unwrap_or_else(|_| "https://api.github.com".into());
-        Some(GitHub::new(&url, token))
+        Some(GitHub::new(&api_url(), token))
     }
 
     pub fn new(url: &str, token: String) -> Result<GitHub, GithubError> {
@@ -129,6 +131,7 @@ impl GitHub {
                         && source.status_code.is_client_error()
                     {
                         return Err(GithubError::Refused {
+                            what: "the status",
                             sha: s.sha.clone(),
                             context: s.context.clone(),
                             message: last,
@@ -142,6 +145,7 @@ impl GitHub {
             }
         }
         Err(GithubError::Unavailable {
+            what: "the status",
             sha: s.sha.clone(),
             context: s.context.clone(),
             tries: TRIES,
@@ -150,8 +154,13 @@ impl GitHub {
     }
 }
 
+/// The API's base URL: `LOWTOUCH_GITHUB_API`, default `https://api.github.com`.
+pub fn api_url() -> String {
+    std::env::var("LOWTOUCH_GITHUB_API").unwrap_or_else(|_| "https://api.github.com".into())
+}
+
 /// An octocrab error with its causes, on one line.
-fn describe(e: &octocrab::Error) -> String {
+pub(crate) fn describe(e: &octocrab::Error) -> String {
     let mut out = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::{get, post};
 
 use crate::harness::{commit, git, history, watched_project};
 
@@ -14,6 +14,8 @@ use crate::harness::{commit, git, history, watched_project};
 struct Fake {
     /// (owner/repo, sha, state, context, description)
     posts: Vec<(String, String, String, String, String)>,
+    /// Check runs as posted: (owner/repo, body).
+    check_runs: Vec<(String, serde_json::Value)>,
     /// Answer 502 to this many requests first.
     fail_next: u32,
     requests: u32,
@@ -84,6 +86,164 @@ async fn create_status(
     (StatusCode::CREATED, reply.to_string())
 }
 
+const APP_ID: &str = "4242";
+const INSTALLATION: u64 = 77;
+const INSTALLATION_TOKEN: &str = "ghs_installation-token-for-tests";
+
+fn reply(status: StatusCode, message: &str) -> (StatusCode, String) {
+    (
+        status,
+        serde_json::json!({ "message": message }).to_string(),
+    )
+}
+
+/// Checks a GitHub App JWT as GitHub does: RS256 over header and claims with the App's
+/// public key, issued by the App, not expired, at most ten minutes long.
+fn app_jwt_ok(headers: &HeaderMap) -> bool {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Some(jwt) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return false;
+    }
+    let public = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        include_bytes!("../fixtures/github-app-test-key.pub.der").as_slice(),
+    );
+    let Ok(signature) = URL_SAFE_NO_PAD.decode(parts[2]) else {
+        return false;
+    };
+    if public
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+        .is_err()
+    {
+        return false;
+    }
+    let Ok(claims) = URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .map_err(|_| ())
+        .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).map_err(|_| ()))
+    else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap_or(0),
+        claims["exp"].as_u64().unwrap_or(0),
+    );
+    claims["iss"] == APP_ID && exp > now && iat <= now && exp - iat <= 600
+}
+
+async fn installation(
+    State(fake): State<Shared>,
+    UrlPath((owner, repo)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    fake.lock().unwrap().requests += 1;
+    if !app_jwt_ok(&headers) {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            "A JSON web token could not be decoded",
+        );
+    }
+    if (owner.as_str(), repo.as_str()) != ("octo-org", "exchange") {
+        return reply(StatusCode::NOT_FOUND, "Not Found");
+    }
+    (
+        StatusCode::OK,
+        serde_json::json!({ "id": INSTALLATION, "app_id": 4242, "target_type": "Organization" })
+            .to_string(),
+    )
+}
+
+async fn access_token(
+    State(fake): State<Shared>,
+    UrlPath(id): UrlPath<u64>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    fake.lock().unwrap().requests += 1;
+    if !app_jwt_ok(&headers) {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            "A JSON web token could not be decoded",
+        );
+    }
+    if id != INSTALLATION {
+        return reply(StatusCode::NOT_FOUND, "Not Found");
+    }
+    (
+        StatusCode::CREATED,
+        serde_json::json!({ "token": INSTALLATION_TOKEN, "expires_at": "2099-01-01T00:00:00Z" })
+            .to_string(),
+    )
+}
+
+async fn create_check_run(
+    State(fake): State<Shared>,
+    UrlPath((owner, repo)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, String) {
+    let mut f = fake.lock().unwrap();
+    f.requests += 1;
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {INSTALLATION_TOKEN}")
+        && auth != format!("token {INSTALLATION_TOKEN}")
+    {
+        // GitHub: check runs need an installation token, not a JWT or a user's token.
+        return reply(
+            StatusCode::FORBIDDEN,
+            "You must authenticate via a GitHub App.",
+        );
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return reply(StatusCode::UNPROCESSABLE_ENTITY, "Problems parsing JSON");
+    };
+    let sha_ok = v["head_sha"]
+        .as_str()
+        .is_some_and(|s| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    let conclusion_ok = [
+        "action_required",
+        "cancelled",
+        "failure",
+        "neutral",
+        "success",
+        "skipped",
+        "timed_out",
+    ]
+    .contains(&v["conclusion"].as_str().unwrap_or(""));
+    let output_ok = v["output"]["title"].is_string() && v["output"]["summary"].is_string();
+    if !sha_ok
+        || v["name"].as_str().is_none_or(str::is_empty)
+        || v["status"] != "completed"
+        || !conclusion_ok
+        || !output_ok
+    {
+        return reply(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+    }
+    f.check_runs.push((format!("{owner}/{repo}"), v.clone()));
+    let id = f.check_runs.len();
+    (
+        StatusCode::CREATED,
+        serde_json::json!({ "id": id, "head_sha": v["head_sha"], "status": "completed",
+            "conclusion": v["conclusion"], "name": v["name"] })
+        .to_string(),
+    )
+}
+
 /// Starts the fake on a free port; returns its base URL.
 fn start_fake(fake: Shared) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -97,6 +257,9 @@ fn start_fake(fake: Shared) -> String {
             tx.send(listener.local_addr().unwrap().port()).unwrap();
             let app = Router::new()
                 .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
+                .route("/repos/{owner}/{repo}/installation", get(installation))
+                .route("/app/installations/{id}/access_tokens", post(access_token))
+                .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
                 .with_state(fake);
             axum::serve(listener, app).await.unwrap();
         });
@@ -197,4 +360,75 @@ fn the_verdict_is_posted_on_the_tested_commit_and_github_failures_never_fail_the
     );
     assert_eq!(history(&p).len(), 4);
     git(product.path(), &["log", "--oneline", "-1"]);
+}
+
+#[test]
+fn check_runs_are_posted_as_a_github_app_with_a_summary() {
+    let fake: Shared = Arc::default();
+    let api = start_fake(fake.clone());
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/github-app-test-key.pem");
+    let (product, p) = watched_project("    github: octo-org/exchange\n");
+    let poll = |app_id: &str, code: i32| {
+        p.lowtouch(&["poll"])
+            .env("LOWTOUCH_GITHUB_APP_ID", app_id)
+            .env("LOWTOUCH_GITHUB_APP_KEY", key.to_str().unwrap())
+            .env("LOWTOUCH_GITHUB_API", &api)
+            .output()
+            .expect_code(code)
+    };
+    poll(APP_ID, 0);
+
+    commit(product.path(), "src/engine.txt", "v2\n");
+    let out = poll(APP_ID, 0);
+    assert!(
+        out.stderr.contains("github: check run 1 success"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("BEGIN RSA"),
+        "key material reached the log"
+    );
+    {
+        let f = fake.lock().unwrap();
+        assert!(f.posts.is_empty(), "no GITHUB_TOKEN: no commit status");
+        let (repo, body) = &f.check_runs[0];
+        assert_eq!(repo, "octo-org/exchange");
+        assert_eq!(body["head_sha"], head(product.path()).as_str());
+        assert_eq!(body["name"], "lowtouch/watched/local");
+        assert_eq!(body["output"]["title"], "1 passed, 0 failed, 0 skipped");
+    }
+
+    // A failing scenario: the check run fails and its summary says which and where.
+    p.write("pipelines/s.scn", "echo ran\nexit 3\n");
+    commit(product.path(), "src/engine.txt", "v3\n");
+    let out = poll(APP_ID, 1);
+    assert!(
+        out.stderr.contains("github: check run 2 failure"),
+        "{}",
+        out.stderr
+    );
+    {
+        let f = fake.lock().unwrap();
+        let summary = f.check_runs[1].1["output"]["summary"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(summary.contains("0 passed, 1 failed"), "{summary}");
+        assert!(summary.contains("| s | `pipelines/s.scn:2` |"), "{summary}");
+        assert!(summary.contains("candidate `exchange`"), "{summary}");
+    }
+
+    // An App GitHub does not know: refused, said, not retried; the run is stored anyway.
+    commit(product.path(), "src/engine.txt", "v4\n");
+    let before = fake.lock().unwrap().requests;
+    let out = poll("999", 1);
+    assert!(
+        out.stderr.contains("GitHub refused the check run"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fake.lock().unwrap().requests - before, 1);
+    assert_eq!(history(&p).len(), 3);
 }

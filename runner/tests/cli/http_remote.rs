@@ -192,6 +192,9 @@ fn a_repository_served_over_http_is_watched() {
     assert!(text.contains("LOWTOUCH_GIT_TOKEN"), "{text}");
     // The finding quotes the line of the file it is in (the author's own text), but its
     // message, what logs keep, does not repeat the credential.
-    let message = text.lines().find(|l| l.contains("LOWTOUCH_GIT_TOKEN")).unwrap();
+    let message = text
+        .lines()
+        .find(|l| l.contains("LOWTOUCH_GIT_TOKEN"))
+        .unwrap();
     assert!(!message.contains("hunter2"), "{message}");
 }
