@@ -417,10 +417,41 @@ impl Ancestry for Mirror {
         if !self.repo.has_object(old_id) {
             return Ok(false);
         }
+        // The usual push adds a few commits on top of the old tip: look at the newest
+        // ancestors first (a bounded number), and only then ask for a merge-base.
+        if self.near_ancestor(old_id, new_id) {
+            return Ok(true);
+        }
         match self.repo.merge_base(old_id, new_id) {
             Ok(base) => Ok(base.is_some_and(|b| b.detach() == old_id)),
             Err(e) => Err(self.repository_error(&format!("merge-base of {old} and {new}"), &e)),
         }
+    }
+}
+
+impl Mirror {
+    /// Whether `old` is among the [`NEAR`] newest ancestors of `new` (breadth first over
+    /// all parents). False says nothing: the caller asks for a merge-base then.
+    fn near_ancestor(&self, old: gix::ObjectId, new: gix::ObjectId) -> bool {
+        const NEAR: usize = 64;
+        let mut queue = std::collections::VecDeque::from([new]);
+        let mut seen = 0;
+        while let Some(id) = queue.pop_front() {
+            seen += 1;
+            if seen > NEAR {
+                return false;
+            }
+            let Ok(commit) = self.repo.find_commit(id) else {
+                return false;
+            };
+            for parent in commit.parent_ids() {
+                if parent == old {
+                    return true;
+                }
+                queue.push_back(parent.detach());
+            }
+        }
+        false
     }
 }
 

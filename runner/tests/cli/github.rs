@@ -432,3 +432,55 @@ fn check_runs_are_posted_as_a_github_app_with_a_summary() {
     assert_eq!(fake.lock().unwrap().requests - before, 1);
     assert_eq!(history(&p).len(), 3);
 }
+
+#[test]
+fn the_server_posts_the_verdict_of_what_a_signed_push_started() {
+    use crate::serve::{deliver, signed_push, start_with, stop};
+    let fake: Shared = Arc::default();
+    let api = start_fake(fake.clone());
+    let (product, p) = watched_project("    github: octo-org/exchange\n");
+    let (child, port, log) = start_with(
+        &p,
+        &[
+            ("GITHUB_TOKEN", "good-token"),
+            ("LOWTOUCH_GITHUB_API", &api),
+        ],
+    );
+    assert!(
+        crate::harness::wait_until(std::time::Duration::from_secs(30), || log
+            .lock()
+            .unwrap()
+            .contains("now watching")),
+        "{}",
+        log.lock().unwrap()
+    );
+
+    // An unsigned delivery does nothing: no run, nothing posted.
+    commit(product.path(), "src/engine.txt", "v2\n");
+    let push = r#"{"ref":"refs/heads/main","repository":{"full_name":"octo-org/exchange"}}"#;
+    assert_eq!(deliver(port, "push", "u1", push, None), 401);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(fake.lock().unwrap().posts.is_empty());
+
+    // A signed one: the commit runs, and its verdict is posted on it.
+    assert_eq!(signed_push(port, "s1"), 202);
+    assert!(
+        crate::harness::wait_until(std::time::Duration::from_secs(30), || fake
+            .lock()
+            .unwrap()
+            .posts
+            .len()
+            == 1),
+        "{}",
+        log.lock().unwrap()
+    );
+    let (repo, sha, state, context, _) = fake.lock().unwrap().posts[0].clone();
+    assert_eq!(repo, "octo-org/exchange");
+    assert_eq!(sha, head(product.path()));
+    assert_eq!(
+        (state.as_str(), context.as_str()),
+        ("success", "lowtouch/watched/local")
+    );
+    stop(child);
+    assert_eq!(history(&p).len(), 1);
+}

@@ -9,10 +9,16 @@ use lowtouch::trigger::webhook::sign;
 
 use crate::harness::{Project, commit, wait_until, watched_project};
 
-const SECRET: &str = "webhook-secret-for-tests";
+pub(crate) const SECRET: &str = "webhook-secret-for-tests";
 
 /// Posts a delivery and returns the HTTP status.
-fn deliver(port: u16, event: &str, id: &str, body: &str, signature: Option<String>) -> u16 {
+pub(crate) fn deliver(
+    port: u16,
+    event: &str,
+    id: &str,
+    body: &str,
+    signature: Option<String>,
+) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let sig = signature
         .map(|v| format!("X-Hub-Signature-256: {v}\r\n"))
@@ -34,7 +40,7 @@ fn deliver(port: u16, event: &str, id: &str, body: &str, signature: Option<Strin
 }
 
 /// A signed push to `o/r` main, as GitHub sends it; returns the status.
-fn signed_push(port: u16, id: &str) -> u16 {
+pub(crate) fn signed_push(port: u16, id: &str) -> u16 {
     let push =
         r#"{"ref":"refs/heads/main","before":"0","after":"1","repository":{"full_name":"o/r"}}"#;
     deliver(
@@ -135,10 +141,21 @@ fn a_signed_push_webhook_starts_a_run() {
 
 /// Starts `lowtouch serve` on a free port; returns the child, its port and its stderr.
 fn start(p: &Project) -> (std::process::Child, u16, Arc<Mutex<String>>) {
-    let mut child = p
+    start_with(p, &[])
+}
+
+/// [`start`] with more environment variables.
+pub(crate) fn start_with(
+    p: &Project,
+    env: &[(&str, &str)],
+) -> (std::process::Child, u16, Arc<Mutex<String>>) {
+    let mut run = p
         .lowtouch(&["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"])
-        .env("LOWTOUCH_WEBHOOK_SECRET", SECRET)
-        .spawn();
+        .env("LOWTOUCH_WEBHOOK_SECRET", SECRET);
+    for (k, v) in env {
+        run = run.env(k, v);
+    }
+    let mut child = run.spawn();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -161,7 +178,7 @@ fn start(p: &Project) -> (std::process::Child, u16, Arc<Mutex<String>>) {
 }
 
 /// SIGTERM, then its exit code.
-fn stop(mut child: std::process::Child) -> Option<i32> {
+pub(crate) fn stop(mut child: std::process::Child) -> Option<i32> {
     // SAFETY: signalling the child we spawned.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);

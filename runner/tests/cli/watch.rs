@@ -357,11 +357,15 @@ fn an_unreachable_remote_is_an_error_and_the_stored_tips_stay() {
 }
 
 #[test]
-fn https_is_refused_until_its_transport_is_built_in() {
+fn an_unreachable_https_remote_is_reported_and_ssh_is_refused() {
     let w = Watcher::new();
+    // Nothing listens on port 9: an error a server retries, and nothing stored.
     let err = w
-        .mirror("https://github.com/lowtouch/lowtouch")
+        .poll("p/remote", "https://127.0.0.1:9/exchange.git", &["main"])
         .unwrap_err();
+    assert!(matches!(err, WatchError::Unreachable { .. }), "{err:?}");
+    assert_eq!(w.tips("p/remote"), None);
+    let err = w.mirror("ssh://git@example.com/o/r.git").unwrap_err();
     assert!(matches!(err, WatchError::Unsupported { .. }), "{err:?}");
 }
 
