@@ -35,8 +35,6 @@ struct Due {
     action: Action,
     /// `repository ref commit` of the change that decided it.
     because: String,
-    /// The GitHub repository and commit to post the verdict on.
-    github: Option<(crate::watch::repository::GithubRepo, String)>,
     /// The change's repository, ref and commit.
     chosen: (String, String, String),
     /// The revisions to test: the change's commit, the other repositories' tips.
@@ -124,8 +122,8 @@ pub fn round(cli: &Cli, project: &Path, only: &[String], dry_run: bool) -> Resul
         args.action = Some(d.action);
         let code = run(cli, &args)?;
         worst = worst.max(code);
-        if let Some((repo, sha)) = &d.github {
-            post_status(cli, &project, &d.pipeline, repo, sha);
+        if let Some(p) = pipelines.iter().find(|p| p.name == d.pipeline) {
+            post_verdicts(cli, &project, p);
         }
     }
     Ok(Round { code: worst, ran })
@@ -221,7 +219,6 @@ fn poll_pipeline(
                 pipeline: p.name.clone(),
                 action,
                 because,
-                github: repo.github.clone().map(|g| (g, new.to_string())),
                 chosen: (repo.name.clone(), change.name.clone(), new.to_string()),
                 candidate: None,
             };
@@ -261,6 +258,36 @@ fn poll_pipeline(
         ));
     }
     Ok(best)
+}
+
+/// Posts the verdict of the pipeline's newest run on each commit of its candidate whose
+/// repository names a GitHub repository. Used after every run the server starts — a
+/// change's, a schedule's, a continuous iteration's: posts happen only when a verdict is
+/// new for its commit, so the 24/7 loop does not post on every iteration.
+pub fn post_verdicts(cli: &Cli, project: &Path, p: &Pipeline) {
+    let targets: Vec<_> = p
+        .repositories
+        .iter()
+        .filter(|r| r.github.is_some())
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let Ok(store) = Store::open(&cli.db_path(project)) else {
+        return;
+    };
+    let Ok(Some(run)) = store.runs(1).map(|r| r.into_iter().next()) else {
+        return;
+    };
+    drop(store);
+    if !run.pipelines.contains(&p.name) {
+        return;
+    }
+    for repo in targets {
+        if let (Some(github), Some(sha)) = (&repo.github, run.candidate.get(&repo.name)) {
+            post_status(cli, project, &p.name, github, sha);
+        }
+    }
 }
 
 /// Posts the newest run's verdict on the commit it tested: a commit status when

@@ -159,10 +159,12 @@ async fn run_server(
             // A cron pattern fired: run that pipeline whatever changed.
             crate::errln!("run {name} ({reason})");
             set_activity(|a| a.doing = format!("running {name} ({reason})"));
-            let (c, name) = (cli.clone(), name.to_string());
+            let (c, p, name) = (cli.clone(), project.clone(), name.to_string());
             report(
                 tokio::task::spawn_blocking(move || {
-                    run(&c, &RunArgs::pipelines(vec![name])).map(|_| 1)
+                    let ran = run(&c, &RunArgs::pipelines(vec![name.clone()])).map(|_| 1);
+                    post_after(&c, &p, &name);
+                    ran
                 })
                 .await,
             )
@@ -193,10 +195,12 @@ async fn run_server(
                 }
                 crate::errln!("run {name} (continuous)");
                 set_activity(|a| a.doing = format!("running {name} (continuous)"));
-                let c = cli.clone();
+                let (c, p) = (cli.clone(), project.clone());
                 report(
                     tokio::task::spawn_blocking(move || {
-                        run(&c, &RunArgs::pipelines(vec![name])).map(|_| 1)
+                        let ran = run(&c, &RunArgs::pipelines(vec![name.clone()])).map(|_| 1);
+                        post_after(&c, &p, &name);
+                        ran
                     })
                     .await,
                 );
@@ -265,6 +269,14 @@ async fn run_server(
     let _ = api.await;
     crate::errln!("lowtouch serve: stopped");
     Ok(super::error::exit::INTERRUPTED)
+}
+
+/// Posts the verdict of a run the server started by the clock or continuously (a
+/// change's runs post from the round).
+fn post_after(cli: &Cli, project: &std::path::Path, name: &str) {
+    if let Some(p) = served(project, &[name.to_string()]).first() {
+        super::poll::post_verdicts(cli, project, p);
+    }
 }
 
 /// The pipelines this server looks after: named ones, or every one with repositories,

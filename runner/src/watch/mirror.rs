@@ -340,6 +340,9 @@ impl Mirror {
         let _ = std::fs::remove_dir_all(&tmp);
         let written = (|| {
             std::fs::create_dir_all(&tmp).map_err(|e| io("creating", &tmp, e))?;
+            // Links are made last, so no later write can go through one (a crafted tree
+            // with a link `a` and a file `a/x` must not write outside `dest`).
+            let mut links = Vec::new();
             for entry in &recorder.records {
                 let rel = entry.filepath.to_string();
                 if rel.split('/').any(|p| p == ".." || p == ".git") || rel.starts_with('/') {
@@ -356,9 +359,7 @@ impl Mirror {
                     .find_object(entry.oid)
                     .map_err(|e| self.repository_error(&format!("reading {rel}"), &e))?;
                 if entry.mode.is_link() {
-                    let target = String::from_utf8_lossy(&object.data).into_owned();
-                    std::os::unix::fs::symlink(&target, &path)
-                        .map_err(|e| io("linking", &path, e))?;
+                    links.push((String::from_utf8_lossy(&object.data).into_owned(), path));
                     continue;
                 }
                 std::fs::write(&path, &object.data).map_err(|e| io("writing", &path, e))?;
@@ -367,6 +368,9 @@ impl Mirror {
                     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                         .map_err(|e| io("writing", &path, e))?;
                 }
+            }
+            for (target, path) in links {
+                std::os::unix::fs::symlink(&target, &path).map_err(|e| io("linking", &path, e))?;
             }
             Ok(())
         })();

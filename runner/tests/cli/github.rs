@@ -484,3 +484,38 @@ fn the_server_posts_the_verdict_of_what_a_signed_push_started() {
     stop(child);
     assert_eq!(history(&p).len(), 1);
 }
+
+#[test]
+fn the_24_7_loop_posts_a_verdict_once_not_on_every_iteration() {
+    use crate::serve::{start_with, stop};
+    let fake: Shared = Arc::default();
+    let api = start_fake(fake.clone());
+    let (product, p) = watched_project("    github: octo-org/exchange\n");
+    let pipeline = p.read("pipelines/watched.yaml");
+    p.write(
+        "pipelines/watched.yaml",
+        &format!("{pipeline}continuous: true\n"),
+    );
+    let (child, _port, log) = start_with(
+        &p,
+        &[
+            ("GITHUB_TOKEN", "good-token"),
+            ("LOWTOUCH_GITHUB_API", &api),
+        ],
+    );
+    assert!(
+        crate::harness::wait_until(std::time::Duration::from_secs(60), || log
+            .lock()
+            .unwrap()
+            .matches("not posted again")
+            .count()
+            >= 2),
+        "{}",
+        log.lock().unwrap()
+    );
+    stop(child);
+    let f = fake.lock().unwrap();
+    assert_eq!(f.posts.len(), 1, "one verdict, posted once");
+    assert_eq!(f.posts[0].1, head(product.path()));
+    assert!(history(&p).len() >= 3);
+}
