@@ -117,18 +117,28 @@ impl Dechunker {
                         self.done = true;
                         return Ok(out);
                     }
-                    self.left = Some(size + 2);
+                    self.left = Some(size.checked_add(2).ok_or("a chunk size out of range")?);
                 }
                 Some(left) => {
                     if self.buf.is_empty() {
                         return Ok(out);
                     }
-                    let take = left.min(self.buf.len());
-                    let data_left = left.saturating_sub(2);
-                    let data = take.min(data_left);
-                    out.extend_from_slice(&self.buf[..data]);
-                    self.buf.drain(..take);
-                    self.left = Some(left - take).filter(|l| *l > 0);
+                    if left > 2 {
+                        // Data of the chunk.
+                        let data = (left - 2).min(self.buf.len());
+                        out.extend_from_slice(&self.buf[..data]);
+                        self.buf.drain(..data);
+                        self.left = Some(left - data);
+                    } else {
+                        // The CRLF that ends a chunk: checked, not skipped blindly.
+                        let expected = &b"\r\n"[2 - left..];
+                        let n = left.min(self.buf.len());
+                        if self.buf[..n] != expected[..n] {
+                            return Err("a chunk does not end with CRLF".into());
+                        }
+                        self.buf.drain(..n);
+                        self.left = Some(left - n).filter(|l| *l > 0);
+                    }
                 }
             }
         }
@@ -187,5 +197,13 @@ mod tests {
         let body: Vec<u8> = wire.iter().flat_map(|b| d.feed(&[*b]).unwrap()).collect();
         assert_eq!(body, b"hello, world");
         assert!(Dechunker::default().feed(b"zz\r\n").is_err());
+        assert!(
+            Dechunker::default().feed(b"3\r\nabcXY").is_err(),
+            "no CRLF after data"
+        );
+        assert!(
+            Dechunker::default().feed(b"ffffffffffffffff\r\n").is_err(),
+            "a size that overflows"
+        );
     }
 }

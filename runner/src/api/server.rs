@@ -127,8 +127,14 @@ impl Local {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
-        let listener = tokio::net::UnixListener::bind(path)
-            .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        // Created 0600 from the start (no moment in which others could connect), then
+        // set again in case the file system ignores the mask.
+        // SAFETY: umask has no preconditions; the old mask is put back right after.
+        let old_mask = unsafe { libc::umask(0o177) };
+        let bound = tokio::net::UnixListener::bind(path);
+        // SAFETY: as above.
+        unsafe { libc::umask(old_mask) };
+        let listener = bound.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;

@@ -209,8 +209,7 @@ pub fn cancel(cli: &Cli, args: &CancelArgs) -> Result<i32, CliError> {
     let project = cli.project()?;
     let store = Store::open(&cli.db_path(&project))?;
     if let Some(lease) = store.leases()?.into_iter().find(|l| l.run_id == args.run) {
-        if lease.pid == std::process::id() {
-            crate::execute::interrupt::cancel();
+        if lease.pid == std::process::id() && crate::execute::interrupt::cancel(&lease.run_id) {
             crate::outln!(
                 "cancelling run {} ({} on {}): its step is stopped, teardown runs, it is stored as interrupted",
                 lease.run_id,
@@ -219,10 +218,12 @@ pub fn cancel(cli: &Cli, args: &CancelArgs) -> Result<i32, CliError> {
             );
             return Ok(0);
         }
-        return Err(CliError::infra(format!(
-            "run {} belongs to process {}; stop it there (Ctrl-C, or kill -TERM {})",
-            args.run, lease.pid, lease.pid
-        )));
+        if lease.pid != std::process::id() {
+            return Err(CliError::infra(format!(
+                "run {} belongs to process {}; stop it there (Ctrl-C, or kill -TERM {})",
+                args.run, lease.pid, lease.pid
+            )));
+        }
     }
     match store.run(&args.run)? {
         Some(run) => {

@@ -280,7 +280,8 @@ pub fn post_verdicts(cli: &Cli, project: &Path, p: &Pipeline) {
         return;
     };
     drop(store);
-    if !run.pipelines.contains(&p.name) {
+    // An interrupted run (Ctrl-C, cancelled, pre-empted) has no verdict to report.
+    if !run.pipelines.contains(&p.name) || run.status == crate::store::Status::Interrupted {
         return;
     }
     for repo in targets {

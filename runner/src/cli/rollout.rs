@@ -234,6 +234,7 @@ fn smoke(
             detail: Detail::Scenarios,
             overrides: set.to_vec(),
             config_commits: commits,
+            preemptible: false,
         },
         &junit,
     )

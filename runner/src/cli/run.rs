@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// What the change that started it asks for; `None`: everything (a person's run).
     #[arg(skip)]
     pub action: Option<crate::watch::Action>,
+    /// A continuous iteration: a new candidate or a person's run stops it at the next
+    /// scenario boundary.
+    #[arg(skip)]
+    pub preemptible: bool,
 }
 
 impl RunArgs {
@@ -75,6 +79,7 @@ impl RunArgs {
             scheduled: true,
             candidate: None,
             action: None,
+            preemptible: false,
         }
     }
 }
@@ -92,16 +97,39 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
     let pending_revision = revision::detect(&project);
     let tools: Vec<PathBuf> = args.tools.iter().map(|t| absolute(&project, t)).collect();
     let pipelines = select(&project, args)?;
+    // The server leaves a pipeline alone in its maintenance window or on a paused or
+    // locked environment — decided before anything is fetched, written out or rendered.
+    let early_store = if args.scheduled {
+        let store = Store::open(&cli.db_path(&project))?;
+        for p in &pipelines {
+            if let Some(w) = p.in_maintenance(&chrono::Utc::now()) {
+                crate::errln!(
+                    "skipped {}: in its maintenance window ({})",
+                    p.name,
+                    w.start.pattern
+                );
+                return Ok(exit::OK);
+            }
+            if let Some(hold) = store.control(&p.environment)?.hold() {
+                crate::errln!(
+                    "skipped {}: environment {} is {hold}",
+                    p.name,
+                    p.environment
+                );
+                return Ok(exit::OK);
+            }
+        }
+        Some(store)
+    } else {
+        None
+    };
     let mut plans = Vec::new();
     let mut findings = Vec::new();
     for p in pipelines {
         let candidate = candidate_for(&project, &p, args)?;
-        let deploy = candidate
-            .as_ref()
-            .is_none_or(|c| needs_deploy(&project, &p, c, args.action));
         match Plan::for_candidate(p, &project, &tools, &args.set, candidate) {
             Ok(mut plan) => {
-                plan.deploy = deploy;
+                plan.deploy = needs_deploy(&project, &plan, args);
                 plans.push(plan)
             }
             Err(mut f) => findings.append(&mut f),
@@ -111,27 +139,12 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         return Err(CliError::Findings(findings));
     }
 
-    let store = Store::open(&cli.db_path(&project))?;
+    let store = match early_store {
+        Some(s) => s,
+        None => Store::open(&cli.db_path(&project))?,
+    };
     for plan in &plans {
-        if args.scheduled
-            && let Some(w) = plan.pipeline.in_maintenance(&chrono::Utc::now())
-        {
-            crate::errln!(
-                "skipped {}: in its maintenance window ({})",
-                plan.pipeline.name,
-                w.start.pattern
-            );
-            return Ok(exit::OK);
-        }
         if let Some(hold) = store.control(&plan.env.name)?.hold() {
-            if args.scheduled {
-                crate::errln!(
-                    "skipped {}: environment {} is {hold}",
-                    plan.pipeline.name,
-                    plan.env.name
-                );
-                return Ok(exit::OK);
-            }
             crate::errln!(
                 "note: environment {} is {hold}; running because you asked",
                 plan.env.name
@@ -175,6 +188,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         }
     }
     let config_commits = apply_configs(cli, &project, &plans, &revision)?;
+    forget_deployed(&project, &plans);
     let detail = if args.verbose || args.scenario.is_some() {
         Detail::Steps
     } else {
@@ -190,6 +204,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
             detail,
             overrides: args.set.clone(),
             config_commits,
+            preemptible: args.preemptible,
         },
         &junit_path,
     )?;
@@ -248,6 +263,21 @@ fn candidate_for(
             c
         }
     };
+    if let Some(missing) = pipeline
+        .repositories
+        .iter()
+        .find(|r| !candidate.repos.iter().any(|c| c.name == r.name))
+    {
+        let follow: Vec<&str> = missing.follow.iter().map(|f| f.as_str()).collect();
+        return Err(CliError::input(format!(
+            "pipeline {}: repository `{}` ({}) has no branch or tag matching follow: [{}]; \
+             nothing of it to test (push one, or fix `follow:`)",
+            pipeline.name,
+            missing.name,
+            missing.url,
+            follow.join(", ")
+        )));
+    }
     if !pipeline.deploy.is_empty() || !pipeline.variables.is_empty() {
         let root = execute::run::state_dir(project)
             .join("worktrees")
@@ -262,27 +292,24 @@ fn candidate_for(
     Ok(Some(candidate))
 }
 
-/// Whether a pipeline's deploy stage must run for `candidate`: always for a product
-/// change or a person's run; for a tools or data change only when the product commits
-/// differ from the ones last deployed.
-fn needs_deploy(
-    project: &Path,
-    pipeline: &Pipeline,
-    candidate: &crate::watch::Candidate,
-    action: Option<crate::watch::Action>,
-) -> bool {
-    use crate::watch::{Action, Role};
-    if pipeline.deploy.is_empty() {
+/// Whether a plan's deploy stage must run: always for a product change and a person's
+/// run; for a tools or data change, or a run by the clock or the 24/7 loop, only when
+/// what was last deployed differs ([`deploy_key`]).
+fn needs_deploy(project: &Path, plan: &Plan, args: &RunArgs) -> bool {
+    use crate::watch::Action;
+    if plan.pipeline.deploy.is_empty() {
         return true;
     }
-    if !matches!(
-        action,
-        Some(Action::RerunScenarios | Action::RegenerateData)
-    ) {
+    let may_skip = match args.action {
+        Some(Action::RunPipeline) => false,
+        Some(Action::RerunScenarios | Action::RegenerateData | Action::Nothing) => true,
+        None => args.scheduled,
+    };
+    if !may_skip {
         return true;
     }
-    let deployed = std::fs::read_to_string(deployed_marker(project, &pipeline.name)).ok();
-    deployed.as_deref() != Some(product_commits(candidate, Role::Product).as_str())
+    let deployed = std::fs::read_to_string(deployed_marker(project, &plan.pipeline.name)).ok();
+    deployed.as_deref() != Some(deploy_key(plan).as_str())
 }
 
 fn deployed_marker(project: &Path, pipeline: &str) -> PathBuf {
@@ -291,36 +318,61 @@ fn deployed_marker(project: &Path, pipeline: &str) -> PathBuf {
         .join(format!("{pipeline}.deployed"))
 }
 
-fn product_commits(candidate: &crate::watch::Candidate, role: crate::watch::Role) -> String {
-    candidate
-        .repos
-        .iter()
-        .filter(|c| c.role == role)
-        .map(|c| format!("{} {}\n", c.name, c.commit))
-        .collect()
+/// What a deploy put in place: the environment, the deploy steps and the environment's
+/// definition (its aliases build and install), and the product commits.
+fn deploy_key(plan: &Plan) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for line in &plan.pipeline.deploy {
+        hash.update(line.text.as_bytes());
+        hash.update(b"\n");
+    }
+    hash.update(plan.env.file.text.as_bytes());
+    let mut key = format!(
+        "environment {}\ndeploy {}\n",
+        plan.env.name,
+        hex::encode(hash.finalize())
+    );
+    if let Some(c) = &plan.candidate {
+        for r in c
+            .repos
+            .iter()
+            .filter(|r| r.role == crate::watch::Role::Product)
+        {
+            key.push_str(&format!("{} {}\n", r.name, r.commit));
+        }
+    }
+    key
 }
 
-/// After a run: remembers which product commits a pipeline's deploy stage deployed.
+/// Before the runs: a deploy about to run invalidates the record of the last one (a
+/// crash half-way leaves nothing claiming the old deploy is intact).
+fn forget_deployed(project: &Path, plans: &[Plan]) {
+    for plan in plans {
+        if plan.deploy && !plan.pipeline.deploy.is_empty() {
+            let _ = std::fs::remove_file(deployed_marker(project, &plan.pipeline.name));
+        }
+    }
+}
+
+/// After the runs: remembers what each pipeline's passed deploy stage put in place.
 fn record_deployed(project: &Path, stored: &StoredRun, plans: &[Plan]) {
     use crate::store::ScenarioKind;
     for plan in plans {
-        let Some(candidate) = &plan.candidate else {
-            continue;
-        };
         if plan.pipeline.deploy.is_empty() || !plan.deploy {
             continue;
         }
         let deployed = stored.scenarios.iter().any(|(sc, _)| {
-            sc.kind == ScenarioKind::Hook && sc.name == "deploy" && sc.status == Status::Passed
+            sc.kind == ScenarioKind::Hook
+                && sc.name == "deploy"
+                && sc.pipeline == plan.pipeline.name
+                && sc.status == Status::Passed
         });
-        let marker = deployed_marker(project, &plan.pipeline.name);
         if deployed {
             let _ = std::fs::write(
-                &marker,
-                product_commits(candidate, crate::watch::Role::Product),
+                deployed_marker(project, &plan.pipeline.name),
+                deploy_key(plan),
             );
-        } else {
-            let _ = std::fs::remove_file(&marker);
         }
     }
 }
@@ -334,6 +386,8 @@ pub struct Execution<'a> {
     pub detail: Detail,
     pub overrides: Vec<(String, String)>,
     pub config_commits: std::collections::BTreeMap<String, String>,
+    /// Whether a new candidate may stop it at a scenario boundary (continuous runs).
+    pub preemptible: bool,
 }
 
 /// Runs the plans with the store and the terminal listening, then writes JUnit from the
@@ -367,6 +421,7 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         revision: x.revision.clone(),
         overrides: x.overrides.clone(),
         config_commits: x.config_commits.clone(),
+        preemptible: x.preemptible,
     };
     // One environment never runs two pipelines at once.
     let envs: std::collections::BTreeSet<&str> =

@@ -149,7 +149,6 @@ async fn run_server(
             break;
         }
         interrupt::clear_preemption();
-        interrupt::clear_cancel();
         let now = chrono::Utc::now();
         let served = served(&project, &args.pipelines);
         let ran = if let Some(name) = reason
@@ -190,7 +189,7 @@ async fn run_server(
             .collect();
         if ran == 0 && !continuous.is_empty() && woken.is_empty() {
             for name in continuous {
-                if interrupt::requested() || interrupt::preempted() {
+                if interrupt::shutdown() || interrupt::preempted() {
                     break;
                 }
                 crate::errln!("run {name} (continuous)");
@@ -198,7 +197,10 @@ async fn run_server(
                 let (c, p) = (cli.clone(), project.clone());
                 report(
                     tokio::task::spawn_blocking(move || {
-                        let ran = run(&c, &RunArgs::pipelines(vec![name.clone()])).map(|_| 1);
+                        // The one kind of run a new candidate or a person's run pre-empts.
+                        let mut args = RunArgs::pipelines(vec![name.clone()]);
+                        args.preemptible = true;
+                        let ran = run(&c, &args).map(|_| 1);
                         post_after(&c, &p, &name);
                         ran
                     })
@@ -239,7 +241,7 @@ async fn run_server(
             reason = tokio::select! {
                 Some(r) = api_runs.recv() => {
                     waiting.push_back(r);
-                    continue;
+                    "after a run asked through the local API".to_string()
                 }
                 _ = tokio::time::sleep(args.poll_interval) => "schedule".to_string(),
                 _ = tokio::time::sleep(until_cron) => match next_cron {
@@ -255,6 +257,8 @@ async fn run_server(
             reason = format!("{reason}; {more}");
         }
     }
+    // Requests from now on are told the server is stopping; those waiting are answered.
+    api_runs.close();
     while let Ok(r) = api_runs.try_recv() {
         waiting.push_back(r);
     }
@@ -410,7 +414,7 @@ async fn run_for_client(r: ApiRun) {
         }
     });
     interrupt::clear_preemption();
-    interrupt::clear_cancel();
+    let db = r.cli.db.clone().unwrap_or_default();
     let sink = r.sink.clone();
     let watch = {
         let sink = sink.clone();
@@ -418,7 +422,14 @@ async fn run_for_client(r: ApiRun) {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 if sink.gone() {
-                    interrupt::cancel();
+                    // Whatever run this client's command is running now.
+                    if let Some(lease) = crate::store::Store::open(&db)
+                        .ok()
+                        .and_then(|s| s.leases().ok())
+                        .and_then(|l| l.into_iter().find(|l| l.pid == std::process::id()))
+                    {
+                        interrupt::cancel(&lease.run_id);
+                    }
                     break;
                 }
             }
@@ -433,7 +444,6 @@ async fn run_for_client(r: ApiRun) {
     })
     .await;
     watch.abort();
-    interrupt::clear_cancel();
     if let Err(e) = done {
         r.sink
             .write(Stream::Err, &format!("the run panicked: {e}\n"));

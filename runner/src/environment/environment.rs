@@ -14,6 +14,16 @@ use crate::scenario::{self, Scenario};
 use crate::source::{Finding, SourceFile, locate_key, locate_value};
 
 /// Variables every environment string may use besides the environment's own.
+/// lowtouch's own credentials: never handed to a step, a component or a plugin (a deploy
+/// stage builds candidate code, whose build scripts run with the step's environment), and
+/// masked if their values show up in output anyway.
+pub const OWN_CREDENTIALS: &[&str] = &[
+    "GITHUB_TOKEN",
+    "LOWTOUCH_GIT_TOKEN",
+    "LOWTOUCH_WEBHOOK_SECRET",
+    "LOWTOUCH_GITHUB_APP_KEY",
+];
+
 pub const BUILTIN_VARS: &[&str] = &["lowtouch", "project_dir", "env", "env_dir", "run_id"];
 /// Variables scenarios may use besides the environment's own (the run's context).
 pub const CONTEXT_VARS: &[&str] = &[
@@ -469,6 +479,7 @@ impl Environment {
                 Secret::Env(var) => Some(var.clone()),
                 Secret::File(_) => None,
             })
+            .chain(OWN_CREDENTIALS.iter().map(|v| v.to_string()))
             .collect()
     }
 
@@ -481,6 +492,10 @@ impl Environment {
                 let value = s.resolve().ok()?;
                 (!value.is_empty()).then(|| (value, super::render::placeholder(name)))
             })
+            .chain(OWN_CREDENTIALS.iter().filter_map(|var| {
+                let value = std::env::var(var).ok().filter(|v| v.len() >= 4)?;
+                Some((value, format!("<{var}>")))
+            }))
             .collect()
     }
 

@@ -146,13 +146,15 @@ impl Host for StepHost<'_> {
         self.last_seq = step.seq;
         let seq = self.seq_base + step.seq;
         let line = self.line_base + step.line - 1;
+        // What is shown and stored: a secret's value never, whatever wrote it there.
+        let shown_args: Vec<String> = step.args.iter().map(|a| self.ctx.mask(a.clone())).collect();
         self.ctx.events.emit(&RunEvent::StepStarted {
             scenario: self.scenario,
             scenario_index: self.scenario_index,
             seq,
             line,
             command: step.name,
-            args: &step.args,
+            args: &shown_args,
         });
         let ctx = self.ctx;
         let exec = self.dispatch(
@@ -185,7 +187,7 @@ impl Host for StepHost<'_> {
             seq,
             line,
             command: step.name.to_string(),
-            args: step.args.clone(),
+            args: shown_args,
             resolved: exec.resolved.to_string(),
             status: exec.status,
             stdout: exec.stdout.text.clone(),

@@ -66,14 +66,38 @@ pub fn cancelled() -> bool {
     CANCEL.load(Ordering::SeqCst) && !shutdown()
 }
 
-/// Stops the run in progress as Ctrl-C would, without stopping the process.
-pub fn cancel() {
+/// The run this process is executing, if any: what [`cancel`] may stop.
+static CURRENT_RUN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// A run starts: a cancellation meant for an earlier one does not reach it.
+pub fn begin_run(run_id: &str) {
+    let mut current = CURRENT_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    *current = Some(run_id.to_string());
+    clear_cancel();
+}
+
+/// The run is over: a cancellation that came too late is forgotten.
+pub fn end_run() {
+    let mut current = CURRENT_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    *current = None;
+    clear_cancel();
+}
+
+/// Stops run `run_id` as Ctrl-C would, without stopping the process. False when this
+/// process is not running it (any more).
+pub fn cancel(run_id: &str) -> bool {
     install();
+    // Under the lock: the run cannot end between the check and the flag.
+    let current = CURRENT_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    if current.as_deref() != Some(run_id) {
+        return false;
+    }
     CANCEL.store(true, Ordering::SeqCst);
     if let Some(Some(s)) = STATE.get() {
         use std::io::Write;
         let _ = (&s.cancel_write).write(&[1]);
     }
+    true
 }
 
 /// Forgets a cancellation once its run is over, so the next run starts clean.

@@ -26,6 +26,8 @@ pub struct RunSettings<'a> {
     pub overrides: Vec<(String, String)>,
     /// The config-history commit each environment runs against.
     pub config_commits: std::collections::BTreeMap<String, String>,
+    /// Whether a new candidate may stop it at a scenario boundary (continuous runs).
+    pub preemptible: bool,
 }
 
 /// Runs the plans one after another and returns the finished run record.
@@ -56,6 +58,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
             .flat_map(|c| c.commits())
             .collect(),
     };
+    interrupt::begin_run(&run.id);
     events.emit(&RunEvent::RunStarted(&run));
     let index = AtomicU32::new(0);
     let mut hooks_failed = false;
@@ -72,7 +75,8 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
             }
         }
     }
-    run.status = if interrupt::requested() {
+    let preempted = settings.preemptible && interrupt::preempted() && run.skipped > 0;
+    run.status = if interrupt::requested() || preempted {
         Status::Interrupted
     } else if run.failed > 0 || hooks_failed {
         Status::Failed
@@ -81,7 +85,10 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
     };
     if interrupt::cancelled() {
         run.note = Some("cancelled (`lowtouch cancel`)".into());
+    } else if preempted && !interrupt::requested() {
+        run.note = Some("pre-empted by a new candidate or a requested run".into());
     }
+    interrupt::end_run();
     run.finished_at = Some(clock::now());
     run.duration_ms = started.elapsed().as_millis() as u64;
     events.emit(&RunEvent::RunFinished(&run));
@@ -161,7 +168,8 @@ fn run_plan(
     let setup_failed = deploy_failed || setup.as_ref().is_some_and(|r| r.status != Status::Passed);
     results.extend(setup);
     for group in &plan.pipeline.groups {
-        if setup_failed || interrupt::requested() || interrupt::preempted() {
+        let preempted = settings.preemptible && interrupt::preempted();
+        if setup_failed || interrupt::requested() || preempted {
             let why = if deploy_failed {
                 "deploy failed"
             } else if setup_failed {

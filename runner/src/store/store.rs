@@ -45,6 +45,8 @@ pub struct Store {
     pub(super) statuses: sled::Tree,
     /// Runs found unfinished at open and marked crashed.
     pub recovered: Vec<String>,
+    /// A handle onto the pinned store: dropping it closes nothing.
+    shared: bool,
 }
 
 /// The store a long-running process keeps open (`lowtouch serve`), shared by everything
@@ -55,7 +57,9 @@ impl Store {
     /// Keeps this store open for the life of the process: every later [`Store::open`] of
     /// the same path in this process shares it instead of opening the files again.
     pub fn pin(&self) {
-        *PINNED.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.clone());
+        let mut pinned = self.clone();
+        pinned.shared = true;
+        *PINNED.lock().unwrap_or_else(|e| e.into_inner()) = Some(pinned);
     }
 
     /// Opens (creating if needed) the store and marks runs a dead process left unfinished.
@@ -65,6 +69,7 @@ impl Store {
         {
             let mut shared = pinned.clone();
             shared.recovered.clear();
+            shared.shared = true;
             return Ok(shared);
         }
         if let Some(parent) = path.parent() {
@@ -104,6 +109,7 @@ impl Store {
             db,
             path: path.to_path_buf(),
             recovered: Vec::new(),
+            shared: false,
         };
         store.recover()?;
         store.release_stale_leases()?;
@@ -260,7 +266,9 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.db.flush();
-        let _ = std::fs::remove_file(owner_path(&self.path));
+        if !self.shared {
+            let _ = std::fs::remove_file(owner_path(&self.path));
+        }
     }
 }
 

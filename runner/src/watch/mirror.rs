@@ -64,8 +64,9 @@ fn install_tls_provider() {
 }
 
 /// Answers an https remote's request for credentials with `LOWTOUCH_GIT_TOKEN`; never
-/// prompts, and never sends the token over plain http.
+/// prompts, and never sends the token over plain http or to another host (a redirect).
 fn token_credentials(
+    remote: &str,
     action: gix::credentials::helper::Action,
 ) -> Result<Option<gix::credentials::protocol::Outcome>, gix::Error> {
     use gix::credentials::helper::Action;
@@ -75,8 +76,9 @@ fn token_credentials(
     let token = std::env::var("LOWTOUCH_GIT_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
-    match (token, ctx.protocol.as_deref()) {
-        (Some(password), Some("https")) => Ok(Some(gix::credentials::protocol::Outcome {
+    let asking = ctx.url.as_ref().map(|u| u.to_string()).unwrap_or_default();
+    match token_for(&asking, remote, token) {
+        Some(password) => Ok(Some(gix::credentials::protocol::Outcome {
             identity: gix::sec::identity::Account {
                 username: "x-access-token".into(),
                 password,
@@ -84,8 +86,21 @@ fn token_credentials(
             },
             next: ctx.into(),
         })),
-        _ => Ok(None),
+        None => Ok(None),
     }
+}
+
+/// The token to answer a credential request for `asking` (the URL the transport is at)
+/// when fetching `remote`: only over https, only to the remote's own host.
+fn token_for(asking: &str, remote: &str, token: Option<String>) -> Option<String> {
+    let https_host = |url: &str| {
+        let parsed = gix::url::parse(gix::bstr::BStr::new(url)).ok()?;
+        (parsed.scheme == gix::url::Scheme::Https)
+            .then(|| parsed.host().map(|h| (h.to_ascii_lowercase(), parsed.port)))
+            .flatten()
+    };
+    let (asked, ours) = (https_host(asking)?, https_host(remote)?);
+    (asked == ours).then_some(token).flatten()
 }
 
 /// A bare mirror of one remote repository.
@@ -194,7 +209,7 @@ impl Mirror {
         let connection = remote
             .connect(gix::remote::Direction::Fetch)
             .map_err(unreachable)?
-            .with_credentials(token_credentials);
+            .with_credentials(|action| token_credentials(&self.url, action));
         let prepare = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(unreachable)?;
@@ -343,8 +358,17 @@ impl Mirror {
             // Links are made last, so no later write can go through one (a crafted tree
             // with a link `a` and a file `a/x` must not write outside `dest`).
             let mut links = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for entry in &recorder.records {
                 let rel = entry.filepath.to_string();
+                if !seen.insert(rel.clone()) {
+                    // Two entries of one name: a tree git would reject (fsck).
+                    return Err(WatchError::Repository {
+                        dir: self.dir.clone(),
+                        what: format!("the tree of {hex}"),
+                        message: format!("`{rel}` appears twice; not writing it out"),
+                    });
+                }
                 if rel.split('/').any(|p| p == ".." || p == ".git") || rel.starts_with('/') {
                     // A tree git itself would refuse to check out.
                     continue;
@@ -522,6 +546,45 @@ mod tests {
         assert!(leaky.contains("LOWTOUCH_GIT_TOKEN"), "{leaky}");
         assert!(url_support("ssh://host/r").is_err());
         assert!(url_support("git@github.com:o/r.git").is_err());
+    }
+
+    #[test]
+    fn the_token_goes_to_the_remotes_own_https_host_only() {
+        let t = || Some("s3cret".to_string());
+        let remote = "https://git.example.com/o/r.git";
+        assert_eq!(
+            token_for("https://git.example.com/o/r.git/info/refs", remote, t()),
+            t()
+        );
+        assert_eq!(
+            token_for("https://GIT.example.com/o/r.git", remote, t()),
+            t()
+        );
+        assert_eq!(
+            token_for("https://evil.example.net/r.git", remote, t()),
+            None
+        );
+        assert_eq!(
+            token_for("http://git.example.com/o/r.git", remote, t()),
+            None
+        );
+        assert_eq!(
+            token_for("https://git.example.com:8443/o/r.git", remote, t()),
+            None
+        );
+        assert_eq!(
+            token_for(
+                "http://git.example.com/o/r.git",
+                "http://git.example.com/o/r.git",
+                t()
+            ),
+            None,
+            "never over plain http"
+        );
+        assert_eq!(
+            token_for("https://git.example.com/o/r.git", remote, None),
+            None
+        );
     }
 
     #[test]

@@ -164,3 +164,24 @@ fn a_deploy_stage_is_checked_like_any_hook() {
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(text.contains("a deploy stage needs a candidate"), "{text}");
 }
+
+#[test]
+fn lowtouchs_own_credentials_never_reach_a_step() {
+    let p = Project::empty();
+    p.write(
+        "environments/local.yaml",
+        "aliases:\n  show:\n    run: [sh, -c, 'echo \"token=${GITHUB_TOKEN:-none} git=${LOWTOUCH_GIT_TOKEN:-none}\"']\n  leak:\n    run: [echo]\n",
+    );
+    p.write("pipelines/s.scn", "show\nleak ghp_0123456789abcdef\n");
+    let out = p
+        .lowtouch(&["run", "--scenario", "pipelines/s.scn"])
+        .env("GITHUB_TOKEN", "ghp_0123456789abcdef")
+        .env("LOWTOUCH_GIT_TOKEN", "glpat-abcdefgh")
+        .output()
+        .expect_code(0);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("token=none git=none"), "{text}");
+    // A value that shows up anyway (here: typed into the scenario) is masked.
+    assert!(!text.contains("ghp_0123456789abcdef"), "{text}");
+    assert!(text.contains("<GITHUB_TOKEN>"), "{text}");
+}
