@@ -24,6 +24,7 @@ pub mod environment;
 pub mod event;
 pub mod execute;
 pub mod github;
+pub mod monitor;
 pub mod pipeline;
 pub mod report;
 pub mod revision;
