@@ -25,6 +25,7 @@ pub mod event;
 pub mod execute;
 pub mod github;
 pub mod monitor;
+pub mod net;
 pub mod pipeline;
 pub mod report;
 pub mod revision;

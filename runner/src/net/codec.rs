@@ -1,0 +1,294 @@
+//! The wire format between the router and its daemons: length-prefixed, versioned frames
+//! carrying one [`Message`] each. Pure (bytes in, messages out), so it is tested and
+//! fuzzed without a socket.
+//!
+//! ```text
+//! frame   = length:u32 BE | version:u8 | body
+//! length  = 1 + len(body)            (the version byte and the body, at most MAX_FRAME)
+//! body    = one Message, JSON
+//! ```
+//!
+//! A frame that is too long, has another version, or whose body is not a message is an
+//! error of that connection only: the decoder says why, the connection is closed, the
+//! rest of the network goes on.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// The largest frame accepted (length field), 1 MiB: a batch of events fits many times.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Everything router and daemon say to each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Message {
+    /// Daemon → router, first: who it is, and a nonce of its own (mutual authentication).
+    /// `boot` is new each time the daemon process starts: its sequence numbers start
+    /// again at 1 then, and the router must not take them for repeats.
+    Hello {
+        daemon: String,
+        environment: String,
+        boot: String,
+        nonce: String,
+    },
+    /// Router → daemon: prove you hold the secret; the router's proof that it does too;
+    /// the router's clock when it sent this (µs since the epoch).
+    Challenge {
+        nonce: String,
+        proof: String,
+        server_time_us: i64,
+    },
+    /// Daemon → router: its proof; its clock when it received the challenge and when it
+    /// answered (the first clock-offset sample).
+    Auth {
+        proof: String,
+        received_us: i64,
+        sent_us: i64,
+    },
+    /// Router → daemon: accepted.
+    Welcome { session: String },
+    /// Router → daemon: refused, and why (then the connection closes).
+    Refused { reason: String },
+    /// Either side: are you there? With the sender's clock.
+    Ping { seq: u64, sent_us: i64 },
+    /// The answer, with the answerer's clock when it got the ping and when it answered.
+    Pong {
+        seq: u64,
+        ping_sent_us: i64,
+        received_us: i64,
+        sent_us: i64,
+    },
+    /// Daemon → router: observations, numbered so a reconnect resends without doubles.
+    Observations {
+        first_seq: u64,
+        items: Vec<Observation>,
+    },
+    /// Router → daemon: every observation up to `seq` is stored.
+    Ack { seq: u64 },
+    /// The daemon could not keep everything while disconnected: how much it dropped.
+    Dropped { count: u64 },
+    /// Router → daemon: run a command.
+    Command { id: u64, command: Command },
+    /// Daemon → router: what came of it.
+    Outcome {
+        id: u64,
+        status: i32,
+        stdout: String,
+        stderr: String,
+        /// Set when the daemon refused or could not run the command.
+        error: Option<String>,
+    },
+}
+
+/// One thing a daemon saw, on its own clock (the router moves it onto its timeline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum Observation {
+    /// An event: a state change from a log rule, a process that crashed…
+    Event {
+        at_us: i64,
+        source: String,
+        name: String,
+        value: String,
+    },
+    /// A metric sample.
+    Metric {
+        at_us: i64,
+        source: String,
+        name: String,
+        value: f64,
+    },
+}
+
+/// What a router may ask a daemon to do. The daemon checks each against what its
+/// configuration allows before doing anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "c", rename_all = "snake_case")]
+pub enum Command {
+    Kill {
+        component: String,
+        signal: i32,
+    },
+    Start {
+        component: String,
+    },
+    Stop {
+        component: String,
+    },
+    Restart {
+        component: String,
+    },
+    /// An alias or plugin assigned to this host, with its arguments (never a shell line).
+    Run {
+        name: String,
+        args: Vec<String>,
+    },
+}
+
+/// Why a connection's bytes cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("a frame of {0} bytes is over the limit of {MAX_FRAME}")]
+    TooLong(usize),
+    #[error("an empty frame")]
+    Empty,
+    #[error("protocol version {0}; this build speaks {VERSION}")]
+    Version(u8),
+    #[error("not a message: {0}")]
+    Malformed(String),
+}
+
+/// One message as a frame.
+pub fn encode(message: &Message) -> Vec<u8> {
+    let body = serde_json::to_vec(message).unwrap_or_default();
+    let mut frame = Vec::with_capacity(5 + body.len());
+    frame.extend_from_slice(&((body.len() + 1) as u32).to_be_bytes());
+    frame.push(VERSION);
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Reads frames out of a byte stream as it arrives.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+}
+
+impl Decoder {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole message, `Ok(None)` when more bytes are needed. After an error the
+    /// connection is done: the decoder's state is not meant to be used again.
+    pub fn next_message(&mut self) -> Result<Option<Message>, CodecError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > MAX_FRAME {
+            return Err(CodecError::TooLong(len));
+        }
+        if len == 0 {
+            return Err(CodecError::Empty);
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let version = self.buf[4];
+        if version != VERSION {
+            return Err(CodecError::Version(version));
+        }
+        let parsed = serde_json::from_slice::<Message>(&self.buf[5..4 + len])
+            .map_err(|e| CodecError::Malformed(e.to_string()));
+        self.buf.drain(..4 + len);
+        parsed.map(Some)
+    }
+
+    /// Bytes received but not yet a whole frame.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Vec<Message> {
+        vec![
+            Message::Hello {
+                daemon: "matching".into(),
+                environment: "local".into(),
+                boot: "b1".into(),
+                nonce: "00ff".into(),
+            },
+            Message::Observations {
+                first_seq: 7,
+                items: vec![
+                    Observation::Event {
+                        at_us: 1,
+                        source: "MatchingEnginePrimary".into(),
+                        name: "state".into(),
+                        value: "READY".into(),
+                    },
+                    Observation::Metric {
+                        at_us: 2,
+                        source: "MatchingEnginePrimary".into(),
+                        name: "internal_latency_us".into(),
+                        value: 12.5,
+                    },
+                ],
+            },
+            Message::Command {
+                id: 3,
+                command: Command::Kill {
+                    component: "MatchingEnginePrimary".into(),
+                    signal: 9,
+                },
+            },
+            Message::Ack { seq: u64::MAX },
+        ]
+    }
+
+    #[test]
+    fn messages_round_trip_through_frames_split_anywhere() {
+        let wire: Vec<u8> = sample().iter().flat_map(encode).collect();
+        for split in 0..wire.len() {
+            let mut d = Decoder::default();
+            let mut got = Vec::new();
+            d.feed(&wire[..split]);
+            while let Some(m) = d.next_message().unwrap() {
+                got.push(m);
+            }
+            d.feed(&wire[split..]);
+            while let Some(m) = d.next_message().unwrap() {
+                got.push(m);
+            }
+            assert_eq!(got, sample(), "split at {split}");
+            assert_eq!(d.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn bad_frames_say_why() {
+        let mut d = Decoder::default();
+        d.feed(&((MAX_FRAME + 1) as u32).to_be_bytes());
+        assert_eq!(d.next_message(), Err(CodecError::TooLong(MAX_FRAME + 1)));
+
+        let mut frame = encode(&Message::Ack { seq: 1 });
+        frame[4] = 9;
+        let mut d = Decoder::default();
+        d.feed(&frame);
+        assert_eq!(d.next_message(), Err(CodecError::Version(9)));
+
+        let mut d = Decoder::default();
+        d.feed(&[0, 0, 0, 3, VERSION, b'{', b'}']);
+        assert!(matches!(d.next_message(), Err(CodecError::Malformed(_))));
+
+        let mut d = Decoder::default();
+        d.feed(&[0, 0, 0, 0]);
+        assert_eq!(d.next_message(), Err(CodecError::Empty));
+    }
+
+    proptest! {
+        /// Whatever arrives, the decoder answers without panicking, and never holds more
+        /// than one frame's worth of bytes it has not judged.
+        #[test]
+        fn any_bytes_are_judged_without_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
+            let mut d = Decoder::default();
+            'outer: for c in &chunks {
+                d.feed(c);
+                loop {
+                    match d.next_message() {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => break 'outer,
+                    }
+                }
+            }
+        }
+    }
+}
