@@ -20,6 +20,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod console;
+pub mod daemon;
 pub mod environment;
 pub mod event;
 pub mod execute;

@@ -48,6 +48,9 @@ pub enum Message {
     },
     /// Router → daemon: accepted.
     Welcome { session: String },
+    /// Router → daemon, after `Welcome` and whenever the environment changes: what to
+    /// watch and what it may do — its part of the environment, rendered for its host.
+    Configure(DaemonConfig),
     /// Router → daemon: refused, and why (then the connection closes).
     Refused { reason: String },
     /// Either side: are you there? With the sender's clock.
@@ -99,6 +102,42 @@ pub enum Observation {
         name: String,
         value: f64,
     },
+}
+
+/// A daemon's part of an environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonConfig {
+    /// How often system and process metrics are sampled.
+    pub interval_ms: u64,
+    /// `system`, `process`, `log`.
+    pub collectors: Vec<String>,
+    /// Components on this host: where their pid and their log are.
+    pub components: Vec<ComponentWatch>,
+    /// Commands (aliases, plugins) this daemon may run, besides component control: each
+    /// resolved to its program and fixed arguments; the step's arguments are appended.
+    pub commands: Vec<CommandSpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandSpec {
+    pub name: String,
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentWatch {
+    pub name: String,
+    /// The file holding its pid (written by whoever starts it).
+    pub pid_file: Option<String>,
+    pub log: Option<String>,
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleConfig {
+    pub pattern: String,
+    pub event: Option<String>,
+    pub metric: Option<String>,
 }
 
 /// What a router may ask a daemon to do. The daemon checks each against what its

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod codec;
 pub mod outbox;
+pub mod router;
 pub mod timeline;
 
 pub use codec::{Command, Decoder, Message, Observation};

@@ -13,6 +13,22 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// An exchange the router started: it sent at `a` and got the answer at `d` (its
+    /// clock); the daemon got it at `b` and answered at `c` (the daemon's clock). Stored
+    /// as the equivalent daemon-started exchange, so [`Sample::offset`] and
+    /// [`Sample::delay`] mean the same either way.
+    pub fn router_initiated(a: i64, b: i64, c: i64, d: i64) -> Sample {
+        let offset = ((a - b) + (d - c)) / 2;
+        let delay = (d - a) - (c - b);
+        let at = b + offset + delay / 2;
+        Sample {
+            t0: b,
+            t1: at,
+            t2: at,
+            t3: b + delay,
+        }
+    }
+
     /// How far the router's clock is ahead of the daemon's.
     pub fn offset(&self) -> i64 {
         ((self.t1 - self.t0) + (self.t2 - self.t3)) / 2
@@ -79,6 +95,14 @@ mod tests {
         let mut c = Clock::default();
         c.add(s);
         assert_eq!(c.to_router(5_000_000), 4_000_000);
+    }
+
+    #[test]
+    fn an_exchange_the_router_started_gives_the_same_offset() {
+        // Daemon 1 s ahead, 100 µs each way, the daemon answers in 20 µs.
+        let s = Sample::router_initiated(1_000, 1_001_100, 1_001_120, 1_220);
+        assert_eq!(s.offset(), -1_000_000);
+        assert_eq!(s.delay(), 200);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod harness;
 mod http_remote;
 mod junit_schema;
 mod language;
+mod network;
 mod poll;
 mod render;
 mod revision;

@@ -1,0 +1,300 @@
+//! The daemon's collectors, on a thread of their own: logs through their rules as lines
+//! arrive (polled every [`LOG_POLL`]), component processes checked for life every
+//! [`LIVENESS_POLL`], system and process metrics sampled every configured interval.
+//! Everything goes into the shared outbox, on this host's clock.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use crate::monitor::procfs::{self, CpuTimes, ProcStat};
+use crate::monitor::{Follower, Rule, RuleKind, RuleSet};
+use crate::net::codec::{DaemonConfig, Observation};
+use crate::net::router::now_us;
+
+pub const LOG_POLL: Duration = Duration::from_millis(5);
+pub const LIVENESS_POLL: Duration = Duration::from_millis(50);
+
+/// Stops the collector thread when dropped.
+pub struct Collector {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Starts collecting into `shared` until the returned handle is dropped.
+pub fn spawn(shared: Arc<Shared>) -> Collector {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("collect".into())
+        .spawn(move || collect(shared, flag))
+        .ok();
+    Collector { stop }
+}
+
+/// A component's process as last seen.
+#[derive(Default)]
+struct Tracked {
+    /// pid and start time: a process's identity.
+    identity: Option<(u32, u64)>,
+    last: Option<(Instant, ProcStat)>,
+    /// Whether it was looked for at least once (the first sighting is no event).
+    looked: bool,
+}
+
+struct Log {
+    component: String,
+    follower: Follower,
+    rules: RuleSet,
+}
+
+fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let proc_root = Path::new("/proc");
+    let mut current: Option<DaemonConfig> = None;
+    let mut logs: Vec<Log> = Vec::new();
+    let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    let mut system_before: Option<CpuTimes> = None;
+    let mut next_sample = Instant::now();
+    let mut next_liveness = Instant::now();
+    let mut buf = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(LOG_POLL);
+        let config = shared
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(config) = config else { continue };
+        if current.as_ref() != Some(&config) {
+            logs = build_logs(&config, &shared);
+            tracked.retain(|name, _| config.components.iter().any(|c| &c.name == name));
+            current = Some(config.clone());
+        }
+        let mut out = Vec::new();
+        for log in &mut logs {
+            buf.clear();
+            if let Err(e) = log.follower.poll(&mut buf) {
+                out.push(event(&log.component, "log_error", &e.to_string()));
+                continue;
+            }
+            if buf.is_empty() {
+                continue;
+            }
+            let at_us = now_us();
+            log.rules.scan(&buf, |x| {
+                let value = String::from_utf8_lossy(x.value).into_owned();
+                match log.rules.rules()[x.rule].kind() {
+                    RuleKind::Event(name) => out.push(Observation::Event {
+                        at_us,
+                        source: log.component.clone(),
+                        name: name.clone(),
+                        value,
+                    }),
+                    RuleKind::Metric(name) => match x.number {
+                        Some(v) => out.push(Observation::Metric {
+                            at_us,
+                            source: log.component.clone(),
+                            name: name.clone(),
+                            value: v,
+                        }),
+                        None => out.push(event(
+                            &log.component,
+                            "unparsable_metric",
+                            &format!("{name}: {value}"),
+                        )),
+                    },
+                }
+            });
+        }
+        let now = Instant::now();
+        let sample = now >= next_sample;
+        if sample {
+            next_sample = now + Duration::from_millis(config.interval_ms.max(10));
+        }
+        if (sample || now >= next_liveness) && config.collectors.iter().any(|c| c == "process") {
+            next_liveness = now + LIVENESS_POLL;
+            for c in &config.components {
+                let Some(pid_file) = &c.pid_file else {
+                    continue;
+                };
+                let t = tracked.entry(c.name.clone()).or_default();
+                watch_process(
+                    proc_root,
+                    &c.name,
+                    Path::new(pid_file),
+                    t,
+                    sample,
+                    &shared,
+                    &mut out,
+                );
+            }
+        }
+        if sample
+            && config.collectors.iter().any(|c| c == "system")
+            && let Ok(s) = procfs::read_system(proc_root)
+        {
+            {
+                let at_us = now_us();
+                let metric = |name: &str, value: f64| Observation::Metric {
+                    at_us,
+                    source: "system".into(),
+                    name: name.into(),
+                    value,
+                };
+                if let Some(before) = system_before {
+                    out.push(metric("cpu_percent", procfs::cpu_percent(before, s.cpu)));
+                }
+                system_before = Some(s.cpu);
+                out.push(metric("memory_used_bytes", s.memory.used() as f64));
+                out.push(metric("memory_available_bytes", s.memory.available as f64));
+                out.push(metric("load1", s.load[0]));
+            }
+        }
+        if !out.is_empty() {
+            let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+            for o in out {
+                outbox.push(o);
+            }
+            drop(outbox);
+            shared.collected.notify_one();
+        }
+    }
+}
+
+fn event(source: &str, name: &str, value: &str) -> Observation {
+    Observation::Event {
+        at_us: now_us(),
+        source: source.into(),
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+fn build_logs(config: &DaemonConfig, shared: &Shared) -> Vec<Log> {
+    let mut logs = Vec::new();
+    if !config.collectors.iter().any(|c| c == "log") {
+        return logs;
+    }
+    for c in &config.components {
+        let Some(path) = &c.log else { continue };
+        let mut rules = Vec::new();
+        for r in &c.rules {
+            let kind = match (&r.event, &r.metric) {
+                (Some(e), _) => RuleKind::Event(e.clone()),
+                (None, Some(m)) => RuleKind::Metric(m.clone()),
+                (None, None) => continue,
+            };
+            match Rule::new(&r.pattern, kind) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => {
+                    // Checked where the environment is loaded; a router of another build
+                    // may still send one.
+                    shared
+                        .outbox
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(event(
+                            &c.name,
+                            "config_error",
+                            &format!("rule `{}`: {e}", r.pattern),
+                        ));
+                }
+            }
+        }
+        logs.push(Log {
+            component: c.name.clone(),
+            // A daemon attaching to a live log reports what comes, not its history.
+            follower: Follower::new(path, true),
+            rules: RuleSet::new(rules),
+        });
+    }
+    logs
+}
+
+/// Reads a pid file as `execute::components` writes it: `PID START_TICKS`.
+pub fn read_pid_file(path: &Path) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut it = text.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+fn watch_process(
+    proc_root: &Path,
+    name: &str,
+    pid_file: &Path,
+    t: &mut Tracked,
+    sample: bool,
+    shared: &Shared,
+    out: &mut Vec<Observation>,
+) {
+    // The process the pid file names, if it is that process and alive (a zombie is not).
+    let live = read_pid_file(pid_file).and_then(|(pid, start)| {
+        let s = procfs::read_process(proc_root, pid).ok().flatten()?;
+        (s.stat.start_ticks == start && s.stat.state != b'Z').then_some((pid, start, s))
+    });
+    let first = !t.looked;
+    t.looked = true;
+    match (&t.identity, &live) {
+        (None, Some((pid, start, _))) => {
+            if !first {
+                out.push(event(name, "process", "STARTED"));
+            }
+            t.identity = Some((*pid, *start));
+            t.last = None;
+        }
+        (Some(old), Some((pid, start, _))) if *old != (*pid, *start) => {
+            out.push(event(name, "process", "RESTARTED"));
+            t.identity = Some((*pid, *start));
+            t.last = None;
+        }
+        (Some(_), None) => {
+            let mut stopping = shared.stopping.lock().unwrap_or_else(|e| e.into_inner());
+            let stopped = match stopping.iter().position(|s| s == name) {
+                Some(i) => {
+                    stopping.remove(i);
+                    true
+                }
+                None => false,
+            };
+            out.push(event(
+                name,
+                "process",
+                if stopped { "STOPPED" } else { "CRASHED" },
+            ));
+            t.identity = None;
+            t.last = None;
+        }
+        _ => {}
+    }
+    if !sample {
+        return;
+    }
+    let Some((_, _, s)) = live else { return };
+    let now = Instant::now();
+    let at_us = now_us();
+    let metric = |metric: &str, value: f64| Observation::Metric {
+        at_us,
+        source: name.into(),
+        name: metric.into(),
+        value,
+    };
+    out.push(metric("rss_bytes", s.rss_bytes as f64));
+    out.push(metric("threads", s.stat.threads as f64));
+    out.push(metric("open_files", s.open_files as f64));
+    if let Some((then, before)) = &t.last {
+        let wall = now.duration_since(*then).as_secs_f64();
+        out.push(metric(
+            "cpu_percent",
+            procfs::process_cpu_percent(before, &s.stat, wall),
+        ));
+    }
+    t.last = Some((now, s.stat));
+}

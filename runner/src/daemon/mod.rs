@@ -1,0 +1,307 @@
+//! `lowtouch daemon`: the monitoring daemon of one host. It dials out to the router (so a
+//! firewall in front of the host does not matter), proves it holds its environment's
+//! secret and checks that the router does too (it runs commands such as `kill -9`, so it
+//! obeys no one else), gets its configuration, and then:
+//!
+//! - collects: the system (CPU, memory, load) and each configured component's process
+//!   (RSS, CPU, threads, open files; STARTED, CRASHED, STOPPED and RESTARTED events) every
+//!   interval, and the components' logs through the rules, as lines arrive;
+//! - sends what it collects through a bounded [`Outbox`], so a lost connection loses
+//!   nothing it can hold: sent again after the reconnect, each exactly once;
+//! - runs the commands it is sent — only those its configuration allows ([`commands`]).
+//!
+//! It reconnects by itself with backoff, and treats a router silent for three heartbeats
+//! as gone.
+
+pub mod collect;
+pub mod commands;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::net::auth::{self, Side};
+use crate::net::codec::{DaemonConfig, Decoder, Message, encode};
+use crate::net::outbox::Outbox;
+use crate::net::router::now_us;
+
+/// How a daemon finds and proves itself to its router.
+#[derive(Clone)]
+pub struct Options {
+    /// `HOST:PORT` of the router.
+    pub server: String,
+    pub name: String,
+    pub environment: String,
+    pub secret: Vec<u8>,
+    /// Observations kept while the router is away.
+    pub outbox_capacity: usize,
+    /// A router silent this long is gone.
+    pub dead_after: Duration,
+    /// The longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("server", &self.server)
+            .field("name", &self.name)
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the daemon shares between its connection and its collectors.
+pub struct Shared {
+    pub outbox: Mutex<Outbox>,
+    pub config: Mutex<Option<DaemonConfig>>,
+    /// Wakes the sender when something was collected.
+    pub collected: tokio::sync::Notify,
+    /// Components this daemon stopped itself: their disappearance is STOPPED, not CRASHED.
+    pub stopping: Mutex<Vec<String>>,
+}
+
+/// Runs the daemon until `stop` resolves.
+pub async fn run(options: Options, stop: impl std::future::Future<Output = ()>) {
+    let shared = Arc::new(Shared {
+        outbox: Mutex::new(Outbox::new(options.outbox_capacity)),
+        config: Mutex::new(None),
+        collected: tokio::sync::Notify::new(),
+        stopping: Mutex::new(Vec::new()),
+    });
+    let collector = collect::spawn(shared.clone());
+    let boot = auth::nonce()[..16].to_string();
+    let connections = async {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match connect_once(&options, &boot, &shared).await {
+                Ok(why) => {
+                    crate::errln!("daemon {}: {why}; reconnecting", options.name);
+                    backoff = Duration::from_millis(100);
+                }
+                Err(why) => crate::errln!(
+                    "daemon {}: {why}; next try in {:.1}s",
+                    options.name,
+                    backoff.as_secs_f64()
+                ),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(options.max_backoff);
+        }
+    };
+    tokio::select! {
+        _ = connections => {}
+        _ = stop => {}
+    }
+    drop(collector);
+}
+
+/// One connection, from dialling to its end. `Ok`: it was up and ended; `Err`: it never
+/// came up.
+async fn connect_once(
+    options: &Options,
+    boot: &str,
+    shared: &Arc<Shared>,
+) -> Result<String, String> {
+    let stream = TcpStream::connect(&options.server)
+        .await
+        .map_err(|e| format!("cannot reach the router at {}: {e}", options.server))?;
+    let _ = stream.set_nodelay(true);
+    let (mut read, mut write) = stream.into_split();
+    let mut decoder = Decoder::default();
+    let nd = auth::nonce();
+    let hello = Message::Hello {
+        daemon: options.name.clone(),
+        environment: options.environment.clone(),
+        boot: boot.to_string(),
+        nonce: nd.clone(),
+    };
+    write
+        .write_all(&encode(&hello))
+        .await
+        .map_err(|e| e.to_string())?;
+    let handshake = async {
+        let Message::Challenge {
+            nonce: nr, proof, ..
+        } = next(&mut read, &mut decoder).await?
+        else {
+            return Err("the router did not challenge".to_string());
+        };
+        let received = now_us();
+        if !auth::verify(
+            &options.secret,
+            Side::Router,
+            &options.environment,
+            &options.name,
+            &nd,
+            &nr,
+            &proof,
+        ) {
+            return Err(format!(
+                "the router at {} could not prove it holds environment `{}`'s secret; not obeying it",
+                options.server, options.environment
+            ));
+        }
+        let answer = Message::Auth {
+            proof: auth::proof(
+                &options.secret,
+                Side::Daemon,
+                &options.environment,
+                &options.name,
+                &nd,
+                &nr,
+            ),
+            received_us: received,
+            sent_us: now_us(),
+        };
+        write
+            .write_all(&encode(&answer))
+            .await
+            .map_err(|e| e.to_string())?;
+        match next(&mut read, &mut decoder).await? {
+            Message::Welcome { .. } => Ok(()),
+            Message::Refused { reason } => Err(format!("refused: {reason}")),
+            other => Err(format!("unexpected answer to the proof: {other:?}")),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), handshake)
+        .await
+        .map_err(|_| "the handshake took over 10s".to_string())??;
+    crate::errln!("daemon {}: connected to {}", options.name, options.server);
+
+    {
+        let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        outbox.reconnected();
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if write.write_all(&encode(&m)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut last_heard = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut buf = vec![0u8; 64 * 1024];
+    let why = 'conn: loop {
+        // Whatever is waiting goes out first.
+        send_collected(shared, &tx);
+        tokio::select! {
+            n = read.read(&mut buf) => {
+                let n = match n {
+                    Ok(0) => break 'conn "the router closed the connection".to_string(),
+                    Ok(n) => n,
+                    Err(e) => break 'conn format!("read failed: {e}"),
+                };
+                last_heard = tokio::time::Instant::now();
+                decoder.feed(&buf[..n]);
+                loop {
+                    match decoder.next_message() {
+                        Ok(Some(m)) => on_message(options, shared, &tx, m),
+                        Ok(None) => break,
+                        Err(e) => break 'conn format!("bad frame from the router: {e}"),
+                    }
+                }
+            }
+            _ = shared.collected.notified() => {}
+            _ = tick.tick() => {
+                if last_heard.elapsed() >= options.dead_after {
+                    break 'conn format!(
+                        "the router was silent for {:.1}s",
+                        last_heard.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+    };
+    writer.abort();
+    Ok(why)
+}
+
+/// Sends what the outbox holds that this connection has not sent yet.
+fn send_collected(shared: &Shared, tx: &tokio::sync::mpsc::UnboundedSender<Message>) {
+    let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+    let dropped = outbox.take_dropped();
+    if dropped > 0 {
+        let _ = tx.send(Message::Dropped { count: dropped });
+    }
+    while let Some((first_seq, items)) = outbox.to_send(512) {
+        let _ = tx.send(Message::Observations { first_seq, items });
+    }
+}
+
+fn on_message(
+    options: &Options,
+    shared: &Arc<Shared>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Message>,
+    m: Message,
+) {
+    match m {
+        Message::Configure(config) => {
+            crate::errln!(
+                "daemon {}: configured: {} component(s), collectors {}",
+                options.name,
+                config.components.len(),
+                config.collectors.join(", ")
+            );
+            *shared.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
+        }
+        Message::Ack { seq } => shared
+            .outbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ack(seq),
+        Message::Ping { seq, sent_us } => {
+            let now = now_us();
+            let _ = tx.send(Message::Pong {
+                seq,
+                ping_sent_us: sent_us,
+                received_us: now,
+                sent_us: now_us(),
+            });
+        }
+        Message::Command { id, command } => {
+            let config = shared
+                .config
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let (tx, shared) = (tx.clone(), shared.clone());
+            tokio::task::spawn_blocking(move || {
+                let outcome = commands::execute(config.as_ref(), &command, &shared);
+                let _ = tx.send(Message::Outcome {
+                    id,
+                    status: outcome.status,
+                    stdout: outcome.stdout,
+                    stderr: outcome.stderr,
+                    error: outcome.error,
+                });
+            });
+        }
+        Message::Pong { .. } | Message::Welcome { .. } => {}
+        other => crate::errln!(
+            "daemon {}: the router sent {other:?}, which a router does not send; ignored",
+            options.name
+        ),
+    }
+}
+
+async fn next(
+    read: &mut tokio::net::tcp::OwnedReadHalf,
+    decoder: &mut Decoder,
+) -> Result<Message, String> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(m) = decoder.next_message().map_err(|e| e.to_string())? {
+            return Ok(m);
+        }
+        let n = read.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the router closed the connection during the handshake".into());
+        }
+        decoder.feed(&buf[..n]);
+    }
+}

@@ -1,0 +1,522 @@
+//! The router: daemons dial in (so they work behind a client's firewall), prove they hold
+//! their environment's secret (and get the router's proof in turn), are configured, send
+//! their observations and run the commands they are sent.
+//!
+//! Per connection: the handshake must finish within [`RouterConfig::auth_timeout`]; a
+//! second daemon with a connected daemon's name is refused; pings every
+//! [`RouterConfig::heartbeat`] measure the daemon's clock and a peer silent for
+//! [`RouterConfig::dead_after`] is dropped. Observations are moved onto the router's
+//! timeline, deduplicated by sequence number (per daemon process), acknowledged, and
+//! handed to whoever listens ([`Router::bind`]'s receiver: the data processor).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use super::auth::{self, Side};
+use super::codec::{Command, DaemonConfig, Decoder, Message, Observation, encode};
+use super::outbox::Inbox;
+use super::timeline::{Clock, Sample};
+
+/// Microseconds since the epoch, on this host's clock.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+#[derive(Clone)]
+pub struct RouterConfig {
+    /// Environment name → its daemons' shared secret.
+    pub secrets: HashMap<String, Vec<u8>>,
+    /// `ENVIRONMENT/DAEMON` → its configuration, sent after the handshake.
+    pub configs: HashMap<String, DaemonConfig>,
+    pub auth_timeout: Duration,
+    pub heartbeat: Duration,
+    pub dead_after: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            secrets: HashMap::new(),
+            configs: HashMap::new(),
+            auth_timeout: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(1),
+            dead_after: Duration::from_secs(3),
+        }
+    }
+}
+
+/// An observation as the router hands it on: whose, and when on the router's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    pub daemon: String,
+    pub environment: String,
+    /// Router time, µs since the epoch.
+    pub at_us: i64,
+    pub observation: Observation,
+}
+
+/// What came of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RouterError {
+    #[error("daemon `{0}` is not connected")]
+    NotConnected(String),
+    #[error("daemon `{daemon}` did not answer within {seconds:.1}s")]
+    Timeout { daemon: String, seconds: f64 },
+    #[error("daemon `{0}` went away before it answered")]
+    Gone(String),
+}
+
+/// A connected daemon, as the router sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    pub name: String,
+    pub environment: String,
+    pub peer: String,
+    /// Router clock minus daemon clock, µs, and its uncertainty.
+    pub offset_us: Option<(i64, i64)>,
+}
+
+struct DaemonLink {
+    environment: String,
+    session: String,
+    peer: String,
+    tx: mpsc::UnboundedSender<Message>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    clock: Mutex<Clock>,
+}
+
+struct Inner {
+    config: RouterConfig,
+    /// `ENVIRONMENT/DAEMON` → its connection: names are unique per environment.
+    daemons: Mutex<HashMap<String, Arc<DaemonLink>>>,
+    /// (daemon, boot) → what was stored already: survives reconnects.
+    inboxes: Mutex<HashMap<(String, String), Inbox>>,
+    delivered: mpsc::UnboundedSender<Delivered>,
+    next_id: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+impl Router {
+    /// Listens on `addr`; returns the router, the address it bound and the stream of
+    /// observations.
+    pub async fn bind(
+        addr: &str,
+        config: RouterConfig,
+    ) -> std::io::Result<(Router, SocketAddr, mpsc::UnboundedReceiver<Delivered>)> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let router = Router {
+            inner: Arc::new(Inner {
+                config,
+                daemons: Mutex::new(HashMap::new()),
+                inboxes: Mutex::new(HashMap::new()),
+                delivered: tx,
+                next_id: AtomicU64::new(1),
+            }),
+        };
+        let r = router.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        let r = r.clone();
+                        tokio::spawn(async move { r.serve_connection(stream, peer).await });
+                    }
+                    Err(e) => {
+                        crate::errln!("router: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        Ok((router, local, rx))
+    }
+
+    /// The daemons connected now.
+    pub fn connected(&self) -> Vec<Connected> {
+        let daemons = self.inner.daemons.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<Connected> = daemons
+            .iter()
+            .map(|(key, link)| Connected {
+                name: key
+                    .split_once('/')
+                    .map_or(key.clone(), |(_, n)| n.to_string()),
+                environment: link.environment.clone(),
+                peer: link.peer.clone(),
+                offset_us: link
+                    .clock
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .offset(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Sends `command` to `daemon` (`ENVIRONMENT/NAME`, or a name only one connected
+    /// daemon has) and waits for its outcome.
+    pub async fn command(
+        &self,
+        daemon: &str,
+        command: Command,
+        timeout: Duration,
+    ) -> Result<Outcome, RouterError> {
+        let link = {
+            let daemons = self.inner.daemons.lock().unwrap_or_else(|e| e.into_inner());
+            let mut found: Vec<Arc<DaemonLink>> =
+                daemons.get(daemon).cloned().into_iter().collect();
+            if found.is_empty() {
+                found = daemons
+                    .iter()
+                    .filter(|(k, _)| k.split_once('/').is_some_and(|(_, n)| n == daemon))
+                    .map(|(_, l)| l.clone())
+                    .collect();
+            }
+            if found.len() != 1 {
+                return Err(RouterError::NotConnected(daemon.to_string()));
+            }
+            found.remove(0)
+        };
+        let id = self.inner.next_id.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = oneshot::channel();
+        link.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        if link.tx.send(Message::Command { id, command }).is_err() {
+            return Err(RouterError::Gone(daemon.to_string()));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(RouterError::Gone(daemon.to_string())),
+            Err(_) => {
+                link.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                Err(RouterError::Timeout {
+                    daemon: daemon.to_string(),
+                    seconds: timeout.as_secs_f64(),
+                })
+            }
+        }
+    }
+
+    async fn serve_connection(&self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let (mut read, mut write) = stream.into_split();
+        let mut decoder = Decoder::default();
+        let handshake = tokio::time::timeout(
+            self.inner.config.auth_timeout,
+            self.handshake(&mut read, &mut write, &mut decoder, peer),
+        )
+        .await;
+        let (name, key, boot, link, mut rx) = match handshake {
+            Ok(Ok(done)) => done,
+            Ok(Err(why)) => {
+                crate::errln!("router: {peer}: {why}");
+                let _ = write
+                    .write_all(&encode(&Message::Refused { reason: why }))
+                    .await;
+                return;
+            }
+            Err(_) => {
+                crate::errln!(
+                    "router: {peer}: no authentication within {:.0}s; dropped",
+                    self.inner.config.auth_timeout.as_secs_f64()
+                );
+                return;
+            }
+        };
+        crate::errln!("router: daemon {key} connected from {peer}");
+
+        // The writer: everything queued for this daemon, in order.
+        let writer = tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if write.write_all(&encode(&m)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut heartbeat = tokio::time::interval(self.inner.config.heartbeat);
+        let mut last_heard = tokio::time::Instant::now();
+        let mut ping_seq = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        let why = 'conn: loop {
+            tokio::select! {
+                n = read.read(&mut buf) => {
+                    let n = match n {
+                        Ok(0) => break 'conn "closed the connection".to_string(),
+                        Ok(n) => n,
+                        Err(e) => break 'conn format!("read failed: {e}"),
+                    };
+                    last_heard = tokio::time::Instant::now();
+                    decoder.feed(&buf[..n]);
+                    loop {
+                        match decoder.next_message() {
+                            Ok(Some(m)) => self.on_message(&name, &boot, &link, m),
+                            Ok(None) => break,
+                            Err(e) => break 'conn format!("bad frame: {e}"),
+                        }
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() >= self.inner.config.dead_after {
+                        break 'conn format!(
+                            "silent for {:.1}s; presumed dead",
+                            last_heard.elapsed().as_secs_f64()
+                        );
+                    }
+                    ping_seq += 1;
+                    let _ = link.tx.send(Message::Ping { seq: ping_seq, sent_us: now_us() });
+                }
+            }
+        };
+        crate::errln!("router: daemon {key}: {why}");
+        writer.abort();
+        let mut daemons = self.inner.daemons.lock().unwrap_or_else(|e| e.into_inner());
+        if daemons.get(&key).is_some_and(|l| l.session == link.session) {
+            daemons.remove(&key);
+        }
+        drop(daemons);
+        // Commands waiting for this daemon learn it went away (their senders drop).
+        link.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Hello, challenge, proof; then the daemon is registered under its name.
+    async fn handshake(
+        &self,
+        read: &mut tokio::net::tcp::OwnedReadHalf,
+        write: &mut tokio::net::tcp::OwnedWriteHalf,
+        decoder: &mut Decoder,
+        peer: SocketAddr,
+    ) -> Result<
+        (
+            String,
+            String,
+            String,
+            Arc<DaemonLink>,
+            mpsc::UnboundedReceiver<Message>,
+        ),
+        String,
+    > {
+        let hello = next(read, decoder).await?;
+        let Message::Hello {
+            daemon,
+            environment,
+            boot,
+            nonce: nd,
+        } = hello
+        else {
+            return Err("the first message was not a hello".into());
+        };
+        let Some(secret) = self.inner.config.secrets.get(&environment) else {
+            return Err(format!(
+                "daemon {daemon}: environment `{environment}` is not served here"
+            ));
+        };
+        let nr = auth::nonce();
+        let challenge_sent = now_us();
+        let challenge = Message::Challenge {
+            nonce: nr.clone(),
+            proof: auth::proof(secret, Side::Router, &environment, &daemon, &nd, &nr),
+            server_time_us: challenge_sent,
+        };
+        write
+            .write_all(&encode(&challenge))
+            .await
+            .map_err(|e| e.to_string())?;
+        let Message::Auth {
+            proof,
+            received_us,
+            sent_us,
+        } = next(read, decoder).await?
+        else {
+            return Err(format!("daemon {daemon}: no proof after the challenge"));
+        };
+        let auth_received = now_us();
+        if !auth::verify(
+            secret,
+            Side::Daemon,
+            &environment,
+            &daemon,
+            &nd,
+            &nr,
+            &proof,
+        ) {
+            return Err(format!(
+                "daemon {daemon}: authentication failed (wrong secret for environment `{environment}`)"
+            ));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let session = auth::nonce()[..16].to_string();
+        let mut clock = Clock::default();
+        clock.add(Sample::router_initiated(
+            challenge_sent,
+            received_us,
+            sent_us,
+            auth_received,
+        ));
+        let link = Arc::new(DaemonLink {
+            environment: environment.clone(),
+            session: session.clone(),
+            peer: peer.to_string(),
+            tx,
+            pending: Mutex::new(HashMap::new()),
+            clock: Mutex::new(clock),
+        });
+        let key = format!("{environment}/{daemon}");
+        {
+            let mut daemons = self.inner.daemons.lock().unwrap_or_else(|e| e.into_inner());
+            if daemons.contains_key(&key) {
+                return Err(format!(
+                    "a daemon named `{daemon}` is connected for environment `{environment}` already; refused the second"
+                ));
+            }
+            daemons.insert(key.clone(), link.clone());
+        }
+        let _ = link.tx.send(Message::Welcome { session });
+        if let Some(config) = self.inner.config.configs.get(&key) {
+            let _ = link.tx.send(Message::Configure(config.clone()));
+        }
+        Ok((daemon, key, boot, link, rx))
+    }
+
+    fn on_message(&self, name: &str, boot: &str, link: &DaemonLink, m: Message) {
+        match m {
+            Message::Observations { first_seq, items } => {
+                let (fresh, ack) = {
+                    let mut inboxes = self.inner.inboxes.lock().unwrap_or_else(|e| e.into_inner());
+                    inboxes
+                        .entry((name.to_string(), boot.to_string()))
+                        .or_default()
+                        .accept(first_seq, items)
+                };
+                let clock = link.clock.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                for observation in fresh {
+                    let daemon_at = match &observation {
+                        Observation::Event { at_us, .. } | Observation::Metric { at_us, .. } => {
+                            *at_us
+                        }
+                    };
+                    let _ = self.inner.delivered.send(Delivered {
+                        daemon: name.to_string(),
+                        environment: link.environment.clone(),
+                        at_us: clock.to_router(daemon_at),
+                        observation,
+                    });
+                }
+                let _ = link.tx.send(Message::Ack { seq: ack });
+            }
+            Message::Dropped { count } => {
+                crate::errln!("router: daemon {name} dropped {count} observations while away");
+                let _ = self.inner.delivered.send(Delivered {
+                    daemon: name.to_string(),
+                    environment: link.environment.clone(),
+                    at_us: now_us(),
+                    observation: Observation::Event {
+                        at_us: now_us(),
+                        source: name.to_string(),
+                        name: "dropped".into(),
+                        value: count.to_string(),
+                    },
+                });
+            }
+            Message::Pong {
+                ping_sent_us,
+                received_us,
+                sent_us,
+                ..
+            } => {
+                link.clock
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add(Sample::router_initiated(
+                        ping_sent_us,
+                        received_us,
+                        sent_us,
+                        now_us(),
+                    ));
+            }
+            Message::Ping { seq, sent_us } => {
+                let now = now_us();
+                let _ = link.tx.send(Message::Pong {
+                    seq,
+                    ping_sent_us: sent_us,
+                    received_us: now,
+                    sent_us: now,
+                });
+            }
+            Message::Outcome {
+                id,
+                status,
+                stdout,
+                stderr,
+                error,
+            } => {
+                if let Some(tx) = link
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id)
+                {
+                    let _ = tx.send(Outcome {
+                        status,
+                        stdout,
+                        stderr,
+                        error,
+                    });
+                }
+            }
+            other => {
+                crate::errln!(
+                    "router: daemon {name} sent {other:?}, which a daemon does not send; ignored"
+                );
+            }
+        }
+    }
+}
+
+/// The next message on a connection being set up.
+async fn next(
+    read: &mut tokio::net::tcp::OwnedReadHalf,
+    decoder: &mut Decoder,
+) -> Result<Message, String> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(m) = decoder.next_message().map_err(|e| e.to_string())? {
+            return Ok(m);
+        }
+        let n = read.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed during the handshake".into());
+        }
+        decoder.feed(&buf[..n]);
+    }
+}

@@ -1,0 +1,196 @@
+//! The monitoring network over real TCP on loopback: a router, daemons that dial in and
+//! authenticate, a log line turned into an event on the router's side, a process killed
+//! through a daemon and seen to crash, and everything a daemon must refuse.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use lowtouch::daemon::{self, Options};
+use lowtouch::net::Observation;
+use lowtouch::net::codec::{Command, CommandSpec, ComponentWatch, DaemonConfig, RuleConfig};
+use lowtouch::net::router::{Delivered, Router, RouterConfig, RouterError};
+
+const SECRET: &[u8] = b"a-test-secret-of-32-bytes-length";
+
+fn options(server: &str, name: &str, secret: &[u8]) -> Options {
+    Options {
+        server: server.to_string(),
+        name: name.into(),
+        environment: "local".into(),
+        secret: secret.to_vec(),
+        outbox_capacity: 10_000,
+        dead_after: Duration::from_secs(3),
+        max_backoff: Duration::from_millis(500),
+    }
+}
+
+/// Waits for a delivered observation that `want` accepts.
+async fn expect(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Delivered>,
+    what: &str,
+    want: impl Fn(&Delivered) -> bool,
+) -> Delivered {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(d)) if want(&d) => return d,
+            Ok(Some(_)) => continue,
+            _ => panic!("no {what} within 10s"),
+        }
+    }
+}
+
+fn is_event(d: &Delivered, source: &str, name: &str, value: &str) -> bool {
+    matches!(&d.observation, Observation::Event { source: s, name: n, value: v, .. }
+        if s == source && n == name && v == value)
+}
+
+async fn wait_connected(router: &Router, name: &str) {
+    for _ in 0..200 {
+        if router.connected().iter().any(|c| c.name == name) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("daemon {name} never connected: {:?}", router.connected());
+}
+
+#[test]
+fn daemons_authenticate_report_and_obey_only_what_they_may() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("engine.log");
+        std::fs::write(&log, "old line STATE: BOOTING\n").unwrap();
+        // A component process: a child of this test, its pid file as lowtouch writes it.
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+        let start = lowtouch::monitor::procfs::parse_pid_stat(&stat).unwrap().start_ticks;
+        let pid_file = dir.path().join("engine.pid");
+        std::fs::write(&pid_file, format!("{} {start}\n", child.id())).unwrap();
+
+        let config = DaemonConfig {
+            interval_ms: 200,
+            collectors: vec!["log".into(), "process".into(), "system".into()],
+            components: vec![ComponentWatch {
+                name: "Engine".into(),
+                pid_file: Some(pid_file.display().to_string()),
+                log: Some(log.display().to_string()),
+                rules: vec![
+                    RuleConfig {
+                        pattern: r"STATE: (?P<state>\w+)".into(),
+                        event: Some("state".into()),
+                        metric: None,
+                    },
+                    RuleConfig {
+                        pattern: r"LATENCY: (?P<us>\d+)".into(),
+                        event: None,
+                        metric: Some("latency_us".into()),
+                    },
+                ],
+            }],
+            commands: vec![CommandSpec {
+                name: "say".into(),
+                argv: vec!["echo".into(), "said:".into()],
+            }],
+        };
+        let router_config = RouterConfig {
+            secrets: HashMap::from([("local".to_string(), SECRET.to_vec())]),
+            configs: HashMap::from([("local/matching".to_string(), config)]),
+            auth_timeout: Duration::from_millis(500),
+            ..RouterConfig::default()
+        };
+        let (router, addr, mut rx) = Router::bind("127.0.0.1:0", router_config).await.unwrap();
+        let server = addr.to_string();
+        let d = tokio::spawn(daemon::run(
+            options(&server, "matching", SECRET),
+            std::future::pending(),
+        ));
+        wait_connected(&router, "matching").await;
+        let link = &router.connected()[0];
+        assert_eq!(link.environment, "local");
+        assert!(link.offset_us.is_some(), "the handshake measured the clock");
+
+        // A line appended to the log is an event on the router's side; the line that was
+        // there before the daemon came is not.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(b"t1 STATE: ACTIVE\nt2 LATENCY: 42 us\n")
+            .unwrap();
+        let before = lowtouch::net::router::now_us();
+        let got = expect(&mut rx, "state ACTIVE", |d| is_event(d, "Engine", "state", "ACTIVE")).await;
+        assert_eq!(got.daemon, "matching");
+        assert!((got.at_us - before).abs() < 5_000_000, "on the router's timeline");
+        expect(&mut rx, "latency metric", |d| {
+            matches!(&d.observation, Observation::Metric { name, value, .. } if name == "latency_us" && *value == 42.0)
+        })
+        .await;
+        expect(&mut rx, "a system metric", |d| {
+            matches!(&d.observation, Observation::Metric { source, name, .. } if source == "system" && name == "memory_used_bytes")
+        })
+        .await;
+        assert!(
+            !std::iter::from_fn(|| rx.try_recv().ok()).any(|d| is_event(&d, "Engine", "state", "BOOTING")),
+            "a line from before the daemon came was reported"
+        );
+
+        // Commands: an allowed one runs without a shell; anything else is refused.
+        let said = router
+            .command("matching", Command::Run { name: "say".into(), args: vec!["$(id) ; x".into()] }, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(said.stdout, "said: $(id) ; x\n");
+        let rm = router
+            .command("matching", Command::Run { name: "rm".into(), args: vec!["-rf".into(), "/".into()] }, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(rm.error.as_deref().unwrap_or("").contains("not a command this daemon may run"), "{rm:?}");
+        let other = router
+            .command("matching", Command::Kill { component: "Database".into(), signal: 9 }, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(other.error.as_deref().unwrap_or("").contains("not one this daemon controls"), "{other:?}");
+        assert_eq!(
+            router
+                .command("nobody", Command::Kill { component: "Engine".into(), signal: 9 }, Duration::from_secs(1))
+                .await,
+            Err(RouterError::NotConnected("nobody".into()))
+        );
+
+        // kill -9 through the daemon: the process crashes, and the daemon sees it.
+        let killed = router
+            .command("matching", Command::Kill { component: "Engine".into(), signal: 9 }, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(killed.error, None, "{killed:?}");
+        expect(&mut rx, "CRASHED", |d| is_event(d, "Engine", "process", "CRASHED")).await;
+        let _ = child.wait();
+
+        // A second daemon with the same name is refused; a wrong secret gets nowhere.
+        let twin = tokio::spawn(daemon::run(options(&server, "matching", SECRET), std::future::pending()));
+        let impostor = tokio::spawn(daemon::run(
+            options(&server, "monitoring", b"the-wrong-secret-of-32-bytes-len"),
+            std::future::pending(),
+        ));
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let names: Vec<String> = router.connected().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, vec!["matching".to_string()]);
+        twin.abort();
+        impostor.abort();
+
+        // A peer that never authenticates is dropped after the timeout.
+        let mut silent = tokio::net::TcpStream::connect(&server).await.unwrap();
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(3), tokio::io::AsyncReadExt::read(&mut silent, &mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+        d.abort();
+    });
+}
