@@ -20,11 +20,23 @@ pub struct HistoryArgs {
     /// Print the runs as JSON.
     #[arg(long)]
     pub json: bool,
+    /// One run (`last`: the newest), for `--events` and `--metrics`.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    /// The run's events, as the daemons saw them, on the server's timeline.
+    #[arg(long, requires = "run")]
+    pub events: bool,
+    /// The run's samples of one metric (`internal_latency_us`, `rss_bytes`…).
+    #[arg(long, value_name = "NAME", requires = "run")]
+    pub metrics: Option<String>,
 }
 
 pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
     let project = cli.project()?;
     let store = Store::open(&cli.db_path(&project))?;
+    if let Some(id) = &args.run {
+        return observations(&store, id, args);
+    }
     let runs = match &args.revision {
         Some(rev) => {
             let mut ids = store.runs_for_revision(rev)?;
@@ -89,6 +101,80 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
             run.skipped,
             human(Duration::from_millis(run.duration_ms)),
             run.started_at
+        );
+    }
+    Ok(0)
+}
+
+/// `history --run ID --events` / `--metrics NAME`: what the daemons observed while the
+/// run ran, on its environments.
+fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, CliError> {
+    let run = if id == "last" {
+        store.runs(1)?.into_iter().next()
+    } else {
+        store.run(id)?
+    };
+    let Some(run) = run else {
+        return Err(CliError::input(format!(
+            "no run `{id}`; `lowtouch history` lists them"
+        )));
+    };
+    let at = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| d.timestamp_micros())
+            .ok()
+    };
+    let from = at(&run.started_at).unwrap_or(i64::MIN);
+    let to = run.finished_at.as_deref().and_then(at).unwrap_or(i64::MAX);
+    let mut rows = Vec::new();
+    for env in &run.environments {
+        rows.extend(store.observations(env, from, to)?);
+    }
+    rows.sort_by_key(|o| o.at_us);
+    rows.retain(|o| match &args.metrics {
+        Some(name) => o.kind == "metric" && &o.name == name,
+        None => !args.events || o.kind == "event",
+    });
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&rows).map_err(|e| CliError::infra(e.to_string()))?;
+        crate::outln!("{text}");
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        crate::errln!(
+            "run {} has no {} stored (daemons report them through `lowtouch serve`'s router)",
+            run.id,
+            match &args.metrics {
+                Some(m) => format!("samples of `{m}`"),
+                None => "events".to_string(),
+            }
+        );
+        return Ok(0);
+    }
+    crate::outln!(
+        "{:<27} {:>9} {:<12} {:<24} {:<22} VALUE",
+        "TIME",
+        "+S",
+        "DAEMON",
+        "SOURCE",
+        "NAME"
+    );
+    for o in &rows {
+        let time = chrono::DateTime::from_timestamp_micros(o.at_us)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+            .unwrap_or_default();
+        let since = (o.at_us - from) as f64 / 1e6;
+        let value = match (&o.text, o.number) {
+            (Some(t), _) => t.clone(),
+            (None, Some(n)) => format!("{n}"),
+            _ => String::new(),
+        };
+        crate::outln!(
+            "{time:<27} {since:>9.3} {:<12} {:<24} {:<22} {value}",
+            o.daemon,
+            o.source,
+            o.name
         );
     }
     Ok(0)

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod control;
+pub mod daemon;
 pub mod demo;
 pub mod error;
 pub mod history;
@@ -60,6 +61,8 @@ pub enum Command {
     Poll(poll::PollArgs),
     /// The long-running server: GitHub webhooks and a polling schedule start runs.
     Serve(serve::ServeArgs),
+    /// The monitoring daemon of one host: dials the server's router, collects, obeys.
+    Daemon(daemon::DaemonArgs),
     /// Roll changed configs out group by group, canary first, smoke-tested; restore on failure.
     Rollout(rollout::RolloutArgs),
     /// Each environment: idle, running what, paused or locked by whom; the last verdicts.
@@ -131,6 +134,7 @@ impl Command {
             Command::Render(_) => "render",
             Command::Poll(_) => "poll",
             Command::Serve(_) => "serve",
+            Command::Daemon(_) => "daemon",
             Command::Rollout(_) => "rollout",
             Command::Status(_) => "status",
             Command::Pause(_) => "pause",
@@ -188,6 +192,7 @@ pub fn execute(cli: &Cli) -> Result<i32, CliError> {
         Command::Render(args) => render::render(cli, args),
         Command::Poll(args) => poll::poll(cli, args),
         Command::Serve(args) => serve::serve(cli, args),
+        Command::Daemon(args) => daemon::daemon(args),
         Command::Rollout(args) => rollout::rollout(cli, args),
         Command::Demo { args } => Ok(demo::demo(args)),
         Command::Status(args) => control::status(cli, args),

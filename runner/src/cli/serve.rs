@@ -39,6 +39,9 @@ pub struct ServeArgs {
     /// Where to listen for webhooks (it prints every address it bound).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Where daemons dial in (the router; needs LOWTOUCH_DAEMON_SECRET).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7471")]
+    pub router: String,
     /// How often to poll the repositories without a webhook.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
     pub poll_interval: Duration,
@@ -113,6 +116,7 @@ async fn run_server(
             .await
     });
     let mut waiting: std::collections::VecDeque<ApiRun> = Default::default();
+    let _router = start_router(&args.router, &project, &store).await?;
 
     let (wake, mut woken) = tokio::sync::mpsc::channel::<String>(64);
     let state = Arc::new(AppState {
@@ -336,6 +340,90 @@ fn report(result: Result<Result<usize, CliError>, tokio::task::JoinError>) -> us
             0
         }
     }
+}
+
+/// Starts the router when a daemon secret is set, and the data processor that stores what
+/// daemons observe. `None` (and a note) without a secret: no daemon could prove itself.
+async fn start_router(
+    addr: &str,
+    project: &std::path::Path,
+    store: &crate::store::Store,
+) -> Result<Option<crate::net::router::Router>, CliError> {
+    use crate::net::router::{Router, RouterConfig};
+    let Some(secret) = std::env::var("LOWTOUCH_DAEMON_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        crate::errln!(
+            "note: LOWTOUCH_DAEMON_SECRET is not set: the router is off, no daemon can connect"
+        );
+        return Ok(None);
+    };
+    crate::net::auth::check_secret(secret.as_bytes()).map_err(CliError::input)?;
+    let state_dir = crate::execute::run::state_dir(project);
+    let mut config = RouterConfig::default();
+    for name in crate::environment::Environment::names(project) {
+        config
+            .secrets
+            .insert(name.clone(), secret.as_bytes().to_vec());
+        let Some(path) = crate::environment::Environment::path_for(project, &name) else {
+            continue;
+        };
+        match crate::environment::Environment::load(&path, &[]) {
+            Ok(env) => config
+                .configs
+                .extend(crate::daemon::config::for_environment(&env, &state_dir)),
+            Err(findings) => {
+                for f in findings {
+                    crate::errln!("{f}");
+                }
+            }
+        }
+    }
+    let (router, bound, mut observed) = Router::bind(addr, config)
+        .await
+        .map_err(|e| CliError::input(format!("--router {addr}: cannot listen: {e}")))?;
+    crate::outln!(
+        "lowtouch serve: router on {bound} (daemons: lowtouch daemon --server {bound} --name NAME --environment ENV)"
+    );
+    // The data processor: every observation into the store, on the server's timeline.
+    let store = store.clone();
+    tokio::spawn(async move {
+        let mut n: u32 = 0;
+        while let Some(d) = observed.recv().await {
+            use crate::net::Observation;
+            let (source, kind, name, text, number) = match d.observation {
+                Observation::Event {
+                    source,
+                    name,
+                    value,
+                    ..
+                } => (source, "event", name, Some(value), None),
+                Observation::Metric {
+                    source,
+                    name,
+                    value,
+                    ..
+                } => (source, "metric", name, None, Some(value)),
+            };
+            n = n.wrapping_add(1);
+            let record = crate::store::ObservationRecord {
+                v: crate::store::SCHEMA_VERSION,
+                at_us: d.at_us,
+                environment: d.environment,
+                daemon: d.daemon,
+                source,
+                kind: kind.to_string(),
+                name,
+                text,
+                number,
+            };
+            if let Err(e) = store.put_observation(&record, n) {
+                crate::errln!("data processor: cannot store an observation: {e}");
+            }
+        }
+    });
+    Ok(Some(router))
 }
 
 /// The `Cli` commands of clients run with: this server's project, store and history,

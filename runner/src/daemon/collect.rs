@@ -130,6 +130,7 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                     proc_root,
                     &c.name,
                     Path::new(pid_file),
+                    c.stop_marker.as_deref().map(Path::new),
                     t,
                     sample,
                     &shared,
@@ -226,10 +227,12 @@ pub fn read_pid_file(path: &Path) -> Option<(u32, u64)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn watch_process(
     proc_root: &Path,
     name: &str,
     pid_file: &Path,
+    stop_marker: Option<&Path>,
     t: &mut Tracked,
     sample: bool,
     shared: &Shared,
@@ -262,7 +265,7 @@ fn watch_process(
                     stopping.remove(i);
                     true
                 }
-                None => false,
+                None => stop_marker.is_some_and(Path::exists),
             };
             out.push(event(
                 name,

@@ -15,6 +15,7 @@
 
 pub mod collect;
 pub mod commands;
+pub mod config;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -65,6 +65,11 @@ impl<'a> Components<'a> {
         self.dir.join(format!("{name}.pid"))
     }
 
+    /// Present while a component is being stopped on purpose (see `daemon::collect`).
+    fn stop_marker(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.stopping"))
+    }
+
     fn log_path(&self, c: &Component) -> Result<Option<PathBuf>, String> {
         let Some(t) = &c.log else { return Ok(None) };
         let p = PathBuf::from(t.render(&self.vars)?);
@@ -159,6 +164,7 @@ impl<'a> Components<'a> {
             .map_err(|e| format!("cannot start `{name}` ({}): {e}", argv[0]))?;
         let pid = child.id() as i32;
         let start_time = proc_start_time(pid).unwrap_or(0);
+        let _ = std::fs::remove_file(self.stop_marker(name));
         let _ = std::fs::write(self.pidfile(name), format!("{pid} {start_time}\n"));
         self.children
             .lock()
@@ -226,6 +232,8 @@ impl<'a> Components<'a> {
         };
         let started = Instant::now();
         let own = self.is_ours(name, pid);
+        // Said before it goes, so a monitoring daemon reports STOPPED, not CRASHED.
+        let _ = std::fs::write(self.stop_marker(name), b"");
         // Its own stop command first, when it has one; signals when that fails.
         let mut note = String::new();
         let mut by_command = false;

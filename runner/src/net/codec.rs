@@ -129,6 +129,9 @@ pub struct ComponentWatch {
     pub name: String,
     /// The file holding its pid (written by whoever starts it).
     pub pid_file: Option<String>,
+    /// A file present while it is being stopped on purpose: its end is STOPPED then.
+    #[serde(default)]
+    pub stop_marker: Option<String>,
     pub log: Option<String>,
     pub rules: Vec<RuleConfig>,
 }

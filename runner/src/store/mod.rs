@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod error;
+pub mod observations;
 pub mod records;
 pub mod sink;
 #[expect(clippy::module_inception, reason = "the main type of the module")]
@@ -12,6 +13,7 @@ pub mod store;
 pub mod tips;
 
 pub use error::StoreError;
+pub use observations::ObservationRecord;
 pub use records::{RunRecord, SCHEMA_VERSION, ScenarioKind, ScenarioRecord, Status, StepRecord};
 pub use sink::StoreSink;
 pub use store::Store;

@@ -11,6 +11,7 @@
 //! | `control`   | `<environment>`                       | [`super::control::EnvControl`]: paused, locked |
 //! | `leases`    | `<environment>`                       | [`super::control::Lease`]: the run using it |
 //! | `statuses`  | `<sha> 0x00 <context>`                | the verdict last posted to GitHub |
+//! | `observations` | `<env> 0x00 <µs u64 BE> <daemon> 0x00 <n u32 BE>` | [`super::observations::ObservationRecord`] |
 //!
 //! Run ids sort by time, so a reverse scan of `runs` is newest first.
 //!
@@ -43,6 +44,7 @@ pub struct Store {
     pub(super) control: sled::Tree,
     pub(super) leases: sled::Tree,
     pub(super) statuses: sled::Tree,
+    pub(super) observations: sled::Tree,
     /// Runs found unfinished at open and marked crashed.
     pub recovered: Vec<String>,
     /// A handle onto the pinned store: dropping it closes nothing.
@@ -106,6 +108,7 @@ impl Store {
             control: db.open_tree("control")?,
             leases: db.open_tree("leases")?,
             statuses: db.open_tree("statuses")?,
+            observations: db.open_tree("observations")?,
             db,
             path: path.to_path_buf(),
             recovered: Vec::new(),
@@ -158,6 +161,22 @@ impl Store {
         })?;
         tree.insert(key, bytes)?;
         Ok(())
+    }
+
+    pub(super) fn put_record<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
+        self.put(tree, key, value)
+    }
+
+    pub(super) fn decode_record<T: DeserializeOwned>(
+        key: &[u8],
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
+        Store::decode(key, bytes)
     }
 
     fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {

@@ -80,6 +80,7 @@ fn daemons_authenticate_report_and_obey_only_what_they_may() {
             components: vec![ComponentWatch {
                 name: "Engine".into(),
                 pid_file: Some(pid_file.display().to_string()),
+                stop_marker: None,
                 log: Some(log.display().to_string()),
                 rules: vec![
                     RuleConfig {

@@ -1,0 +1,96 @@
+//! A daemon's configuration, made by the management server from the environment: the
+//! components on the daemon's host (where their pid files and logs are, the log rules),
+//! the collectors and their interval, and the commands it may run, rendered to programs
+//! and arguments. What the daemon gets in `Configure`; it reads nothing of the project.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::environment::{AliasKind, Environment};
+use crate::net::codec::{CommandSpec, ComponentWatch, DaemonConfig, RuleConfig};
+
+/// `ENVIRONMENT/DAEMON` → configuration, for every daemon `env` declares. `state_dir` is
+/// the project's `.lowtouch`, where runs keep components' pid files and logs.
+pub fn for_environment(env: &Environment, state_dir: &Path) -> HashMap<String, DaemonConfig> {
+    let env_dir = env.runtime_dir(state_dir);
+    let mut vars: BTreeMap<String, String> = env.variables.clone();
+    let exe =
+        std::env::current_exe().map_or_else(|_| "lowtouch".into(), |p| p.display().to_string());
+    vars.insert("lowtouch".into(), exe);
+    vars.insert("project_dir".into(), env.project.display().to_string());
+    vars.insert("env".into(), env.name.clone());
+    vars.insert("env_dir".into(), env_dir.display().to_string());
+    vars.insert("run_id".into(), String::new());
+    let snapshot = vars.clone();
+    for value in vars.values_mut() {
+        if value.contains("#{")
+            && let Ok(t) = crate::environment::template::Template::parse(value)
+            && let Ok(r) = t.render(&snapshot)
+        {
+            *value = r;
+        }
+    }
+    let mut out = HashMap::new();
+    for daemon in env.daemons.values() {
+        let mut components = Vec::new();
+        for (name, c) in &env.components {
+            let on_host = c.host.as_deref().is_none_or(|h| h == daemon.host);
+            if !on_host {
+                continue;
+            }
+            let log = c.log.as_ref().and_then(|t| t.render(&vars).ok()).map(|p| {
+                let p = std::path::PathBuf::from(p);
+                if p.is_relative() { env_dir.join(p) } else { p }
+            });
+            let rules = daemon
+                .logs
+                .iter()
+                .filter(|l| &l.component == name)
+                .flat_map(|l| l.rules.iter())
+                .map(|r| RuleConfig {
+                    pattern: r.pattern.as_str().to_string(),
+                    event: r.event.clone(),
+                    metric: r.metric.clone(),
+                })
+                .collect();
+            components.push(ComponentWatch {
+                name: name.clone(),
+                pid_file: Some(env_dir.join(format!("{name}.pid")).display().to_string()),
+                stop_marker: Some(
+                    env_dir
+                        .join(format!("{name}.stopping"))
+                        .display()
+                        .to_string(),
+                ),
+                log: log.map(|p| p.display().to_string()),
+                rules,
+            });
+        }
+        let commands = daemon
+            .allow
+            .iter()
+            .filter_map(|name| {
+                let alias = env.aliases.get(name)?;
+                let AliasKind::Run(argv) = &alias.kind else {
+                    return None;
+                };
+                let argv: Result<Vec<String>, String> =
+                    argv.iter().map(|t| t.render(&vars)).collect();
+                Some(CommandSpec {
+                    name: name.clone(),
+                    argv: argv.ok()?,
+                })
+            })
+            .collect();
+        out.insert(
+            format!("{}/{}", env.name, daemon.name),
+            DaemonConfig {
+                interval_ms: daemon.interval.as_millis() as u64,
+                collectors: daemon.collectors.clone(),
+                components,
+                commands,
+            },
+        );
+    }
+    out
+}
