@@ -352,11 +352,17 @@ impl Router {
             .write_all(&encode(&challenge))
             .await
             .map_err(|e| e.to_string())?;
+        let answer = next(read, decoder).await.map_err(|e| {
+            format!(
+                "daemon {daemon} ({environment}) left after the challenge ({e}): its secret \
+                 differs from this server's, so it does not trust this router"
+            )
+        })?;
         let Message::Auth {
             proof,
             received_us,
             sent_us,
-        } = next(read, decoder).await?
+        } = answer
         else {
             return Err(format!("daemon {daemon}: no proof after the challenge"));
         };

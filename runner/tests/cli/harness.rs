@@ -108,6 +108,28 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
+        // A server or daemon a failed test left behind: every lowtouch started for this
+        // project names it with `-C`.
+        let me = self.path().as_os_str().as_encoded_bytes().to_vec();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let ours = args.first().is_some_and(|a| *a == LOWTOUCH.as_bytes())
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"-C" && w[1] == me.as_slice());
+            if ours {
+                // SAFETY: signalling a process this test started.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
         // Stop whatever a failed test left running (by recorded pid).
         let dir = self.path().join(".lowtouch/envs");
         for env in std::fs::read_dir(dir).into_iter().flatten().flatten() {

@@ -3,6 +3,7 @@
 
 mod api;
 mod check;
+mod daemon;
 mod demo;
 mod deploy;
 mod github;

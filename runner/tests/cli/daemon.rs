@@ -1,0 +1,192 @@
+//! `lowtouch daemon` against `lowtouch serve`'s router, as separate processes: the
+//! daemon follows the demo engines' logs and processes during a run, and the run's
+//! events — the talk's kill -9 and the backup taking over — are in its history.
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::harness::{Project, wait_until};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// Collects a child's stderr as it comes.
+fn log_of(child: &mut Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let l = log.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            l.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    log
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+}
+
+fn events(p: &Project) -> Vec<serde_json::Value> {
+    let out = p
+        .lowtouch(&["history", "--run", "last", "--events", "--json"])
+        .output()
+        .expect_code(0);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn has(events: &[serde_json::Value], source: &str, name: &str, text: &str) -> bool {
+    events
+        .iter()
+        .any(|e| e["source"] == source && e["name"] == name && e["text"] == text)
+}
+
+#[test]
+fn a_daemon_watches_a_run_and_its_events_are_stored() {
+    let p = Project::demo();
+    let mut serve = p
+        .lowtouch(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--router",
+            "127.0.0.1:0",
+            "--poll-interval",
+            "1h",
+            "demo",
+        ])
+        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
+        .spawn();
+    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let router = loop {
+        let line = lines
+            .next()
+            .expect("serve said where its router is")
+            .unwrap();
+        if let Some(rest) = line.split("router on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let serve_log = log_of(&mut serve);
+
+    let mut daemon = p
+        .lowtouch(&[
+            "daemon",
+            "--server",
+            &router,
+            "--name",
+            "matching",
+            "--environment",
+            "local",
+        ])
+        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
+        .spawn();
+    let daemon_log = log_of(&mut daemon);
+    assert!(
+        wait_until(Duration::from_secs(20), || daemon_log
+            .lock()
+            .unwrap()
+            .contains("configured")),
+        "daemon:\n{}\nserve:\n{}",
+        daemon_log.lock().unwrap(),
+        serve_log.lock().unwrap()
+    );
+    assert!(
+        serve_log
+            .lock()
+            .unwrap()
+            .contains("router: daemon local/matching connected")
+    );
+
+    // The demo run, through the server; the daemon reports what the engines did.
+    p.lowtouch(&["run"]).output().expect_code(0);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let e = events(&p);
+            has(&e, "MatchingEnginePrimary", "process", "CRASHED")
+                && has(&e, "MatchingEngineBackup", "state", "ACTIVE")
+                && has(&e, "MatchingEnginePrimary", "state", "READY")
+        }),
+        "{:#?}",
+        events(&p)
+    );
+    // The kill -9 of the failover scenario: the backup took over, the primary crashed,
+    // on one timeline, within a second of each other.
+    let e = events(&p);
+    let at = |source: &str, name: &str, text: &str| {
+        e.iter()
+            .filter(|x| x["source"] == source && x["name"] == name && x["text"] == text)
+            .map(|x| x["at_us"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let crashed = at("MatchingEnginePrimary", "process", "CRASHED")[0];
+    assert!(
+        at("MatchingEngineBackup", "state", "ACTIVE")
+            .iter()
+            .any(|a| (a - crashed).abs() < 1_000_000),
+        "{e:#?}"
+    );
+    let text = p
+        .lowtouch(&["history", "--run", "last", "--events"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(text.contains("CRASHED"), "{text}");
+
+    // A daemon with the wrong secret gets nowhere, and it is said.
+    let mut impostor = p
+        .lowtouch(&[
+            "daemon",
+            "--server",
+            &router,
+            "--name",
+            "monitoring",
+            "--environment",
+            "local",
+        ])
+        .env("LOWTOUCH_DAEMON_SECRET", "the-wrong-secret-of-32-bytes-len")
+        .spawn();
+    let impostor_log = log_of(&mut impostor);
+    assert!(
+        wait_until(Duration::from_secs(10), || serve_log
+            .lock()
+            .unwrap()
+            .contains("its secret differs from this server's")),
+        "{}",
+        serve_log.lock().unwrap()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || impostor_log
+            .lock()
+            .unwrap()
+            .contains("could not prove")),
+        "the daemon must not trust a router that cannot prove the secret either:\n{}",
+        impostor_log.lock().unwrap()
+    );
+    stop(impostor);
+    stop(daemon);
+    stop(serve);
+
+    // Bad input to the daemon itself.
+    let out = p
+        .lowtouch(&["daemon", "--server", &router, "--name", "x"])
+        .output()
+        .expect_code(2);
+    assert!(
+        out.stderr.contains("LOWTOUCH_DAEMON_SECRET"),
+        "{}",
+        out.stderr
+    );
+    let out = p
+        .lowtouch(&["daemon", "--server", &router, "--name", "x"])
+        .env("LOWTOUCH_DAEMON_SECRET", "short")
+        .output()
+        .expect_code(2);
+    assert!(out.stderr.contains("at least 16"), "{}", out.stderr);
+}
