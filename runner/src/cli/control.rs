@@ -188,6 +188,35 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<i32, CliError> {
     match crate::api::server::activity() {
         Some(a) => {
             crate::outln!("server: {}", a.doing);
+            match crate::daemon::local::ROUTER.get() {
+                None => crate::outln!("daemons: the router is off (LOWTOUCH_DAEMON_SECRET unset)"),
+                Some(router) => {
+                    let connected = router.connected();
+                    if connected.is_empty() {
+                        crate::outln!("daemons: none connected");
+                    }
+                    for d in connected {
+                        crate::outln!(
+                            "daemon {}/{} from {}: {}{}",
+                            d.environment,
+                            d.name,
+                            d.peer,
+                            if d.configured {
+                                "following its logs"
+                            } else {
+                                "configuring"
+                            },
+                            d.offset_us
+                                .map(|(o, e)| format!(
+                                    ", clock {:+.3} ms (±{:.3})",
+                                    -o as f64 / 1000.0,
+                                    e as f64 / 1000.0
+                                ))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+            }
             if a.queue.is_empty() {
                 crate::outln!("queue: empty");
             } else {

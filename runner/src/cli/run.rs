@@ -414,6 +414,20 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         )));
     }
     let state_dir = execute::run::state_dir(x.project);
+    // The monitoring network: the server's router, or one of our own on loopback.
+    let network = if crate::daemon::local::LocalNetwork::server_router() {
+        None
+    } else {
+        let mut envs: Vec<&crate::environment::Environment> = Vec::new();
+        for p in x.plans {
+            if !envs.iter().any(|e| e.name == p.env.name) {
+                envs.push(&p.env);
+            }
+        }
+        crate::daemon::local::LocalNetwork::start(&envs, &state_dir, store)
+            .map_err(CliError::infra)?
+    };
+    let observing = network.is_some() || crate::daemon::local::LocalNetwork::server_router();
     let settings = RunSettings {
         run_id: &run_id,
         project: x.project,
@@ -422,6 +436,7 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         overrides: x.overrides.clone(),
         config_commits: x.config_commits.clone(),
         preemptible: x.preemptible,
+        observed: observing.then_some(store as &dyn crate::execute::observe::Observations),
     };
     // One environment never runs two pipelines at once.
     let envs: std::collections::BTreeSet<&str> =
@@ -452,6 +467,7 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         taken.push(env);
     }
     let run = execute::execute(x.plans, &settings, &events);
+    drop(network);
     for env in &taken {
         store.release_lease(env, &run_id)?;
     }

@@ -380,49 +380,16 @@ async fn start_router(
             }
         }
     }
-    let (router, bound, mut observed) = Router::bind(addr, config)
+    let (router, bound, observed) = Router::bind(addr, config)
         .await
         .map_err(|e| CliError::input(format!("--router {addr}: cannot listen: {e}")))?;
     crate::outln!(
         "lowtouch serve: router on {bound} (daemons: lowtouch daemon --server {bound} --name NAME --environment ENV)"
     );
     // The data processor: every observation into the store, on the server's timeline.
-    let store = store.clone();
-    tokio::spawn(async move {
-        let mut n: u32 = 0;
-        while let Some(d) = observed.recv().await {
-            use crate::net::Observation;
-            let (source, kind, name, text, number) = match d.observation {
-                Observation::Event {
-                    source,
-                    name,
-                    value,
-                    ..
-                } => (source, "event", name, Some(value), None),
-                Observation::Metric {
-                    source,
-                    name,
-                    value,
-                    ..
-                } => (source, "metric", name, None, Some(value)),
-            };
-            n = n.wrapping_add(1);
-            let record = crate::store::ObservationRecord {
-                v: crate::store::SCHEMA_VERSION,
-                at_us: d.at_us,
-                environment: d.environment,
-                daemon: d.daemon,
-                source,
-                kind: kind.to_string(),
-                name,
-                text,
-                number,
-            };
-            if let Err(e) = store.put_observation(&record, n) {
-                crate::errln!("data processor: cannot store an observation: {e}");
-            }
-        }
-    });
+    tokio::spawn(crate::daemon::processor::store_all(observed, store.share()));
+    crate::daemon::local::SERVER_ROUTER.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = crate::daemon::local::ROUTER.set(router.clone());
     Ok(Some(router))
 }
 

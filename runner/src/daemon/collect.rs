@@ -1,6 +1,7 @@
 //! The daemon's collectors, on a thread of their own: logs through their rules as lines
-//! arrive (polled every [`LOG_POLL`]), component processes checked for life every
-//! [`LIVENESS_POLL`], system and process metrics sampled every configured interval.
+//! arrive (polled every [`LOG_POLL`]); component processes watched through a pidfd each
+//! (an exit wakes the thread at once) and their pid files' stamps (a new process is seen
+//! within a poll); system and process metrics sampled every configured interval.
 //! Everything goes into the shared outbox, on this host's clock.
 
 use std::collections::HashMap;
@@ -16,7 +17,6 @@ use crate::net::codec::{DaemonConfig, Observation};
 use crate::net::router::now_us;
 
 pub const LOG_POLL: Duration = Duration::from_millis(5);
-pub const LIVENESS_POLL: Duration = Duration::from_millis(50);
 
 /// Stops the collector thread when dropped.
 pub struct Collector {
@@ -45,9 +45,62 @@ pub fn spawn(shared: Arc<Shared>) -> Collector {
 struct Tracked {
     /// pid and start time: a process's identity.
     identity: Option<(u32, u64)>,
+    /// Readable once that process has exited.
+    pidfd: Option<std::os::fd::OwnedFd>,
     last: Option<(Instant, ProcStat)>,
     /// Whether it was looked for at least once (the first sighting is no event).
     looked: bool,
+    /// The last process reported ended (or found ended at the first look): not again.
+    ended: Option<(u32, u64)>,
+    /// The pid file's modification time and length when last read.
+    stamp: Option<(std::time::SystemTime, u64)>,
+}
+
+fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative return is a descriptor we own.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sleeps up to `timeout`, waking when a watched process exits; returns the components
+/// whose process did.
+fn wait_exits(tracked: &HashMap<String, Tracked>, timeout: Duration) -> Vec<String> {
+    use std::os::fd::AsRawFd;
+    let watched: Vec<(&String, i32)> = tracked
+        .iter()
+        .filter_map(|(n, t)| t.pidfd.as_ref().map(|fd| (n, fd.as_raw_fd())))
+        .collect();
+    if watched.is_empty() {
+        std::thread::sleep(timeout);
+        return Vec::new();
+    }
+    let mut fds: Vec<libc::pollfd> = watched
+        .iter()
+        .map(|(_, fd)| libc::pollfd {
+            fd: *fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: valid pollfds, exclusively borrowed for the call.
+    let n = unsafe {
+        libc::poll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            timeout.as_millis() as i32,
+        )
+    };
+    if n <= 0 {
+        return Vec::new();
+    }
+    watched
+        .iter()
+        .zip(&fds)
+        .filter(|(_, f)| f.revents != 0)
+        .map(|((name, _), _)| (*name).clone())
+        .collect()
 }
 
 struct Log {
@@ -63,22 +116,27 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
     let mut system_before: Option<CpuTimes> = None;
     let mut next_sample = Instant::now();
-    let mut next_liveness = Instant::now();
     let mut buf = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(LOG_POLL);
+        let exited = wait_exits(&tracked, LOG_POLL);
         let config = shared
             .config
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let Some(config) = config else { continue };
+        let mut out = Vec::new();
         if current.as_ref() != Some(&config) {
             logs = build_logs(&config, &shared);
             tracked.retain(|name, _| config.components.iter().any(|c| &c.name == name));
             current = Some(config.clone());
+            // Said once the logs are followed: from here on nothing they get is missed.
+            out.push(event(
+                "daemon",
+                "configured",
+                &format!("{} component(s)", config.components.len()),
+            ));
         }
-        let mut out = Vec::new();
         for log in &mut logs {
             buf.clear();
             if let Err(e) = log.follower.poll(&mut buf) {
@@ -119,13 +177,22 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         if sample {
             next_sample = now + Duration::from_millis(config.interval_ms.max(10));
         }
-        if (sample || now >= next_liveness) && config.collectors.iter().any(|c| c == "process") {
-            next_liveness = now + LIVENESS_POLL;
+        if config.collectors.iter().any(|c| c == "process") {
             for c in &config.components {
                 let Some(pid_file) = &c.pid_file else {
                     continue;
                 };
                 let t = tracked.entry(c.name.clone()).or_default();
+                // Looked at when it is time for metrics, when its process exited, or when
+                // its pid file changed (a start): a stat per poll, no more.
+                let stamp = std::fs::metadata(pid_file)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())));
+                let changed = stamp != t.stamp;
+                t.stamp = stamp;
+                if !(sample || changed || !t.looked || exited.contains(&c.name)) {
+                    continue;
+                }
                 watch_process(
                     proc_root,
                     &c.name,
@@ -238,42 +305,62 @@ fn watch_process(
     shared: &Shared,
     out: &mut Vec<Observation>,
 ) {
-    // The process the pid file names, if it is that process and alive (a zombie is not).
-    let live = read_pid_file(pid_file).and_then(|(pid, start)| {
+    // The process the pid file names, and whether it is that process and alive (a zombie
+    // is not).
+    let recorded = read_pid_file(pid_file);
+    let live = recorded.and_then(|(pid, start)| {
         let s = procfs::read_process(proc_root, pid).ok().flatten()?;
         (s.stat.start_ticks == start && s.stat.state != b'Z').then_some((pid, start, s))
     });
     let first = !t.looked;
     t.looked = true;
-    match (&t.identity, &live) {
+    let ended = |t: &mut Tracked, out: &mut Vec<Observation>, identity: (u32, u64)| {
+        let mut stopping = shared.stopping.lock().unwrap_or_else(|e| e.into_inner());
+        let stopped = match stopping.iter().position(|s| s == name) {
+            Some(i) => {
+                stopping.remove(i);
+                true
+            }
+            None => stop_marker.is_some_and(Path::exists),
+        };
+        out.push(event(
+            name,
+            "process",
+            if stopped { "STOPPED" } else { "CRASHED" },
+        ));
+        t.identity = None;
+        t.pidfd = None;
+        t.last = None;
+        t.ended = Some(identity);
+    };
+    match (t.identity, &live) {
         (None, Some((pid, start, _))) => {
             if !first {
                 out.push(event(name, "process", "STARTED"));
             }
             t.identity = Some((*pid, *start));
+            t.pidfd = pidfd_open(*pid);
             t.last = None;
         }
-        (Some(old), Some((pid, start, _))) if *old != (*pid, *start) => {
+        (Some(old), Some((pid, start, _))) if old != (*pid, *start) => {
             out.push(event(name, "process", "RESTARTED"));
             t.identity = Some((*pid, *start));
+            t.pidfd = pidfd_open(*pid);
             t.last = None;
         }
-        (Some(_), None) => {
-            let mut stopping = shared.stopping.lock().unwrap_or_else(|e| e.into_inner());
-            let stopped = match stopping.iter().position(|s| s == name) {
-                Some(i) => {
-                    stopping.remove(i);
-                    true
+        (Some(old), None) => ended(t, out, old),
+        (None, None) => {
+            // A process that started and ended between two looks: it still happened.
+            if let Some(id) = recorded
+                && t.ended != Some(id)
+            {
+                if first {
+                    t.ended = Some(id);
+                } else {
+                    out.push(event(name, "process", "STARTED"));
+                    ended(t, out, id);
                 }
-                None => stop_marker.is_some_and(Path::exists),
-            };
-            out.push(event(
-                name,
-                "process",
-                if stopped { "STOPPED" } else { "CRASHED" },
-            ));
-            t.identity = None;
-            t.last = None;
+            }
         }
         _ => {}
     }

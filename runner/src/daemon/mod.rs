@@ -16,6 +16,8 @@
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod local;
+pub mod processor;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -32,6 +32,8 @@ pub struct RunContext<'a> {
     pub secret_vars: Vec<String>,
     /// Secret values and their placeholders: masked in every step's output.
     pub masks: Vec<(String, String)>,
+    /// What the monitoring network observed (`wait_for`, `metric`); `None` without one.
+    pub observed: Option<&'a dyn super::observe::Observations>,
 }
 
 impl RunContext<'_> {
@@ -66,6 +68,12 @@ pub struct StepHost<'a> {
     pub interruptible: bool,
     /// How deep `steps:` aliases are nested right now.
     pub depth: std::cell::Cell<u32>,
+    /// When the scenario started, µs since the epoch: `wait_for` looks back to it.
+    pub started_us: i64,
+    /// When the current step started.
+    pub previous_step_us: std::cell::Cell<i64>,
+    /// When the step before the current one started (`wait_for event` looks from there).
+    pub since_us: std::cell::Cell<i64>,
 }
 
 /// `steps:` aliases calling each other deeper than this are a cycle.
@@ -132,6 +140,77 @@ impl Exec {
     }
 }
 
+impl StepHost<'_> {
+    /// `wait_for COMPONENT STATE [timeout D]` / `wait_for event 'REGEX' [timeout D]`.
+    fn wait_for(&self, args: &[String], limit: Duration, own: bool, scope: Scope) -> Exec {
+        use super::observe::Awaited;
+        let (awaited, timeout) = match Awaited::parse(args) {
+            Ok(x) => x,
+            Err(e) => return Exec::failed("builtin", 2, e),
+        };
+        let Some(observed) = self.ctx.observed else {
+            return Exec::failed(
+                "builtin",
+                2,
+                format!(
+                    "no monitoring daemon reports on environment {}: declare one under \
+                     `daemons:` (it follows the components' logs)",
+                    self.ctx.plan.env.name
+                ),
+            );
+        };
+        let env = &self.ctx.plan.env.name;
+        let wait = timeout.map_or(limit, |t| t.min(limit));
+        let started = Instant::now();
+        let since = self.since_us.get();
+        loop {
+            let all = observed.between(env, self.started_us, crate::net::router::now_us());
+            if awaited.met(&all, since) {
+                return Exec::ok("builtin", String::new());
+            }
+            if started.elapsed() >= wait {
+                let why = awaited.why_not(&all, self.started_us, wait);
+                // Its own timeout is the condition failing; the step's limit says so.
+                return if timeout.is_some_and(|t| t <= limit) {
+                    Exec::failed("builtin", 1, why)
+                } else {
+                    Exec::failed(
+                        "builtin",
+                        124,
+                        format!("{why}; {}", self.limit_message(limit, own, scope)),
+                    )
+                };
+            }
+            if !interrupt::sleep(Duration::from_millis(5), self.interruptible) {
+                return Exec::interrupted("builtin");
+            }
+        }
+    }
+
+    /// `metric NAME` / `metric SOURCE NAME`: prints the latest sample (for `set`).
+    fn metric(&self, args: &[String]) -> Exec {
+        let Some(observed) = self.ctx.observed else {
+            return Exec::failed(
+                "builtin",
+                2,
+                format!(
+                    "no monitoring daemon reports on environment {}",
+                    self.ctx.plan.env.name
+                ),
+            );
+        };
+        let all = observed.between(
+            &self.ctx.plan.env.name,
+            i64::MIN,
+            crate::net::router::now_us(),
+        );
+        match super::observe::latest_metric(&all, args) {
+            Ok(v) => Exec::ok("builtin", format!("{v}\n")),
+            Err(e) => Exec::failed("builtin", 1, e),
+        }
+    }
+}
+
 impl Host for StepHost<'_> {
     fn run_step(&mut self, step: &StepRequest<'_>) -> StepResult {
         if self.interrupted() {
@@ -157,6 +236,9 @@ impl Host for StepHost<'_> {
             args: &shown_args,
         });
         let ctx = self.ctx;
+        // `wait_for event` looks back to the start of the step before it.
+        self.since_us
+            .set(self.previous_step_us.replace(crate::net::router::now_us()));
         let exec = self.dispatch(
             step.name,
             &step.args,
@@ -258,6 +340,8 @@ impl StepHost<'_> {
         let limit = wanted.min(remaining);
         match name {
             "echo" => Exec::ok("builtin", format!("{}\n", args.join(" "))),
+            "wait_for" => self.wait_for(args, limit, own, scope),
+            "metric" => self.metric(args),
             "sleep" => {
                 let Some(d) = args.first().and_then(|a| parse_duration(a)) else {
                     return Exec::failed(

@@ -5,6 +5,7 @@
 pub mod components;
 pub mod host;
 pub mod interrupt;
+pub mod observe;
 pub mod process;
 pub mod run;
 

@@ -28,6 +28,8 @@ pub struct RunSettings<'a> {
     pub config_commits: std::collections::BTreeMap<String, String>,
     /// Whether a new candidate may stop it at a scenario boundary (continuous runs).
     pub preemptible: bool,
+    /// What the monitoring network observed, for `wait_for` and `metric`.
+    pub observed: Option<&'a dyn super::observe::Observations>,
 }
 
 /// Runs the plans one after another and returns the finished run record.
@@ -142,6 +144,7 @@ fn run_plan(
         vars,
         secret_vars: plan.env.secret_vars(),
         masks: plan.env.secret_masks(),
+        observed: settings.observed,
     };
     let runner = &PlanRunner { ctx: &ctx, index };
     let mut results = Vec::new();
@@ -428,6 +431,9 @@ impl PlanRunner<'_> {
             line_base: part.line_base,
             interruptible: part.interruptible,
             depth: std::cell::Cell::new(0),
+            started_us: crate::net::router::now_us(),
+            previous_step_us: std::cell::Cell::new(crate::net::router::now_us()),
+            since_us: std::cell::Cell::new(crate::net::router::now_us()),
         };
         let mut interpreter =
             Interpreter::new(ast, part.vars).with_budget(self.ctx.plan.pipeline.step_budget);

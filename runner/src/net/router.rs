@@ -91,6 +91,8 @@ pub struct Connected {
     pub peer: String,
     /// Router clock minus daemon clock, µs, and its uncertainty.
     pub offset_us: Option<(i64, i64)>,
+    /// The daemon applied its configuration (it follows the logs from then on).
+    pub configured: bool,
 }
 
 struct DaemonLink {
@@ -100,6 +102,7 @@ struct DaemonLink {
     tx: mpsc::UnboundedSender<Message>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
     clock: Mutex<Clock>,
+    configured: std::sync::atomic::AtomicBool,
 }
 
 struct Inner {
@@ -170,6 +173,7 @@ impl Router {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .offset(),
+                configured: link.configured.load(Ordering::SeqCst),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -245,8 +249,8 @@ impl Router {
             }
             Err(_) => {
                 crate::errln!(
-                    "router: {peer}: no authentication within {:.0}s; dropped",
-                    self.inner.config.auth_timeout.as_secs_f64()
+                    "router: {peer}: no authentication within {}; dropped",
+                    crate::scenario::duration::human(self.inner.config.auth_timeout)
                 );
                 return;
             }
@@ -396,6 +400,7 @@ impl Router {
             tx,
             pending: Mutex::new(HashMap::new()),
             clock: Mutex::new(clock),
+            configured: std::sync::atomic::AtomicBool::new(false),
         });
         let key = format!("{environment}/{daemon}");
         {
@@ -426,6 +431,10 @@ impl Router {
                 };
                 let clock = link.clock.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 for observation in fresh {
+                    if matches!(&observation, Observation::Event { source, name, .. } if source == "daemon" && name == "configured")
+                    {
+                        link.configured.store(true, Ordering::SeqCst);
+                    }
                     let daemon_at = match &observation {
                         Observation::Event { at_us, .. } | Observation::Metric { at_us, .. } => {
                             *at_us

@@ -9,7 +9,9 @@ use super::diagnostic::{Diagnostic, did_you_mean};
 use super::duration::parse_duration;
 
 /// Builtin commands the interpreter's host always knows.
-pub const BUILTINS: &[&str] = &["echo", "sleep", "kill", "start", "stop", "restart"];
+pub const BUILTINS: &[&str] = &[
+    "echo", "sleep", "kill", "start", "stop", "restart", "wait_for", "metric",
+];
 
 /// Builtins that act on a component named by the environment.
 pub const COMPONENT_COMMANDS: &[&str] = &["kill", "start", "stop", "restart"];
@@ -168,6 +170,48 @@ impl Checker<'_> {
                 [component] => self.component(component),
                 _ => self.arity(call, &format!("`{name}` takes one component")),
             },
+            "wait_for" => {
+                let usage =
+                    "`wait_for` takes `COMPONENT STATE [timeout D]` or `event 'REGEX' [timeout D]`";
+                let (head, tail) = match call.args.len() {
+                    2 => (&call.args[..2], None),
+                    4 => (&call.args[..2], Some(&call.args[2..])),
+                    _ => {
+                        self.arity(call, usage);
+                        return;
+                    }
+                };
+                if let Some(tail) = tail {
+                    if tail[0].literal().as_deref() != Some("timeout") {
+                        self.diagnostics.push(
+                            Diagnostic::new(tail[0].span, "expected `timeout`".to_string())
+                                .help(usage),
+                        );
+                    } else if let Some(lit) = tail[1].literal()
+                        && parse_duration(&lit).is_none()
+                    {
+                        self.diagnostics.push(
+                            Diagnostic::new(tail[1].span, format!("`{lit}` is not a duration"))
+                                .help("write it as 500ms, 5s or 2m; a bare number is seconds"),
+                        );
+                    }
+                }
+                if head[0].literal().as_deref() == Some("event") {
+                    if let Some(pattern) = head[1].literal()
+                        && let Err(e) = regex::Regex::new(&pattern)
+                    {
+                        self.diagnostics
+                            .push(Diagnostic::new(head[1].span, format!("bad pattern: {e}")));
+                    }
+                } else {
+                    self.component(&head[0]);
+                }
+            }
+            "metric" => {
+                if !(1..=2).contains(&call.args.len()) {
+                    self.arity(call, "`metric` takes `NAME` or `SOURCE NAME`");
+                }
+            }
             _ if self.catalog.has_command(name) => {}
             _ => {
                 let names = self.catalog.command_names();

@@ -59,9 +59,16 @@ impl Store {
     /// Keeps this store open for the life of the process: every later [`Store::open`] of
     /// the same path in this process shares it instead of opening the files again.
     pub fn pin(&self) {
-        let mut pinned = self.clone();
-        pinned.shared = true;
-        *PINNED.lock().unwrap_or_else(|e| e.into_inner()) = Some(pinned);
+        *PINNED.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.share());
+    }
+
+    /// Another handle onto this open store (for a thread or task): dropping it closes
+    /// nothing.
+    pub fn share(&self) -> Store {
+        let mut shared = self.clone();
+        shared.shared = true;
+        shared.recovered.clear();
+        shared
     }
 
     /// Opens (creating if needed) the store and marks runs a dead process left unfinished.

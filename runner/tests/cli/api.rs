@@ -116,7 +116,7 @@ fn commands_go_through_a_running_server() {
 
     // A run through the server: its output and its exit code come back.
     let out = p.lowtouch(&["run"]).output().expect_code(0);
-    assert!(out.stdout.contains("passed: 5 passed"), "{}", out.stdout);
+    assert!(out.stdout.contains("passed: 6 passed"), "{}", out.stdout);
     assert!(out.stderr.contains("PASS failover"), "{}", out.stderr);
     let out = p.lowtouch(&["history", "--json"]).output().expect_code(0);
     let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();

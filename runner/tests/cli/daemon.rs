@@ -103,6 +103,20 @@ fn a_daemon_watches_a_run_and_its_events_are_stored() {
             .unwrap()
             .contains("router: daemon local/matching connected")
     );
+    // `status` (through the server) lists it once it follows the logs.
+    assert!(
+        wait_until(Duration::from_secs(10), || p
+            .lowtouch(&["status"])
+            .output()
+            .stdout
+            .contains("daemon local/matching from 127.0.0.1:")
+            && p.lowtouch(&["status"])
+                .output()
+                .stdout
+                .contains("following its logs")),
+        "{}",
+        p.lowtouch(&["status"]).output().stdout
+    );
 
     // The demo run, through the server; the daemon reports what the engines did.
     p.lowtouch(&["run"]).output().expect_code(0);

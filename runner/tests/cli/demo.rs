@@ -8,13 +8,14 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
     let p = Project::demo();
     let first = p.lowtouch(&["run"]).output().expect_code(0);
     assert!(
-        first.stdout.contains("5 passed, 0 failed"),
+        first.stdout.contains("6 passed, 0 failed"),
         "{}",
         first.stdout
     );
     for name in [
         "smoke",
         "failover",
+        "failover_events",
         "failover_book",
         "latency",
         "backup_restart",
@@ -38,7 +39,7 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
     let junit = p.read("reports/junit.xml");
     validate(&junit).unwrap_or_else(|e| panic!("invalid JUnit: {e:?}\n{junit}"));
     assert!(
-        junit.contains(r#"<testsuite name="demo.local" tests="5""#),
+        junit.contains(r#"<testsuite name="demo.local" tests="6""#),
         "{junit}"
     );
     assert!(
@@ -59,7 +60,7 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
     );
     assert!(
         runs.iter()
-            .all(|r| r["status"] == "passed" && r["passed"] == 5)
+            .all(|r| r["status"] == "passed" && r["passed"] == 6)
     );
     p.assert_nothing_left_running();
 }

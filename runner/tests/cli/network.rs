@@ -46,9 +46,14 @@ fn is_event(d: &Delivered, source: &str, name: &str, value: &str) -> bool {
         if s == source && n == name && v == value)
 }
 
+/// Waits until the daemon is connected and follows its logs.
 async fn wait_connected(router: &Router, name: &str) {
-    for _ in 0..200 {
-        if router.connected().iter().any(|c| c.name == name) {
+    for _ in 0..400 {
+        if router
+            .connected()
+            .iter()
+            .any(|c| c.name == name && c.configured)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -119,7 +124,6 @@ fn daemons_authenticate_report_and_obey_only_what_they_may() {
 
         // A line appended to the log is an event on the router's side; the line that was
         // there before the daemon came is not.
-        tokio::time::sleep(Duration::from_millis(300)).await;
         std::fs::OpenOptions::new()
             .append(true)
             .open(&log)

@@ -1,0 +1,113 @@
+//! One path, local and distributed: a `lowtouch run` without a server starts an
+//! in-process router on loopback and a daemon for each daemon its environments declare,
+//! speaking the same protocol as a remote one; what they observe is stored like a
+//! server's. A run inside `lowtouch serve` uses the server's router instead.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::environment::Environment;
+use crate::net::router::{Router, RouterConfig};
+use crate::store::Store;
+
+/// Set by `lowtouch serve` once its router listens: runs in that process use it.
+pub static SERVER_ROUTER: AtomicBool = AtomicBool::new(false);
+
+/// The server's router, for `lowtouch status` (run inside the server).
+pub static ROUTER: std::sync::OnceLock<Router> = std::sync::OnceLock::new();
+
+/// The in-process network of one run; stopped when dropped.
+pub struct LocalNetwork {
+    runtime: Option<tokio::runtime::Runtime>,
+    pub daemons: Vec<String>,
+}
+
+impl LocalNetwork {
+    /// Starts a router and the environments' daemons, and waits (up to 3 s) until every
+    /// daemon is connected and configured. `None` when no environment declares a daemon.
+    pub fn start(
+        envs: &[&Environment],
+        state_dir: &std::path::Path,
+        store: &Store,
+    ) -> Result<Option<LocalNetwork>, String> {
+        let wanted: Vec<(String, String)> = envs
+            .iter()
+            .flat_map(|e| e.daemons.values().map(|d| (e.name.clone(), d.name.clone())))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let secret = crate::net::auth::nonce().into_bytes();
+        let mut config = RouterConfig::default();
+        for env in envs {
+            config.secrets.insert(env.name.clone(), secret.clone());
+            config
+                .configs
+                .extend(super::config::for_environment(env, state_dir));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("monitor")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the monitoring network: {e}"))?;
+        let store = store.share();
+        let connected = runtime.block_on(async {
+            let (router, addr, rx) = Router::bind("127.0.0.1:0", config)
+                .await
+                .map_err(|e| format!("the local router cannot listen on loopback: {e}"))?;
+            tokio::spawn(super::processor::store_all(rx, store));
+            for (env, name) in &wanted {
+                let options = super::Options {
+                    server: addr.to_string(),
+                    name: name.clone(),
+                    environment: env.clone(),
+                    secret: secret.clone(),
+                    outbox_capacity: 100_000,
+                    dead_after: Duration::from_secs(3),
+                    max_backoff: Duration::from_millis(200),
+                };
+                tokio::spawn(super::run(options, std::future::pending()));
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            loop {
+                let up = router.connected();
+                if wanted.iter().all(|(e, n)| {
+                    up.iter()
+                        .any(|c| &c.name == n && &c.environment == e && c.configured)
+                }) {
+                    return Ok::<bool, String>(true);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })?;
+        if !connected {
+            return Err("the local monitoring daemons did not connect within 3s".into());
+        }
+        Ok(Some(LocalNetwork {
+            runtime: Some(runtime),
+            daemons: wanted
+                .into_iter()
+                .map(|(e, n)| format!("{e}/{n}"))
+                .collect(),
+        }))
+    }
+
+    /// Whether runs in this process use a server's router.
+    pub fn server_router() -> bool {
+        SERVER_ROUTER.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for LocalNetwork {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // What the daemons saw last reaches the store first.
+            std::thread::sleep(super::collect::LOG_POLL * 4);
+            rt.shutdown_timeout(Duration::from_millis(500));
+        }
+    }
+}
