@@ -34,6 +34,7 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
     };
     let component = |name: &str| config.components.iter().find(|c| c.name == name);
     match command {
+        Command::Noop => Done::default(),
         Command::Kill {
             component: name,
             signal,

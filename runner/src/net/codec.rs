@@ -166,6 +166,8 @@ pub enum Command {
         name: String,
         args: Vec<String>,
     },
+    /// Does nothing: the network's own round trip (measured by the network bench).
+    Noop,
 }
 
 /// Why a connection's bytes cannot be read.
