@@ -62,8 +62,13 @@ pub fn daemon(args: &DaemonArgs) -> Result<i32, CliError> {
         dead_after: Duration::from_secs(3),
         max_backoff: Duration::from_secs(5),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // Small on purpose: one thread for the connection, one for the collectors.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::infra(format!("cannot start the daemon's runtime: {e}")))?;

@@ -1,8 +1,9 @@
-//! The daemon's collectors, on a thread of their own: logs through their rules as lines
-//! arrive (polled every [`LOG_POLL`]); component processes watched through a pidfd each
-//! (an exit wakes the thread at once) and their pid files' stamps (a new process is seen
-//! within a poll); system and process metrics sampled every configured interval.
-//! Everything goes into the shared outbox, on this host's clock.
+//! The daemon's collectors, on a thread of their own that sleeps in one `poll(2)`: it
+//! wakes when a followed log's directory changes (inotify: a line written, a file
+//! rotated or created — the pid files live there too), when a component's process exits
+//! (a pidfd each), when the interval's metrics are due, and at the latest every
+//! [`LOG_POLL`] in case a file system does not report changes. Nothing is read while
+//! nothing happens. Everything goes into the shared outbox, on this host's clock.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +17,8 @@ use crate::monitor::{Follower, Rule, RuleKind, RuleSet};
 use crate::net::codec::{DaemonConfig, Observation};
 use crate::net::router::now_us;
 
-pub const LOG_POLL: Duration = Duration::from_millis(5);
+/// The longest the collector sleeps without looking (for file systems without inotify).
+pub const LOG_POLL: Duration = Duration::from_millis(250);
 
 /// Stops the collector thread when dropped.
 pub struct Collector {
@@ -64,18 +66,78 @@ fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
     (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Sleeps up to `timeout`, waking when a watched process exits; returns the components
-/// whose process did.
-fn wait_exits(tracked: &HashMap<String, Tracked>, timeout: Duration) -> Vec<String> {
+/// inotify on the directories of the followed logs and pid files.
+struct DirWatch {
+    fd: Option<std::os::fd::OwnedFd>,
+    watched: std::collections::HashSet<std::path::PathBuf>,
+}
+
+impl DirWatch {
+    fn new() -> DirWatch {
+        use std::os::fd::FromRawFd;
+        // SAFETY: inotify_init1 takes flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        DirWatch {
+            // SAFETY: a non-negative return is a descriptor we own.
+            fd: (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
+            watched: Default::default(),
+        }
+    }
+
+    /// Watches `dir` (again, if it did not exist before).
+    fn watch(&mut self, dir: &Path) {
+        use std::os::fd::AsRawFd;
+        let Some(fd) = &self.fd else { return };
+        if self.watched.contains(dir) {
+            return;
+        }
+        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+            return;
+        };
+        let mask = libc::IN_MODIFY
+            | libc::IN_CREATE
+            | libc::IN_MOVED_TO
+            | libc::IN_MOVED_FROM
+            | libc::IN_DELETE
+            | libc::IN_ATTRIB
+            | libc::IN_CLOSE_WRITE;
+        // SAFETY: a valid descriptor and a NUL-terminated path.
+        if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) } >= 0 {
+            self.watched.insert(dir.to_path_buf());
+        }
+    }
+
+    /// Reads pending events away; true when there were any.
+    fn drain(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let Some(fd) = &self.fd else { return false };
+        let mut buf = [0u8; 4096];
+        let mut any = false;
+        loop {
+            // SAFETY: reading into a buffer we own, at most its length.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return any;
+            }
+            any = true;
+        }
+    }
+}
+
+/// Sleeps up to `timeout` in one poll(2); returns the components whose process exited
+/// and whether a watched directory changed (or the timeout passed: then everything is
+/// looked at, as if it had).
+fn wait(
+    tracked: &HashMap<String, Tracked>,
+    dirs: &DirWatch,
+    wake: &std::os::unix::net::UnixStream,
+    timeout: Duration,
+) -> (Vec<String>, bool) {
     use std::os::fd::AsRawFd;
     let watched: Vec<(&String, i32)> = tracked
         .iter()
         .filter_map(|(n, t)| t.pidfd.as_ref().map(|fd| (n, fd.as_raw_fd())))
         .collect();
-    if watched.is_empty() {
-        std::thread::sleep(timeout);
-        return Vec::new();
-    }
     let mut fds: Vec<libc::pollfd> = watched
         .iter()
         .map(|(_, fd)| libc::pollfd {
@@ -84,23 +146,41 @@ fn wait_exits(tracked: &HashMap<String, Tracked>, timeout: Duration) -> Vec<Stri
             revents: 0,
         })
         .collect();
+    if let Some(fd) = &dirs.fd {
+        fds.push(libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    fds.push(libc::pollfd {
+        fd: wake.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    });
     // SAFETY: valid pollfds, exclusively borrowed for the call.
     let n = unsafe {
         libc::poll(
             fds.as_mut_ptr(),
             fds.len() as libc::nfds_t,
-            timeout.as_millis() as i32,
+            timeout.as_millis().clamp(1, i32::MAX as u128) as i32,
         )
     };
     if n <= 0 {
-        return Vec::new();
+        return (Vec::new(), true);
     }
-    watched
+    {
+        use std::io::Read;
+        let mut b = [0u8; 64];
+        while matches!((&*wake).read(&mut b), Ok(n) if n > 0) {}
+    }
+    let exited = watched
         .iter()
         .zip(&fds)
         .filter(|(_, f)| f.revents != 0)
         .map(|((name, _), _)| (*name).clone())
-        .collect()
+        .collect();
+    (exited, dirs.drain())
 }
 
 struct Log {
@@ -117,65 +197,69 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut system_before: Option<CpuTimes> = None;
     let mut next_sample = Instant::now();
     let mut buf = Vec::new();
+    let mut dirs = DirWatch::new();
+    let mut generation = 0;
     while !stop.load(Ordering::SeqCst) {
-        let exited = wait_exits(&tracked, LOG_POLL);
-        let config = shared
-            .config
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let Some(config) = config else { continue };
         let mut out = Vec::new();
-        if current.as_ref() != Some(&config) {
-            logs = build_logs(&config, &shared);
-            tracked.retain(|name, _| config.components.iter().any(|c| &c.name == name));
-            current = Some(config.clone());
-            // Said once the logs are followed: from here on nothing they get is missed.
-            out.push(event(
-                "daemon",
-                "configured",
-                &format!("{} component(s)", config.components.len()),
-            ));
+        // A new configuration: new followers (from the logs' ends), new watches.
+        let latest = shared.generation.load(Ordering::SeqCst);
+        if latest != generation {
+            generation = latest;
+            if let Some(config) = shared
+                .config
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+            {
+                logs = build_logs(&config, &shared);
+                tracked.retain(|name, _| config.components.iter().any(|c| &c.name == name));
+                dirs = DirWatch::new();
+                // Said once the logs are followed: from here on nothing they get is missed.
+                out.push(event(
+                    "daemon",
+                    "configured",
+                    &format!("{} component(s)", config.components.len()),
+                ));
+                current = Some(config);
+            }
         }
-        for log in &mut logs {
-            buf.clear();
-            if let Err(e) = log.follower.poll(&mut buf) {
-                out.push(event(&log.component, "log_error", &e.to_string()));
-                continue;
-            }
-            if buf.is_empty() {
-                continue;
-            }
-            let at_us = now_us();
-            log.rules.scan(&buf, |x| {
-                let value = String::from_utf8_lossy(x.value).into_owned();
-                match log.rules.rules()[x.rule].kind() {
-                    RuleKind::Event(name) => out.push(Observation::Event {
-                        at_us,
-                        source: log.component.clone(),
-                        name: name.clone(),
-                        value,
-                    }),
-                    RuleKind::Metric(name) => match x.number {
-                        Some(v) => out.push(Observation::Metric {
-                            at_us,
-                            source: log.component.clone(),
-                            name: name.clone(),
-                            value: v,
-                        }),
-                        None => out.push(event(
-                            &log.component,
-                            "unparsable_metric",
-                            &format!("{name}: {value}"),
-                        )),
-                    },
+        let Some(config) = &current else {
+            let _ = wait(&tracked, &dirs, &shared.wake.1, LOG_POLL);
+            continue;
+        };
+        // Every directory a log or a pid file is in (again, once it exists).
+        for c in &config.components {
+            for f in [&c.log, &c.pid_file].into_iter().flatten() {
+                if let Some(dir) = Path::new(f).parent() {
+                    dirs.watch(dir);
                 }
-            });
+            }
         }
+        let first_pass = !out.is_empty();
+        let (exited, changed) = if first_pass {
+            (Vec::new(), true)
+        } else {
+            let timeout = next_sample
+                .saturating_duration_since(Instant::now())
+                .min(LOG_POLL);
+            wait(&tracked, &dirs, &shared.wake.1, timeout)
+        };
         let now = Instant::now();
         let sample = now >= next_sample;
         if sample {
             next_sample = now + Duration::from_millis(config.interval_ms.max(10));
+        }
+        if changed || sample {
+            for log in &mut logs {
+                buf.clear();
+                if let Err(e) = log.follower.poll(&mut buf) {
+                    out.push(event(&log.component, "log_error", &e.to_string()));
+                    continue;
+                }
+                if !buf.is_empty() {
+                    extract(log, &buf, &mut out);
+                }
+            }
         }
         if config.collectors.iter().any(|c| c == "process") {
             for c in &config.components {
@@ -183,48 +267,48 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                     continue;
                 };
                 let t = tracked.entry(c.name.clone()).or_default();
-                // Looked at when it is time for metrics, when its process exited, or when
-                // its pid file changed (a start): a stat per poll, no more.
-                let stamp = std::fs::metadata(pid_file)
-                    .ok()
-                    .and_then(|m| Some((m.modified().ok()?, m.len())));
-                let changed = stamp != t.stamp;
-                t.stamp = stamp;
-                if !(sample || changed || !t.looked || exited.contains(&c.name)) {
-                    continue;
+                // Looked at when its metrics are due, when its process exited, or when
+                // its pid file changed (a start).
+                let mut look = sample || !t.looked || exited.contains(&c.name);
+                if changed {
+                    let stamp = std::fs::metadata(pid_file)
+                        .ok()
+                        .and_then(|m| Some((m.modified().ok()?, m.len())));
+                    look |= stamp != t.stamp;
+                    t.stamp = stamp;
                 }
-                watch_process(
-                    proc_root,
-                    &c.name,
-                    Path::new(pid_file),
-                    c.stop_marker.as_deref().map(Path::new),
-                    t,
-                    sample,
-                    &shared,
-                    &mut out,
-                );
+                if look {
+                    watch_process(
+                        proc_root,
+                        &c.name,
+                        Path::new(pid_file),
+                        c.stop_marker.as_deref().map(Path::new),
+                        t,
+                        sample,
+                        &shared,
+                        &mut out,
+                    );
+                }
             }
         }
         if sample
             && config.collectors.iter().any(|c| c == "system")
             && let Ok(s) = procfs::read_system(proc_root)
         {
-            {
-                let at_us = now_us();
-                let metric = |name: &str, value: f64| Observation::Metric {
-                    at_us,
-                    source: "system".into(),
-                    name: name.into(),
-                    value,
-                };
-                if let Some(before) = system_before {
-                    out.push(metric("cpu_percent", procfs::cpu_percent(before, s.cpu)));
-                }
-                system_before = Some(s.cpu);
-                out.push(metric("memory_used_bytes", s.memory.used() as f64));
-                out.push(metric("memory_available_bytes", s.memory.available as f64));
-                out.push(metric("load1", s.load[0]));
+            let at_us = now_us();
+            let metric = |name: &str, value: f64| Observation::Metric {
+                at_us,
+                source: "system".into(),
+                name: name.into(),
+                value,
+            };
+            if let Some(before) = system_before {
+                out.push(metric("cpu_percent", procfs::cpu_percent(before, s.cpu)));
             }
+            system_before = Some(s.cpu);
+            out.push(metric("memory_used_bytes", s.memory.used() as f64));
+            out.push(metric("memory_available_bytes", s.memory.available as f64));
+            out.push(metric("load1", s.load[0]));
         }
         if !out.is_empty() {
             let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
@@ -235,6 +319,35 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             shared.collected.notify_one();
         }
     }
+}
+
+/// A log's new lines through its rules.
+fn extract(log: &Log, buf: &[u8], out: &mut Vec<Observation>) {
+    let at_us = now_us();
+    log.rules.scan(buf, |x| {
+        let value = String::from_utf8_lossy(x.value).into_owned();
+        match log.rules.rules()[x.rule].kind() {
+            RuleKind::Event(name) => out.push(Observation::Event {
+                at_us,
+                source: log.component.clone(),
+                name: name.clone(),
+                value,
+            }),
+            RuleKind::Metric(name) => match x.number {
+                Some(v) => out.push(Observation::Metric {
+                    at_us,
+                    source: log.component.clone(),
+                    name: name.clone(),
+                    value: v,
+                }),
+                None => out.push(event(
+                    &log.component,
+                    "unparsable_metric",
+                    &format!("{name}: {value}"),
+                )),
+            },
+        }
+    });
 }
 
 fn event(source: &str, name: &str, value: &str) -> Observation {

@@ -105,8 +105,8 @@ impl LocalNetwork {
 impl Drop for LocalNetwork {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
-            // What the daemons saw last reaches the store first.
-            std::thread::sleep(super::collect::LOG_POLL * 4);
+            // What the daemons saw last (they wake on every write) reaches the store first.
+            std::thread::sleep(Duration::from_millis(20));
             rt.shutdown_timeout(Duration::from_millis(500));
         }
     }

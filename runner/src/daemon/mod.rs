@@ -60,6 +60,10 @@ impl std::fmt::Debug for Options {
 pub struct Shared {
     pub outbox: Mutex<Outbox>,
     pub config: Mutex<Option<DaemonConfig>>,
+    /// Bumped with every new configuration (the collector looks at this, not the config).
+    pub generation: std::sync::atomic::AtomicU64,
+    /// Written to wake the collector at once (a new configuration); it polls the other end.
+    pub wake: (std::os::unix::net::UnixStream, std::os::unix::net::UnixStream),
     /// Wakes the sender when something was collected.
     pub collected: tokio::sync::Notify,
     /// Components this daemon stopped itself: their disappearance is STOPPED, not CRASHED.
@@ -71,6 +75,14 @@ pub async fn run(options: Options, stop: impl std::future::Future<Output = ()>) 
     let shared = Arc::new(Shared {
         outbox: Mutex::new(Outbox::new(options.outbox_capacity)),
         config: Mutex::new(None),
+        generation: std::sync::atomic::AtomicU64::new(0),
+        wake: std::os::unix::net::UnixStream::pair()
+            .and_then(|(a, b)| {
+                a.set_nonblocking(true)?;
+                b.set_nonblocking(true)?;
+                Ok((a, b))
+            })
+            .expect("a socket pair"),
         collected: tokio::sync::Notify::new(),
         stopping: Mutex::new(Vec::new()),
     });
@@ -251,6 +263,11 @@ fn on_message(
                 config.collectors.join(", ")
             );
             *shared.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
+            shared
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            use std::io::Write;
+            let _ = (&shared.wake.0).write(&[1]);
         }
         Message::Ack { seq } => shared
             .outbox
