@@ -167,19 +167,33 @@ fn main() {
     let mut footprints = Vec::new();
     for rate in rates {
         let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_lowtouch"))
-            .args(["daemon", "--server", &addr.to_string(), "--name", "proc", "--environment", "bench"])
+            .args([
+                "daemon",
+                "--server",
+                &addr.to_string(),
+                "--name",
+                "proc",
+                "--environment",
+                "bench",
+            ])
             .env("LOWTOUCH_DAEMON_SECRET", SECRET)
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         rt.block_on(async {
-            while !router.connected().iter().any(|c| c.name == "proc" && c.configured) {
+            while !router
+                .connected()
+                .iter()
+                .any(|c| c.name == "proc" && c.configured)
+            {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         });
         let cpu_ticks = |pid: u32| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            lowtouch::monitor::procfs::parse_pid_stat(&stat).unwrap().cpu_ticks
+            lowtouch::monitor::procfs::parse_pid_stat(&stat)
+                .unwrap()
+                .cpu_ticks
         };
         let status = |pid: u32, key: &str| -> f64 {
             std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -160,12 +160,30 @@ fn poll_pipeline(
     let mut listed = std::collections::BTreeMap::new();
     for repo in &p.repositories {
         let key = format!("{}/{}", p.name, repo.name);
-        let fetched = Mirror::open_or_create(&repo.url, &Mirror::dir_for(&mirrors, &repo.url))
-            .and_then(|m| m.fetch().map(|tips| (m, tips)));
+        let fetched = match backoff::wait_left(&repo.url) {
+            Some(left) => Err(crate::watch::WatchError::Unreachable {
+                url: repo.url.clone(),
+                message: format!(
+                    "backing off after failures; next try in {}",
+                    crate::scenario::duration::human(left)
+                ),
+            }),
+            None => {
+                let fetched =
+                    Mirror::open_or_create(&repo.url, &Mirror::dir_for(&mirrors, &repo.url))
+                        .and_then(|m| m.fetch().map(|tips| (m, tips)));
+                match &fetched {
+                    Ok(_) => backoff::succeeded(&repo.url),
+                    Err(crate::watch::WatchError::Unreachable { .. }) => backoff::failed(&repo.url),
+                    Err(_) => {}
+                }
+                fetched
+            }
+        };
         let (mirror, tips) = match fetched {
             Ok(x) => x,
             Err(e) => {
-                crate::errln!("{key}: {e} (its stored tips are kept; the next poll retries)");
+                crate::errln!("{key}: {e} (its stored tips are kept; a later poll retries)");
                 // A candidate from another repository tests this one as last fetched.
                 if let Ok(local) =
                     Mirror::open_or_create(&repo.url, &Mirror::dir_for(&mirrors, &repo.url))
@@ -513,4 +531,65 @@ fn record_skipped(
     store.begin_run(&run)?;
     store.finish_run(&run)?;
     Ok(())
+}
+
+/// Unreachable remotes are retried with backoff: after the n-th failure in a row a
+/// remote is left alone for 5 s × 2ⁿ⁻¹, at most 5 minutes (the server's other
+/// repositories go on meanwhile). Kept for the life of the process.
+mod backoff {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    const FIRST: Duration = Duration::from_secs(5);
+    const MOST: Duration = Duration::from_secs(300);
+
+    static FAILURES: Mutex<Option<HashMap<String, (u32, Instant)>>> = Mutex::new(None);
+
+    /// How long `url` is still left alone, if it is.
+    pub fn wait_left(url: &str) -> Option<Duration> {
+        let map = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, until) = map.as_ref()?.get(url)?;
+        let left = until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    pub fn failed(url: &str) {
+        let mut map = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map
+            .get_or_insert_with(HashMap::new)
+            .entry(url.to_string())
+            .or_insert((0, Instant::now()));
+        entry.0 += 1;
+        let wait = FIRST.saturating_mul(1 << (entry.0 - 1).min(16)).min(MOST);
+        entry.1 = Instant::now() + wait;
+    }
+
+    pub fn succeeded(url: &str) {
+        if let Some(map) = FAILURES.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            map.remove(url);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn failures_back_off_and_a_success_forgets_them() {
+            let url = "https://backoff.test/r.git";
+            assert_eq!(wait_left(url), None);
+            failed(url);
+            let first = wait_left(url).unwrap();
+            assert!(first <= FIRST && first > FIRST / 2, "{first:?}");
+            failed(url);
+            assert!(wait_left(url).unwrap() > FIRST);
+            for _ in 0..20 {
+                failed(url);
+            }
+            assert!(wait_left(url).unwrap() <= MOST);
+            succeeded(url);
+            assert_eq!(wait_left(url), None);
+        }
+    }
 }

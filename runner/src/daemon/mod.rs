@@ -63,7 +63,10 @@ pub struct Shared {
     /// Bumped with every new configuration (the collector looks at this, not the config).
     pub generation: std::sync::atomic::AtomicU64,
     /// Written to wake the collector at once (a new configuration); it polls the other end.
-    pub wake: (std::os::unix::net::UnixStream, std::os::unix::net::UnixStream),
+    pub wake: (
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+    ),
     /// Wakes the sender when something was collected.
     pub collected: tokio::sync::Notify,
     /// Components this daemon stopped itself: their disappearance is STOPPED, not CRASHED.

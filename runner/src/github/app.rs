@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::signature::RsaKeyPair;
 
-use super::status::{FIRST_BACKOFF, GithubError, TIMEOUT, TRIES, api_url, describe};
+use super::status::{FIRST_BACKOFF, GithubError, TRIES, api_url, describe, timeout};
 
 /// A GitHub App's identity: its id and private key.
 pub struct AppKey {
@@ -240,8 +240,8 @@ fn client(url: &str, bearer: String) -> Result<octocrab::Octocrab, (bool, String
         .base_uri(url)
         .and_then(|b| {
             b.personal_token(bearer)
-                .set_connect_timeout(Some(TIMEOUT))
-                .set_read_timeout(Some(TIMEOUT))
+                .set_connect_timeout(Some(timeout()))
+                .set_read_timeout(Some(timeout()))
                 .build()
         })
         .map_err(|e| (true, describe(&e)))

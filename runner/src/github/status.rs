@@ -12,6 +12,15 @@ pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// A GitHub that does not answer within this is treated as failing (and retried).
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// [`TIMEOUT`], or `LOWTOUCH_GITHUB_TIMEOUT_MS` (a GitHub Enterprise far away, or a test
+/// that makes its stand-in hang).
+pub(crate) fn timeout() -> Duration {
+    std::env::var("LOWTOUCH_GITHUB_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(TIMEOUT, Duration::from_millis)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Success,
@@ -100,8 +109,8 @@ impl GitHub {
                 octocrab::Octocrab::builder()
                     .base_uri(url)?
                     .personal_token(token)
-                    .set_connect_timeout(Some(TIMEOUT))
-                    .set_read_timeout(Some(TIMEOUT))
+                    .set_connect_timeout(Some(timeout()))
+                    .set_read_timeout(Some(timeout()))
                     .build()
             })
             .map_err(|e| setup(describe(&e)))?;

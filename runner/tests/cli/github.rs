@@ -18,6 +18,8 @@ struct Fake {
     check_runs: Vec<(String, serde_json::Value)>,
     /// Answer 502 to this many requests first.
     fail_next: u32,
+    /// Never answer this many requests (after the 502s).
+    hang_next: u32,
     requests: u32,
 }
 
@@ -29,8 +31,19 @@ async fn create_status(
     headers: HeaderMap,
     body: String,
 ) -> (StatusCode, String) {
+    let hang = {
+        let mut f = fake.lock().unwrap();
+        f.requests += 1;
+        let hang = f.hang_next > 0;
+        if hang {
+            f.hang_next -= 1;
+        }
+        hang
+    };
+    if hang {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
     let mut f = fake.lock().unwrap();
-    f.requests += 1;
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -518,4 +531,32 @@ fn the_24_7_loop_posts_a_verdict_once_not_on_every_iteration() {
     assert_eq!(f.posts.len(), 1, "one verdict, posted once");
     assert_eq!(f.posts[0].1, head(product.path()));
     assert!(history(&p).len() >= 3);
+}
+
+#[test]
+fn a_github_that_hangs_is_timed_out_and_retried() {
+    let fake: Shared = Arc::default();
+    let api = start_fake(fake.clone());
+    let (product, p) = watched_project("    github: octo-org/exchange\n");
+    let poll = || {
+        p.lowtouch(&["poll"])
+            .env("GITHUB_TOKEN", "good-token")
+            .env("LOWTOUCH_GITHUB_API", &api)
+            .env("LOWTOUCH_GITHUB_TIMEOUT_MS", "300")
+            .output()
+            .expect_code(0)
+    };
+    poll();
+    commit(product.path(), "src/engine.txt", "v2\n");
+    fake.lock().unwrap().hang_next = 1;
+    let started = std::time::Instant::now();
+    let out = poll();
+    assert!(
+        out.stderr.contains("github: posted success"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fake.lock().unwrap().posts.len(), 1);
+    assert_eq!(fake.lock().unwrap().requests, 2, "one hung, one answered");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }

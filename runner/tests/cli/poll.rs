@@ -67,7 +67,7 @@ fn polling_runs_the_pipeline_for_relevant_changes_only() {
     let out = p.lowtouch(&["poll"]).output().expect_code(0);
     assert!(out.stderr.contains("watched/exchange:"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("the next poll retries"),
+        out.stderr.contains("a later poll retries"),
         "{}",
         out.stderr
     );

@@ -332,3 +332,47 @@ fn a_restarted_server_neither_reruns_old_commits_nor_misses_one_pushed_while_dow
         log.lock().unwrap()
     );
 }
+
+#[test]
+fn an_unreachable_remote_is_retried_with_backoff_and_the_server_goes_on() {
+    let (product, p) = watched_project("");
+    let moved = product.path().with_extension("away");
+    std::fs::rename(product.path(), &moved).unwrap();
+    let mut child = p
+        .lowtouch(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-interval",
+            "200ms",
+        ])
+        .spawn();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            l.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let text = log.lock().unwrap();
+            text.contains("cannot reach")
+                && text.contains("backing off after failures; next try in")
+        }),
+        "{}",
+        log.lock().unwrap()
+    );
+    // Rounds go on (the server is alive), the remote is not hammered.
+    let attempts = log
+        .lock()
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("cannot reach") && !l.contains("backing off"))
+        .count();
+    assert_eq!(attempts, 1, "{}", log.lock().unwrap());
+    assert_eq!(child.try_wait().unwrap(), None, "the server died");
+    stop(child);
+    std::fs::rename(&moved, product.path()).unwrap();
+}
