@@ -51,6 +51,15 @@ pub struct Environment {
     pub rollout_group: u32,
     pub secrets: BTreeMap<String, Secret>,
     pub daemons: BTreeMap<String, Daemon>,
+    /// Post-conditions of steps (data, so conditions learned later join them).
+    pub conditions: Vec<Condition>,
+}
+
+/// After a step whose words start with `after`, `expect` (`wait_for` arguments) must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub after: Vec<String>,
+    pub expect: Vec<String>,
 }
 
 /// A config file to render: `templates/<src>` to `<runtime dir>/<dest>`.
@@ -242,6 +251,7 @@ impl Environment {
             rollout_group: spec.rollout_group,
             secrets: BTreeMap::new(),
             daemons: BTreeMap::new(),
+            conditions: Vec::new(),
         };
         let hosts: Vec<String> = spec.hosts.keys().cloned().collect();
         for (cname, cspec) in spec.components {
@@ -368,6 +378,40 @@ impl Environment {
                     env.daemons.insert(name, daemon);
                 }
                 Err(mut f) => findings.append(&mut f),
+            }
+        }
+        for c in &spec.conditions {
+            let after: Vec<String> = c.after.split_whitespace().map(str::to_string).collect();
+            let expect: Vec<String> = c.expect.split_whitespace().map(str::to_string).collect();
+            if after.is_empty() {
+                findings.push(env.value_at(
+                    &["conditions"],
+                    &c.after,
+                    "`after` names no command".to_string(),
+                ));
+                continue;
+            }
+            match crate::execute::observe::Awaited::parse(&expect) {
+                Ok((crate::execute::observe::Awaited::State { component, .. }, _))
+                    if !env.components.contains_key(&component) =>
+                {
+                    findings.push(
+                        env.value_at(
+                            &["conditions"],
+                            &c.expect,
+                            format!("condition on `{component}`, which is no component here"),
+                        )
+                        .help(format!(
+                            "components: {}",
+                            env.components.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )),
+                    );
+                }
+                Ok(_) => env.conditions.push(Condition { after, expect }),
+                Err(e) => findings.push(
+                    env.value_at(&["conditions"], &c.expect, format!("`expect`: {e}"))
+                        .help("write it as `wait_for` takes it: `COMPONENT STATE [timeout D]` or `event 'REGEX' [timeout D]`"),
+                ),
             }
         }
         if findings.is_empty() {

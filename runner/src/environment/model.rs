@@ -34,6 +34,19 @@ pub struct EnvironmentFile {
     /// The monitoring daemons, one per host (used by the monitoring network).
     #[serde(default)]
     pub daemons: BTreeMap<String, DaemonSpec>,
+    /// Post-conditions of steps, checked against what the daemons observe: after a step
+    /// whose command line starts with `after`, `expect` must hold (`wait_for` syntax).
+    #[serde(default)]
+    pub conditions: Vec<ConditionSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    /// The start of a step's command line: `kill -9 MatchingEnginePrimary`, `start_load`.
+    pub after: String,
+    /// What must follow, as `wait_for` takes it: `MatchingEngineBackup ACTIVE timeout 5s`.
+    pub expect: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -187,6 +187,83 @@ impl StepHost<'_> {
         }
     }
 
+    /// The post-conditions of a step that succeeded: the environment's `conditions` whose
+    /// `after` starts its command line, and — built in — a component killed with a fatal
+    /// signal must be seen CRASHED within 2 s. Judged on what was observed since the step
+    /// began; `None` when all hold (or nothing observes this environment).
+    fn post_conditions(&self, name: &str, args: &[String]) -> Option<String> {
+        use super::observe::Awaited;
+        let observed = self.ctx.observed?;
+        let env = &self.ctx.plan.env;
+        let words: Vec<&str> = std::iter::once(name)
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        let mut expected: Vec<(String, Vec<String>)> = env
+            .conditions
+            .iter()
+            .filter(|c| {
+                c.after.len() <= words.len() && c.after.iter().zip(&words).all(|(a, w)| a == w)
+            })
+            .map(|c| (c.after.join(" "), c.expect.clone()))
+            .collect();
+        let watched = env
+            .daemons
+            .values()
+            .any(|d| d.collectors.iter().any(|c| c == "process"));
+        if name == "kill" && watched {
+            let (sig, component) = match args {
+                [s, c] => (parse_signal(s), c),
+                [c] => (Some(libc::SIGTERM), c),
+                _ => (None, &String::new()),
+            };
+            if sig.is_some_and(|s| {
+                matches!(
+                    s,
+                    libc::SIGKILL
+                        | libc::SIGTERM
+                        | libc::SIGINT
+                        | libc::SIGQUIT
+                        | libc::SIGABRT
+                        | libc::SIGSEGV
+                )
+            }) {
+                expected.push((
+                    words.join(" "),
+                    vec![
+                        component.clone(),
+                        "CRASHED".into(),
+                        "timeout".into(),
+                        "2s".into(),
+                    ],
+                ));
+            }
+        }
+        let since = self.previous_step_us.get();
+        for (after, expect) in expected {
+            let Ok((awaited, timeout)) = Awaited::parse(&expect) else {
+                continue;
+            };
+            let wait = timeout.unwrap_or(Duration::from_secs(5));
+            let started = Instant::now();
+            loop {
+                let all = observed.between(&env.name, since, crate::net::router::now_us());
+                if awaited.met(&all, since) {
+                    break;
+                }
+                if started.elapsed() >= wait {
+                    return Some(format!(
+                        "post-condition of `{after}`: {}",
+                        awaited.why_not(&all, since, wait)
+                    ));
+                }
+                if !interrupt::sleep(Duration::from_millis(5), self.interruptible) {
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
     /// `metric NAME` / `metric SOURCE NAME`: prints the latest sample (for `set`).
     fn metric(&self, args: &[String]) -> Exec {
         let Some(observed) = self.ctx.observed else {
@@ -250,6 +327,17 @@ impl Host for StepHost<'_> {
                 scope: Scope::Scenario,
             },
         );
+        // The script manager's part: what must follow the step, judged by what the
+        // daemons observed since it began.
+        let mut exec = exec;
+        if exec.status == 0
+            && !exec.interrupted
+            && let Some(why) = self.post_conditions(step.name, &step.args)
+        {
+            exec.status = 1;
+            exec.stderr.text.push_str(&why);
+            exec.failure = Some(why);
+        }
         let exec = Exec {
             stdout: Captured {
                 text: ctx.mask(exec.stdout.text),

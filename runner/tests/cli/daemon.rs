@@ -204,3 +204,43 @@ fn a_daemon_watches_a_run_and_its_events_are_stored() {
         .expect_code(2);
     assert!(out.stderr.contains("at least 16"), "{}", out.stderr);
 }
+
+#[test]
+fn post_conditions_are_judged_by_what_the_daemons_saw() {
+    let p = Project::demo();
+    // A condition that cannot hold: after the kill, the backup never halts.
+    let env = p.read("environments/local.yaml").replace(
+        "\naliases:\n",
+        "\nconditions:\n  - after: kill -9 MatchingEnginePrimary\n    expect: MatchingEngineBackup HALTED timeout 500ms\n\naliases:\n",
+    );
+    assert!(env.contains("HALTED"));
+    p.write("environments/local.yaml", &env);
+    p.write(
+        "pipelines/post.yaml",
+        "environment: local\n\
+         before_each: [start MatchingEnginePrimary, start MatchingEngineBackup]\n\
+         after_each: [stop_load, stop MatchingEngineBackup, stop MatchingEnginePrimary]\n\
+         scenarios: [demo/failover_events.scn]\n",
+    );
+    let out = p.lowtouch(&["run", "post"]).output();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 1, "{text}");
+    assert!(
+        text.contains("post-condition of `kill -9 MatchingEnginePrimary`: MatchingEngineBackup did not become HALTED within 500ms; its state is ACTIVE"),
+        "{text}"
+    );
+
+    // A condition that names no component is bad input, with its place.
+    let env = env.replace(
+        "expect: MatchingEngineBackup HALTED timeout 500ms",
+        "expect: MatchingEngineBakup ACTIVE timeout 5s",
+    );
+    p.write("environments/local.yaml", &env);
+    let out = p.lowtouch(&["check"]).output().expect_code(1);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("environments/local.yaml:"), "{text}");
+    assert!(
+        text.contains("`MatchingEngineBakup`, which is no component here"),
+        "{text}"
+    );
+}
