@@ -143,7 +143,7 @@ async fn connect_once(
     let handshake = async {
         let Message::Challenge {
             nonce: nr, proof, ..
-        } = next(&mut read, &mut decoder).await?
+        } = crate::net::next_message(&mut read, &mut decoder, "the router").await?
         else {
             return Err("the router did not challenge".to_string());
         };
@@ -178,7 +178,7 @@ async fn connect_once(
             .write_all(&encode(&answer))
             .await
             .map_err(|e| e.to_string())?;
-        match next(&mut read, &mut decoder).await? {
+        match crate::net::next_message(&mut read, &mut decoder, "the router").await? {
             Message::Welcome { .. } => Ok(()),
             Message::Refused { reason } => Err(format!("refused: {reason}")),
             other => Err(format!("unexpected answer to the proof: {other:?}")),
@@ -309,22 +309,5 @@ fn on_message(
             "daemon {}: the router sent {other:?}, which a router does not send; ignored",
             options.name
         ),
-    }
-}
-
-async fn next(
-    read: &mut tokio::net::tcp::OwnedReadHalf,
-    decoder: &mut Decoder,
-) -> Result<Message, String> {
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(m) = decoder.next_message().map_err(|e| e.to_string())? {
-            return Ok(m);
-        }
-        let n = read.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("the router closed the connection during the handshake".into());
-        }
-        decoder.feed(&buf[..n]);
     }
 }

@@ -330,7 +330,7 @@ impl Router {
         ),
         String,
     > {
-        let hello = next(read, decoder).await?;
+        let hello = crate::net::next_message(read, decoder, "the daemon").await?;
         let Message::Hello {
             daemon,
             environment,
@@ -356,12 +356,14 @@ impl Router {
             .write_all(&encode(&challenge))
             .await
             .map_err(|e| e.to_string())?;
-        let answer = next(read, decoder).await.map_err(|e| {
-            format!(
-                "daemon {daemon} ({environment}) left after the challenge ({e}): its secret \
+        let answer = crate::net::next_message(read, decoder, "the daemon")
+            .await
+            .map_err(|e| {
+                format!(
+                    "daemon {daemon} ({environment}) left after the challenge ({e}): its secret \
                  differs from this server's, so it does not trust this router"
-            )
-        })?;
+                )
+            })?;
         let Message::Auth {
             proof,
             received_us,
@@ -515,23 +517,5 @@ impl Router {
                 );
             }
         }
-    }
-}
-
-/// The next message on a connection being set up.
-async fn next(
-    read: &mut tokio::net::tcp::OwnedReadHalf,
-    decoder: &mut Decoder,
-) -> Result<Message, String> {
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(m) = decoder.next_message().map_err(|e| e.to_string())? {
-            return Ok(m);
-        }
-        let n = read.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed during the handshake".into());
-        }
-        decoder.feed(&buf[..n]);
     }
 }

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Child;
 use std::time::Duration;
 
-use crate::harness::{Project, wait_until};
+use crate::harness::{Project, stop, wait_until};
 
 /// Starts `lowtouch serve demo` and waits until its local API answers.
 fn serve(p: &Project) -> Child {
@@ -64,14 +64,6 @@ fn running_on_local(p: &Project) -> String {
         "no run took `local`"
     );
     id
-}
-
-fn stop(mut child: Child) -> Option<i32> {
-    // SAFETY: signalling the child we spawned.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    child.wait().unwrap().code()
 }
 
 #[test]

@@ -3,34 +3,11 @@
 //! events — the talk's kill -9 and the backup taking over — are in its history.
 
 use std::io::{BufRead, BufReader};
-use std::process::Child;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::harness::{Project, wait_until};
+use crate::harness::{Project, log_of, stop, wait_until};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
-
-/// Collects a child's stderr as it comes.
-fn log_of(child: &mut Child) -> Arc<Mutex<String>> {
-    let log = Arc::new(Mutex::new(String::new()));
-    let l = log.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
-    log
-}
-
-fn stop(mut child: Child) {
-    // SAFETY: signalling the child we spawned.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let _ = child.wait();
-}
 
 fn events(p: &Project) -> Vec<serde_json::Value> {
     let out = p

@@ -448,7 +448,8 @@ fn check_runs_are_posted_as_a_github_app_with_a_summary() {
 
 #[test]
 fn the_server_posts_the_verdict_of_what_a_signed_push_started() {
-    use crate::serve::{deliver, signed_push, start_with, stop};
+    use crate::harness::stop;
+    use crate::serve::{deliver, signed_push, start_with};
     let fake: Shared = Arc::default();
     let api = start_fake(fake.clone());
     let (product, p) = watched_project("    github: octo-org/exchange\n");
@@ -500,7 +501,8 @@ fn the_server_posts_the_verdict_of_what_a_signed_push_started() {
 
 #[test]
 fn the_24_7_loop_posts_a_verdict_once_not_on_every_iteration() {
-    use crate::serve::{start_with, stop};
+    use crate::harness::stop;
+    use crate::serve::start_with;
     let fake: Shared = Arc::default();
     let api = start_fake(fake.clone());
     let (product, p) = watched_project("    github: octo-org/exchange\n");

@@ -304,3 +304,29 @@ pub fn watched_project(paths: &str) -> (tempfile::TempDir, Project) {
     );
     (product, p)
 }
+
+/// SIGTERM to a child this test started, then its exit code.
+pub fn stop(mut child: Child) -> Option<i32> {
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    child.wait().ok().and_then(|s| s.code())
+}
+
+/// A child's stderr, collected as it comes (its stderr must be piped).
+pub fn log_of(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::BufRead;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let l = log.clone();
+    let stderr = child.stderr.take().expect("a piped stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            l.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    log
+}

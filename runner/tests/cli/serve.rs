@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lowtouch::trigger::webhook::sign;
 
-use crate::harness::{Project, commit, wait_until, watched_project};
+use crate::harness::{Project, commit, log_of, stop, wait_until, watched_project};
 
 pub(crate) const SECRET: &str = "webhook-secret-for-tests";
 
@@ -166,24 +166,8 @@ pub(crate) fn start_with(
         .and_then(|r| r.split_whitespace().next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
-    let log = Arc::new(Mutex::new(String::new()));
-    let l = log.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
+    let log = log_of(&mut child);
     (child, port, log)
-}
-
-/// SIGTERM, then its exit code.
-pub(crate) fn stop(mut child: std::process::Child) -> Option<i32> {
-    // SAFETY: signalling the child we spawned.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    child.wait().unwrap().code()
 }
 
 #[test]
@@ -347,14 +331,7 @@ fn an_unreachable_remote_is_retried_with_backoff_and_the_server_goes_on() {
             "200ms",
         ])
         .spawn();
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let l = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
+    let log = log_of(&mut child);
     assert!(
         wait_until(Duration::from_secs(20), || {
             let text = log.lock().unwrap();
