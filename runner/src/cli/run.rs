@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// scenario boundary.
     #[arg(skip)]
     pub preemptible: bool,
+    /// An event-driven run: the pipeline's `on_event` entry to run, and the event.
+    #[arg(skip)]
+    pub event: Option<(usize, std::collections::BTreeMap<String, String>)>,
 }
 
 impl RunArgs {
@@ -80,6 +83,7 @@ impl RunArgs {
             candidate: None,
             action: None,
             preemptible: false,
+            event: None,
         }
     }
 }
@@ -96,7 +100,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
     let project = cli.project()?;
     let pending_revision = revision::detect(&project);
     let tools: Vec<PathBuf> = args.tools.iter().map(|t| absolute(&project, t)).collect();
-    let pipelines = select(&project, args)?;
+    let mut pipelines = select(&project, args)?;
+    if let Some((index, _)) = &args.event {
+        pipelines = pipelines
+            .into_iter()
+            .filter_map(|p| p.event_stage(*index))
+            .collect();
+    }
     // The server leaves a pipeline alone in its maintenance window or on a paused or
     // locked environment — decided before anything is fetched, written out or rendered.
     let early_store = if args.scheduled {
@@ -130,6 +140,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32, CliError> {
         match Plan::for_candidate(p, &project, &tools, &args.set, candidate) {
             Ok(mut plan) => {
                 plan.deploy = needs_deploy(&project, &plan, args);
+                if let Some((_, vars)) = &args.event {
+                    plan.context = vars.clone();
+                }
                 plans.push(plan)
             }
             Err(mut f) => findings.append(&mut f),

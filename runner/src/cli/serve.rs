@@ -116,7 +116,13 @@ async fn run_server(
             .await
     });
     let mut waiting: std::collections::VecDeque<ApiRun> = Default::default();
-    let _router = start_router(&args.router, &project, &store).await?;
+    let (event_tx, mut events) =
+        tokio::sync::mpsc::unbounded_channel::<crate::net::router::Delivered>();
+    let _router = start_router(&args.router, &project, &store, event_tx).await?;
+    // Events from before this instant happened during a run (or before the server): not
+    // ones to start an event-driven scenario on.
+    let mut quiet_since = crate::net::router::now_us();
+    let mut triggered: Option<(String, usize, std::collections::BTreeMap<String, String>)> = None;
 
     let (wake, mut woken) = tokio::sync::mpsc::channel::<String>(64);
     let state = Arc::new(AppState {
@@ -142,6 +148,7 @@ async fn run_server(
         }
         while let Some(r) = waiting.pop_front() {
             run_for_client(r).await;
+            quiet_since = crate::net::router::now_us();
             while let Ok(r) = api_runs.try_recv() {
                 waiting.push_back(r);
             }
@@ -155,7 +162,24 @@ async fn run_server(
         interrupt::clear_preemption();
         let now = chrono::Utc::now();
         let served = served(&project, &args.pipelines);
-        let ran = if let Some(name) = reason
+        let ran = if let Some((name, index, vars)) = triggered.take() {
+            // A component crashed (or whatever the pipeline listens for) while nothing ran.
+            crate::errln!("run {name} ({reason})");
+            set_activity(|a| a.doing = format!("running {name} ({reason})"));
+            let c = cli.clone();
+            let ran = report(
+                tokio::task::spawn_blocking(move || {
+                    let mut args = RunArgs::pipelines(vec![name]);
+                    args.event = Some((index, vars));
+                    run(&c, &args).map(|_| 1)
+                })
+                .await,
+            );
+            quiet_since = crate::net::router::now_us();
+            // The round below still looks for changes.
+            let _ = ran;
+            0
+        } else if let Some(name) = reason
             .strip_prefix("schedule: ")
             .and_then(|r| r.split_whitespace().next())
         {
@@ -182,6 +206,9 @@ async fn run_server(
             crate::errln!("poll done: {ran} run{}", if ran == 1 { "" } else { "s" });
             ran
         };
+        if ran > 0 {
+            quiet_since = crate::net::router::now_us();
+        }
         if interrupt::shutdown() {
             break;
         }
@@ -242,19 +269,39 @@ async fn run_server(
             set_activity(|a| {
                 a.doing = "idle: waiting for a change, a schedule or a request".into()
             });
-            reason = tokio::select! {
-                Some(r) = api_runs.recv() => {
-                    waiting.push_back(r);
-                    "after a run asked through the local API".to_string()
+            let poll_at = tokio::time::Instant::now() + args.poll_interval;
+            let cron_at = tokio::time::Instant::now() + until_cron;
+            reason = loop {
+                tokio::select! {
+                    Some(r) = api_runs.recv() => {
+                        waiting.push_back(r);
+                        break "after a run asked through the local API".to_string();
+                    }
+                    _ = tokio::time::sleep_until(poll_at) => break "schedule".to_string(),
+                    _ = tokio::time::sleep_until(cron_at) => break match next_cron.clone() {
+                        Some((_, why)) => why,
+                        None => "schedule".to_string(),
+                    },
+                    Some(why) = woken.recv() => break why,
+                    Some(d) = events.recv() => {
+                        if let Some(t) = event_trigger(&served, &d, quiet_since, &store) {
+                            let why = format!(
+                                "event: {} {} {} on {}",
+                                d.environment,
+                                t.2.get("event.source").map_or("", String::as_str),
+                                t.2.get("event.value").map_or("", String::as_str),
+                                t.0
+                            );
+                            triggered = Some(t);
+                            break why;
+                        }
+                    }
+                    _ = interrupted() => break "stop".to_string(),
                 }
-                _ = tokio::time::sleep(args.poll_interval) => "schedule".to_string(),
-                _ = tokio::time::sleep(until_cron) => match next_cron {
-                    Some((_, why)) => why,
-                    None => "schedule".to_string(),
-                },
-                Some(why) = woken.recv() => why,
-                _ = interrupted() => break,
             };
+            if interrupt::shutdown() {
+                break;
+            }
         }
         // Deliveries that came in meanwhile are served by this same round.
         while let Ok(more) = woken.try_recv() {
@@ -277,6 +324,54 @@ async fn run_server(
     let _ = api.await;
     crate::errln!("lowtouch serve: stopped");
     Ok(super::error::exit::INTERRUPTED)
+}
+
+/// The event-driven scenario an event starts, if any: a served pipeline of the event's
+/// environment whose `on_event` pattern matches `SOURCE NAME VALUE`, with nothing running
+/// there, and the event newer than the last run (one a run caused is not "outside" it).
+fn event_trigger(
+    served: &[Pipeline],
+    d: &crate::net::router::Delivered,
+    quiet_since: i64,
+    store: &crate::store::Store,
+) -> Option<(String, usize, std::collections::BTreeMap<String, String>)> {
+    let crate::net::Observation::Event {
+        source,
+        name,
+        value,
+        ..
+    } = &d.observation
+    else {
+        return None;
+    };
+    if d.at_us < quiet_since {
+        return None;
+    }
+    let line = format!("{source} {name} {value}");
+    let (p, index) = served.iter().find_map(|p| {
+        (p.environment == d.environment)
+            .then(|| p.on_event.iter().position(|e| e.pattern.is_match(&line)))
+            .flatten()
+            .map(|i| (p, i))
+    })?;
+    if store
+        .leases()
+        .ok()?
+        .iter()
+        .any(|l| l.environment == d.environment)
+    {
+        return None;
+    }
+    let vars = [
+        ("event.source", source.as_str()),
+        ("event.name", name.as_str()),
+        ("event.value", value.as_str()),
+        ("event.daemon", d.daemon.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Some((p.name.clone(), index, vars))
 }
 
 /// Posts the verdict of a run the server started by the clock or continuously (a
@@ -303,7 +398,10 @@ fn served(project: &std::path::Path, only: &[String]) -> Vec<Pipeline> {
         })
         .filter(|p| {
             if only.is_empty() {
-                !p.repositories.is_empty() || !p.schedule.is_empty() || p.continuous
+                !p.repositories.is_empty()
+                    || !p.schedule.is_empty()
+                    || p.continuous
+                    || !p.on_event.is_empty()
             } else {
                 only.contains(&p.name)
             }
@@ -348,6 +446,7 @@ async fn start_router(
     addr: &str,
     project: &std::path::Path,
     store: &crate::store::Store,
+    events: tokio::sync::mpsc::UnboundedSender<crate::net::router::Delivered>,
 ) -> Result<Option<crate::net::router::Router>, CliError> {
     use crate::net::router::{Router, RouterConfig};
     let Some(secret) = std::env::var("LOWTOUCH_DAEMON_SECRET")
@@ -387,7 +486,11 @@ async fn start_router(
         "lowtouch serve: router on {bound} (daemons: lowtouch daemon --server {bound} --name NAME --environment ENV)"
     );
     // The data processor: every observation into the store, on the server's timeline.
-    tokio::spawn(crate::daemon::processor::store_all(observed, store.share()));
+    tokio::spawn(crate::daemon::processor::store_all(
+        observed,
+        store.share(),
+        Some(events),
+    ));
     crate::daemon::local::SERVER_ROUTER.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = crate::daemon::local::ROUTER.set(router.clone());
     Ok(Some(router))

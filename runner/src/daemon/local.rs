@@ -56,7 +56,7 @@ impl LocalNetwork {
             let (router, addr, rx) = Router::bind("127.0.0.1:0", config)
                 .await
                 .map_err(|e| format!("the local router cannot listen on loopback: {e}"))?;
-            tokio::spawn(super::processor::store_all(rx, store));
+            tokio::spawn(super::processor::store_all(rx, store, None));
             for (env, name) in &wanted {
                 let options = super::Options {
                     server: addr.to_string(),

@@ -7,11 +7,21 @@ use crate::net::Observation;
 use crate::net::router::Delivered;
 use crate::store::{ObservationRecord, SCHEMA_VERSION, Store};
 
-/// Stores what arrives until the router goes away.
-pub async fn store_all(mut rx: UnboundedReceiver<Delivered>, store: Store) {
+/// Stores what arrives until the router goes away; events are also handed to `forward`
+/// (the server's loop, which starts event-driven scenarios).
+pub async fn store_all(
+    mut rx: UnboundedReceiver<Delivered>,
+    store: Store,
+    forward: Option<tokio::sync::mpsc::UnboundedSender<Delivered>>,
+) {
     let mut n: u32 = 0;
     while let Some(d) = rx.recv().await {
         n = n.wrapping_add(1);
+        if let Some(f) = &forward
+            && matches!(d.observation, Observation::Event { .. })
+        {
+            let _ = f.send(d.clone());
+        }
         if let Err(e) = store.put_observation(&record(d), n) {
             crate::errln!("data processor: cannot store an observation: {e}");
         }

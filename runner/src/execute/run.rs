@@ -116,6 +116,7 @@ fn run_plan(
     if let Some(c) = &plan.candidate {
         vars.extend(c.vars());
     }
+    vars.extend(plan.context.clone());
     // Variables may use the builtins above (`#{env_dir}/data`): fill those in now.
     let snapshot = vars.clone();
     for value in vars.values_mut() {

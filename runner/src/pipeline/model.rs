@@ -56,6 +56,10 @@ pub struct PipelineFile {
     /// Maintenance windows: nothing is started by the server while one is open.
     #[serde(default)]
     pub maintenance: Vec<WindowSpec>,
+    /// Scenarios `lowtouch serve` starts on an event the daemons report while no run uses
+    /// the environment ("event-driven scenario execution"): `{ match: REGEX, run: FILE }`.
+    #[serde(default)]
+    pub on_event: Vec<OnEventSpec>,
     /// Environments whose changed configs this pipeline rolls out (canary first) before
     /// its scenarios run.
     #[serde(default)]
@@ -70,6 +74,16 @@ pub struct PipelineFile {
     pub step_budget: Option<u64>,
     /// Bytes of output kept per step and stream (default 65536); the rest is counted.
     pub output_limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnEventSpec {
+    /// Matched against `SOURCE NAME VALUE` of an event (`MatchingEnginePrimary process CRASHED`).
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// The scenario to run, relative to the pipeline file.
+    pub run: String,
 }
 
 /// An entry of `scenarios:` — a path, a path with options, or a parallel group.

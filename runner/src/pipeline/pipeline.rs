@@ -41,6 +41,10 @@ pub struct Pipeline {
     pub continuous: bool,
     /// When the server starts nothing.
     pub maintenance: Vec<Window>,
+    /// Scenarios the server runs on an event while the environment is idle.
+    pub on_event: Vec<OnEvent>,
+    /// Made by [`Pipeline::event_stage`]: `#{event.*}` is set.
+    pub event_driven: bool,
     pub step_timeout: Duration,
     pub scenario_timeout: Duration,
     pub deploy_timeout: Duration,
@@ -97,6 +101,15 @@ impl Window {
         };
         *now < started + length
     }
+}
+
+/// An event-driven scenario: when an event matching `pattern` (over `SOURCE NAME VALUE`)
+/// arrives while no run uses the environment, `lowtouch serve` runs `scenario`, with the
+/// event in `#{event.source}`, `#{event.name}`, `#{event.value}`.
+#[derive(Debug)]
+pub struct OnEvent {
+    pub pattern: regex::Regex,
+    pub scenario: ScenarioFile,
 }
 
 /// One statement of a hook (`setup`, `before_each`…), parsed on its own.
@@ -350,6 +363,42 @@ impl Pipeline {
                 }
             }
         }
+        let mut on_event = Vec::new();
+        for e in &spec.on_event {
+            let (line, col) = locate_value(&file.text, &["on_event"], &e.pattern).unwrap_or((1, 1));
+            let pattern = match regex::Regex::new(&e.pattern) {
+                Ok(r) => r,
+                Err(err) => {
+                    findings.push(Finding::at(
+                        &file,
+                        line,
+                        col,
+                        e.pattern.len(),
+                        format!("`match`: bad pattern: {err}"),
+                    ));
+                    continue;
+                }
+            };
+            let path = dir.join(&e.run);
+            if !path.is_file() {
+                let (line, col) = locate_value(&file.text, &["on_event"], &e.run).unwrap_or((1, 1));
+                findings.push(
+                    Finding::at(
+                        &file,
+                        line,
+                        col,
+                        e.run.len(),
+                        format!("scenario `{}` not found", e.run),
+                    )
+                    .help("`run` is relative to the pipeline file"),
+                );
+                continue;
+            }
+            match load_scenario(&path, scenario_timeout) {
+                Ok(scenario) => on_event.push(OnEvent { pattern, scenario }),
+                Err(mut f) => findings.append(&mut f),
+            }
+        }
         let (repositories, mut repo_findings) =
             crate::watch::repository::check(&file, &dir, &spec.repositories);
         findings.append(&mut repo_findings);
@@ -396,6 +445,8 @@ impl Pipeline {
             schedule,
             continuous: spec.continuous,
             maintenance,
+            on_event,
+            event_driven: false,
             step_timeout,
             scenario_timeout,
             deploy_timeout,
@@ -430,6 +481,8 @@ impl Pipeline {
             schedule: Vec::new(),
             continuous: false,
             maintenance: Vec::new(),
+            on_event: Vec::new(),
+            event_driven: false,
             step_timeout: DEFAULT_STEP_TIMEOUT,
             scenario_timeout: DEFAULT_SCENARIO_TIMEOUT,
             deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,
@@ -461,9 +514,34 @@ impl Pipeline {
             .collect()
     }
 
-    /// Every scenario the pipeline names: its groups and its smoke stage.
+    /// Every scenario the pipeline names: its groups, its smoke stage, its event-driven ones.
     pub fn scenarios(&self) -> impl Iterator<Item = &ScenarioFile> {
-        self.groups.iter().flatten().chain(self.smoke.iter())
+        self.groups
+            .iter()
+            .flatten()
+            .chain(self.smoke.iter())
+            .chain(self.on_event.iter().map(|e| &e.scenario))
+    }
+
+    /// The pipeline as its `index`-th event-driven scenario alone: no hooks, no deploy
+    /// (it looks at the environment as it is; it starts nothing).
+    pub fn event_stage(mut self, index: usize) -> Option<Pipeline> {
+        if index >= self.on_event.len() {
+            return None;
+        }
+        let chosen = self.on_event.remove(index);
+        self.groups = vec![vec![chosen.scenario]];
+        self.on_event.clear();
+        self.smoke.clear();
+        self.rollout.clear();
+        self.deploy.clear();
+        self.setup.clear();
+        self.teardown.clear();
+        self.before_each.clear();
+        self.after_each.clear();
+        // Its scenarios may still use the event's variables when checked.
+        self.event_driven = true;
+        Some(self)
     }
 
     /// The maintenance window open at `now`, if one is.

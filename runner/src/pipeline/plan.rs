@@ -8,6 +8,9 @@ use crate::environment::{AliasKind, Environment, Resolver, Tools};
 use crate::scenario::check::check;
 use crate::source::Finding;
 
+/// What an event-driven scenario knows of the event that started it.
+pub const EVENT_VARS: &[&str] = &["event.source", "event.name", "event.value", "event.daemon"];
+
 /// A pipeline ready to run: nothing in it refers to something that does not exist.
 #[derive(Debug)]
 pub struct Plan {
@@ -20,6 +23,8 @@ pub struct Plan {
     /// Whether the deploy stage runs (a tools or data change of a candidate already
     /// deployed skips it).
     pub deploy: bool,
+    /// More variables of the run's context (`event.source`… for an event-driven run).
+    pub context: std::collections::BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -58,6 +63,7 @@ impl Plan {
             tools,
             candidate,
             deploy: true,
+            context: Default::default(),
         };
         let findings = plan.check();
         if findings.is_empty() {
@@ -72,6 +78,11 @@ impl Plan {
         let mut resolver = Resolver::new(&self.env, &self.tools);
         // Scenarios and hooks may use the candidate's variables (`#{product.revision}`).
         resolver.extra_vars = crate::watch::candidate::variable_names(&self.pipeline.repositories);
+        if !self.pipeline.on_event.is_empty() || self.pipeline.event_driven {
+            resolver
+                .extra_vars
+                .extend(EVENT_VARS.iter().map(|v| v.to_string()));
+        }
         let mut findings = Vec::new();
         for scenario in self.pipeline.scenarios() {
             let mut diags = scenario.parse_errors.clone();

@@ -67,7 +67,7 @@ fn good_scenarios_check_clean() {
     let out = p.lowtouch(&["check"]).output().expect_code(0);
     assert!(
         out.stderr
-            .contains("ok: checked 2 pipelines, 3 environments, 10 scenarios"),
+            .contains("ok: checked 2 pipelines, 3 environments, 11 scenarios"),
         "{}",
         out.stderr
     );

@@ -130,6 +130,47 @@ fn a_daemon_watches_a_run_and_its_events_are_stored() {
         .stdout;
     assert!(text.contains("CRASHED"), "{text}");
 
+    // A component crashes while no run uses the environment: the demo pipeline's
+    // `on_event` starts its diagnostics scenario, by itself.
+    let env_dir = p.path().join(".lowtouch/envs/local");
+    let _ = std::fs::remove_file(env_dir.join("MatchingEnginePrimary.stopping"));
+    let mut stray = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", stray.id())).unwrap();
+    let start = lowtouch::monitor::procfs::parse_pid_stat(&stat)
+        .unwrap()
+        .start_ticks;
+    std::fs::write(
+        env_dir.join("MatchingEnginePrimary.pid"),
+        format!("{} {start}\n", stray.id()),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stray.kill();
+    let _ = stray.wait();
+    let diagnosed = || {
+        let out = p.lowtouch(&["history", "--json"]).output();
+        serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout)
+            .unwrap_or_default()
+            .first()
+            .is_some_and(|r| r["passed"] == 1 && r["status"] == "passed")
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), diagnosed),
+        "no diagnostics run:\n{}",
+        serve_log.lock().unwrap()
+    );
+    assert!(
+        serve_log
+            .lock()
+            .unwrap()
+            .contains("event: local MatchingEnginePrimary CRASHED on demo"),
+        "{}",
+        serve_log.lock().unwrap()
+    );
+
     // A daemon with the wrong secret gets nowhere, and it is said.
     let mut impostor = p
         .lowtouch(&[
