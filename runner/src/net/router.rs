@@ -25,6 +25,9 @@ use super::outbox::Inbox;
 use super::timeline::{Clock, Sample};
 
 /// Microseconds since the epoch, on this host's clock.
+/// How often a connection acknowledges what it stored.
+const ACK_EVERY: Duration = Duration::from_millis(100);
+
 pub fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -269,6 +272,10 @@ impl Router {
         let mut last_heard = tokio::time::Instant::now();
         let mut ping_seq = 0u64;
         let mut buf = vec![0u8; 64 * 1024];
+        // Acknowledgements go out at most every ACK_EVERY (one wake-up of the daemon per
+        // batch, not per line); what they cover is stored already.
+        let mut ack_tick = tokio::time::interval(ACK_EVERY);
+        let mut unacked: Option<u64> = None;
         let why = 'conn: loop {
             tokio::select! {
                 n = read.read(&mut buf) => {
@@ -281,10 +288,19 @@ impl Router {
                     decoder.feed(&buf[..n]);
                     loop {
                         match decoder.next_message() {
-                            Ok(Some(m)) => self.on_message(&name, &boot, &link, m),
+                            Ok(Some(m)) => {
+                                if let Some(seq) = self.on_message(&name, &boot, &link, m) {
+                                    unacked = Some(seq);
+                                }
+                            }
                             Ok(None) => break,
                             Err(e) => break 'conn format!("bad frame: {e}"),
                         }
+                    }
+                }
+                _ = ack_tick.tick() => {
+                    if let Some(seq) = unacked.take() {
+                        let _ = link.tx.send(Message::Ack { seq });
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -421,7 +437,9 @@ impl Router {
         Ok((daemon, key, boot, link, rx))
     }
 
-    fn on_message(&self, name: &str, boot: &str, link: &DaemonLink, m: Message) {
+    /// Handles one message; returns the sequence number observations are stored up to,
+    /// for the next acknowledgement.
+    fn on_message(&self, name: &str, boot: &str, link: &DaemonLink, m: Message) -> Option<u64> {
         match m {
             Message::Observations { first_seq, items } => {
                 let (fresh, ack) = {
@@ -449,7 +467,7 @@ impl Router {
                         observation,
                     });
                 }
-                let _ = link.tx.send(Message::Ack { seq: ack });
+                return Some(ack);
             }
             Message::Dropped { count } => {
                 crate::errln!("router: daemon {name} dropped {count} observations while away");
@@ -517,5 +535,6 @@ impl Router {
                 );
             }
         }
+        None
     }
 }
