@@ -18,7 +18,7 @@ use crate::net::codec::{DaemonConfig, Observation};
 use crate::net::router::now_us;
 
 /// The longest the collector sleeps without looking (for file systems without inotify).
-pub const LOG_POLL: Duration = Duration::from_millis(250);
+pub const LOG_POLL: Duration = Duration::from_secs(1);
 
 /// Stops the collector thread when dropped.
 pub struct Collector {

@@ -202,7 +202,7 @@ async fn connect_once(
         }
     });
     let mut last_heard = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut buf = vec![0u8; 64 * 1024];
     let why = 'conn: loop {
         // Whatever is waiting goes out first.
