@@ -3,7 +3,7 @@
 //! the collectors and their interval, and the commands it may run, rendered to programs
 //! and arguments. What the daemon gets in `Configure`; it reads nothing of the project.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::environment::{AliasKind, Environment};
@@ -13,23 +13,7 @@ use crate::net::codec::{CommandSpec, ComponentWatch, DaemonConfig, RuleConfig};
 /// the project's `.lowtouch`, where runs keep components' pid files and logs.
 pub fn for_environment(env: &Environment, state_dir: &Path) -> HashMap<String, DaemonConfig> {
     let env_dir = env.runtime_dir(state_dir);
-    let mut vars: BTreeMap<String, String> = env.variables.clone();
-    let exe =
-        std::env::current_exe().map_or_else(|_| "lowtouch".into(), |p| p.display().to_string());
-    vars.insert("lowtouch".into(), exe);
-    vars.insert("project_dir".into(), env.project.display().to_string());
-    vars.insert("env".into(), env.name.clone());
-    vars.insert("env_dir".into(), env_dir.display().to_string());
-    vars.insert("run_id".into(), String::new());
-    let snapshot = vars.clone();
-    for value in vars.values_mut() {
-        if value.contains("#{")
-            && let Ok(t) = crate::environment::template::Template::parse(value)
-            && let Ok(r) = t.render(&snapshot)
-        {
-            *value = r;
-        }
-    }
+    let vars = env.runtime_variables(&env_dir, "", []);
     let mut out = HashMap::new();
     for daemon in env.daemons.values() {
         let mut components = Vec::new();

@@ -216,12 +216,8 @@ async fn connect_once(
                 };
                 last_heard = tokio::time::Instant::now();
                 decoder.feed(&buf[..n]);
-                loop {
-                    match decoder.next_message() {
-                        Ok(Some(m)) => on_message(options, shared, &tx, m),
-                        Ok(None) => break,
-                        Err(e) => break 'conn format!("bad frame from the router: {e}"),
-                    }
+                if let Err(e) = decoder.for_each_message(|m| on_message(options, shared, &tx, m)) {
+                    break 'conn format!("bad frame from the router: {e}");
                 }
             }
             _ = shared.collected.notified() => {}

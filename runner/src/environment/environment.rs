@@ -543,6 +543,36 @@ impl Environment {
             .collect()
     }
 
+    /// The variables a run sees: the environment's, the run's builtins (`lowtouch`,
+    /// `project_dir`, `env`, `env_dir`, `run_id`) and `extra`, with every value that uses
+    /// them (`#{env_dir}/data`) filled in. One place for runs and for the daemons' configs.
+    pub fn runtime_variables(
+        &self,
+        env_dir: &Path,
+        run_id: &str,
+        extra: impl IntoIterator<Item = (String, String)>,
+    ) -> BTreeMap<String, String> {
+        let mut vars = self.variables.clone();
+        let exe =
+            std::env::current_exe().map_or_else(|_| "lowtouch".into(), |p| p.display().to_string());
+        vars.insert("lowtouch".into(), exe);
+        vars.insert("project_dir".into(), self.project.display().to_string());
+        vars.insert("env".into(), self.name.clone());
+        vars.insert("env_dir".into(), env_dir.display().to_string());
+        vars.insert("run_id".into(), run_id.to_string());
+        vars.extend(extra);
+        let snapshot = vars.clone();
+        for value in vars.values_mut() {
+            if value.contains("#{")
+                && let Ok(t) = Template::parse(value)
+                && let Ok(r) = t.render(&snapshot)
+            {
+                *value = r;
+            }
+        }
+        vars
+    }
+
     /// The runtime directory under a state directory: `<state>/envs/<name>`.
     pub fn runtime_dir(&self, state_dir: &Path) -> PathBuf {
         state_dir.join("envs").join(&self.name)

@@ -2,7 +2,7 @@
 //! safety net that stops whatever the run started, and the records of it all — emitted
 //! as events, never written here directly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -104,29 +104,12 @@ fn run_plan(
     index: &AtomicU32,
 ) -> Vec<ScenarioRecord> {
     let env_dir = settings.state_dir.join("envs").join(&plan.env.name);
-    let mut vars: BTreeMap<String, String> = plan.env.variables.clone();
-    let exe =
-        std::env::current_exe().map_or_else(|_| "lowtouch".into(), |p| p.display().to_string());
-    vars.insert("lowtouch".into(), exe);
-    vars.insert("project_dir".into(), settings.project.display().to_string());
-    vars.insert("env".into(), plan.env.name.clone());
-    vars.insert("env_dir".into(), env_dir.display().to_string());
-    vars.insert("run_id".into(), settings.run_id.to_string());
-    vars.insert("pipeline".into(), plan.pipeline.name.clone());
+    let mut extra: Vec<(String, String)> = vec![("pipeline".into(), plan.pipeline.name.clone())];
     if let Some(c) = &plan.candidate {
-        vars.extend(c.vars());
+        extra.extend(c.vars());
     }
-    vars.extend(plan.context.clone());
-    // Variables may use the builtins above (`#{env_dir}/data`): fill those in now.
-    let snapshot = vars.clone();
-    for value in vars.values_mut() {
-        if value.contains("#{")
-            && let Ok(t) = crate::environment::template::Template::parse(value)
-            && let Ok(r) = t.render(&snapshot)
-        {
-            *value = r;
-        }
-    }
+    extra.extend(plan.context.clone());
+    let vars = plan.env.runtime_variables(&env_dir, settings.run_id, extra);
     let components = Components::new(
         &plan.env,
         env_dir,

@@ -230,6 +230,15 @@ impl Decoder {
         parsed.map(Some)
     }
 
+    /// Hands every whole message received so far to `f`, in order; stops at the first
+    /// bad frame (the connection is done then).
+    pub fn for_each_message(&mut self, mut f: impl FnMut(Message)) -> Result<(), CodecError> {
+        while let Some(m) = self.next_message()? {
+            f(m);
+        }
+        Ok(())
+    }
+
     /// Bytes received but not yet a whole frame.
     pub fn pending(&self) -> usize {
         self.buf.len()

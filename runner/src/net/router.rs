@@ -286,16 +286,13 @@ impl Router {
                     };
                     last_heard = tokio::time::Instant::now();
                     decoder.feed(&buf[..n]);
-                    loop {
-                        match decoder.next_message() {
-                            Ok(Some(m)) => {
-                                if let Some(seq) = self.on_message(&name, &boot, &link, m) {
-                                    unacked = Some(seq);
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => break 'conn format!("bad frame: {e}"),
+                    let handled = decoder.for_each_message(|m| {
+                        if let Some(seq) = self.on_message(&name, &boot, &link, m) {
+                            unacked = Some(seq);
                         }
+                    });
+                    if let Err(e) = handled {
+                        break 'conn format!("bad frame: {e}");
                     }
                 }
                 _ = ack_tick.tick() => {
