@@ -60,6 +60,7 @@ fn config(dir: &std::path::Path, components: usize) -> (DaemonConfig, Vec<std::p
             } else {
                 Vec::new()
             },
+            control: None,
         });
         children.push(child);
     }
@@ -70,6 +71,7 @@ fn config(dir: &std::path::Path, components: usize) -> (DaemonConfig, Vec<std::p
             collectors: vec!["system".into(), "process".into(), "log".into()],
             components: watches,
             commands: Vec::new(),
+            ..DaemonConfig::default()
         },
         children,
     )

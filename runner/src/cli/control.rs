@@ -188,10 +188,10 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<i32, CliError> {
     match crate::api::server::activity() {
         Some(a) => {
             crate::outln!("server: {}", a.doing);
-            match crate::daemon::local::ROUTER.get() {
+            match crate::daemon::local::SERVER.get() {
                 None => crate::outln!("daemons: the router is off (LOWTOUCH_DAEMON_SECRET unset)"),
-                Some(router) => {
-                    let connected = router.connected();
+                Some(network) => {
+                    let connected = network.router.connected();
                     if connected.is_empty() {
                         crate::outln!("daemons: none connected");
                     }

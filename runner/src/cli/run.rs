@@ -441,6 +441,10 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
             .map_err(CliError::infra)?
     };
     let observing = network.is_some() || crate::daemon::local::LocalNetwork::server_router();
+    let way = match &network {
+        Some(n) => Some(n.network()),
+        None => crate::daemon::local::SERVER.get(),
+    };
     let settings = RunSettings {
         run_id: &run_id,
         project: x.project,
@@ -449,6 +453,7 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         overrides: x.overrides.clone(),
         config_commits: x.config_commits.clone(),
         preemptible: x.preemptible,
+        network: way,
         observed: observing.then_some(store as &dyn crate::execute::observe::Observations),
     };
     // One environment never runs two pipelines at once.

@@ -491,8 +491,10 @@ async fn start_router(
         store.share(),
         Some(events),
     ));
-    crate::daemon::local::SERVER_ROUTER.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = crate::daemon::local::ROUTER.set(router.clone());
+    let _ = crate::daemon::local::SERVER.set(crate::daemon::local::Network::new(
+        router.clone(),
+        tokio::runtime::Handle::current(),
+    ));
     Ok(Some(router))
 }
 

@@ -285,7 +285,6 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                         c.stop_marker.as_deref().map(Path::new),
                         t,
                         sample,
-                        &shared,
                         &mut out,
                     );
                 }
@@ -415,7 +414,6 @@ fn watch_process(
     stop_marker: Option<&Path>,
     t: &mut Tracked,
     sample: bool,
-    shared: &Shared,
     out: &mut Vec<Observation>,
 ) {
     // The process the pid file names, and whether it is that process and alive (a zombie
@@ -428,14 +426,9 @@ fn watch_process(
     let first = !t.looked;
     t.looked = true;
     let ended = |t: &mut Tracked, out: &mut Vec<Observation>, identity: (u32, u64)| {
-        let mut stopping = shared.stopping.lock().unwrap_or_else(|e| e.into_inner());
-        let stopped = match stopping.iter().position(|s| s == name) {
-            Some(i) => {
-                stopping.remove(i);
-                true
-            }
-            None => stop_marker.is_some_and(Path::exists),
-        };
+        // Whoever stops a component on purpose (`execute::components`, here or in a
+        // run) says so with the marker first.
+        let stopped = stop_marker.is_some_and(Path::exists);
         out.push(event(
             name,
             "process",

@@ -3,11 +3,12 @@
 //! plugins, resolved by the router to a program and its arguments) it is given. Anything
 //! else is refused and reported; nothing passes through a shell.
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use super::Shared;
-use super::collect::read_pid_file;
-use crate::monitor::procfs;
+use crate::execute::components::{Components, Place, signal_name};
+use crate::execute::process;
 use crate::net::codec::{Command, DaemonConfig};
 
 /// What came of a command, as the daemon reports it.
@@ -28,88 +29,132 @@ fn refused(message: String) -> Done {
     }
 }
 
+/// A component command's result as an answer.
+fn control(result: Result<String, String>) -> Done {
+    match result {
+        Ok(text) => Done {
+            stdout: format!("{text}\n"),
+            ..Done::default()
+        },
+        Err(e) => Done {
+            status: 1,
+            error: Some(e),
+            ..Done::default()
+        },
+    }
+}
+
+/// A start waits for readiness; without a limit from the router it is this long.
+const DEFAULT_LIMIT: Duration = Duration::from_secs(60);
+
+/// The daemon's own secret is never a child's, whatever the configuration says.
+const OWN_SECRET: &str = "LOWTOUCH_DAEMON_SECRET";
+
+/// Applies a new configuration to the components this daemon controls.
+pub fn configure(components: &Components, config: &DaemonConfig) {
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let existing = |p: &Option<String>| {
+        p.as_ref()
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(|| here.clone())
+    };
+    let mut remove_env = config.remove_env.clone();
+    remove_env.push(OWN_SECRET.into());
+    let dir = config
+        .runtime_dir
+        .as_ref()
+        .map_or_else(|| here.clone(), PathBuf::from);
+    components.configure(
+        Place {
+            dir,
+            cwd: existing(&config.workdir),
+            remove_env,
+        },
+        config
+            .components
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.control.clone()?))),
+    );
+}
+
 pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared) -> Done {
     let Some(config) = config else {
         return refused("this daemon has no configuration yet".into());
     };
-    let component = |name: &str| config.components.iter().find(|c| c.name == name);
+    let controlled = |name: &str| {
+        config
+            .components
+            .iter()
+            .any(|c| c.name == name && c.control.is_some())
+    };
+    let not_ours = |name: &str| {
+        refused(format!(
+            "component `{name}` is not one this daemon controls ({})",
+            names(config)
+        ))
+    };
+    let components = &shared.components;
+    let limit = |ms: &Option<u64>| ms.map_or(DEFAULT_LIMIT, Duration::from_millis);
     match command {
         Command::Noop => Done::default(),
         Command::Kill {
             component: name,
             signal,
         } => {
-            let Some(c) = component(name) else {
-                return refused(format!(
-                    "component `{name}` is not one this daemon controls ({})",
-                    names(config)
-                ));
-            };
+            if !controlled(name) {
+                return not_ours(name);
+            }
             if !(1..=64).contains(signal) {
                 return refused(format!("{signal} is not a signal"));
             }
-            let Some((pid, start)) = c
-                .pid_file
-                .as_deref()
-                .and_then(|p| read_pid_file(Path::new(p)))
-            else {
-                return Done {
-                    status: 1,
-                    error: Some(format!("{name} is not running (no pid recorded)")),
-                    ..Done::default()
-                };
-            };
-            // The recorded pid must still be that process: a reused pid is someone else.
-            let alive = procfs::read_process(Path::new("/proc"), pid)
-                .ok()
-                .flatten()
-                .is_some_and(|s| s.stat.start_ticks == start && s.stat.state != b'Z');
-            if !alive {
-                return Done {
-                    status: 1,
-                    error: Some(format!("{name} is not running (pid {pid} is gone)")),
-                    ..Done::default()
-                };
+            control(
+                components
+                    .kill(name, *signal)
+                    .map_err(|e| format!("{e} (kill {} {name})", signal_name(*signal))),
+            )
+        }
+        Command::Start {
+            component: name,
+            limit_ms,
+        } => {
+            if !controlled(name) {
+                return not_ours(name);
             }
-            if *signal == libc::SIGTERM || *signal == libc::SIGINT {
-                shared
-                    .stopping
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(name.clone());
+            control(components.start(name, limit(limit_ms), false))
+        }
+        Command::Stop { component: name } => {
+            if !controlled(name) {
+                return not_ours(name);
             }
-            // SAFETY: sending a signal to a pid we just checked is the component.
-            let r = unsafe { libc::kill(pid as i32, *signal) };
-            if r == 0 {
-                Done {
-                    stdout: format!("sent signal {signal} to {name} (pid {pid})\n"),
-                    ..Done::default()
-                }
+            control(components.stop(name))
+        }
+        Command::Restart {
+            component: name,
+            limit_ms,
+        } => {
+            if !controlled(name) {
+                return not_ours(name);
+            }
+            control(components.restart(name, limit(limit_ms), false))
+        }
+        Command::Tidy { all } => {
+            let notes = if *all {
+                components.stop_all_started()
             } else {
-                Done {
-                    status: 1,
-                    error: Some(format!(
-                        "cannot signal {name} (pid {pid}): {}",
-                        std::io::Error::last_os_error()
-                    )),
-                    ..Done::default()
-                }
+                components.stop_leftovers()
+            };
+            Done {
+                stdout: notes.iter().map(|n| format!("{n}\n")).collect(),
+                ..Done::default()
             }
         }
-        Command::Start { component: name }
-        | Command::Stop { component: name }
-        | Command::Restart { component: name } => {
-            if component(name).is_none() {
-                return refused(format!(
-                    "component `{name}` is not one this daemon controls ({})",
-                    names(config)
-                ));
-            }
-            refused(format!(
-                "starting and stopping {name} through a daemon is not built yet; the run that owns it does"
-            ))
-        }
-        Command::Run { name, args } => {
+        Command::Run {
+            name,
+            args,
+            timeout_ms,
+            env,
+        } => {
             let Some(spec) = config.commands.iter().find(|c| &c.name == name) else {
                 return refused(format!(
                     "`{name}` is not a command this daemon may run (it may run: {})",
@@ -125,21 +170,38 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
                     }
                 ));
             };
+            if let Some((key, _)) = env.iter().find(|(k, _)| !k.starts_with("LOWTOUCH_")) {
+                return refused(format!(
+                    "`{key}` is not a variable a router may set (only LOWTOUCH_* ones)"
+                ));
+            }
             let Some((program, fixed)) = spec.argv.split_first() else {
                 return refused(format!("`{name}` has no program"));
             };
             let mut argv: Vec<String> = fixed.to_vec();
             argv.extend(args.iter().cloned());
-            let started = std::process::Command::new(program)
-                .args(&argv)
-                .stdin(std::process::Stdio::null())
-                .output();
-            match started {
-                Ok(out) => Done {
-                    status: out.status.code().unwrap_or(128),
-                    stdout: bounded(&out.stdout),
-                    stderr: bounded(&out.stderr),
-                    error: None,
+            let place = components.place();
+            let outcome = process::run(&process::Spec {
+                program: program.as_ref(),
+                args: &argv,
+                env,
+                cwd: Some(&place.cwd),
+                timeout: limit(timeout_ms),
+                limit: OUTPUT_LIMIT,
+                interruptible: false,
+                remove_env: &place.remove_env,
+            });
+            match outcome {
+                Ok(o) => Done {
+                    status: o.status,
+                    stdout: o.stdout.text,
+                    stderr: o.stderr.text,
+                    error: o.timed_out.then(|| {
+                        format!(
+                            "`{name}` did not end within {}s (its process group was killed)",
+                            limit(timeout_ms).as_secs_f64()
+                        )
+                    }),
                 },
                 Err(e) => Done {
                     status: 127,
@@ -151,6 +213,9 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
     }
 }
 
+/// Output kept for the answer (a frame must hold it).
+const OUTPUT_LIMIT: usize = 64 * 1024;
+
 fn names(config: &DaemonConfig) -> String {
     let n: Vec<&str> = config.components.iter().map(|c| c.name.as_str()).collect();
     if n.is_empty() {
@@ -158,14 +223,4 @@ fn names(config: &DaemonConfig) -> String {
     } else {
         n.join(", ")
     }
-}
-
-/// Output kept for the answer: 64 KiB, the rest counted.
-fn bounded(bytes: &[u8]) -> String {
-    const KEEP: usize = 64 * 1024;
-    let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(KEEP)]).into_owned();
-    if bytes.len() > KEEP {
-        text.push_str(&format!("\n[{} more bytes]\n", bytes.len() - KEEP));
-    }
-    text
 }

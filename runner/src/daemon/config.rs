@@ -3,17 +3,31 @@
 //! the collectors and their interval, and the commands it may run, rendered to programs
 //! and arguments. What the daemon gets in `Configure`; it reads nothing of the project.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::environment::{AliasKind, Environment};
+use crate::execute::components::control_spec;
 use crate::net::codec::{CommandSpec, ComponentWatch, DaemonConfig, RuleConfig};
 
-/// `ENVIRONMENT/DAEMON` → configuration, for every daemon `env` declares. `state_dir` is
+/// `ENVIRONMENT/DAEMON` → configuration, for every daemon `env` declares, with the
+/// environment's own variables (what a server configures before any run). `state_dir` is
 /// the project's `.lowtouch`, where runs keep components' pid files and logs.
 pub fn for_environment(env: &Environment, state_dir: &Path) -> HashMap<String, DaemonConfig> {
     let env_dir = env.runtime_dir(state_dir);
     let vars = env.runtime_variables(&env_dir, "", []);
+    let project = state_dir.parent().unwrap_or(state_dir);
+    for_run(env, &env_dir, project, &vars)
+}
+
+/// The same, rendered with a run's variables (its candidate's builds, its overrides):
+/// what a run sends its environment's daemons before its first step.
+pub fn for_run(
+    env: &Environment,
+    env_dir: &Path,
+    project: &Path,
+    vars: &BTreeMap<String, String>,
+) -> HashMap<String, DaemonConfig> {
     let mut out = HashMap::new();
     for daemon in env.daemons.values() {
         let mut components = Vec::new();
@@ -22,7 +36,7 @@ pub fn for_environment(env: &Environment, state_dir: &Path) -> HashMap<String, D
             if !on_host {
                 continue;
             }
-            let log = c.log.as_ref().and_then(|t| t.render(&vars).ok()).map(|p| {
+            let log = c.log.as_ref().and_then(|t| t.render(vars).ok()).map(|p| {
                 let p = std::path::PathBuf::from(p);
                 if p.is_relative() { env_dir.join(p) } else { p }
             });
@@ -48,6 +62,7 @@ pub fn for_environment(env: &Environment, state_dir: &Path) -> HashMap<String, D
                 ),
                 log: log.map(|p| p.display().to_string()),
                 rules,
+                control: control_spec(c, env_dir, vars).ok(),
             });
         }
         let commands = daemon
@@ -59,7 +74,7 @@ pub fn for_environment(env: &Environment, state_dir: &Path) -> HashMap<String, D
                     return None;
                 };
                 let argv: Result<Vec<String>, String> =
-                    argv.iter().map(|t| t.render(&vars)).collect();
+                    argv.iter().map(|t| t.render(vars)).collect();
                 Some(CommandSpec {
                     name: name.clone(),
                     argv: argv.ok()?,
@@ -73,6 +88,9 @@ pub fn for_environment(env: &Environment, state_dir: &Path) -> HashMap<String, D
                 collectors: daemon.collectors.clone(),
                 components,
                 commands,
+                workdir: Some(project.display().to_string()),
+                runtime_dir: Some(env_dir.display().to_string()),
+                remove_env: env.secret_vars(),
             },
         );
     }

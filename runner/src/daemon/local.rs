@@ -3,22 +3,71 @@
 //! speaking the same protocol as a remote one; what they observe is stored like a
 //! server's. A run inside `lowtouch serve` uses the server's router instead.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::environment::Environment;
-use crate::net::router::{Router, RouterConfig};
+use crate::net::codec::Command;
+use crate::net::router::{Outcome, Router, RouterConfig, RouterError};
 use crate::store::Store;
 
-/// Set by `lowtouch serve` once its router listens: runs in that process use it.
-pub static SERVER_ROUTER: AtomicBool = AtomicBool::new(false);
+/// Set by `lowtouch serve` once its router listens: runs in that process use it, and
+/// `lowtouch status` (run inside the server) lists its daemons.
+pub static SERVER: std::sync::OnceLock<Network> = std::sync::OnceLock::new();
 
-/// The server's router, for `lowtouch status` (run inside the server).
-pub static ROUTER: std::sync::OnceLock<Router> = std::sync::OnceLock::new();
+/// A run's way to the daemons: a router and the runtime it lives on. Its calls block, for
+/// the run's threads (never call them from inside the runtime).
+#[derive(Clone)]
+pub struct Network {
+    pub router: Router,
+    handle: tokio::runtime::Handle,
+}
+
+/// Why a command through the network has no outcome.
+#[derive(Debug, PartialEq)]
+pub enum Failed {
+    Router(RouterError),
+    Interrupted,
+}
+
+impl Network {
+    pub fn new(router: Router, handle: tokio::runtime::Handle) -> Network {
+        Network { router, handle }
+    }
+
+    /// Sends `command` to `daemon` and waits for its outcome (at most `timeout`); with
+    /// `interruptible`, Ctrl-C stops the wait (the daemon finishes on its own).
+    pub fn command(
+        &self,
+        daemon: &str,
+        command: Command,
+        timeout: Duration,
+        interruptible: bool,
+    ) -> Result<Outcome, Failed> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (router, daemon) = (self.router.clone(), daemon.to_string());
+        self.handle.spawn(async move {
+            let _ = tx.send(router.command(&daemon, command, timeout).await);
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(r) => return r.map_err(Failed::Router),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Failed::Router(RouterError::Gone("the router".into())));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if interruptible && crate::execute::interrupt::requested() {
+                        return Err(Failed::Interrupted);
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// The in-process network of one run; stopped when dropped.
 pub struct LocalNetwork {
     runtime: Option<tokio::runtime::Runtime>,
+    network: Network,
     pub daemons: Vec<String>,
 }
 
@@ -52,7 +101,7 @@ impl LocalNetwork {
             .build()
             .map_err(|e| format!("cannot start the monitoring network: {e}"))?;
         let store = store.share();
-        let connected = runtime.block_on(async {
+        let (connected, router) = runtime.block_on(async {
             let (router, addr, rx) = Router::bind("127.0.0.1:0", config)
                 .await
                 .map_err(|e| format!("the local router cannot listen on loopback: {e}"))?;
@@ -76,10 +125,10 @@ impl LocalNetwork {
                     up.iter()
                         .any(|c| &c.name == n && &c.environment == e && c.configured)
                 }) {
-                    return Ok::<bool, String>(true);
+                    return Ok::<_, String>((true, router));
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    return Ok(false);
+                    return Ok((false, router));
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -87,7 +136,9 @@ impl LocalNetwork {
         if !connected {
             return Err("the local monitoring daemons did not connect within 3s".into());
         }
+        let network = Network::new(router, runtime.handle().clone());
         Ok(Some(LocalNetwork {
+            network,
             runtime: Some(runtime),
             daemons: wanted
                 .into_iter()
@@ -98,7 +149,11 @@ impl LocalNetwork {
 
     /// Whether runs in this process use a server's router.
     pub fn server_router() -> bool {
-        SERVER_ROUTER.load(Ordering::SeqCst)
+        SERVER.get().is_some()
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.network
     }
 }
 

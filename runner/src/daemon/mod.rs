@@ -69,8 +69,8 @@ pub struct Shared {
     ),
     /// Wakes the sender when something was collected.
     pub collected: tokio::sync::Notify,
-    /// Components this daemon stopped itself: their disappearance is STOPPED, not CRASHED.
-    pub stopping: Mutex<Vec<String>>,
+    /// The components of this host, controlled as the router asks.
+    pub components: crate::execute::components::Components,
 }
 
 /// Runs the daemon until `stop` resolves.
@@ -87,7 +87,13 @@ pub async fn run(options: Options, stop: impl std::future::Future<Output = ()>) 
             })
             .expect("a socket pair"),
         collected: tokio::sync::Notify::new(),
-        stopping: Mutex::new(Vec::new()),
+        components: crate::execute::components::Components::new(
+            crate::execute::components::Place {
+                dir: std::env::current_dir().unwrap_or_default(),
+                cwd: std::env::current_dir().unwrap_or_default(),
+                remove_env: Vec::new(),
+            },
+        ),
     });
     let collector = collect::spawn(shared.clone());
     let boot = auth::nonce()[..16].to_string();
@@ -261,6 +267,7 @@ fn on_message(
                 config.components.len(),
                 config.collectors.join(", ")
             );
+            commands::configure(&shared.components, &config);
             *shared.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
             shared
                 .generation

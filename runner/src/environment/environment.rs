@@ -489,12 +489,31 @@ impl Environment {
             });
         }
         for a in &spec.allow {
-            if !self.aliases.contains_key(a) {
-                findings.push(self.value_at(
+            match self.aliases.get(a).map(|a| &a.kind) {
+                None => findings.push(self.value_at(
                     &path,
                     a,
                     format!("`{a}` is not an alias of this environment"),
-                ));
+                )),
+                Some(AliasKind::Run(_)) => {}
+                Some(_) => findings.push(
+                    self.value_at(
+                        &path,
+                        a,
+                        format!("`{a}` is not a `run:` alias; a daemon runs only those"),
+                    )
+                    .help("a daemon runs a program with its arguments, never a shell line or scenario steps"),
+                ),
+            }
+            if let Some(other) = self.daemons.values().find(|d| d.allow.contains(a)) {
+                findings.push(
+                    self.value_at(
+                        &path,
+                        a,
+                        format!("`{a}` is allowed on daemon `{}` already", other.name),
+                    )
+                    .help("a host-bound alias runs on one host; make one alias per host"),
+                );
             }
         }
         if !findings.is_empty() {

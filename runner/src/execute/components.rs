@@ -18,84 +18,224 @@ use std::time::{Duration, Instant};
 
 use super::process::{self, kill_group};
 use crate::environment::{Component, Environment, Find};
+use crate::net::codec::{ControlSpec, FindSpec};
 
-pub struct Components<'a> {
-    env: &'a Environment,
-    /// The environment's runtime directory: pid files, component output.
-    dir: PathBuf,
-    project: PathBuf,
-    vars: BTreeMap<String, String>,
+/// A component's control, ready to use: its spec with the regexes compiled.
+struct Ready {
+    spec: ControlSpec,
+    ready_log: Option<regex::Regex>,
+    find_cmdline: Option<regex::Regex>,
+}
+
+impl Ready {
+    fn compile(spec: ControlSpec) -> Result<Ready, String> {
+        let re = |p: &str| regex::Regex::new(p).map_err(|e| format!("`{p}`: {e}"));
+        Ok(Ready {
+            ready_log: spec.ready_log.as_deref().map(re).transpose()?,
+            find_cmdline: match &spec.find {
+                FindSpec::Cmdline { pattern } => Some(re(pattern)?),
+                _ => None,
+            },
+            spec,
+        })
+    }
+}
+
+/// Controls the components of one host. A run uses one for the components no daemon
+/// covers; a daemon uses one for the components of its host (the script manager routes
+/// their commands to it). Owns what it started: reaps it, stops it at the end.
+pub struct Components {
+    /// Name → how to control it, or why it cannot be (a template that did not render).
+    specs: Mutex<BTreeMap<String, Result<std::sync::Arc<Ready>, String>>>,
+    /// Where they run and what they do not inherit.
+    place: Mutex<Place>,
     /// Components this process started, kept to reap them and to stop them at the end.
     children: Mutex<HashMap<String, Child>>,
     /// One control command per component at a time.
     busy: Mutex<()>,
+}
+
+/// Where components run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// Where pid files and components' output go.
+    pub dir: PathBuf,
+    /// The components' working directory.
+    pub cwd: PathBuf,
     /// Secrets' environment variables: components do not inherit them.
-    secret_vars: Vec<String>,
+    pub remove_env: Vec<String>,
 }
 
 /// What a control command did, for the step's output.
 pub type Control = Result<String, String>;
 
-impl<'a> Components<'a> {
-    pub fn new(
-        env: &'a Environment,
-        dir: PathBuf,
-        project: PathBuf,
-        vars: BTreeMap<String, String>,
-    ) -> Self {
+/// A component's control rendered with a run's variables: its log path (relative to
+/// `dir`) becomes `#{log}` for its start command.
+pub fn control_spec(
+    c: &Component,
+    dir: &Path,
+    vars: &BTreeMap<String, String>,
+) -> Result<ControlSpec, String> {
+    let log = match &c.log {
+        Some(t) => {
+            let p = PathBuf::from(t.render(vars)?);
+            Some(if p.is_relative() { dir.join(p) } else { p })
+        }
+        None => None,
+    };
+    let mut with_log = vars.clone();
+    if let Some(l) = &log {
+        with_log.insert("log".into(), l.display().to_string());
+    }
+    let render_all = |ts: &[crate::environment::template::Template], vars: &BTreeMap<String, String>| {
+        ts.iter().map(|t| t.render(vars)).collect::<Result<Vec<_>, _>>()
+    };
+    Ok(ControlSpec {
+        start: render_all(&c.start, &with_log)?,
+        stop: c.stop.as_deref().map(|s| render_all(s, vars)).transpose()?,
+        env: c
+            .env
+            .iter()
+            .map(|(k, t)| t.render(&with_log).map(|v| (k.clone(), v)))
+            .collect::<Result<_, _>>()?,
+        find: match &c.find {
+            Find::Recorded => FindSpec::Recorded,
+            Find::Pidfile(t) => {
+                let p = PathBuf::from(t.render(vars)?);
+                let p = if p.is_relative() { dir.join(p) } else { p };
+                FindSpec::Pidfile {
+                    path: p.display().to_string(),
+                }
+            }
+            Find::Cmdline(re) => FindSpec::Cmdline {
+                pattern: re.as_str().to_string(),
+            },
+        },
+        log: log.map(|l| l.display().to_string()),
+        ready_log: c.ready_log.as_ref().map(|r| r.as_str().to_string()),
+        ready_tcp: c.ready_tcp.as_ref().map(|t| t.render(vars)).transpose()?,
+        ready_timeout_ms: c.ready_timeout.as_millis() as u64,
+        stop_timeout_ms: c.stop_timeout.as_millis() as u64,
+    })
+}
+
+impl Components {
+    pub fn new(place: Place) -> Self {
         Components {
-            env,
-            dir,
-            project,
-            vars,
+            specs: Mutex::new(BTreeMap::new()),
+            place: Mutex::new(place),
             children: Mutex::new(HashMap::new()),
             busy: Mutex::new(()),
-            secret_vars: env.secret_vars(),
         }
     }
 
-    fn spec(&self, name: &str) -> Result<&'a Component, String> {
-        self.env
+    pub fn place(&self) -> Place {
+        self.place.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.place().dir
+    }
+
+    /// The components of `env` (those `only` accepts), rendered with a run's variables.
+    pub fn for_environment(
+        env: &Environment,
+        dir: PathBuf,
+        project: PathBuf,
+        vars: &BTreeMap<String, String>,
+        only: impl Fn(&str) -> bool,
+    ) -> Self {
+        let specs = env
             .components
-            .get(name)
-            .ok_or_else(|| format!("environment `{}` has no component `{name}`", self.env.name))
+            .iter()
+            .filter(|(name, _)| only(name))
+            .map(|(name, c)| {
+                (
+                    name.clone(),
+                    control_spec(c, &dir, vars).and_then(Ready::compile),
+                )
+            })
+            .collect();
+        let components = Components::new(Place {
+            dir,
+            cwd: project,
+            remove_env: env.secret_vars(),
+        });
+        components.replace_specs(specs);
+        components
+    }
+
+    /// Takes a new configuration (a daemon's, for a new run). What runs keeps running.
+    pub fn configure(&self, place: Place, specs: impl IntoIterator<Item = (String, ControlSpec)>) {
+        *self.place.lock().unwrap_or_else(|e| e.into_inner()) = place;
+        let specs = specs
+            .into_iter()
+            .map(|(name, spec)| {
+                let ready = Ready::compile(spec)
+                    .map_err(|e| format!("`{name}` cannot be controlled: {e}"));
+                (name, ready)
+            })
+            .collect();
+        self.replace_specs(specs);
+    }
+
+    fn replace_specs(&self, specs: BTreeMap<String, Result<Ready, String>>) {
+        *self.specs.lock().unwrap_or_else(|e| e.into_inner()) = specs
+            .into_iter()
+            .map(|(n, r)| (n, r.map(std::sync::Arc::new)))
+            .collect();
+    }
+
+    /// The names this controls.
+    pub fn names(&self) -> Vec<String> {
+        self.specs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn spec(&self, name: &str) -> Result<std::sync::Arc<Ready>, String> {
+        let specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        match specs.get(name) {
+            Some(r) => r.clone(),
+            None => Err(format!(
+                "`{name}` is not a component controlled here (these are: {})",
+                if specs.is_empty() {
+                    "none".to_string()
+                } else {
+                    specs.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            )),
+        }
     }
 
     fn pidfile(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.pid"))
+        self.dir().join(format!("{name}.pid"))
     }
 
     /// Present while a component is being stopped on purpose (see `daemon::collect`).
     fn stop_marker(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.stopping"))
-    }
-
-    fn log_path(&self, c: &Component) -> Result<Option<PathBuf>, String> {
-        let Some(t) = &c.log else { return Ok(None) };
-        let p = PathBuf::from(t.render(&self.vars)?);
-        Ok(Some(if p.is_relative() { self.dir.join(p) } else { p }))
+        self.dir().join(format!("{name}.stopping"))
     }
 
     /// The component's pid when its process is alive.
     pub fn find(&self, name: &str) -> Result<Option<i32>, String> {
         let c = self.spec(name)?;
+        Ok(self.find_with(name, &c))
+    }
+
+    fn find_with(&self, name: &str, c: &Ready) -> Option<i32> {
         self.reap(name);
-        Ok(match &c.find {
-            Find::Recorded => read_recorded(&self.pidfile(name)),
-            Find::Pidfile(t) => {
-                let path = PathBuf::from(t.render(&self.vars)?);
-                let path = if path.is_relative() {
-                    self.dir.join(path)
-                } else {
-                    path
-                };
-                std::fs::read_to_string(path)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i32>().ok())
-                    .filter(|&pid| alive(pid))
-            }
-            Find::Cmdline(re) => find_by_cmdline(re),
-        })
+        match &c.spec.find {
+            FindSpec::Recorded => read_recorded(&self.pidfile(name)),
+            FindSpec::Pidfile { path } => std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+                .filter(|&pid| alive(pid)),
+            FindSpec::Cmdline { .. } => c.find_cmdline.as_ref().and_then(find_by_cmdline),
+        }
     }
 
     /// Reaps the component if it is our child and has exited, so it does not linger as
@@ -114,34 +254,25 @@ impl<'a> Components<'a> {
     pub fn start(&self, name: &str, limit: Duration, interruptible: bool) -> Control {
         let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         let c = self.spec(name)?;
-        if let Some(pid) = self.find(name)? {
+        if let Some(pid) = self.find_with(name, &c) {
             return Err(format!(
                 "`{name}` is already running (pid {pid}); stop it first or use `restart`"
             ));
         }
         let started = Instant::now();
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
-        let log = self.log_path(c)?;
-        let mut vars = self.vars.clone();
-        if let Some(l) = &log {
-            vars.insert("log".into(), l.display().to_string());
+        let place = self.place();
+        std::fs::create_dir_all(&place.dir)
+            .map_err(|e| format!("cannot create {}: {e}", place.dir.display()))?;
+        let log = c.spec.log.as_ref().map(PathBuf::from);
+        let argv = &c.spec.start;
+        if argv.is_empty() {
+            return Err(format!("`{name}` has no start command"));
         }
-        let argv: Vec<String> = c
-            .start
-            .iter()
-            .map(|t| t.render(&vars))
-            .collect::<Result<_, _>>()?;
-        let env: Vec<(String, String)> = c
-            .env
-            .iter()
-            .map(|(k, t)| t.render(&vars).map(|v| (k.clone(), v)))
-            .collect::<Result<_, _>>()?;
         let log_offset = log
             .as_ref()
             .and_then(|l| std::fs::metadata(l).ok())
             .map_or(0, |m| m.len());
-        let out_path = self.dir.join(format!("{name}.out"));
+        let out_path = place.dir.join(format!("{name}.out"));
         let out = OpenOptions::new()
             .create(true)
             .append(true)
@@ -149,13 +280,13 @@ impl<'a> Components<'a> {
             .map_err(|e| format!("cannot open {}: {e}", out_path.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let mut command = Command::new(&argv[0]);
-        for var in &self.secret_vars {
+        for var in &place.remove_env {
             command.env_remove(var);
         }
         let child = command
             .args(&argv[1..])
-            .envs(env)
-            .current_dir(&self.project)
+            .envs(c.spec.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&place.cwd)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -171,12 +302,14 @@ impl<'a> Components<'a> {
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_string(), child);
 
-        let deadline = started + c.ready_timeout.min(limit);
+        let ready_timeout = Duration::from_millis(c.spec.ready_timeout_ms);
+        let deadline = started + ready_timeout.min(limit);
         let mut log_pos = log_offset;
         let mut pending = String::new();
         // Each condition is remembered once met: a log line read while the port is not
         // open yet is not read again.
         let mut log_ready = c.ready_log.is_none();
+        let mut tcp = None;
         loop {
             self.reap(name);
             if !alive(pid) {
@@ -190,15 +323,13 @@ impl<'a> Components<'a> {
                 log_ready = scan_log(path, &mut log_pos, &mut pending, re);
             }
             let mut ready = log_ready;
-            if ready && let Some(addr) = &c.ready_tcp {
-                let addr = addr.render(&self.vars)?;
-                ready &= addr
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut a| a.next())
-                    .is_some_and(|a| {
-                        TcpStream::connect_timeout(&a, Duration::from_millis(100)).is_ok()
-                    });
+            if ready && let Some(addr) = &c.spec.ready_tcp {
+                if tcp.is_none() {
+                    tcp = addr.to_socket_addrs().ok().and_then(|mut a| a.next());
+                }
+                ready &= tcp.is_some_and(|a| {
+                    TcpStream::connect_timeout(&a, Duration::from_millis(100)).is_ok()
+                });
             }
             if ready {
                 return Ok(format!(
@@ -209,7 +340,7 @@ impl<'a> Components<'a> {
             if Instant::now() >= deadline {
                 return Err(format!(
                     "`{name}` (pid {pid}) was not ready within {}s; it keeps running, its output ends with:\n{}",
-                    c.ready_timeout.min(limit).as_secs_f64(),
+                    ready_timeout.min(limit).as_secs_f64(),
                     tail(&out_path, 10)
                 ));
             }
@@ -226,10 +357,12 @@ impl<'a> Components<'a> {
 
     fn stop_locked(&self, name: &str) -> Control {
         let c = self.spec(name)?;
-        let Some(pid) = self.find(name)? else {
+        let Some(pid) = self.find_with(name, &c) else {
             let _ = std::fs::remove_file(self.pidfile(name));
             return Ok(format!("{name} is not running"));
         };
+        let stop_timeout = Duration::from_millis(c.spec.stop_timeout_ms);
+        let place = self.place();
         let started = Instant::now();
         let own = self.is_ours(name, pid);
         // Said before it goes, so a monitoring daemon reports STOPPED, not CRASHED.
@@ -237,20 +370,16 @@ impl<'a> Components<'a> {
         // Its own stop command first, when it has one; signals when that fails.
         let mut note = String::new();
         let mut by_command = false;
-        if let Some(stop) = &c.stop {
-            let argv: Vec<String> = stop
-                .iter()
-                .map(|t| t.render(&self.vars))
-                .collect::<Result<_, _>>()?;
+        if let Some(argv) = c.spec.stop.as_ref().filter(|a| !a.is_empty()) {
             let outcome = process::run(&process::Spec {
                 program: argv[0].as_ref(),
                 args: &argv[1..],
                 env: &[],
-                cwd: Some(&self.project),
-                timeout: c.stop_timeout,
+                cwd: Some(&place.cwd),
+                timeout: stop_timeout,
                 limit: 4096,
                 interruptible: false,
-                remove_env: &self.secret_vars,
+                remove_env: &place.remove_env,
             });
             match outcome {
                 Ok(o) if o.status == 0 => by_command = true,
@@ -269,7 +398,7 @@ impl<'a> Components<'a> {
         if !by_command {
             signal(pid, libc::SIGTERM, own);
         }
-        let how = if self.wait_gone(name, pid, c.stop_timeout) {
+        let how = if self.wait_gone(name, pid, stop_timeout) {
             "stopped"
         } else {
             signal(pid, libc::SIGKILL, own);
@@ -289,7 +418,7 @@ impl<'a> Components<'a> {
     pub fn kill(&self, name: &str, sig: i32) -> Control {
         let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         let c = self.spec(name)?;
-        let Some(pid) = self.find(name)? else {
+        let Some(pid) = self.find_with(name, &c) else {
             return Err(format!("`{name}` is not running: there is nothing to kill"));
         };
         let started = Instant::now();
@@ -310,7 +439,7 @@ impl<'a> Components<'a> {
         let limit = if sig == libc::SIGKILL {
             Duration::from_secs(5)
         } else {
-            c.stop_timeout
+            Duration::from_millis(c.spec.stop_timeout_ms)
         };
         if self.wait_gone(name, pid, limit) {
             Ok(format!(
@@ -358,11 +487,17 @@ impl<'a> Components<'a> {
     /// Stops components an earlier, crashed run left behind (found by their recorded
     /// pid and start time). Returns what it did.
     pub fn stop_leftovers(&self) -> Vec<String> {
+        let recorded: Vec<String> = self
+            .specs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, c)| c.as_ref().is_ok_and(|c| c.spec.find == FindSpec::Recorded))
+            .map(|(name, _)| name.clone())
+            .collect();
         let mut notes = Vec::new();
-        for (name, c) in &self.env.components {
-            if matches!(c.find, Find::Recorded)
-                && let Some(pid) = read_recorded(&self.pidfile(name))
-            {
+        for name in &recorded {
+            if let Some(pid) = read_recorded(&self.pidfile(name)) {
                 match self.stop(name) {
                     Ok(_) => notes.push(format!(
                         "stopped {name} (pid {pid}), left running by an earlier run"

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::components::{Components, signal_name};
+use super::route::{Control, ControlError, Routed};
 use super::interrupt;
 use super::process::{self, Captured};
 use crate::clock;
@@ -23,7 +23,8 @@ use crate::store::{SCHEMA_VERSION, StepRecord};
 pub struct RunContext<'a> {
     pub run_id: &'a str,
     pub plan: &'a Plan,
-    pub components: &'a Components<'a>,
+    /// Component control, here or routed to the daemons (the script manager).
+    pub control: &'a Control<'a>,
     pub events: &'a Fanout<'a>,
     pub project: &'a Path,
     /// The environment's variables and the run's context, before any `set`.
@@ -465,19 +466,17 @@ impl StepHost<'_> {
                         );
                     }
                 };
-                let components = ctx.components;
-                let result = match name {
-                    "start" => components.start(component, limit, self.interruptible),
-                    "stop" => components.stop(component),
-                    "restart" => components.restart(component, limit, self.interruptible),
-                    _ => components
-                        .kill(component, sig)
-                        .map_err(|e| format!("{e} (kill {} {component})", signal_name(sig))),
-                };
-                if self.interrupted() && result.is_err() {
-                    return Exec::interrupted("component");
+                let result =
+                    ctx.control
+                        .component(name, component, sig, limit, self.interruptible);
+                match result {
+                    Err(ControlError::Interrupted) => Exec::interrupted("component"),
+                    Err(ControlError::Failed(_)) if self.interrupted() => {
+                        Exec::interrupted("component")
+                    }
+                    Err(ControlError::Failed(e)) => Exec::control("component", Err(e)),
+                    Ok(m) => Exec::control("component", Ok(m)),
                 }
-                Exec::control("component", result)
             }
             _ => match Resolver::new(&ctx.plan.env, &ctx.plan.tools).resolve(name) {
                 Some(Resolved::Plugin(path)) => {
@@ -485,6 +484,9 @@ impl StepHost<'_> {
                     self.spawn("plugin", path.as_os_str(), args, limit, why, seq)
                 }
                 Some(Resolved::Alias(alias)) => match &alias.kind {
+                    AliasKind::Run(_) if ctx.control.routes.alias(name).is_some() => {
+                        self.routed_alias(name, args, limit, seq)
+                    }
                     AliasKind::Run(argv) => {
                         let mut full = Vec::with_capacity(argv.len() + args.len());
                         for t in argv {
@@ -519,17 +521,51 @@ impl StepHost<'_> {
         }
     }
 
-    fn spawn(
-        &self,
-        resolved: &'static str,
-        program: &OsStr,
-        args: &[String],
-        limit: Duration,
-        limit_message: String,
-        seq: u64,
-    ) -> Exec {
+    /// A host-bound alias, run by the daemon that is allowed to run it.
+    fn routed_alias(&self, name: &str, args: &[String], limit: Duration, seq: u64) -> Exec {
         let ctx = self.ctx;
-        let env = [
+        let Some(daemon) = ctx.control.routes.alias(name) else {
+            return Exec::failed("alias", 127, format!("`{name}` has no daemon"));
+        };
+        let command = crate::net::codec::Command::Run {
+            name: name.to_string(),
+            args: args.to_vec(),
+            timeout_ms: Some(limit.as_millis() as u64),
+            env: self.step_env(seq).to_vec(),
+        };
+        let line = std::iter::once(name)
+            .chain(args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        match ctx
+            .control
+            .send(daemon, &line, command, limit, self.interruptible)
+        {
+            Routed::Done(o) => Exec {
+                resolved: "alias",
+                status: o.status,
+                stdout: Captured {
+                    text: o.stdout,
+                    dropped: 0,
+                },
+                stderr: Captured {
+                    text: o.stderr,
+                    dropped: 0,
+                },
+                failure: o
+                    .error
+                    .map(|e| format!("{e} (daemon {} on {})", daemon.name, daemon.host)),
+                interrupted: false,
+            },
+            Routed::Failed(why) => Exec::failed("alias", 1, why),
+            Routed::Interrupted => Exec::interrupted("alias"),
+        }
+    }
+
+    /// The variables every child of a step gets: which run, scenario and step it is.
+    fn step_env(&self, seq: u64) -> [(String, String); 6] {
+        let ctx = self.ctx;
+        [
             ("LOWTOUCH_RUN_ID".to_string(), ctx.run_id.to_string()),
             ("LOWTOUCH_ENV".to_string(), ctx.plan.env.name.clone()),
             (
@@ -542,7 +578,20 @@ impl StepHost<'_> {
                 "LOWTOUCH_PROJECT_DIR".to_string(),
                 ctx.project.display().to_string(),
             ),
-        ];
+        ]
+    }
+
+    fn spawn(
+        &self,
+        resolved: &'static str,
+        program: &OsStr,
+        args: &[String],
+        limit: Duration,
+        limit_message: String,
+        seq: u64,
+    ) -> Exec {
+        let ctx = self.ctx;
+        let env = self.step_env(seq);
         let spec = process::Spec {
             program,
             args,

@@ -7,6 +7,7 @@ pub mod host;
 pub mod interrupt;
 pub mod observe;
 pub mod process;
+pub mod route;
 pub mod run;
 
 pub use run::{RunSettings, execute};

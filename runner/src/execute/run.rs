@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::components::Components;
+use super::route::Control;
 use super::host::{RunContext, StepHost};
 use super::interrupt;
 use crate::clock;
@@ -28,6 +28,9 @@ pub struct RunSettings<'a> {
     pub config_commits: std::collections::BTreeMap<String, String>,
     /// Whether a new candidate may stop it at a scenario boundary (continuous runs).
     pub preemptible: bool,
+    /// The way to the monitoring daemons: component commands and host-bound aliases go
+    /// through it (`execute::route`).
+    pub network: Option<&'a crate::daemon::local::Network>,
     /// What the monitoring network observed, for `wait_for` and `metric`.
     pub observed: Option<&'a dyn super::observe::Observations>,
 }
@@ -110,19 +113,20 @@ fn run_plan(
     }
     extra.extend(plan.context.clone());
     let vars = plan.env.runtime_variables(&env_dir, settings.run_id, extra);
-    let components = Components::new(
+    let control = Control::new(
         &plan.env,
-        env_dir,
-        settings.project.to_path_buf(),
-        vars.clone(),
+        &env_dir,
+        settings.project,
+        &vars,
+        settings.network,
     );
-    for note in components.stop_leftovers() {
+    for note in control.stop_leftovers() {
         events.emit(&RunEvent::Notice(&note));
     }
     let ctx = RunContext {
         run_id: settings.run_id,
         plan,
-        components: &components,
+        control: &control,
         events,
         project: settings.project,
         vars,
@@ -202,7 +206,7 @@ fn run_plan(
         results.extend(runner.hook("after_each", &plan.pipeline.after_each, true));
     }
     results.extend(runner.hook("teardown", &plan.pipeline.teardown, true));
-    for note in components.stop_all_started() {
+    for note in control.stop_all_started() {
         events.emit(&RunEvent::Notice(&note));
     }
     results

@@ -116,6 +116,16 @@ pub struct DaemonConfig {
     /// Commands (aliases, plugins) this daemon may run, besides component control: each
     /// resolved to its program and fixed arguments; the step's arguments are appended.
     pub commands: Vec<CommandSpec>,
+    /// Where components and commands run (the project directory, when it exists here).
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Where components' pid files and output go (the environment's runtime directory).
+    #[serde(default)]
+    pub runtime_dir: Option<String>,
+    /// Environment variables no child of the daemon inherits (the environment's secrets'
+    /// and lowtouch's own credentials).
+    #[serde(default)]
+    pub remove_env: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +144,41 @@ pub struct ComponentWatch {
     pub stop_marker: Option<String>,
     pub log: Option<String>,
     pub rules: Vec<RuleConfig>,
+    /// How to start, stop and find it, rendered for the run; `None` when the daemon only
+    /// watches it.
+    #[serde(default)]
+    pub control: Option<ControlSpec>,
+}
+
+/// How a component is controlled on its host: every template already rendered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlSpec {
+    pub start: Vec<String>,
+    pub stop: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub find: FindSpec,
+    pub log: Option<String>,
+    /// A regex a log line must match for it to be ready.
+    pub ready_log: Option<String>,
+    /// `HOST:PORT` that must accept a connection for it to be ready.
+    pub ready_tcp: Option<String>,
+    pub ready_timeout_ms: u64,
+    pub stop_timeout_ms: u64,
+}
+
+/// How a running component is found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum FindSpec {
+    /// By the pid (and start time) recorded when it was started.
+    #[default]
+    Recorded,
+    Pidfile {
+        path: String,
+    },
+    Cmdline {
+        pattern: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,19 +197,35 @@ pub enum Command {
         component: String,
         signal: i32,
     },
+    /// Start it and wait until it is ready, at most `limit_ms`.
     Start {
         component: String,
+        #[serde(default)]
+        limit_ms: Option<u64>,
     },
     Stop {
         component: String,
     },
     Restart {
         component: String,
+        #[serde(default)]
+        limit_ms: Option<u64>,
     },
-    /// An alias or plugin assigned to this host, with its arguments (never a shell line).
+    /// Stop what an earlier run left running (`all: false`), or everything this daemon
+    /// started that still runs (`all: true`): the ends of a run.
+    Tidy {
+        all: bool,
+    },
+    /// An alias or plugin assigned to this host, with its arguments (never a shell line),
+    /// ended with its process group after `timeout_ms`. `env` may only name `LOWTOUCH_*`
+    /// variables (the step's context).
     Run {
         name: String,
         args: Vec<String>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+        #[serde(default)]
+        env: Vec<(String, String)>,
     },
     /// Does nothing: the network's own round trip (measured by the network bench).
     Noop,

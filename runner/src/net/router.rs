@@ -110,6 +110,8 @@ struct DaemonLink {
 
 struct Inner {
     config: RouterConfig,
+    /// `ENVIRONMENT/DAEMON` → its configuration now (a run may replace it).
+    configs: Mutex<HashMap<String, DaemonConfig>>,
     /// `ENVIRONMENT/DAEMON` → its connection: names are unique per environment.
     daemons: Mutex<HashMap<String, Arc<DaemonLink>>>,
     /// (daemon, boot) → what was stored already: survives reconnects.
@@ -135,6 +137,7 @@ impl Router {
         let (tx, rx) = mpsc::unbounded_channel();
         let router = Router {
             inner: Arc::new(Inner {
+                configs: Mutex::new(config.configs.clone()),
                 config,
                 daemons: Mutex::new(HashMap::new()),
                 inboxes: Mutex::new(HashMap::new()),
@@ -181,6 +184,21 @@ impl Router {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Replaces the configuration of daemon `key` (`ENVIRONMENT/NAME`): a run's, rendered
+    /// with its variables. A connected daemon gets it at once — before any command sent
+    /// after this call, as one connection keeps its order — and every reconnect gets it.
+    pub fn configure(&self, key: &str, config: DaemonConfig) {
+        self.inner
+            .configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), config.clone());
+        let daemons = self.inner.daemons.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(link) = daemons.get(key) {
+            let _ = link.tx.send(Message::Configure(config));
+        }
     }
 
     /// Sends `command` to `daemon` (`ENVIRONMENT/NAME`, or a name only one connected
@@ -428,8 +446,15 @@ impl Router {
             daemons.insert(key.clone(), link.clone());
         }
         let _ = link.tx.send(Message::Welcome { session });
-        if let Some(config) = self.inner.config.configs.get(&key) {
-            let _ = link.tx.send(Message::Configure(config.clone()));
+        let config = self
+            .inner
+            .configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(config) = config {
+            let _ = link.tx.send(Message::Configure(config));
         }
         Ok((daemon, key, boot, link, rx))
     }

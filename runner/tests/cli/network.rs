@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lowtouch::daemon::{self, Options};
 use lowtouch::net::Observation;
-use lowtouch::net::codec::{Command, CommandSpec, ComponentWatch, DaemonConfig, RuleConfig};
+use lowtouch::net::codec::{Command, CommandSpec, ComponentWatch, ControlSpec, DaemonConfig, RuleConfig};
 use lowtouch::net::router::{Delivered, Router, RouterConfig, RouterError};
 
 const SECRET: &[u8] = b"a-test-secret-of-32-bytes-length";
@@ -76,7 +76,7 @@ fn daemons_authenticate_report_and_obey_only_what_they_may() {
         let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
         let start = lowtouch::monitor::procfs::parse_pid_stat(&stat).unwrap().start_ticks;
-        let pid_file = dir.path().join("engine.pid");
+        let pid_file = dir.path().join("Engine.pid");
         std::fs::write(&pid_file, format!("{} {start}\n", child.id())).unwrap();
 
         let config = DaemonConfig {
@@ -99,11 +99,20 @@ fn daemons_authenticate_report_and_obey_only_what_they_may() {
                         metric: Some("latency_us".into()),
                     },
                 ],
+                // Found by the pid recorded in the runtime directory, as runs record it.
+                control: Some(ControlSpec {
+                    start: vec!["sleep".into(), "60".into()],
+                    ready_timeout_ms: 1000,
+                    stop_timeout_ms: 1000,
+                    ..ControlSpec::default()
+                }),
             }],
             commands: vec![CommandSpec {
                 name: "say".into(),
                 argv: vec!["echo".into(), "said:".into()],
             }],
+            runtime_dir: Some(dir.path().display().to_string()),
+            ..DaemonConfig::default()
         };
         let router_config = RouterConfig {
             secrets: HashMap::from([("local".to_string(), SECRET.to_vec())]),
@@ -149,15 +158,25 @@ fn daemons_authenticate_report_and_obey_only_what_they_may() {
 
         // Commands: an allowed one runs without a shell; anything else is refused.
         let said = router
-            .command("matching", Command::Run { name: "say".into(), args: vec!["$(id) ; x".into()] }, Duration::from_secs(5))
+            .command("matching", Command::Run { name: "say".into(), args: vec!["$(id) ; x".into()], timeout_ms: None, env: vec![] }, Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(said.stdout, "said: $(id) ; x\n");
         let rm = router
-            .command("matching", Command::Run { name: "rm".into(), args: vec!["-rf".into(), "/".into()] }, Duration::from_secs(5))
+            .command("matching", Command::Run { name: "rm".into(), args: vec!["-rf".into(), "/".into()], timeout_ms: None, env: vec![] }, Duration::from_secs(5))
             .await
             .unwrap();
         assert!(rm.error.as_deref().unwrap_or("").contains("not a command this daemon may run"), "{rm:?}");
+        // The router may set a step's LOWTOUCH_* variables, nothing else (LD_PRELOAD…).
+        let preload = router
+            .command(
+                "matching",
+                Command::Run { name: "say".into(), args: vec![], timeout_ms: None, env: vec![("LD_PRELOAD".into(), "/tmp/x.so".into())] },
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert!(preload.error.as_deref().unwrap_or("").contains("not a variable a router may set"), "{preload:?}");
         let other = router
             .command("matching", Command::Kill { component: "Database".into(), signal: 9 }, Duration::from_secs(5))
             .await
