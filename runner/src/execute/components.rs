@@ -87,8 +87,11 @@ pub fn control_spec(
     if let Some(l) = &log {
         with_log.insert("log".into(), l.display().to_string());
     }
-    let render_all = |ts: &[crate::environment::template::Template], vars: &BTreeMap<String, String>| {
-        ts.iter().map(|t| t.render(vars)).collect::<Result<Vec<_>, _>>()
+    let render_all = |ts: &[crate::environment::template::Template],
+                      vars: &BTreeMap<String, String>| {
+        ts.iter()
+            .map(|t| t.render(vars))
+            .collect::<Result<Vec<_>, _>>()
     };
     Ok(ControlSpec {
         start: render_all(&c.start, &with_log)?,
@@ -171,8 +174,8 @@ impl Components {
         let specs = specs
             .into_iter()
             .map(|(name, spec)| {
-                let ready = Ready::compile(spec)
-                    .map_err(|e| format!("`{name}` cannot be controlled: {e}"));
+                let ready =
+                    Ready::compile(spec).map_err(|e| format!("`{name}` cannot be controlled: {e}"));
                 (name, ready)
             })
             .collect();

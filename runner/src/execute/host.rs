@@ -7,9 +7,9 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::route::{Control, ControlError, Routed};
 use super::interrupt;
 use super::process::{self, Captured};
+use super::route::{Control, ControlError, Routed};
 use crate::clock;
 use crate::environment::{AliasKind, Resolved, Resolver};
 use crate::event::{Fanout, RunEvent};
@@ -466,9 +466,9 @@ impl StepHost<'_> {
                         );
                     }
                 };
-                let result =
-                    ctx.control
-                        .component(name, component, sig, limit, self.interruptible);
+                let result = ctx
+                    .control
+                    .component(name, component, sig, limit, self.interruptible);
                 match result {
                     Err(ControlError::Interrupted) => Exec::interrupted("component"),
                     Err(ControlError::Failed(_)) if self.interrupted() => {

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::route::Control;
 use super::host::{RunContext, StepHost};
 use super::interrupt;
+use super::route::Control;
 use crate::clock;
 use crate::event::{Fanout, RunEvent};
 use crate::pipeline::{HookLine, Plan, ScenarioFile};

@@ -52,6 +52,18 @@ fn a_daemon_watches_a_run_and_its_events_are_stored() {
     std::thread::spawn(move || for _ in lines {});
     let serve_log = log_of(&mut serve);
 
+    // The script manager sends the engines' commands to the daemon of their host: while
+    // it is not connected, the run starts nothing and says which daemon is missing.
+    let without = p.lowtouch(&["run"]).output().expect_code(1);
+    assert!(
+        without
+            .stderr
+            .contains("daemon `matching` (host localhost) is not connected, so nothing was done"),
+        "{}\n{}",
+        without.stdout,
+        without.stderr
+    );
+
     let mut daemon = p
         .lowtouch(&[
             "daemon",
@@ -95,8 +107,14 @@ fn a_daemon_watches_a_run_and_its_events_are_stored() {
         p.lowtouch(&["status"]).output().stdout
     );
 
-    // The demo run, through the server; the daemon reports what the engines did.
-    p.lowtouch(&["run"]).output().expect_code(0);
+    // The demo run, through the server: the daemon starts, kills and stops the engines
+    // and reports what they did.
+    let run = p.lowtouch(&["run", "-v"]).output().expect_code(0);
+    assert!(
+        run.stderr.contains("(daemon matching on localhost)"),
+        "{}",
+        run.stderr
+    );
     assert!(
         wait_until(Duration::from_secs(20), || {
             let e = events(&p);

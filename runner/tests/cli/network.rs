@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use lowtouch::daemon::{self, Options};
 use lowtouch::net::Observation;
-use lowtouch::net::codec::{Command, CommandSpec, ComponentWatch, ControlSpec, DaemonConfig, RuleConfig};
+use lowtouch::net::codec::{
+    Command, CommandSpec, ComponentWatch, ControlSpec, DaemonConfig, RuleConfig,
+};
 use lowtouch::net::router::{Delivered, Router, RouterConfig, RouterError};
 
 const SECRET: &[u8] = b"a-test-secret-of-32-bytes-length";

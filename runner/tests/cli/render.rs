@@ -346,11 +346,13 @@ fn check_knows_the_environment_templates_data_and_daemons() {
     p.write("templates/ok.j2", "x = {{ missing_var }}\n");
     p.write(
         "environments/bad.yaml",
-        "hosts:\n  h1: { address: 127.0.0.1 }\nvariables:\n  port: 1\n\
+        "hosts:\n  h1: { address: 127.0.0.1 }\n  h3: { address: 127.0.0.3 }\nvariables:\n  port: 1\n\
          templates:\n  - { src: nope.j2, dest: a.conf }\n  - { src: ok.j2, dest: b.conf }\n\
          data:\n  - { generator: missing.yaml, dest: x.csv }\n\
          secrets:\n  token: { from_env: A, from_file: b }\n\
-         daemons:\n  d:\n    host: h2\n    collectors: [system, disk]\n",
+         daemons:\n  d:\n    host: h2\n    collectors: [system, disk]\n    allow: [sh1, nope]\n\
+         \x20 e:\n    host: h1\n    allow: [r1]\n  f:\n    host: h3\n    allow: [r1]\n\
+         aliases:\n  sh1: { shell: 'echo hi' }\n  r1: { run: [echo] }\n",
     );
     let out = p
         .lowtouch(&["check", "environments/bad.yaml"])
@@ -362,6 +364,10 @@ fn check_knows_the_environment_templates_data_and_daemons() {
         "secret `token` needs exactly one of `from_env` or `from_file`",
         "unknown host `h2`",
         "unknown collector `disk`",
+        // A daemon runs programs, never a shell line; a host-bound alias has one host.
+        "`sh1` is not a `run:` alias; a daemon runs only those",
+        "`nope` is not an alias of this environment",
+        "`r1` is allowed on daemon `e` already",
     ] {
         assert!(
             out.stderr.contains(expected),
@@ -371,7 +377,7 @@ fn check_knows_the_environment_templates_data_and_daemons() {
     }
     // Every finding names its place.
     assert!(
-        out.stderr.contains("environments/bad.yaml:6:"),
+        out.stderr.contains("environments/bad.yaml:7:"),
         "{}",
         out.stderr
     );
