@@ -29,6 +29,10 @@ pub struct HistoryArgs {
     /// The run's samples of one metric (`internal_latency_us`, `rss_bytes`…).
     #[arg(long, value_name = "NAME", requires = "run")]
     pub metrics: Option<String>,
+    /// The run's steps, each with what the daemons saw around it: events during it and
+    /// the metrics that changed from just before to just after.
+    #[arg(long, requires = "run", conflicts_with_all = ["events", "metrics"])]
+    pub steps: bool,
 }
 
 pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
@@ -119,6 +123,9 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, CliE
             "no run `{id}`; `lowtouch history` lists them"
         )));
     };
+    if args.steps {
+        return steps(store, &run, args.json);
+    }
     let at = |t: &str| {
         chrono::DateTime::parse_from_rfc3339(t)
             .map(|d| d.timestamp_micros())
@@ -178,4 +185,83 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, CliE
         );
     }
     Ok(0)
+}
+
+/// `history --run ID --steps`: every step of the run with the system around it.
+fn steps(store: &Store, run: &crate::store::RunRecord, json: bool) -> Result<i32, CliError> {
+    let mut all = Vec::new();
+    for sc in store.scenarios(&run.id)? {
+        for step in store.steps(&run.id, sc.index)? {
+            all.push((sc.name.clone(), step));
+        }
+    }
+    if json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(scenario, step)| {
+                let mut v = serde_json::to_value(step).unwrap_or_default();
+                v["scenario"] = serde_json::Value::String(scenario.clone());
+                v
+            })
+            .collect();
+        let text =
+            serde_json::to_string_pretty(&rows).map_err(|e| CliError::infra(e.to_string()))?;
+        crate::outln!("{text}");
+        return Ok(0);
+    }
+    for (scenario, step) in &all {
+        let line = std::iter::once(step.command.as_str())
+            .chain(step.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        crate::outln!(
+            "{scenario} #{} {line}: {} in {}",
+            step.seq,
+            if step.status == 0 {
+                "ok".to_string()
+            } else {
+                format!("status {}", step.status)
+            },
+            human(Duration::from_micros(step.duration_us))
+        );
+        let Some(around) = &step.around else { continue };
+        for e in &around.events {
+            crate::outln!(
+                "    event  {} {} {} ({})",
+                e.source,
+                e.name,
+                e.text,
+                e.daemon
+            );
+        }
+        for (before, after) in changed(&around.before, &around.after) {
+            crate::outln!(
+                "    metric {} {}: {} -> {}",
+                after.source,
+                after.name,
+                before.map_or("-".to_string(), |b| format!("{}", b.value)),
+                after.value
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// The metrics whose value differs from before to after (or that appeared).
+fn changed<'a>(
+    before: &'a [crate::store::Sample],
+    after: &'a [crate::store::Sample],
+) -> Vec<(Option<&'a crate::store::Sample>, &'a crate::store::Sample)> {
+    after
+        .iter()
+        .filter_map(|a| {
+            let b = before
+                .iter()
+                .find(|b| b.daemon == a.daemon && b.source == a.source && b.name == a.name);
+            match b {
+                Some(b) if b.value == a.value => None,
+                b => Some((b, a)),
+            }
+        })
+        .collect()
 }

@@ -17,7 +17,7 @@ use crate::pipeline::Plan;
 use crate::scenario::check::parse_signal;
 use crate::scenario::duration::{human, parse_duration};
 use crate::scenario::interpreter::{Host, Interpreter, StepRequest, StepResult, Verdict};
-use crate::store::{SCHEMA_VERSION, StepRecord};
+use crate::store::{Around, SCHEMA_VERSION, Sample, Seen, StepRecord};
 
 /// What every step of a run shares.
 pub struct RunContext<'a> {
@@ -142,6 +142,47 @@ impl Exec {
 }
 
 impl StepHost<'_> {
+    /// The newest samples of the metrics that describe a step: for a component command,
+    /// the component's and its host's system metrics; for anything else, all of the
+    /// environment's. `None` when nothing observes the environment.
+    fn metrics_around(&self, name: &str, args: &[String]) -> Option<Vec<Sample>> {
+        let observed = self.ctx.observed?;
+        let mut samples = observed.latest(&self.ctx.plan.env.name);
+        if matches!(name, "start" | "stop" | "restart" | "kill")
+            && let Some(component) = args.last()
+        {
+            let daemon = self.ctx.control.routes.component(component).map(|d| &d.name);
+            samples.retain(|s| {
+                &s.source == component
+                    || (s.source == "system" && daemon.is_none_or(|d| d == &s.daemon))
+            });
+        }
+        Some(samples)
+    }
+
+    /// The environment's events from `since_us` until now.
+    fn events_since(&self, since_us: i64) -> Vec<Seen> {
+        let Some(observed) = self.ctx.observed else {
+            return Vec::new();
+        };
+        observed
+            .between(
+                &self.ctx.plan.env.name,
+                since_us,
+                crate::net::router::now_us(),
+            )
+            .into_iter()
+            .filter(|o| o.kind == "event")
+            .map(|o| Seen {
+                at_us: o.at_us,
+                daemon: o.daemon,
+                source: o.source,
+                name: o.name,
+                text: o.text.unwrap_or_default(),
+            })
+            .collect()
+    }
+
     /// `wait_for COMPONENT STATE [timeout D]` / `wait_for event 'REGEX' [timeout D]`.
     fn wait_for(&self, args: &[String], limit: Duration, own: bool, scope: Scope) -> Exec {
         use super::observe::Awaited;
@@ -314,9 +355,10 @@ impl Host for StepHost<'_> {
             args: &shown_args,
         });
         let ctx = self.ctx;
+        let step_us = crate::net::router::now_us();
         // `wait_for event` looks back to the start of the step before it.
-        self.since_us
-            .set(self.previous_step_us.replace(crate::net::router::now_us()));
+        self.since_us.set(self.previous_step_us.replace(step_us));
+        let before = self.metrics_around(step.name, &step.args);
         let exec = self.dispatch(
             step.name,
             &step.args,
@@ -351,7 +393,15 @@ impl Host for StepHost<'_> {
             failure: exec.failure.map(|f| ctx.mask(f)),
             ..exec
         };
+        let around = before.map(|before| Around {
+            before,
+            after: self
+                .metrics_around(step.name, &step.args)
+                .unwrap_or_default(),
+            events: self.events_since(step_us),
+        });
         let record = StepRecord {
+            around,
             v: SCHEMA_VERSION,
             run_id: self.ctx.run_id.to_string(),
             scenario_index: self.scenario_index,

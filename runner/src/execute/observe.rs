@@ -11,12 +11,18 @@ use crate::store::ObservationRecord;
 pub trait Observations: Sync {
     /// One environment's observations between two instants (µs since the epoch).
     fn between(&self, environment: &str, from_us: i64, to_us: i64) -> Vec<ObservationRecord>;
+    /// The newest sample of each of the environment's metrics.
+    fn latest(&self, environment: &str) -> Vec<crate::store::Sample>;
 }
 
 impl Observations for crate::store::Store {
     fn between(&self, environment: &str, from_us: i64, to_us: i64) -> Vec<ObservationRecord> {
         self.observations(environment, from_us, to_us)
             .unwrap_or_default()
+    }
+
+    fn latest(&self, environment: &str) -> Vec<crate::store::Sample> {
+        self.latest_metrics(environment)
     }
 }
 

@@ -14,6 +14,6 @@ pub mod tips;
 
 pub use error::StoreError;
 pub use observations::ObservationRecord;
-pub use records::{RunRecord, SCHEMA_VERSION, ScenarioKind, ScenarioRecord, Status, StepRecord};
+pub use records::{Around, RunRecord, Sample, Seen, SCHEMA_VERSION, ScenarioKind, ScenarioRecord, Status, StepRecord};
 pub use sink::StoreSink;
 pub use store::Store;

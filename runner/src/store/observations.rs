@@ -30,6 +30,12 @@ pub struct ObservationRecord {
     pub number: Option<f64>,
 }
 
+/// Environment → (daemon, source, name) → the newest sample stored by this process.
+pub type Latest = std::collections::HashMap<
+    String,
+    std::collections::BTreeMap<(String, String, String), super::records::Sample>,
+>;
+
 /// Times sort as unsigned big-endian: shift the sign away.
 fn time_key(at_us: i64) -> [u8; 8] {
     ((at_us as i128 - i64::MIN as i128) as u64).to_be_bytes()
@@ -52,7 +58,35 @@ impl Store {
         key.extend_from_slice(&n.to_be_bytes());
         let mut record = o.clone();
         record.v = SCHEMA_VERSION;
-        self.put_record(&self.observations, &key, &record)
+        self.put_record(&self.observations, &key, &record)?;
+        if let Some(value) = o.number {
+            let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            let series = latest.entry(o.environment.clone()).or_default();
+            let key = (o.daemon.clone(), o.source.clone(), o.name.clone());
+            if series.get(&key).is_none_or(|s| s.at_us <= o.at_us) {
+                series.insert(
+                    key,
+                    super::records::Sample {
+                        daemon: o.daemon.clone(),
+                        source: o.source.clone(),
+                        name: o.name.clone(),
+                        value,
+                        at_us: o.at_us,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest sample of each metric of `environment` that this process stored.
+    pub fn latest_metrics(&self, environment: &str) -> Vec<super::records::Sample> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(environment)
+            .map(|series| series.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// One environment's observations from `from_us` to `to_us` (inclusive), in time order.

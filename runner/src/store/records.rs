@@ -118,4 +118,39 @@ pub struct StepRecord {
     pub failure: Option<String>,
     pub started_at: String,
     pub duration_us: u64,
+    /// The state of the system around the step, as the daemons saw it (runs on an
+    /// environment with daemons only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub around: Option<Around>,
+}
+
+/// What the monitoring network saw around one step: the newest sample of each metric of
+/// the step's components and hosts when it began and when it ended (after its
+/// post-conditions), and every event in between. A sample is as fresh as the daemons'
+/// interval (1 s by default); events are there the moment they happen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Around {
+    pub before: Vec<Sample>,
+    pub after: Vec<Sample>,
+    pub events: Vec<Seen>,
+}
+
+/// One metric's value at one instant (µs since the epoch, the server's timeline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub daemon: String,
+    pub source: String,
+    pub name: String,
+    pub value: f64,
+    pub at_us: i64,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    pub at_us: i64,
+    pub daemon: String,
+    pub source: String,
+    pub name: String,
+    pub text: String,
 }

@@ -49,6 +49,9 @@ pub struct Store {
     pub recovered: Vec<String>,
     /// A handle onto the pinned store: dropping it closes nothing.
     shared: bool,
+    /// The newest sample of every metric this process stored (environment → series):
+    /// what a step's `around` reads, without a scan back through the time series.
+    pub(super) latest: std::sync::Arc<std::sync::Mutex<super::observations::Latest>>,
 }
 
 /// The store a long-running process keeps open (`lowtouch serve`), shared by everything
@@ -120,6 +123,7 @@ impl Store {
             path: path.to_path_buf(),
             recovered: Vec::new(),
             shared: false,
+            latest: Default::default(),
         };
         store.recover()?;
         store.release_stale_leases()?;

@@ -36,6 +36,57 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
     assert!(backup_log.contains("STATE: ACTIVE"), "{backup_log}");
     assert!(backup_log.contains("PRIMARY LOST"), "{backup_log}");
 
+    // Each step is stored with the system around it: the kill -9 of the failover
+    // scenario with the crash it caused and the backup taking over, and the metrics of
+    // the primary's host just before and after.
+    let steps: Vec<serde_json::Value> = serde_json::from_str(
+        &p.lowtouch(&["history", "--run", "last", "--steps", "--json"])
+            .output()
+            .expect_code(0)
+            .stdout,
+    )
+    .unwrap();
+    let kill = steps
+        .iter()
+        .find(|s| s["scenario"] == "failover" && s["command"] == "kill")
+        .expect("the failover's kill step");
+    let events = kill["around"]["events"].as_array().unwrap();
+    let saw = |source: &str, text: &str| {
+        events
+            .iter()
+            .any(|e| e["source"] == source && e["text"] == text)
+    };
+    assert!(
+        saw("MatchingEnginePrimary", "CRASHED") && saw("MatchingEngineBackup", "ACTIVE"),
+        "{kill:#}"
+    );
+    for when in ["before", "after"] {
+        let samples = kill["around"][when].as_array().unwrap();
+        assert!(
+            samples
+                .iter()
+                .any(|s| s["source"] == "system" && s["name"] == "memory_used_bytes"),
+            "{when}: {kill:#}"
+        );
+        // Only the step's component and its host: not the backup's metrics.
+        assert!(
+            samples
+                .iter()
+                .all(|s| s["source"] == "system" || s["source"] == "MatchingEnginePrimary"),
+            "{when}: {kill:#}"
+        );
+    }
+    let text = p
+        .lowtouch(&["history", "--run", "last", "--steps"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(
+        text.contains("failover #2 kill -9 MatchingEnginePrimary: ok")
+            && text.contains("event  MatchingEnginePrimary process CRASHED"),
+        "{text}"
+    );
+
     let junit = p.read("reports/junit.xml");
     validate(&junit).unwrap_or_else(|e| panic!("invalid JUnit: {e:?}\n{junit}"));
     assert!(
