@@ -33,6 +33,9 @@ pub struct RunContext<'a> {
     pub secret_vars: Vec<String>,
     /// Secret values and their placeholders: masked in every step's output.
     pub masks: Vec<(String, String)>,
+    /// Crashes the daemons reported during a step that did not act on that component:
+    /// the run starts the pipeline's `on_event` scenario for them after the scenario.
+    pub unexpected: std::sync::Mutex<Vec<Seen>>,
     /// What the monitoring network observed (`wait_for`, `metric`); `None` without one.
     pub observed: Option<&'a dyn super::observe::Observations>,
 }
@@ -75,6 +78,9 @@ pub struct StepHost<'a> {
     pub previous_step_us: std::cell::Cell<i64>,
     /// When the step before the current one started (`wait_for event` looks from there).
     pub since_us: std::cell::Cell<i64>,
+    /// The components the current step acted on (through nested aliases too): their
+    /// crashes are its doing.
+    pub targeted: std::cell::RefCell<Vec<String>>,
 }
 
 /// `steps:` aliases calling each other deeper than this are a cycle.
@@ -151,7 +157,12 @@ impl StepHost<'_> {
         if matches!(name, "start" | "stop" | "restart" | "kill")
             && let Some(component) = args.last()
         {
-            let daemon = self.ctx.control.routes.component(component).map(|d| &d.name);
+            let daemon = self
+                .ctx
+                .control
+                .routes
+                .component(component)
+                .map(|d| &d.name);
             samples.retain(|s| {
                 &s.source == component
                     || (s.source == "system" && daemon.is_none_or(|d| d == &s.daemon))
@@ -359,6 +370,7 @@ impl Host for StepHost<'_> {
         // `wait_for event` looks back to the start of the step before it.
         self.since_us.set(self.previous_step_us.replace(step_us));
         let before = self.metrics_around(step.name, &step.args);
+        self.targeted.borrow_mut().clear();
         let exec = self.dispatch(
             step.name,
             &step.args,
@@ -400,6 +412,16 @@ impl Host for StepHost<'_> {
                 .unwrap_or_default(),
             events: self.events_since(step_us),
         });
+        if let Some(around) = &around {
+            let targeted = self.targeted.borrow();
+            let crashes = around.events.iter().filter(|e| {
+                e.name == "process" && e.text == "CRASHED" && !targeted.contains(&e.source)
+            });
+            ctx.unexpected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(crashes.cloned());
+        }
         let record = StepRecord {
             around,
             v: SCHEMA_VERSION,
@@ -516,6 +538,7 @@ impl StepHost<'_> {
                         );
                     }
                 };
+                self.targeted.borrow_mut().push(component.clone());
                 let result = ctx
                     .control
                     .component(name, component, sig, limit, self.interruptible);

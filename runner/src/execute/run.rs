@@ -133,6 +133,7 @@ fn run_plan(
         secret_vars: plan.env.secret_vars(),
         masks: plan.env.secret_masks(),
         observed: settings.observed,
+        unexpected: std::sync::Mutex::new(Vec::new()),
     };
     let runner = &PlanRunner { ctx: &ctx, index };
     let mut results = Vec::new();
@@ -203,6 +204,8 @@ fn run_plan(
             });
             results.extend(done);
         }
+        // A crash no step caused: its diagnostics while the host is as the crash left it.
+        results.extend(runner.diagnose());
         results.extend(runner.hook("after_each", &plan.pipeline.after_each, true));
     }
     results.extend(runner.hook("teardown", &plan.pipeline.teardown, true));
@@ -387,6 +390,76 @@ impl PlanRunner<'_> {
         rec
     }
 
+    /// For each crash reported during this run that no step caused, the pipeline's first
+    /// `on_event` scenario whose pattern matches `SOURCE process CRASHED`, with the
+    /// event's variables (`#{event.source}`…). Recorded as a hook (`on_event NAME`): it
+    /// says what happened, it is not one of the pipeline's scenarios.
+    fn diagnose(&self) -> Vec<ScenarioRecord> {
+        let crashes = std::mem::take(
+            &mut *self
+                .ctx
+                .unexpected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let mut out = Vec::new();
+        for crash in crashes {
+            let line = format!("{} {} {}", crash.source, crash.name, crash.text);
+            let Some(on) = self
+                .ctx
+                .plan
+                .pipeline
+                .on_event
+                .iter()
+                .find(|o| o.pattern.is_match(&line))
+            else {
+                continue;
+            };
+            self.ctx.events.emit(&RunEvent::Notice(&format!(
+                "{} crashed during the run and no step did it: running {}",
+                crash.source,
+                display_path(&on.scenario.file.path)
+            )));
+            let mut rec = self.record(
+                self.next_index(),
+                ScenarioKind::Hook,
+                &format!("on_event {}", on.scenario.name),
+                &display_path(&on.scenario.file.path),
+            );
+            self.ctx.events.emit(&RunEvent::ScenarioStarted(&rec));
+            let started = Instant::now();
+            let mut vars = self.initial_vars(&rec);
+            vars.extend(
+                [
+                    ("event.source", &crash.source),
+                    ("event.name", &crash.name),
+                    ("event.value", &crash.text),
+                    ("event.daemon", &crash.daemon),
+                ]
+                .map(|(k, v)| (k.to_string(), v.clone())),
+            );
+            let part = Part {
+                deadline: deadline_after(on.scenario.timeout),
+                timeout: on.scenario.timeout,
+                seq_base: 0,
+                line_base: 1,
+                interruptible: true,
+                vars,
+            };
+            let (verdict, steps, _) = self.run_ast(&rec, &on.scenario.ast, part);
+            rec.steps = steps;
+            (rec.status, rec.failed_line, rec.reason) = match verdict {
+                Verdict::Passed => (Status::Passed, None, None),
+                Verdict::Failed { line, reason } => (Status::Failed, Some(line), Some(reason)),
+                Verdict::Interrupted => (Status::Interrupted, None, Some("interrupted".into())),
+            };
+            rec.duration_ms = started.elapsed().as_millis() as u64;
+            self.ctx.events.emit(&RunEvent::ScenarioFinished(&rec));
+            out.push(rec);
+        }
+        out
+    }
+
     /// Interprets `ast` as part of `rec`; step numbers continue from `seq_base`.
     /// The run's variables plus this scenario's name: what a scenario starts with.
     fn initial_vars(&self, rec: &ScenarioRecord) -> HashMap<String, String> {
@@ -422,6 +495,7 @@ impl PlanRunner<'_> {
             started_us: crate::net::router::now_us(),
             previous_step_us: std::cell::Cell::new(crate::net::router::now_us()),
             since_us: std::cell::Cell::new(crate::net::router::now_us()),
+            targeted: std::cell::RefCell::new(Vec::new()),
         };
         let mut interpreter =
             Interpreter::new(ast, part.vars).with_budget(self.ctx.plan.pipeline.step_budget);

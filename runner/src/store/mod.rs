@@ -14,6 +14,9 @@ pub mod tips;
 
 pub use error::StoreError;
 pub use observations::ObservationRecord;
-pub use records::{Around, RunRecord, Sample, Seen, SCHEMA_VERSION, ScenarioKind, ScenarioRecord, Status, StepRecord};
+pub use records::{
+    Around, RunRecord, SCHEMA_VERSION, Sample, ScenarioKind, ScenarioRecord, Seen, Status,
+    StepRecord,
+};
 pub use sink::StoreSink;
 pub use store::Store;

@@ -280,3 +280,54 @@ fn post_conditions_are_judged_by_what_the_daemons_saw() {
         "{text}"
     );
 }
+
+#[test]
+fn a_crash_no_step_caused_starts_the_pipelines_diagnostics_within_the_run() {
+    let p = Project::empty();
+    // `Flaky` dies by itself a moment after it starts; `Steady` is killed by a step.
+    p.write(
+        "environments/local.yaml",
+        "hosts:\n  localhost: { address: 127.0.0.1 }\n\
+         components:\n\
+         \x20 Flaky:\n    start: [sh, -c, 'sleep 0.3; kill -9 $$']\n\
+         \x20 Steady:\n    start: [sleep, '60']\n\
+         daemons:\n  watcher:\n    host: localhost\n    collectors: [process]\n",
+    );
+    p.write(
+        "pipelines/flaky.yaml",
+        "environment: local\n\
+         on_event:\n  - { match: 'process CRASHED', run: diag.scn }\n\
+         scenarios: [main.scn]\n",
+    );
+    p.write(
+        "pipelines/main.scn",
+        "start Steady\nstart Flaky\nkill -9 Steady\nsleep 1s\n",
+    );
+    p.write(
+        "pipelines/diag.scn",
+        "echo diagnosing #{event.source} #{event.value} from #{event.daemon}\n",
+    );
+    let out = p.lowtouch(&["run", "flaky", "-v"]).output().expect_code(0);
+    // Flaky's crash is diagnosed; Steady's, which the kill step caused, is not.
+    assert!(
+        out.stderr
+            .contains("Flaky crashed during the run and no step did it"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("Steady crashed"), "{}", out.stderr);
+    let steps: Vec<serde_json::Value> = serde_json::from_str(
+        &p.lowtouch(&["history", "--run", "last", "--steps", "--json"])
+            .output()
+            .expect_code(0)
+            .stdout,
+    )
+    .unwrap();
+    let diag: Vec<&serde_json::Value> = steps
+        .iter()
+        .filter(|s| s["scenario"] == "on_event diag")
+        .collect();
+    assert_eq!(diag.len(), 1, "{steps:#?}");
+    assert_eq!(diag[0]["stdout"], "diagnosing Flaky CRASHED from watcher\n");
+    p.assert_nothing_left_running();
+}
