@@ -11,6 +11,7 @@ mod harness;
 mod http_remote;
 mod junit_schema;
 mod language;
+mod netns;
 mod network;
 mod poll;
 mod render;
