@@ -479,6 +479,10 @@ async fn start_router(
             }
         }
     }
+    // Acknowledged only once stored, and what an earlier server stored is not stored
+    // again: exactly once across a restart of the server.
+    config.ack_when_stored = true;
+    config.inboxes = store.inbox_marks()?;
     let (router, bound, observed) = Router::bind(addr, config)
         .await
         .map_err(|e| CliError::input(format!("--router {addr}: cannot listen: {e}")))?;
@@ -490,6 +494,7 @@ async fn start_router(
         observed,
         store.share(),
         Some(events),
+        router.clone(),
     ));
     let _ = crate::daemon::local::SERVER.set(crate::daemon::local::Network::new(
         router.clone(),

@@ -87,7 +87,10 @@ impl LocalNetwork {
             return Ok(None);
         }
         let secret = crate::net::auth::nonce().into_bytes();
-        let mut config = RouterConfig::default();
+        let mut config = RouterConfig {
+            ack_when_stored: true,
+            ..RouterConfig::default()
+        };
         for env in envs {
             config.secrets.insert(env.name.clone(), secret.clone());
             config
@@ -105,7 +108,7 @@ impl LocalNetwork {
             let (router, addr, rx) = Router::bind("127.0.0.1:0", config)
                 .await
                 .map_err(|e| format!("the local router cannot listen on loopback: {e}"))?;
-            tokio::spawn(super::processor::store_all(rx, store, None));
+            tokio::spawn(super::processor::store_all(rx, store, None, router.clone()));
             for (env, name) in &wanted {
                 let options = super::Options {
                     server: addr.to_string(),

@@ -1,29 +1,83 @@
 //! The data processor: every observation the router delivers, stored as a time series
 //! on the management server's timeline (see `store::observations`).
 
+use std::collections::HashMap;
+
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::net::Observation;
-use crate::net::router::Delivered;
+use crate::net::router::{Delivered, Router};
 use crate::store::{ObservationRecord, SCHEMA_VERSION, Store};
+
+/// At most this many observations go into one atomic batch.
+const BATCH: usize = 4096;
 
 /// Stores what arrives until the router goes away; events are also handed to `forward`
 /// (the server's loop, which starts event-driven scenarios).
+///
+/// Whatever has queued up while the last batch was written is the next batch (a group
+/// commit: one flush for many observations under load, one per observation when quiet).
+/// A daemon's numbered observation below its stored mark is a duplicate — a resend to a
+/// restarted server — and is dropped. Once a batch is on disk, `router` is told, and
+/// only then are the daemons acknowledged.
 pub async fn store_all(
     mut rx: UnboundedReceiver<Delivered>,
     store: Store,
     forward: Option<tokio::sync::mpsc::UnboundedSender<Delivered>>,
+    router: Router,
 ) {
     let mut n: u32 = 0;
-    while let Some(d) = rx.recv().await {
-        n = n.wrapping_add(1);
-        if let Some(f) = &forward
-            && matches!(d.observation, Observation::Event { .. })
-        {
-            let _ = f.send(d.clone());
+    let mut marks: HashMap<(String, String, String), u64> = match store.inbox_marks() {
+        Ok(m) => m,
+        Err(e) => {
+            crate::errln!("data processor: cannot read what was stored before: {e}");
+            HashMap::new()
         }
-        if let Err(e) = store.put_observation(&record(d), n) {
-            crate::errln!("data processor: cannot store an observation: {e}");
+    };
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        let mut items = Vec::with_capacity(batch.len());
+        let mut moved: HashMap<(String, String, String), u64> = HashMap::new();
+        for d in batch.drain(..) {
+            if let Some(seq) = d.seq {
+                let who = (d.environment.clone(), d.daemon.clone(), d.boot.clone());
+                let mark = marks.entry(who.clone()).or_default();
+                if seq < *mark {
+                    continue;
+                }
+                *mark = seq + 1;
+                moved.insert(who, seq + 1);
+            }
+            if let Some(f) = &forward
+                && matches!(d.observation, Observation::Event { .. })
+            {
+                let _ = f.send(d.clone());
+            }
+            n = n.wrapping_add(1);
+            items.push((record(d), n));
+        }
+        let moved: Vec<_> = moved.into_iter().collect();
+        let stored = match store.put_observations(&items, &moved) {
+            Ok(()) => store.flush_observations().await,
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(()) => {
+                for ((env, daemon, boot), next) in &moved {
+                    router.stored(&format!("{env}/{daemon}"), boot, next - 1);
+                }
+            }
+            Err(e) => crate::errln!(
+                "data processor: cannot store {} observations: {e} (not acknowledged: the daemons send them again)",
+                items.len()
+            ),
         }
     }
 }

@@ -43,6 +43,12 @@ pub struct RouterConfig {
     pub auth_timeout: Duration,
     pub heartbeat: Duration,
     pub dead_after: Duration,
+    /// Acknowledge only what the data processor reports stored ([`Router::stored`]),
+    /// instead of what was handed to it: exactly once across a restart of the server.
+    pub ack_when_stored: bool,
+    /// What an earlier server stored already: `(environment, daemon, boot)` → the next
+    /// sequence number expected (`Store::inbox_marks`).
+    pub inboxes: HashMap<(String, String, String), u64>,
 }
 
 impl Default for RouterConfig {
@@ -53,6 +59,8 @@ impl Default for RouterConfig {
             auth_timeout: Duration::from_secs(5),
             heartbeat: Duration::from_secs(1),
             dead_after: Duration::from_secs(3),
+            ack_when_stored: false,
+            inboxes: HashMap::new(),
         }
     }
 }
@@ -62,6 +70,9 @@ impl Default for RouterConfig {
 pub struct Delivered {
     pub daemon: String,
     pub environment: String,
+    /// The daemon process it came from, and its number there (`None`: the router's own).
+    pub boot: String,
+    pub seq: Option<u64>,
     /// Router time, µs since the epoch.
     pub at_us: i64,
     pub observation: Observation,
@@ -116,6 +127,8 @@ struct Inner {
     daemons: Mutex<HashMap<String, Arc<DaemonLink>>>,
     /// (daemon, boot) → what was stored already: survives reconnects.
     inboxes: Mutex<HashMap<(String, String), Inbox>>,
+    /// (`ENVIRONMENT/DAEMON`, boot) → the highest number the data processor stored.
+    stored: Mutex<HashMap<(String, String), u64>>,
     delivered: mpsc::UnboundedSender<Delivered>,
     next_id: AtomicU64,
 }
@@ -141,6 +154,7 @@ impl Router {
                 config,
                 daemons: Mutex::new(HashMap::new()),
                 inboxes: Mutex::new(HashMap::new()),
+                stored: Mutex::new(HashMap::new()),
                 delivered: tx,
                 next_id: AtomicU64::new(1),
             }),
@@ -184,6 +198,16 @@ impl Router {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// The data processor stored everything of daemon `key`'s process `boot` up to `seq`
+    /// (on disk): acknowledged with the next acknowledgement.
+    pub fn stored(&self, key: &str, boot: &str, seq: u64) {
+        let mut stored = self.inner.stored.lock().unwrap_or_else(|e| e.into_inner());
+        let mark = stored
+            .entry((key.to_string(), boot.to_string()))
+            .or_default();
+        *mark = (*mark).max(seq);
     }
 
     /// Replaces the configuration of daemon `key` (`ENVIRONMENT/NAME`): a run's, rendered
@@ -294,6 +318,7 @@ impl Router {
         // batch, not per line); what they cover is stored already.
         let mut ack_tick = tokio::time::interval(ACK_EVERY);
         let mut unacked: Option<u64> = None;
+        let mut acked: Option<u64> = None;
         let why = 'conn: loop {
             tokio::select! {
                 n = read.read(&mut buf) => {
@@ -314,7 +339,19 @@ impl Router {
                     }
                 }
                 _ = ack_tick.tick() => {
-                    if let Some(seq) = unacked.take() {
+                    if self.inner.config.ack_when_stored {
+                        let stored = self
+                            .inner
+                            .stored
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&(key.clone(), boot.clone()))
+                            .copied();
+                        if let Some(seq) = stored.filter(|s| Some(*s) > acked) {
+                            acked = Some(seq);
+                            let _ = link.tx.send(Message::Ack { seq });
+                        }
+                    } else if let Some(seq) = unacked.take() {
                         let _ = link.tx.send(Message::Ack { seq });
                     }
                 }
@@ -468,11 +505,21 @@ impl Router {
                     let mut inboxes = self.inner.inboxes.lock().unwrap_or_else(|e| e.into_inner());
                     inboxes
                         .entry((name.to_string(), boot.to_string()))
-                        .or_default()
+                        .or_insert_with(|| Inbox {
+                            // What a server before this one stored is not stored twice.
+                            next_expected: self
+                                .inner
+                                .config
+                                .inboxes
+                                .get(&(link.environment.clone(), name.to_string(), boot.to_string()))
+                                .copied()
+                                .unwrap_or(0),
+                        })
                         .accept(first_seq, items)
                 };
+                let first = (ack + 1).saturating_sub(fresh.len() as u64);
                 let clock = link.clock.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                for observation in fresh {
+                for (i, observation) in fresh.into_iter().enumerate() {
                     if matches!(&observation, Observation::Event { source, name, .. } if source == "daemon" && name == "configured")
                     {
                         link.configured.store(true, Ordering::SeqCst);
@@ -485,6 +532,8 @@ impl Router {
                     let _ = self.inner.delivered.send(Delivered {
                         daemon: name.to_string(),
                         environment: link.environment.clone(),
+                        boot: boot.to_string(),
+                        seq: Some(first + i as u64),
                         at_us: clock.to_router(daemon_at),
                         observation,
                     });
@@ -496,6 +545,8 @@ impl Router {
                 let _ = self.inner.delivered.send(Delivered {
                     daemon: name.to_string(),
                     environment: link.environment.clone(),
+                    boot: boot.to_string(),
+                    seq: None,
                     at_us: now_us(),
                     observation: Observation::Event {
                         at_us: now_us(),

@@ -2,6 +2,11 @@
 //! tree `observations`, key `<environment> 0x00 <time µs, u64 BE, offset> <daemon> 0x00
 //! <n u32 BE>` — so one environment's observations of a time range are one range scan,
 //! in time order. A run's observations are its environments' in its time range.
+//!
+//! Exactly once across a server restart: each daemon numbers what it sends, and the
+//! tree also holds, per daemon process (`boot`), the next number it expects, under keys
+//! starting with 0xff (no environment name does). A batch of observations and the marks
+//! they move are one atomic sled batch, so a crash stores either both or neither.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +46,15 @@ fn time_key(at_us: i64) -> [u8; 8] {
     ((at_us as i128 - i64::MIN as i128) as u64).to_be_bytes()
 }
 
+/// The first byte of a mark's key: never the first byte of UTF-8 text.
+const MARK: u8 = 0xff;
+
+fn mark_key(environment: &str, daemon: &str, boot: &str) -> Vec<u8> {
+    let mut k = vec![MARK];
+    k.extend_from_slice(format!("{environment}\0{daemon}\0{boot}").as_bytes());
+    k
+}
+
 fn prefix(environment: &str) -> Vec<u8> {
     let mut k = environment.as_bytes().to_vec();
     k.push(0);
@@ -59,24 +73,89 @@ impl Store {
         let mut record = o.clone();
         record.v = SCHEMA_VERSION;
         self.put_record(&self.observations, &key, &record)?;
-        if let Some(value) = o.number {
-            let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-            let series = latest.entry(o.environment.clone()).or_default();
-            let key = (o.daemon.clone(), o.source.clone(), o.name.clone());
-            if series.get(&key).is_none_or(|s| s.at_us <= o.at_us) {
-                series.insert(
-                    key,
-                    super::records::Sample {
-                        daemon: o.daemon.clone(),
-                        source: o.source.clone(),
-                        name: o.name.clone(),
-                        value,
-                        at_us: o.at_us,
-                    },
-                );
-            }
+        self.remember_latest(o);
+        Ok(())
+    }
+
+    /// Stores a batch of observations — each with its `n` — and moves the marks of the
+    /// daemon processes they came from (`(environment, daemon, boot)` → next expected
+    /// sequence number), atomically. [`Store::flush_observations`] makes it durable.
+    pub fn put_observations(
+        &self,
+        items: &[(ObservationRecord, u32)],
+        marks: &[((String, String, String), u64)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (o, n) in items {
+            let mut key = prefix(&o.environment);
+            key.extend_from_slice(&time_key(o.at_us));
+            key.extend_from_slice(o.daemon.as_bytes());
+            key.push(0);
+            key.extend_from_slice(&n.to_be_bytes());
+            let mut record = o.clone();
+            record.v = SCHEMA_VERSION;
+            let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).to_string(),
+                source: e,
+            })?;
+            batch.insert(key, bytes);
+        }
+        for ((env, daemon, boot), next) in marks {
+            batch.insert(mark_key(env, daemon, boot), &next.to_be_bytes()[..]);
+        }
+        self.observations.apply_batch(batch)?;
+        for (o, _) in items {
+            self.remember_latest(o);
         }
         Ok(())
+    }
+
+    /// Waits until what was stored is on disk: only then are the daemons told it is.
+    pub async fn flush_observations(&self) -> Result<(), StoreError> {
+        self.observations.flush_async().await?;
+        Ok(())
+    }
+
+    /// Every daemon process's mark: `(environment, daemon, boot)` → the next sequence
+    /// number not stored yet.
+    pub fn inbox_marks(&self) -> Result<std::collections::HashMap<(String, String, String), u64>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for entry in self.observations.scan_prefix([MARK]) {
+            let (k, v) = entry?;
+            let text = String::from_utf8_lossy(&k[1..]).into_owned();
+            let mut parts = text.split('\0');
+            let (Some(env), Some(daemon), Some(boot)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Ok(bytes) = <[u8; 8]>::try_from(&v[..]) else {
+                continue;
+            };
+            out.insert(
+                (env.to_string(), daemon.to_string(), boot.to_string()),
+                u64::from_be_bytes(bytes),
+            );
+        }
+        Ok(out)
+    }
+
+    fn remember_latest(&self, o: &ObservationRecord) {
+        let Some(value) = o.number else { return };
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let series = latest.entry(o.environment.clone()).or_default();
+        let key = (o.daemon.clone(), o.source.clone(), o.name.clone());
+        if series.get(&key).is_none_or(|s| s.at_us <= o.at_us) {
+            series.insert(
+                key,
+                super::records::Sample {
+                    daemon: o.daemon.clone(),
+                    source: o.source.clone(),
+                    name: o.name.clone(),
+                    value,
+                    at_us: o.at_us,
+                },
+            );
+        }
     }
 
     /// The newest sample of each metric of `environment` that this process stored.
