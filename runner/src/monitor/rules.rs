@@ -205,6 +205,28 @@ mod tests {
     }
 
     #[test]
+    fn a_log_that_is_not_text_is_scanned_around_the_garbage() {
+        // Binary junk, invalid UTF-8 and NUL bytes between good lines: nothing panics,
+        // the good lines still count, and no match spans a line.
+        let mut buf = b"STATE: READY\n\x00\xff\xfe garbage \x80STATE\n".to_vec();
+        buf.extend_from_slice(b"\xc3\x28 INTERNAL LATENCY: 42 us\n\x00\x00\n");
+        buf.extend_from_slice(&[0xff; 300]);
+        buf.extend_from_slice(b"\nSTATE: ACTIVE\n");
+        let mut got = Vec::new();
+        demo_rules().scan(&buf, |e| {
+            got.push((e.rule, String::from_utf8_lossy(e.value).into_owned()))
+        });
+        assert_eq!(
+            got,
+            vec![
+                (0, "READY".to_string()),
+                (1, "42".to_string()),
+                (0, "ACTIVE".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn one_extraction_per_rule_and_line_and_none_across_lines() {
         let rules = RuleSet::new(vec![
             Rule::new(r"a\s+b(?P<n>\d)", RuleKind::Event("ab".into())).unwrap(),

@@ -369,6 +369,11 @@ impl Router {
         };
         crate::errln!("router: daemon {key}: {why}");
         writer.abort();
+        // Commands it had not answered fail now (RouterError::Gone), not at their timeout.
+        link.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let mut daemons = self.inner.daemons.lock().unwrap_or_else(|e| e.into_inner());
         if daemons.get(&key).is_some_and(|l| l.session == link.session) {
             daemons.remove(&key);
@@ -511,7 +516,11 @@ impl Router {
                                 .inner
                                 .config
                                 .inboxes
-                                .get(&(link.environment.clone(), name.to_string(), boot.to_string()))
+                                .get(&(
+                                    link.environment.clone(),
+                                    name.to_string(),
+                                    boot.to_string(),
+                                ))
                                 .copied()
                                 .unwrap_or(0),
                         })

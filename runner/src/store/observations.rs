@@ -118,7 +118,9 @@ impl Store {
 
     /// Every daemon process's mark: `(environment, daemon, boot)` → the next sequence
     /// number not stored yet.
-    pub fn inbox_marks(&self) -> Result<std::collections::HashMap<(String, String, String), u64>, StoreError> {
+    pub fn inbox_marks(
+        &self,
+    ) -> Result<std::collections::HashMap<(String, String, String), u64>, StoreError> {
         let mut out = std::collections::HashMap::new();
         for entry in self.observations.scan_prefix([MARK]) {
             let (k, v) = entry?;

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use crate::harness::{Project, log_of, stop, wait_until};
+use crate::harness::{Project, free_port, log_of, stop, wait_until};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
@@ -330,4 +330,198 @@ fn a_crash_no_step_caused_starts_the_pipelines_diagnostics_within_the_run() {
     assert_eq!(diag.len(), 1, "{steps:#?}");
     assert_eq!(diag[0]["stdout"], "diagnosing Flaky CRASHED from watcher\n");
     p.assert_nothing_left_running();
+}
+
+/// `lowtouch serve` with its router on `router`; returns it and its stderr as it comes.
+fn serve_on(
+    p: &Project,
+    router: &str,
+) -> (
+    std::process::Child,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    let mut serve = p
+        .lowtouch(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--router",
+            router,
+            "--poll-interval",
+            "1h",
+            "long",
+        ])
+        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
+        .spawn();
+    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("router on"))),
+        "serve did not start its router"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    let log = log_of(&mut serve);
+    (serve, log)
+}
+
+#[test]
+fn a_server_restarted_mid_run_stores_it_interrupted_and_loses_no_observation() {
+    let p = Project::demo();
+    p.write(
+        "pipelines/long.yaml",
+        "environment: local\nteardown: [stop MatchingEnginePrimary]\nscenarios: [long.scn]\n",
+    );
+    p.write(
+        "pipelines/long.scn",
+        "start MatchingEnginePrimary\nsleep 60s\n",
+    );
+    let router = format!("127.0.0.1:{}", free_port());
+    let (serve, serve_log) = serve_on(&p, &router);
+    let mut daemon = p
+        .lowtouch(&["daemon", "--server", &router, "--name", "matching"])
+        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
+        .spawn();
+    let daemon_log = log_of(&mut daemon);
+    let connected = || {
+        p.lowtouch(&["status"])
+            .output()
+            .stdout
+            .contains("daemon local/matching from 127.0.0.1:")
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), connected),
+        "{}",
+        daemon_log.lock().unwrap()
+    );
+
+    let run = p.lowtouch(&["run", "long"]).spawn();
+    let env_dir = p.path().join(".lowtouch/envs/local");
+    assert!(
+        wait_until(Duration::from_secs(20), || std::fs::read_to_string(
+            env_dir.join("MatchingEnginePrimary.log")
+        )
+        .is_ok_and(|l| l.contains("STATE: READY"))),
+        "the run did not start the engine:\n{}",
+        serve_log.lock().unwrap()
+    );
+    // Lines the engine's log gets just before the server goes, and while it is away.
+    let append = |lines: &str| {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(env_dir.join("MatchingEnginePrimary.log"))
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+    };
+    append("STATE: BEFORE1\nSTATE: BEFORE2\nSTATE: BEFORE3\n");
+    stop(serve);
+    let client = run.wait_with_output().unwrap();
+    assert!(
+        !client.status.success(),
+        "{}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    append("STATE: AWAY1\nSTATE: AWAY2\nSTATE: AWAY3\n");
+
+    // A new server on the same address: the daemon comes back by itself.
+    let (serve, serve_log) = serve_on(&p, &router);
+    assert!(
+        wait_until(Duration::from_secs(20), connected),
+        "the daemon did not reconnect:\n{}\n{}",
+        daemon_log.lock().unwrap(),
+        serve_log.lock().unwrap()
+    );
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_str(&p.lowtouch(&["history", "--json"]).output().stdout).unwrap();
+    assert_eq!(runs[0]["status"], "interrupted", "{runs:#?}");
+    // The interrupted run's teardown stopped the engine, through the daemon.
+    p.assert_nothing_left_running();
+    // Give the resent lines a moment to be stored, then read the store itself.
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(serve);
+    stop(daemon);
+    let store = lowtouch::store::Store::open(&p.path().join(".lowtouch/db")).unwrap();
+    let states: Vec<String> = store
+        .observations("local", i64::MIN, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.source == "MatchingEnginePrimary" && o.name == "state")
+        .filter_map(|o| o.text)
+        .collect();
+    for line in ["BEFORE1", "BEFORE2", "BEFORE3", "AWAY1", "AWAY2", "AWAY3"] {
+        let n = states.iter().filter(|s| *s == line).count();
+        assert_eq!(n, 1, "{line} stored {n} times: {states:?}");
+    }
+}
+
+#[test]
+fn a_daemon_killed_mid_command_fails_the_step_at_once() {
+    let p = Project::demo();
+    let env = p
+        .read("environments/local.yaml")
+        .replace(
+            "    allow: [exec_smoke]\n",
+            "    allow: [exec_smoke, slow]\n",
+        )
+        .replace(
+            "\naliases:\n",
+            "\naliases:\n  slow:\n    run: [sleep, '29.75']\n",
+        );
+    p.write("environments/local.yaml", &env);
+    p.write(
+        "pipelines/long.yaml",
+        "environment: local\nscenarios: [slow.scn]\n",
+    );
+    p.write("pipelines/slow.scn", "slow\n");
+    let router = format!("127.0.0.1:{}", free_port());
+    let (serve, serve_log) = serve_on(&p, &router);
+    let mut daemon = p
+        .lowtouch(&["daemon", "--server", &router, "--name", "matching"])
+        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
+        .spawn();
+    let _daemon_log = log_of(&mut daemon);
+    assert!(wait_until(Duration::from_secs(20), || p
+        .lowtouch(&["status"])
+        .output()
+        .stdout
+        .contains("daemon local/matching from")));
+    let run = p.lowtouch(&["run", "long"]).spawn();
+    // The alias runs on the daemon's host: find it there, then kill the daemon.
+    let sleeper = || {
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (cmdline == b"sleep\x0029.75\x00").then_some(pid)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || sleeper().is_some()),
+        "{}",
+        serve_log.lock().unwrap()
+    );
+    let killed_at = std::time::Instant::now();
+    // SAFETY: killing the daemon this test started.
+    unsafe {
+        libc::kill(daemon.id() as i32, libc::SIGKILL);
+    }
+    let _ = daemon.wait();
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("daemon `local/matching` went away before it answered"),
+        "{stderr}"
+    );
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(10),
+        "the step waited for its timeout"
+    );
+    if let Some(pid) = sleeper() {
+        // SAFETY: the orphan of the daemon this test killed.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    stop(serve);
 }

@@ -220,3 +220,79 @@ fn daemons_authenticate_report_and_obey_only_what_they_may() {
         d.abort();
     });
 }
+
+/// What one daemon process (`boot`) numbered `seqs` and sent.
+fn numbered(boot: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Delivered> {
+    seqs.map(|seq| Delivered {
+        daemon: "matching".into(),
+        environment: "local".into(),
+        boot: boot.into(),
+        seq: Some(seq),
+        at_us: 1_000_000 + seq as i64,
+        observation: Observation::Event {
+            at_us: seq as i64,
+            source: "Engine".into(),
+            name: "state".into(),
+            value: format!("S{seq}"),
+        },
+    })
+    .collect()
+}
+
+#[test]
+fn a_restarted_server_stores_a_daemons_resent_observations_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    // One server's data processor: stores 1..=5 of process `b1`, then goes away (with
+    // its store: the process ends).
+    let serve = |batches: Vec<Vec<Delivered>>| {
+        let store = lowtouch::store::Store::open(&db).unwrap();
+        rt.block_on(async {
+            let (router, _, _) = Router::bind("127.0.0.1:0", RouterConfig::default())
+                .await
+                .unwrap();
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let processor = tokio::spawn(lowtouch::daemon::processor::store_all(
+                rx,
+                store.share(),
+                None,
+                router,
+            ));
+            for batch in batches {
+                for d in batch {
+                    tx.send(d).unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            drop(tx);
+            processor.await.unwrap();
+        });
+        store
+    };
+    drop(serve(vec![numbered("b1", 1..=5)]));
+    // The daemon was not acknowledged past 3 when the server went: it sends 4..=8 to the
+    // new server, which stores only 6..=8 — and a new process of it (`b2`) from 1 again.
+    let store = serve(vec![numbered("b1", 4..=8), numbered("b2", 1..=2)]);
+    let stored: Vec<String> = store
+        .observations("local", i64::MIN, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.text.unwrap())
+        .collect();
+    let mut want: Vec<String> = (1..=8).map(|i| format!("S{i}")).collect();
+    want.extend(["S1".to_string(), "S2".to_string()]);
+    let mut got = stored.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "stored: {stored:?}");
+    let marks = store.inbox_marks().unwrap();
+    assert_eq!(
+        marks.get(&("local".into(), "matching".into(), "b1".into())),
+        Some(&9)
+    );
+}
