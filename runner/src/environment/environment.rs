@@ -58,8 +58,17 @@ pub struct Environment {
 /// After a step whose words start with `after`, `expect` (`wait_for` arguments) must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition {
-    pub after: Vec<String>,
+    pub when: When,
+    /// The first words of the steps it applies to.
+    pub step: Vec<String>,
     pub expect: Vec<String>,
+}
+
+/// Whether a condition must hold before a step runs or after it succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Before,
+    After,
 }
 
 /// A config file to render: `templates/<src>` to `<runtime dir>/<dest>`.
@@ -381,13 +390,28 @@ impl Environment {
             }
         }
         for c in &spec.conditions {
-            let after: Vec<String> = c.after.split_whitespace().map(str::to_string).collect();
+            let (when, line) = match (&c.before, &c.after) {
+                (Some(b), None) => (When::Before, b),
+                (None, Some(a)) => (When::After, a),
+                _ => {
+                    findings.push(
+                        env.value_at(
+                            &["conditions"],
+                            &c.expect,
+                            "a condition needs exactly one of `before` or `after`",
+                        )
+                        .help("`before: STEP` must hold before the step runs, `after: STEP` once it succeeded"),
+                    );
+                    continue;
+                }
+            };
+            let step: Vec<String> = line.split_whitespace().map(str::to_string).collect();
             let expect: Vec<String> = c.expect.split_whitespace().map(str::to_string).collect();
-            if after.is_empty() {
+            if step.is_empty() {
                 findings.push(env.value_at(
                     &["conditions"],
-                    &c.after,
-                    "`after` names no command".to_string(),
+                    line,
+                    "the condition names no command".to_string(),
                 ));
                 continue;
             }
@@ -407,7 +431,7 @@ impl Environment {
                         )),
                     );
                 }
-                Ok(_) => env.conditions.push(Condition { after, expect }),
+                Ok(_) => env.conditions.push(Condition { when, step, expect }),
                 Err(e) => findings.push(
                     env.value_at(&["conditions"], &c.expect, format!("`expect`: {e}"))
                         .help("write it as `wait_for` takes it: `COMPONENT STATE [timeout D]` or `event 'REGEX' [timeout D]`"),

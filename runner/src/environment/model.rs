@@ -34,8 +34,9 @@ pub struct EnvironmentFile {
     /// The monitoring daemons, one per host (used by the monitoring network).
     #[serde(default)]
     pub daemons: BTreeMap<String, DaemonSpec>,
-    /// Post-conditions of steps, checked against what the daemons observe: after a step
-    /// whose command line starts with `after`, `expect` must hold (`wait_for` syntax).
+    /// Conditions of steps, checked against what the daemons observe: before a step whose
+    /// command line starts with `before`, or after one that starts with `after`, `expect`
+    /// must hold (`wait_for` syntax).
     #[serde(default)]
     pub conditions: Vec<ConditionSpec>,
 }
@@ -43,8 +44,12 @@ pub struct EnvironmentFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionSpec {
-    /// The start of a step's command line: `kill -9 MatchingEnginePrimary`, `start_load`.
-    pub after: String,
+    /// A pre-condition: the start of a step's command line (`kill -9 MatchingEnginePrimary`).
+    #[serde(default)]
+    pub before: Option<String>,
+    /// A post-condition: the start of a step's command line (`kill -9 MatchingEnginePrimary`).
+    #[serde(default)]
+    pub after: Option<String>,
     /// What must follow, as `wait_for` takes it: `MatchingEngineBackup ACTIVE timeout 5s`.
     pub expect: String,
 }

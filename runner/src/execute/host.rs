@@ -11,6 +11,7 @@ use super::interrupt;
 use super::process::{self, Captured};
 use super::route::{Control, ControlError, Routed};
 use crate::clock;
+use crate::environment::environment::When;
 use crate::environment::{AliasKind, Resolved, Resolver};
 use crate::event::{Fanout, RunEvent};
 use crate::pipeline::Plan;
@@ -33,6 +34,9 @@ pub struct RunContext<'a> {
     pub secret_vars: Vec<String>,
     /// Secret values and their placeholders: masked in every step's output.
     pub masks: Vec<(String, String)>,
+    /// When the run began on this environment (µs since the epoch): pre-conditions look
+    /// back to it.
+    pub started_us: i64,
     /// Crashes the daemons reported during a step that did not act on that component:
     /// the run starts the pipeline's `on_event` scenario for them after the scenario.
     pub unexpected: std::sync::Mutex<Vec<Seen>>,
@@ -81,6 +85,24 @@ pub struct StepHost<'a> {
     /// The components the current step acted on (through nested aliases too): their
     /// crashes are its doing.
     pub targeted: std::cell::RefCell<Vec<String>>,
+}
+
+/// The environment's conditions of one kind for a step's words: (the step, as the
+/// condition names it; what must hold).
+fn conditions_of(
+    env: &crate::environment::Environment,
+    when: When,
+    words: &[&str],
+) -> Vec<(String, Vec<String>)> {
+    env.conditions
+        .iter()
+        .filter(|c| {
+            c.when == when
+                && c.step.len() <= words.len()
+                && c.step.iter().zip(words).all(|(a, w)| a == w)
+        })
+        .map(|c| (c.step.join(" "), c.expect.clone()))
+        .collect()
 }
 
 /// `steps:` aliases calling each other deeper than this are a cycle.
@@ -240,6 +262,44 @@ impl StepHost<'_> {
         }
     }
 
+    /// The pre-conditions of a step: the environment's `conditions` whose `before` starts
+    /// its command line must hold now (or within their timeout; 1 s by default, what a
+    /// report needs to arrive). Judged on what was observed since the run began, so a
+    /// state reported before this scenario counts. `None` when all hold.
+    fn pre_conditions(&self, name: &str, args: &[String]) -> Option<String> {
+        use super::observe::Awaited;
+        let observed = self.ctx.observed?;
+        let env = &self.ctx.plan.env;
+        let words: Vec<&str> = std::iter::once(name)
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        for (step, expect) in conditions_of(env, When::Before, &words) {
+            let Ok((awaited, timeout)) = Awaited::parse(&expect) else {
+                continue;
+            };
+            let wait = timeout.unwrap_or(Duration::from_secs(1));
+            let started = Instant::now();
+            let since = self.ctx.started_us;
+            loop {
+                let all = observed.between(&env.name, since, crate::net::router::now_us());
+                if awaited.met(&all, since) {
+                    break;
+                }
+                if started.elapsed() >= wait {
+                    return Some(format!(
+                        "pre-condition of `{step}` (`{}`) does not hold, so the step did not run: {}",
+                        expect.join(" "),
+                        awaited.why_not(&all, self.started_us, wait)
+                    ));
+                }
+                if !interrupt::sleep(Duration::from_millis(5), self.interruptible) {
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
     /// The post-conditions of a step that succeeded: the environment's `conditions` whose
     /// `after` starts its command line, and — built in — a component killed with a fatal
     /// signal must be seen CRASHED within 2 s. Judged on what was observed since the step
@@ -251,14 +311,7 @@ impl StepHost<'_> {
         let words: Vec<&str> = std::iter::once(name)
             .chain(args.iter().map(String::as_str))
             .collect();
-        let mut expected: Vec<(String, Vec<String>)> = env
-            .conditions
-            .iter()
-            .filter(|c| {
-                c.after.len() <= words.len() && c.after.iter().zip(&words).all(|(a, w)| a == w)
-            })
-            .map(|c| (c.after.join(" "), c.expect.clone()))
-            .collect();
+        let mut expected = conditions_of(env, When::After, &words);
         let watched = env
             .daemons
             .values()
@@ -371,17 +424,20 @@ impl Host for StepHost<'_> {
         self.since_us.set(self.previous_step_us.replace(step_us));
         let before = self.metrics_around(step.name, &step.args);
         self.targeted.borrow_mut().clear();
-        let exec = self.dispatch(
-            step.name,
-            &step.args,
-            step.timeout,
-            seq,
-            &ctx.vars,
-            Within {
-                deadline: self.deadline,
-                scope: Scope::Scenario,
-            },
-        );
+        let exec = match self.pre_conditions(step.name, &step.args) {
+            Some(why) => Exec::failed("condition", 1, why),
+            None => self.dispatch(
+                step.name,
+                &step.args,
+                step.timeout,
+                seq,
+                &ctx.vars,
+                Within {
+                    deadline: self.deadline,
+                    scope: Scope::Scenario,
+                },
+            ),
+        };
         // The script manager's part: what must follow the step, judged by what the
         // daemons observed since it began.
         let mut exec = exec;

@@ -134,6 +134,7 @@ fn run_plan(
         masks: plan.env.secret_masks(),
         observed: settings.observed,
         unexpected: std::sync::Mutex::new(Vec::new()),
+        started_us: crate::net::router::now_us(),
     };
     let runner = &PlanRunner { ctx: &ctx, index };
     let mut results = Vec::new();

@@ -246,8 +246,8 @@ fn post_conditions_are_judged_by_what_the_daemons_saw() {
     let p = Project::demo();
     // A condition that cannot hold: after the kill, the backup never halts.
     let env = p.read("environments/local.yaml").replace(
-        "\naliases:\n",
-        "\nconditions:\n  - after: kill -9 MatchingEnginePrimary\n    expect: MatchingEngineBackup HALTED timeout 500ms\n\naliases:\n",
+        "\nconditions:\n",
+        "\nconditions:\n  - after: kill -9 MatchingEnginePrimary\n    expect: MatchingEngineBackup HALTED timeout 500ms\n",
     );
     assert!(env.contains("HALTED"));
     p.write("environments/local.yaml", &env);
@@ -264,6 +264,51 @@ fn post_conditions_are_judged_by_what_the_daemons_saw() {
     assert!(
         text.contains("post-condition of `kill -9 MatchingEnginePrimary`: MatchingEngineBackup did not become HALTED within 500ms; its state is ACTIVE"),
         "{text}"
+    );
+
+    // A pre-condition that does not hold: the step does not run, and says why.
+    let pre = env
+        .replace(
+            "expect: MatchingEngineBackup HALTED timeout 500ms",
+            "expect: MatchingEngineBackup STANDBY",
+        )
+        .replace(
+            "    expect: MatchingEngineBackup STANDBY\n",
+            "    expect: MatchingEngineBackup ACTIVE timeout 300ms\n",
+        );
+    assert!(pre.contains("before: kill -9 MatchingEnginePrimary\n    expect: MatchingEngineBackup ACTIVE timeout 300ms"), "{pre}");
+    p.write("environments/local.yaml", &pre);
+    let out = p.lowtouch(&["run", "post"]).output();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 1, "{text}");
+    assert!(
+        text.contains("pre-condition of `kill -9 MatchingEnginePrimary` (`MatchingEngineBackup ACTIVE timeout 300ms`) does not hold, so the step did not run: MatchingEngineBackup did not become ACTIVE within 300ms; its state is STANDBY"),
+        "{text}"
+    );
+    // The primary was not killed: no crash in that run.
+    let crashed = events(&p)
+        .iter()
+        .any(|e| e["source"] == "MatchingEnginePrimary" && e["text"] == "CRASHED");
+    assert!(!crashed);
+
+    // A condition that is neither before nor after a step is bad input.
+    p.write(
+        "environments/local.yaml",
+        &env.replace(
+            "  - after: kill -9",
+            "  - before: stop_load\n    after: kill -9",
+        ),
+    );
+    let out = p.lowtouch(&["check"]).output().expect_code(1);
+    assert!(
+        out.stderr
+            .contains("a condition needs exactly one of `before` or `after`")
+            || out
+                .stdout
+                .contains("a condition needs exactly one of `before` or `after`"),
+        "{}{}",
+        out.stdout,
+        out.stderr
     );
 
     // A condition that names no component is bad input, with its place.

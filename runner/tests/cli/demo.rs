@@ -120,7 +120,14 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
 fn a_failover_that_does_not_happen_fails_the_run_with_the_step_output() {
     let p = Project::demo();
     // Both engines die: nobody can take over, the smoke check fails, the talk's
-    // scenario takes its FAIL branch and exits 1.
+    // scenario takes its FAIL branch and exits 1. (Without the demo's pre-condition,
+    // which would refuse to kill the primary with no backup standing by.)
+    let env = p.read("environments/local.yaml").replace(
+        "  - before: kill -9 MatchingEnginePrimary\n    expect: MatchingEngineBackup STANDBY\n",
+        "",
+    );
+    assert!(!env.contains("before: kill"));
+    p.write("environments/local.yaml", &env);
     p.write(
         "pipelines/broken.yaml",
         "environment: local\n\
