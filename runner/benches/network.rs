@@ -9,6 +9,12 @@
 //!    component processes and one log at 1 s intervals for 60 s (`LOWTOUCH_BENCH_SECS`
 //!    to shorten), the log written at 0, 10 and 100 lines/s
 //!    (`LOWTOUCH_BENCH_RATES=0,10,100`): RSS < 8 MiB, CPU < 3 ms per interval.
+//! 4. Following a busy log: 100,000 lines/s appended for 5 s (one line in five a latency
+//!    sample, a STATE marker every 10 ms), through a daemon, the router and the data
+//!    processor into a sled store. Per marker: write → event at the data processor
+//!    (target p99 < 5 ms inside the daemon: this includes the router), and write → seen
+//!    in the store by a `wait_for`-style poll (every 5 ms, the events index), target
+//!    p99 < 20 ms.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -76,6 +82,174 @@ fn config(dir: &std::path::Path, components: usize) -> (DaemonConfig, Vec<std::p
         children,
     )
 }
+
+/// Section 4: (lines written, seconds, write→processor lags, write→`wait_for` lags), ms.
+fn follow_busy_log(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+) -> (u64, f64, Vec<f64>, Vec<f64>) {
+    use std::sync::{Arc, Mutex};
+    let log = dir.join("busy.log");
+    std::fs::write(&log, "").unwrap();
+    let config = DaemonConfig {
+        interval_ms: 1000,
+        collectors: vec!["log".into()],
+        components: vec![ComponentWatch {
+            name: "Busy".into(),
+            log: Some(log.display().to_string()),
+            rules: vec![
+                RuleConfig {
+                    pattern: r"STATE: (?P<state>\w+)".into(),
+                    event: Some("state".into()),
+                    metric: None,
+                },
+                RuleConfig {
+                    pattern: r"INTERNAL LATENCY: (?P<us>\d+)".into(),
+                    event: None,
+                    metric: Some("internal_latency_us".into()),
+                },
+            ],
+            ..ComponentWatch::default()
+        }],
+        ..DaemonConfig::default()
+    };
+    let store = lowtouch::store::Store::open(&dir.join("db")).unwrap();
+    let router_config = RouterConfig {
+        secrets: HashMap::from([("busy".to_string(), SECRET.as_bytes().to_vec())]),
+        configs: HashMap::from([("busy/follower".to_string(), config)]),
+        ack_when_stored: true,
+        ..RouterConfig::default()
+    };
+    let (router, addr, rx) = rt
+        .block_on(Router::bind("127.0.0.1:0", router_config))
+        .unwrap();
+    let (forward, mut forwarded) = tokio::sync::mpsc::unbounded_channel();
+    rt.spawn(lowtouch::daemon::processor::store_all(
+        rx,
+        store.share(),
+        Some(forward),
+        router.clone(),
+    ));
+    rt.spawn(lowtouch::daemon::run(
+        lowtouch::daemon::Options {
+            server: addr.to_string(),
+            name: "follower".into(),
+            environment: "busy".into(),
+            secret: SECRET.as_bytes().to_vec(),
+            outbox_capacity: 1_000_000,
+            dead_after: Duration::from_secs(3),
+            max_backoff: Duration::from_millis(200),
+        },
+        std::future::pending(),
+    ));
+    rt.block_on(async {
+        while !router.connected().iter().any(|c| c.configured) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let written: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let arrived: Arc<Mutex<Vec<Option<Instant>>>> = Arc::default();
+    let a = arrived.clone();
+    rt.spawn(async move {
+        while let Some(d) = forwarded.recv().await {
+            if let Observation::Event { value, .. } = &d.observation
+                && let Some(k) = value.strip_prefix('M').and_then(|k| k.parse::<usize>().ok())
+            {
+                let mut a = a.lock().unwrap();
+                if a.len() <= k {
+                    a.resize(k + 1, None);
+                }
+                a[k] = Some(Instant::now());
+            }
+        }
+    });
+    // The `wait_for` side: a poll of the events index every 5 ms, marker after marker.
+    let seen: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (seen, done, store) = (seen.clone(), done.clone(), store.share());
+        std::thread::spawn(move || {
+            let mut since = lowtouch::net::router::now_us();
+            let mut stop_at = None;
+            loop {
+                let events = store
+                    .events("busy", since, lowtouch::net::router::now_us())
+                    .unwrap();
+                let now = Instant::now();
+                let mut seen = seen.lock().unwrap();
+                for e in &events {
+                    if e.text.as_deref() == Some(format!("M{}", seen.len()).as_str()) {
+                        seen.push(now);
+                        since = e.at_us + 1;
+                    }
+                }
+                let markers = MARKERS.load(std::sync::atomic::Ordering::SeqCst);
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let stop = *stop_at.get_or_insert(now + Duration::from_secs(5));
+                    if seen.len() >= markers || now >= stop {
+                        break;
+                    }
+                }
+                drop(seen);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    // The writer: 100 lines every millisecond, the last of every tenth batch a marker.
+    let secs = 5.0;
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let started = Instant::now();
+    let mut lines = 0u64;
+    let mut tick = 0u64;
+    let mut batch = String::with_capacity(8192);
+    while started.elapsed().as_secs_f64() < secs {
+        batch.clear();
+        for i in 0..100 {
+            if i % 5 == 0 {
+                batch.push_str("t1 INFO ME INTERNAL LATENCY: 37 us\n");
+            } else {
+                batch.push_str("t1 INFO ME ORDER NEW id=123456 px=101.25 qty=10 side=B\n");
+            }
+        }
+        let marker = tick % 10 == 9;
+        if marker {
+            let k = written.lock().unwrap().len();
+            batch.push_str(&format!("t1 INFO ME STATE: M{k}\n"));
+        }
+        file.write_all(batch.as_bytes()).unwrap();
+        lines += 100 + marker as u64;
+        if marker {
+            written.lock().unwrap().push(Instant::now());
+            MARKERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        tick += 1;
+        let next = started + Duration::from_micros(tick * 1000);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = poller.join();
+    std::thread::sleep(Duration::from_millis(200));
+    let written = written.lock().unwrap().clone();
+    let arrived = arrived.lock().unwrap().clone();
+    let seen = seen.lock().unwrap().clone();
+    let ms = |a: Instant, w: Instant| a.saturating_duration_since(w).as_secs_f64() * 1e3;
+    let daemon: Vec<f64> = written
+        .iter()
+        .zip(&arrived)
+        .map(|(w, a)| a.map_or(f64::INFINITY, |a| ms(a, *w)))
+        .collect();
+    let waited: Vec<f64> = written
+        .iter()
+        .enumerate()
+        .map(|(k, w)| seen.get(k).map_or(f64::INFINITY, |s| ms(*s, *w)))
+        .collect();
+    (lines, elapsed, daemon, waited)
+}
+
+static MARKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -236,6 +410,7 @@ fn main() {
         let _ = c.kill();
         let _ = c.wait();
     }
+    let (busy_lines, busy_secs, mut busy_daemon, mut busy_wait) = follow_busy_log(&rt, dir.path());
 
     let p50 = percentile(&mut round_trips, 0.5);
     let p99 = percentile(&mut round_trips, 0.99);
@@ -252,6 +427,24 @@ fn main() {
     println!(
         "| log line → event at the router (500) | p50 {l50:.2} ms, p99 {l99:.2} ms | through `wait_for` < 20 ms: {} |",
         ok(l99 < 20.0)
+    );
+    let (b50, b99) = (
+        percentile(&mut busy_daemon, 0.5),
+        percentile(&mut busy_daemon, 0.99),
+    );
+    let (w50, w99) = (
+        percentile(&mut busy_wait, 0.5),
+        percentile(&mut busy_wait, 0.99),
+    );
+    println!(
+        "| {:.0} lines/s for {busy_secs:.1} s ({} markers): write → event at the data processor | p50 {b50:.2} ms, p99 {b99:.2} ms | < 5 ms: {} |",
+        busy_lines as f64 / busy_secs,
+        busy_daemon.len(),
+        ok(b99 < 5.0)
+    );
+    println!(
+        "| the same: write → seen by a `wait_for` poll of the store (every 5 ms) | p50 {w50:.2} ms, p99 {w99:.2} ms | < 20 ms: {} |",
+        ok(w99 < 20.0)
     );
     for (rate, hwm, cpu) in footprints {
         println!(

@@ -135,7 +135,11 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, CliE
     let to = run.finished_at.as_deref().and_then(at).unwrap_or(i64::MAX);
     let mut rows = Vec::new();
     for env in &run.environments {
-        rows.extend(store.observations(env, from, to)?);
+        if args.metrics.is_none() && args.events {
+            rows.extend(store.events(env, from, to)?);
+        } else {
+            rows.extend(store.observations(env, from, to)?);
+        }
     }
     rows.sort_by_key(|o| o.at_us);
     rows.retain(|o| match &args.metrics {

@@ -199,7 +199,7 @@ impl StepHost<'_> {
             return Vec::new();
         };
         observed
-            .between(
+            .events(
                 &self.ctx.plan.env.name,
                 since_us,
                 crate::net::router::now_us(),
@@ -239,7 +239,7 @@ impl StepHost<'_> {
         let started = Instant::now();
         let since = self.since_us.get();
         loop {
-            let all = observed.between(env, self.started_us, crate::net::router::now_us());
+            let all = observed.events(env, self.started_us, crate::net::router::now_us());
             if awaited.met(&all, since) {
                 return Exec::ok("builtin", String::new());
             }
@@ -281,7 +281,7 @@ impl StepHost<'_> {
             let started = Instant::now();
             let since = self.ctx.started_us;
             loop {
-                let all = observed.between(&env.name, since, crate::net::router::now_us());
+                let all = observed.events(&env.name, since, crate::net::router::now_us());
                 if awaited.met(&all, since) {
                     break;
                 }
@@ -352,7 +352,7 @@ impl StepHost<'_> {
             let wait = timeout.unwrap_or(Duration::from_secs(5));
             let started = Instant::now();
             loop {
-                let all = observed.between(&env.name, since, crate::net::router::now_us());
+                let all = observed.events(&env.name, since, crate::net::router::now_us());
                 if awaited.met(&all, since) {
                     break;
                 }
@@ -382,12 +382,8 @@ impl StepHost<'_> {
                 ),
             );
         };
-        let all = observed.between(
-            &self.ctx.plan.env.name,
-            i64::MIN,
-            crate::net::router::now_us(),
-        );
-        match super::observe::latest_metric(&all, args) {
+        let samples = observed.latest(&self.ctx.plan.env.name);
+        match super::observe::latest_metric(&samples, args) {
             Ok(v) => Exec::ok("builtin", format!("{v}\n")),
             Err(e) => Exec::failed("builtin", 1, e),
         }

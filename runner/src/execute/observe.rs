@@ -5,23 +5,23 @@
 
 use regex::Regex;
 
-use crate::store::ObservationRecord;
+use crate::store::{ObservationRecord, Sample};
 
 /// Where a run reads observations from (the store).
 pub trait Observations: Sync {
-    /// One environment's observations between two instants (µs since the epoch).
-    fn between(&self, environment: &str, from_us: i64, to_us: i64) -> Vec<ObservationRecord>;
+    /// One environment's events between two instants (µs since the epoch): an index
+    /// apart from the metric samples, so a wait reads only events however busy the logs.
+    fn events(&self, environment: &str, from_us: i64, to_us: i64) -> Vec<ObservationRecord>;
     /// The newest sample of each of the environment's metrics.
-    fn latest(&self, environment: &str) -> Vec<crate::store::Sample>;
+    fn latest(&self, environment: &str) -> Vec<Sample>;
 }
 
 impl Observations for crate::store::Store {
-    fn between(&self, environment: &str, from_us: i64, to_us: i64) -> Vec<ObservationRecord> {
-        self.observations(environment, from_us, to_us)
-            .unwrap_or_default()
+    fn events(&self, environment: &str, from_us: i64, to_us: i64) -> Vec<ObservationRecord> {
+        crate::store::Store::events(self, environment, from_us, to_us).unwrap_or_default()
     }
 
-    fn latest(&self, environment: &str) -> Vec<crate::store::Sample> {
+    fn latest(&self, environment: &str) -> Vec<Sample> {
         self.latest_metrics(environment)
     }
 }
@@ -174,20 +174,22 @@ pub fn event_line(o: &ObservationRecord) -> String {
     )
 }
 
-/// `metric NAME` or `metric SOURCE NAME`: the latest sample's value.
-pub fn latest_metric(all: &[ObservationRecord], args: &[String]) -> Result<f64, String> {
+/// `metric NAME` or `metric SOURCE NAME`: the newest sample's value, among the newest
+/// sample of each series (`Observations::latest`).
+pub fn latest_metric(samples: &[Sample], args: &[String]) -> Result<f64, String> {
     let (source, name) = match args {
         [name] => (None, name.as_str()),
         [source, name] => (Some(source.as_str()), name.as_str()),
         _ => return Err("`metric` takes `NAME` or `SOURCE NAME`".into()),
     };
-    all.iter()
-        .rev()
-        .find(|o| o.kind == "metric" && o.name == name && source.is_none_or(|s| o.source == s))
-        .and_then(|o| o.number)
+    samples
+        .iter()
+        .filter(|s| s.name == name && source.is_none_or(|src| s.source == src))
+        .max_by_key(|s| s.at_us)
+        .map(|s| s.value)
         .ok_or_else(|| {
             format!(
-                "no sample of metric `{name}`{} was observed in this run",
+                "no sample of metric `{name}`{} was observed",
                 source.map(|s| format!(" from {s}")).unwrap_or_default()
             )
         })
@@ -270,15 +272,14 @@ mod tests {
 
     #[test]
     fn the_latest_metric() {
-        let mut m1 = ev(1, "Primary", "internal_latency_us", "");
-        m1.kind = "metric".into();
-        m1.text = None;
-        m1.number = Some(12.0);
-        let mut m2 = m1.clone();
-        m2.at_us = 2;
-        m2.source = "Backup".into();
-        m2.number = Some(30.0);
-        let all = vec![m1, m2];
+        let sample = |at_us, source: &str, value| Sample {
+            daemon: "matching".into(),
+            source: source.into(),
+            name: "internal_latency_us".into(),
+            value,
+            at_us,
+        };
+        let all = vec![sample(1, "Primary", 12.0), sample(2, "Backup", 30.0)];
         assert_eq!(latest_metric(&all, &args("internal_latency_us")), Ok(30.0));
         assert_eq!(
             latest_metric(&all, &args("Primary internal_latency_us")),

@@ -49,6 +49,27 @@ fn time_key(at_us: i64) -> [u8; 8] {
 /// The first byte of a mark's key: never the first byte of UTF-8 text.
 const MARK: u8 = 0xff;
 
+/// The first byte of the events index (an event's key again, behind it): what waits and
+/// reports read, without the metric samples around them. Also never UTF-8.
+const EVENT: u8 = 0xfe;
+
+/// An observation's key: environment, time, daemon, n.
+fn key_of(o: &ObservationRecord, n: u32) -> Vec<u8> {
+    let mut key = prefix(&o.environment);
+    key.extend_from_slice(&time_key(o.at_us));
+    key.extend_from_slice(o.daemon.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&n.to_be_bytes());
+    key
+}
+
+fn event_key(observation_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(observation_key.len() + 1);
+    k.push(EVENT);
+    k.extend_from_slice(observation_key);
+    k
+}
+
 fn mark_key(environment: &str, daemon: &str, boot: &str) -> Vec<u8> {
     let mut k = vec![MARK];
     k.extend_from_slice(format!("{environment}\0{daemon}\0{boot}").as_bytes());
@@ -65,16 +86,7 @@ impl Store {
     /// Stores one observation. `n` tells apart observations of one daemon at the same
     /// microsecond (the order they came in).
     pub fn put_observation(&self, o: &ObservationRecord, n: u32) -> Result<(), StoreError> {
-        let mut key = prefix(&o.environment);
-        key.extend_from_slice(&time_key(o.at_us));
-        key.extend_from_slice(o.daemon.as_bytes());
-        key.push(0);
-        key.extend_from_slice(&n.to_be_bytes());
-        let mut record = o.clone();
-        record.v = SCHEMA_VERSION;
-        self.put_record(&self.observations, &key, &record)?;
-        self.remember_latest(o);
-        Ok(())
+        self.put_observations(&[(o.clone(), n)], &[])
     }
 
     /// Stores a batch of observations — each with its `n` — and moves the marks of the
@@ -87,11 +99,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (o, n) in items {
-            let mut key = prefix(&o.environment);
-            key.extend_from_slice(&time_key(o.at_us));
-            key.extend_from_slice(o.daemon.as_bytes());
-            key.push(0);
-            key.extend_from_slice(&n.to_be_bytes());
+            let key = key_of(o, *n);
+            if o.kind == "event" {
+                batch.insert(event_key(&key), &[][..]);
+            }
             let mut record = o.clone();
             record.v = SCHEMA_VERSION;
             let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
@@ -108,6 +119,30 @@ impl Store {
             self.remember_latest(o);
         }
         Ok(())
+    }
+
+    /// One environment's events from `from_us` to `to_us` (inclusive), in time order:
+    /// read through the events index, however many metric samples lie between them.
+    pub fn events(
+        &self,
+        environment: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<ObservationRecord>, StoreError> {
+        let mut start = vec![EVENT];
+        start.extend_from_slice(&prefix(environment));
+        start.extend_from_slice(&time_key(from_us));
+        let mut end = vec![EVENT];
+        end.extend_from_slice(&prefix(environment));
+        end.extend_from_slice(&time_key(to_us.saturating_add(1)));
+        let mut out = Vec::new();
+        for entry in self.observations.range(start..end) {
+            let (k, _) = entry?;
+            if let Some(v) = self.observations.get(&k[1..])? {
+                out.push(Store::decode_record(&k[1..], &v)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Waits until what was stored is on disk: only then are the daemons told it is.
@@ -206,6 +241,41 @@ mod tests {
             text: Some("READY".into()),
             number: None,
         }
+    }
+
+    #[test]
+    fn the_events_index_holds_the_events_alone_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let mut items = Vec::new();
+        for i in 0..1000u32 {
+            let mut o = obs("local", 1000 - i as i64, &format!("m{i}"));
+            if i % 250 != 7 {
+                o.kind = "metric".into();
+                o.text = None;
+                o.number = Some(i as f64);
+            }
+            items.push((o, i));
+        }
+        store.put_observations(&items, &[]).unwrap();
+        store
+            .put_observation(&obs("local-2", 500, "other"), 0)
+            .unwrap();
+        let events: Vec<String> = store
+            .events("local", i64::MIN, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(events, vec!["m757", "m507", "m257", "m7"]);
+        assert_eq!(store.events("local", 0, 500).unwrap().len(), 2);
+        assert_eq!(
+            store
+                .observations("local", i64::MIN, i64::MAX)
+                .unwrap()
+                .len(),
+            1000
+        );
     }
 
     #[test]

@@ -174,15 +174,6 @@ impl Store {
         Ok(())
     }
 
-    pub(super) fn put_record<T: Serialize>(
-        &self,
-        tree: &sled::Tree,
-        key: &[u8],
-        value: &T,
-    ) -> Result<(), StoreError> {
-        self.put(tree, key, value)
-    }
-
     pub(super) fn decode_record<T: DeserializeOwned>(
         key: &[u8],
         bytes: &[u8],
