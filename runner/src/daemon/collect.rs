@@ -70,6 +70,49 @@ fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
 struct DirWatch {
     fd: Option<std::os::fd::OwnedFd>,
     watched: std::collections::HashSet<std::path::PathBuf>,
+    /// Watch descriptor → its directory, to name the files that changed.
+    dirs: HashMap<i32, std::path::PathBuf>,
+}
+
+/// What changed since the last look: some files, or (after a timeout or a lost event)
+/// possibly anything.
+enum Changed {
+    Files(std::collections::HashSet<std::path::PathBuf>),
+    Anything,
+}
+
+impl Changed {
+    fn any(&self) -> bool {
+        match self {
+            Changed::Files(f) => !f.is_empty(),
+            Changed::Anything => true,
+        }
+    }
+
+    fn has(&self, path: &Path) -> bool {
+        match self {
+            Changed::Files(f) => f.contains(path),
+            Changed::Anything => true,
+        }
+    }
+
+    /// A log changed: its file, or a file named after it in its directory (where a
+    /// rotated-away `app.log.1` or `app.log-20261125` still gets its last lines).
+    fn has_log(&self, path: &Path) -> bool {
+        match self {
+            Changed::Files(f) => f.iter().any(|c| {
+                c == path
+                    || (c.parent() == path.parent()
+                        && path
+                            .file_name()
+                            .zip(c.file_name())
+                            .is_some_and(|(log, name)| {
+                                name.as_encoded_bytes().starts_with(log.as_encoded_bytes())
+                            }))
+            }),
+            Changed::Anything => true,
+        }
+    }
 }
 
 impl DirWatch {
@@ -81,6 +124,7 @@ impl DirWatch {
             // SAFETY: a non-negative return is a descriptor we own.
             fd: (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
             watched: Default::default(),
+            dirs: HashMap::new(),
         }
     }
 
@@ -102,37 +146,59 @@ impl DirWatch {
             | libc::IN_ATTRIB
             | libc::IN_CLOSE_WRITE;
         // SAFETY: a valid descriptor and a NUL-terminated path.
-        if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) } >= 0 {
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) };
+        if wd >= 0 {
             self.watched.insert(dir.to_path_buf());
+            self.dirs.insert(wd, dir.to_path_buf());
         }
     }
 
-    /// Reads pending events away; true when there were any.
-    fn drain(&self) -> bool {
+    /// Reads pending events away: the files they name (a lost event: anything).
+    fn drain(&self) -> Changed {
         use std::os::fd::AsRawFd;
-        let Some(fd) = &self.fd else { return false };
+        let mut files = std::collections::HashSet::new();
+        let Some(fd) = &self.fd else {
+            return Changed::Files(files);
+        };
         let mut buf = [0u8; 4096];
-        let mut any = false;
         loop {
             // SAFETY: reading into a buffer we own, at most its length.
             let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
-                return any;
+                return Changed::Files(files);
             }
-            any = true;
+            let mut at = 0usize;
+            let header = std::mem::size_of::<libc::inotify_event>();
+            while at + header <= n as usize {
+                // SAFETY: the kernel wrote whole events; read_unaligned copes with the
+                // buffer's alignment.
+                let event: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+                let name_len = event.len as usize;
+                if event.mask & libc::IN_Q_OVERFLOW != 0 {
+                    return Changed::Anything;
+                }
+                let name = &buf[at + header..(at + header + name_len).min(n as usize)];
+                let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+                if let Some(dir) = self.dirs.get(&event.wd) {
+                    use std::os::unix::ffi::OsStrExt;
+                    files.insert(dir.join(std::ffi::OsStr::from_bytes(name)));
+                }
+                at += header + name_len;
+            }
         }
     }
 }
 
 /// Sleeps up to `timeout` in one poll(2); returns the components whose process exited
-/// and whether a watched directory changed (or the timeout passed: then everything is
-/// looked at, as if it had).
+/// and the files that changed in the watched directories (after a timeout: anything,
+/// so everything is looked at).
 fn wait(
     tracked: &HashMap<String, Tracked>,
     dirs: &DirWatch,
     wake: &std::os::unix::net::UnixStream,
     timeout: Duration,
-) -> (Vec<String>, bool) {
+) -> (Vec<String>, Changed) {
     use std::os::fd::AsRawFd;
     let watched: Vec<(&String, i32)> = tracked
         .iter()
@@ -167,9 +233,9 @@ fn wait(
         )
     };
     if n <= 0 {
-        return (Vec::new(), true);
+        return (Vec::new(), Changed::Anything);
     }
-    {
+    if fds.last().is_some_and(|f| f.revents != 0) {
         use std::io::Read;
         let mut b = [0u8; 64];
         while matches!((&*wake).read(&mut b), Ok(n) if n > 0) {}
@@ -237,7 +303,7 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         }
         let first_pass = !out.is_empty();
         let (exited, changed) = if first_pass {
-            (Vec::new(), true)
+            (Vec::new(), Changed::Anything)
         } else {
             let timeout = next_sample
                 .saturating_duration_since(Instant::now())
@@ -249,8 +315,12 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         if sample {
             next_sample = now + Duration::from_millis(config.interval_ms.max(10));
         }
-        if changed || sample {
+        if changed.any() || sample {
             for log in &mut logs {
+                // Only a log whose file changed (or all of them, now and then).
+                if !sample && !changed.has_log(log.follower.path()) {
+                    continue;
+                }
                 buf.clear();
                 if let Err(e) = log.follower.poll(&mut buf) {
                     out.push(event(&log.component, "log_error", &e.to_string()));
@@ -270,7 +340,7 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                 // Looked at when its metrics are due, when its process exited, or when
                 // its pid file changed (a start).
                 let mut look = sample || !t.looked || exited.contains(&c.name);
-                if changed {
+                if changed.has(Path::new(pid_file)) {
                     let stamp = std::fs::metadata(pid_file)
                         .ok()
                         .and_then(|m| Some((m.modified().ok()?, m.len())));

@@ -16,6 +16,7 @@
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod host;
 pub mod local;
 pub mod processor;
 
