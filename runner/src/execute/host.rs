@@ -278,23 +278,11 @@ impl StepHost<'_> {
                 continue;
             };
             let wait = timeout.unwrap_or(Duration::from_secs(1));
-            let started = Instant::now();
-            let since = self.ctx.started_us;
-            loop {
-                let all = observed.events(&env.name, since, crate::net::router::now_us());
-                if awaited.met(&all, since) {
-                    break;
-                }
-                if started.elapsed() >= wait {
-                    return Some(format!(
-                        "pre-condition of `{step}` (`{}`) does not hold, so the step did not run: {}",
-                        expect.join(" "),
-                        awaited.why_not(&all, self.started_us, wait)
-                    ));
-                }
-                if !interrupt::sleep(Duration::from_millis(5), self.interruptible) {
-                    return None;
-                }
+            if let Some(why) = self.judge(observed, &awaited, self.ctx.started_us, wait) {
+                return Some(format!(
+                    "pre-condition of `{step}` (`{}`) does not hold, so the step did not run: {why}",
+                    expect.join(" ")
+                ));
             }
         }
         None
@@ -350,24 +338,37 @@ impl StepHost<'_> {
                 continue;
             };
             let wait = timeout.unwrap_or(Duration::from_secs(5));
-            let started = Instant::now();
-            loop {
-                let all = observed.events(&env.name, since, crate::net::router::now_us());
-                if awaited.met(&all, since) {
-                    break;
-                }
-                if started.elapsed() >= wait {
-                    return Some(format!(
-                        "post-condition of `{after}`: {}",
-                        awaited.why_not(&all, since, wait)
-                    ));
-                }
-                if !interrupt::sleep(Duration::from_millis(5), self.interruptible) {
-                    return None;
-                }
+            if let Some(why) = self.judge(observed, &awaited, since, wait) {
+                return Some(format!("post-condition of `{after}`: {why}"));
             }
         }
         None
+    }
+
+    /// Waits up to `wait` for `awaited`, judged on the environment's events since
+    /// `since_us`; why not, when it did not come (`None` also when interrupted: the
+    /// interruption is the step's outcome then).
+    fn judge(
+        &self,
+        observed: &dyn super::observe::Observations,
+        awaited: &super::observe::Awaited,
+        since_us: i64,
+        wait: Duration,
+    ) -> Option<String> {
+        let env = &self.ctx.plan.env.name;
+        let started = Instant::now();
+        loop {
+            let all = observed.events(env, since_us, crate::net::router::now_us());
+            if awaited.met(&all, since_us) {
+                return None;
+            }
+            if started.elapsed() >= wait {
+                return Some(awaited.why_not(&all, since_us, wait));
+            }
+            if !interrupt::sleep(Duration::from_millis(5), self.interruptible) {
+                return None;
+            }
+        }
     }
 
     /// `metric NAME` / `metric SOURCE NAME`: prints the latest sample (for `set`).

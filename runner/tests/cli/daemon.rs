@@ -408,6 +408,39 @@ fn serve_on(
     (serve, log)
 }
 
+/// The demo's `matching` daemon dialling `router`, once `lowtouch status` lists it: the
+/// daemon, its stderr, and a check that it is connected (again).
+fn matching_daemon(
+    p: &Project,
+    router: &str,
+) -> (
+    std::process::Child,
+    std::sync::Arc<std::sync::Mutex<String>>,
+    impl Fn() -> bool,
+) {
+    let mut daemon = p
+        .lowtouch(&["daemon", "--server", router, "--name", "matching"])
+        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
+        .spawn();
+    let log = log_of(&mut daemon);
+    let dir = p.path().to_path_buf();
+    let connected = move || {
+        let out = std::process::Command::new(crate::harness::LOWTOUCH)
+            .arg("-C")
+            .arg(&dir)
+            .arg("status")
+            .output()
+            .expect("lowtouch status");
+        String::from_utf8_lossy(&out.stdout).contains("daemon local/matching from 127.0.0.1:")
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), &connected),
+        "{}",
+        log.lock().unwrap()
+    );
+    (daemon, log, connected)
+}
+
 #[test]
 fn a_server_restarted_mid_run_stores_it_interrupted_and_loses_no_observation() {
     let p = Project::demo();
@@ -421,22 +454,7 @@ fn a_server_restarted_mid_run_stores_it_interrupted_and_loses_no_observation() {
     );
     let router = format!("127.0.0.1:{}", free_port());
     let (serve, serve_log) = serve_on(&p, &router);
-    let mut daemon = p
-        .lowtouch(&["daemon", "--server", &router, "--name", "matching"])
-        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
-        .spawn();
-    let daemon_log = log_of(&mut daemon);
-    let connected = || {
-        p.lowtouch(&["status"])
-            .output()
-            .stdout
-            .contains("daemon local/matching from 127.0.0.1:")
-    };
-    assert!(
-        wait_until(Duration::from_secs(20), connected),
-        "{}",
-        daemon_log.lock().unwrap()
-    );
+    let (daemon, daemon_log, connected) = matching_daemon(&p, &router);
 
     let run = p.lowtouch(&["run", "long"]).spawn();
     let env_dir = p.path().join(".lowtouch/envs/local");
@@ -520,16 +538,7 @@ fn a_daemon_killed_mid_command_fails_the_step_at_once() {
     p.write("pipelines/slow.scn", "slow\n");
     let router = format!("127.0.0.1:{}", free_port());
     let (serve, serve_log) = serve_on(&p, &router);
-    let mut daemon = p
-        .lowtouch(&["daemon", "--server", &router, "--name", "matching"])
-        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
-        .spawn();
-    let _daemon_log = log_of(&mut daemon);
-    assert!(wait_until(Duration::from_secs(20), || p
-        .lowtouch(&["status"])
-        .output()
-        .stdout
-        .contains("daemon local/matching from")));
+    let (mut daemon, _daemon_log, _) = matching_daemon(&p, &router);
     let run = p.lowtouch(&["run", "long"]).spawn();
     // The alias runs on the daemon's host: find it there, then kill the daemon.
     let sleeper = || {
