@@ -277,7 +277,7 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone()
             {
-                logs = build_logs(&config, &shared);
+                logs = build_logs(&config, &shared, std::mem::take(&mut logs));
                 tracked.retain(|name, _| config.components.iter().any(|c| &c.name == name));
                 dirs = DirWatch::new();
                 // Said once the logs are followed: from here on nothing they get is missed.
@@ -428,7 +428,10 @@ fn event(source: &str, name: &str, value: &str) -> Observation {
     }
 }
 
-fn build_logs(config: &DaemonConfig, shared: &Shared) -> Vec<Log> {
+/// The logs a configuration follows. A log followed before (same component, same file)
+/// keeps its follower, so a new configuration — every run sends one — loses no line
+/// written meanwhile; a new one starts at the file's end.
+fn build_logs(config: &DaemonConfig, shared: &Shared, mut before: Vec<Log>) -> Vec<Log> {
     let mut logs = Vec::new();
     if !config.collectors.iter().any(|c| c == "log") {
         return logs;
@@ -459,10 +462,14 @@ fn build_logs(config: &DaemonConfig, shared: &Shared) -> Vec<Log> {
                 }
             }
         }
+        let kept = before
+            .iter()
+            .position(|l| l.component == c.name && l.follower.path() == Path::new(path))
+            .map(|i| before.swap_remove(i).follower);
         logs.push(Log {
             component: c.name.clone(),
             // A daemon attaching to a live log reports what comes, not its history.
-            follower: Follower::new(path, true),
+            follower: kept.unwrap_or_else(|| Follower::new(path, true)),
             rules: RuleSet::new(rules),
         });
     }

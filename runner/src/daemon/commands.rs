@@ -139,11 +139,14 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
             control(components.restart(name, limit(limit_ms), false))
         }
         Command::Tidy { all } => {
-            let notes = if *all {
+            // At a run's end: what this daemon started, and what a daemon process before
+            // it started for the run (found by recorded pid and start time).
+            let mut notes = if *all {
                 components.stop_all_started()
             } else {
-                components.stop_leftovers()
+                Vec::new()
             };
+            notes.extend(components.stop_leftovers());
             Done {
                 stdout: notes.iter().map(|n| format!("{n}\n")).collect(),
                 ..Done::default()
@@ -170,7 +173,10 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
                     }
                 ));
             };
-            if let Some((key, _)) = env.iter().find(|(k, _)| !k.starts_with("LOWTOUCH_")) {
+            if let Some((key, _)) = env
+                .iter()
+                .find(|(k, _)| !k.starts_with("LOWTOUCH_") || k == OWN_SECRET)
+            {
                 return refused(format!(
                     "`{key}` is not a variable a router may set (only LOWTOUCH_* ones)"
                 ));

@@ -188,7 +188,10 @@ async fn connect_once(
         match crate::net::next_message(&mut read, &mut decoder, "the router").await? {
             Message::Welcome { .. } => Ok(()),
             Message::Refused { reason } => Err(format!("refused: {reason}")),
-            other => Err(format!("unexpected answer to the proof: {other:?}")),
+            other => Err(format!(
+                "unexpected answer to the proof: a `{}` message",
+                other.kind()
+            )),
         }
     };
     tokio::time::timeout(Duration::from_secs(10), handshake)
@@ -310,8 +313,9 @@ fn on_message(
         }
         Message::Pong { .. } | Message::Welcome { .. } => {}
         other => crate::errln!(
-            "daemon {}: the router sent {other:?}, which a router does not send; ignored",
-            options.name
+            "daemon {}: the router sent a `{}` message, which a router does not send; ignored",
+            options.name,
+            other.kind()
         ),
     }
 }

@@ -48,11 +48,14 @@ pub async fn store_all(
         for d in batch.drain(..) {
             if let Some(seq) = d.seq {
                 let who = (d.environment.clone(), d.daemon.clone(), d.boot.clone());
-                let mark = marks.entry(who.clone()).or_default();
-                if seq < *mark {
+                let mark = moved
+                    .get(&who)
+                    .or_else(|| marks.get(&who))
+                    .copied()
+                    .unwrap_or(0);
+                if seq < mark {
                     continue;
                 }
-                *mark = seq + 1;
                 moved.insert(who, seq + 1);
             }
             if let Some(f) = &forward
@@ -64,20 +67,30 @@ pub async fn store_all(
             items.push((record(d), n));
         }
         let moved: Vec<_> = moved.into_iter().collect();
-        let stored = match store.put_observations(&items, &moved) {
-            Ok(()) => store.flush_observations().await,
-            Err(e) => Err(e),
-        };
-        match stored {
-            Ok(()) => {
-                for ((env, daemon, boot), next) in &moved {
-                    router.stored(&format!("{env}/{daemon}"), boot, next - 1);
+        // The router has handed these over once: they are stored, or tried again, never
+        // dropped (a store that cannot write stops everything anyway).
+        let mut retry = std::time::Duration::from_millis(100);
+        loop {
+            let stored = match store.put_observations(&items, &moved) {
+                Ok(()) => store.flush_observations().await,
+                Err(e) => Err(e),
+            };
+            match stored {
+                Ok(()) => break,
+                Err(e) => {
+                    crate::errln!(
+                        "data processor: cannot store {} observations: {e}; trying again in {:.1}s",
+                        items.len(),
+                        retry.as_secs_f64()
+                    );
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(std::time::Duration::from_secs(10));
                 }
             }
-            Err(e) => crate::errln!(
-                "data processor: cannot store {} observations: {e} (not acknowledged: the daemons send them again)",
-                items.len()
-            ),
+        }
+        for ((env, daemon, boot), next) in moved {
+            router.stored(&format!("{env}/{daemon}"), &boot, next - 1);
+            marks.insert((env, daemon, boot), next);
         }
     }
 }

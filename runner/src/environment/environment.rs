@@ -22,6 +22,7 @@ pub const OWN_CREDENTIALS: &[&str] = &[
     "LOWTOUCH_GIT_TOKEN",
     "LOWTOUCH_WEBHOOK_SECRET",
     "LOWTOUCH_GITHUB_APP_KEY",
+    "LOWTOUCH_DAEMON_SECRET",
 ];
 
 pub const BUILTIN_VARS: &[&str] = &["lowtouch", "project_dir", "env", "env_dir", "run_id"];

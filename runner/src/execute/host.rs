@@ -37,9 +37,12 @@ pub struct RunContext<'a> {
     /// When the run began on this environment (µs since the epoch): pre-conditions look
     /// back to it.
     pub started_us: i64,
-    /// Crashes the daemons reported during a step that did not act on that component:
-    /// the run starts the pipeline's `on_event` scenario for them after the scenario.
-    pub unexpected: std::sync::Mutex<Vec<Seen>>,
+    /// Crashes a step caused (it acted on that component), as (component, µs): every
+    /// other crash of the run is unexpected, and the run starts the pipeline's `on_event`
+    /// scenario for it after the scenario in progress.
+    pub caused: std::sync::Mutex<Vec<(String, i64)>>,
+    /// Crashes diagnosed already.
+    pub diagnosed: std::sync::Mutex<Vec<(String, i64)>>,
     /// What the monitoring network observed (`wait_for`, `metric`); `None` without one.
     pub observed: Option<&'a dyn super::observe::Observations>,
 }
@@ -423,6 +426,8 @@ impl Host for StepHost<'_> {
         self.targeted.borrow_mut().clear();
         let exec = match self.pre_conditions(step.name, &step.args) {
             Some(why) => Exec::failed("condition", 1, why),
+            // Interrupted while a pre-condition was awaited: the step does not run.
+            None if self.interrupted() => Exec::interrupted("condition"),
             None => self.dispatch(
                 step.name,
                 &step.args,
@@ -467,13 +472,13 @@ impl Host for StepHost<'_> {
         });
         if let Some(around) = &around {
             let targeted = self.targeted.borrow();
-            let crashes = around.events.iter().filter(|e| {
-                e.name == "process" && e.text == "CRASHED" && !targeted.contains(&e.source)
+            let caused = around.events.iter().filter(|e| {
+                e.name == "process" && e.text == "CRASHED" && targeted.contains(&e.source)
             });
-            ctx.unexpected
+            ctx.caused
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .extend(crashes.cloned());
+                .extend(caused.map(|e| (e.source.clone(), e.at_us)));
         }
         let record = StepRecord {
             around,

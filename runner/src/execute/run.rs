@@ -133,7 +133,8 @@ fn run_plan(
         secret_vars: plan.env.secret_vars(),
         masks: plan.env.secret_masks(),
         observed: settings.observed,
-        unexpected: std::sync::Mutex::new(Vec::new()),
+        caused: std::sync::Mutex::new(Vec::new()),
+        diagnosed: std::sync::Mutex::new(Vec::new()),
         started_us: crate::net::router::now_us(),
     };
     let runner = &PlanRunner { ctx: &ctx, index };
@@ -209,6 +210,7 @@ fn run_plan(
         results.extend(runner.diagnose());
         results.extend(runner.hook("after_each", &plan.pipeline.after_each, true));
     }
+    results.extend(runner.diagnose());
     results.extend(runner.hook("teardown", &plan.pipeline.teardown, true));
     for note in control.stop_all_started() {
         events.emit(&RunEvent::Notice(&note));
@@ -395,14 +397,42 @@ impl PlanRunner<'_> {
     /// `on_event` scenario whose pattern matches `SOURCE process CRASHED`, with the
     /// event's variables (`#{event.source}`…). Recorded as a hook (`on_event NAME`): it
     /// says what happened, it is not one of the pipeline's scenarios.
+    ///
+    /// Every crash of the run so far is looked at (the events index, from the run's
+    /// start), so one reported a little after the step it happened in is not missed.
     fn diagnose(&self) -> Vec<ScenarioRecord> {
-        let crashes = std::mem::take(
-            &mut *self
-                .ctx
-                .unexpected
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let ctx = self.ctx;
+        let Some(observed) = ctx.observed else {
+            return Vec::new();
+        };
+        let crashes: Vec<_> = {
+            let caused = ctx.caused.lock().unwrap_or_else(|e| e.into_inner());
+            let mut diagnosed = ctx.diagnosed.lock().unwrap_or_else(|e| e.into_inner());
+            observed
+                .events(
+                    &ctx.plan.env.name,
+                    ctx.started_us,
+                    crate::net::router::now_us(),
+                )
+                .into_iter()
+                .filter(|e| e.name == "process" && e.text.as_deref() == Some("CRASHED"))
+                .filter(|e| {
+                    let id = (e.source.clone(), e.at_us);
+                    let new = !caused.contains(&id) && !diagnosed.contains(&id);
+                    if new {
+                        diagnosed.push(id);
+                    }
+                    new
+                })
+                .map(|e| crate::store::Seen {
+                    at_us: e.at_us,
+                    daemon: e.daemon,
+                    source: e.source,
+                    name: e.name,
+                    text: e.text.unwrap_or_default(),
+                })
+                .collect()
+        };
         let mut out = Vec::new();
         for crash in crashes {
             let line = format!("{} {} {}", crash.source, crash.name, crash.text);

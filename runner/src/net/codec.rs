@@ -84,6 +84,28 @@ pub enum Message {
     },
 }
 
+impl Message {
+    /// The message's kind, for logs: a message itself may carry secrets (a configuration
+    /// holds components' environments), so it is never printed whole.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "hello",
+            Message::Challenge { .. } => "challenge",
+            Message::Auth { .. } => "auth",
+            Message::Welcome { .. } => "welcome",
+            Message::Refused { .. } => "refused",
+            Message::Ping { .. } => "ping",
+            Message::Pong { .. } => "pong",
+            Message::Observations { .. } => "observations",
+            Message::Ack { .. } => "ack",
+            Message::Dropped { .. } => "dropped",
+            Message::Configure(_) => "configure",
+            Message::Command { .. } => "command",
+            Message::Outcome { .. } => "outcome",
+        }
+    }
+}
+
 /// One thing a daemon saw, on its own clock (the router moves it onto its timeline).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]

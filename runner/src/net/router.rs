@@ -151,10 +151,23 @@ impl Router {
         let router = Router {
             inner: Arc::new(Inner {
                 configs: Mutex::new(config.configs.clone()),
+                // What an earlier server stored counts as stored: a resend of it alone is
+                // acknowledged, not kept in the daemon's outbox.
+                stored: Mutex::new(
+                    config
+                        .inboxes
+                        .iter()
+                        .map(|((env, daemon, boot), next)| {
+                            (
+                                (format!("{env}/{daemon}"), boot.clone()),
+                                next.saturating_sub(1),
+                            )
+                        })
+                        .collect(),
+                ),
                 config,
                 daemons: Mutex::new(HashMap::new()),
                 inboxes: Mutex::new(HashMap::new()),
-                stored: Mutex::new(HashMap::new()),
                 delivered: tx,
                 next_id: AtomicU64::new(1),
             }),
@@ -478,6 +491,9 @@ impl Router {
             configured: std::sync::atomic::AtomicBool::new(false),
         });
         let key = format!("{environment}/{daemon}");
+        // Welcome goes first on the link: a `configure` for this daemon may be queued the
+        // moment it is listed.
+        let _ = link.tx.send(Message::Welcome { session });
         {
             let mut daemons = self.inner.daemons.lock().unwrap_or_else(|e| e.into_inner());
             if daemons.contains_key(&key) {
@@ -487,7 +503,6 @@ impl Router {
             }
             daemons.insert(key.clone(), link.clone());
         }
-        let _ = link.tx.send(Message::Welcome { session });
         let config = self
             .inner
             .configs
@@ -613,7 +628,8 @@ impl Router {
             }
             other => {
                 crate::errln!(
-                    "router: daemon {name} sent {other:?}, which a daemon does not send; ignored"
+                    "router: daemon {name} sent a `{}` message, which a daemon does not send; ignored",
+                    other.kind()
                 );
             }
         }

@@ -334,7 +334,7 @@ fn a_crash_no_step_caused_starts_the_pipelines_diagnostics_within_the_run() {
         "environments/local.yaml",
         "hosts:\n  localhost: { address: 127.0.0.1 }\n\
          components:\n\
-         \x20 Flaky:\n    start: [sh, -c, 'sleep 0.3; kill -9 $$']\n\
+         \x20 Flaky:\n    start: [sh, -c, 'sleep 0.5; kill -9 $$']\n\
          \x20 Steady:\n    start: [sleep, '60']\n\
          daemons:\n  watcher:\n    host: localhost\n    collectors: [process]\n",
     );
@@ -346,7 +346,7 @@ fn a_crash_no_step_caused_starts_the_pipelines_diagnostics_within_the_run() {
     );
     p.write(
         "pipelines/main.scn",
-        "start Steady\nstart Flaky\nkill -9 Steady\nsleep 1s\n",
+        "start Steady\nstart Flaky\nkill -9 Steady\nsleep 2s\n",
     );
     p.write(
         "pipelines/diag.scn",

@@ -37,8 +37,8 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
     assert!(backup_log.contains("PRIMARY LOST"), "{backup_log}");
 
     // Each step is stored with the system around it: the kill -9 of the failover
-    // scenario with the crash it caused and the backup taking over, and the metrics of
-    // the primary's host just before and after.
+    // scenario with the crash it caused (the step waits for it: a post-condition), and
+    // the metrics of the primary's host just before and after.
     let steps: Vec<serde_json::Value> = serde_json::from_str(
         &p.lowtouch(&["history", "--run", "last", "--steps", "--json"])
             .output()
@@ -56,10 +56,7 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
             .iter()
             .any(|e| e["source"] == source && e["text"] == text)
     };
-    assert!(
-        saw("MatchingEnginePrimary", "CRASHED") && saw("MatchingEngineBackup", "ACTIVE"),
-        "{kill:#}"
-    );
+    assert!(saw("MatchingEnginePrimary", "CRASHED"), "{kill:#}");
     for when in ["before", "after"] {
         let samples = kill["around"][when].as_array().unwrap();
         assert!(

@@ -279,12 +279,23 @@ fn three_hosts_run_the_failover_and_survive_a_cut_link() {
         String::from_utf8_lossy(&watched.stderr)
     );
 
-    let events = p
-        .lowtouch(&["history", "--run", "last", "--events", "--json"])
-        .output()
-        .expect_code(0)
-        .stdout;
-    let events: Vec<serde_json::Value> = serde_json::from_str(&events).unwrap();
+    // What the daemon kept while away arrives once it is back: wait for all of it.
+    let events = || -> Vec<serde_json::Value> {
+        let out = p
+            .lowtouch(&["history", "--run", "last", "--events", "--json"])
+            .output()
+            .expect_code(0)
+            .stdout;
+        serde_json::from_str(&out).unwrap()
+    };
+    let marks = |events: &[serde_json::Value]| {
+        events
+            .iter()
+            .filter(|e| e["daemon"] == "monitoring" && e["source"] == "Probe")
+            .count()
+    };
+    wait_until(Duration::from_secs(15), || marks(&events()) >= 10);
+    let events = events();
     for i in 0..10 {
         let seen = events
             .iter()
