@@ -121,7 +121,9 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
             if !controlled(name) {
                 return not_ours(name);
             }
-            control(components.start(name, limit(limit_ms), false))
+            // Interruptible: a daemon inside a run's process gives up with the run's Ctrl-C
+            // (a daemon process only with its own).
+            control(components.start(name, limit(limit_ms), true))
         }
         Command::Stop { component: name } => {
             if !controlled(name) {
@@ -136,7 +138,7 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
             if !controlled(name) {
                 return not_ours(name);
             }
-            control(components.restart(name, limit(limit_ms), false))
+            control(components.restart(name, limit(limit_ms), true))
         }
         Command::Tidy { all } => {
             // At a run's end: what this daemon started, and what a daemon process before

@@ -52,7 +52,7 @@ pub struct Components {
     /// Components this process started, kept to reap them and to stop them at the end.
     children: Mutex<HashMap<String, Child>>,
     /// One control command per component at a time.
-    busy: Mutex<()>,
+    busy: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
 }
 
 /// Where components run.
@@ -128,8 +128,19 @@ impl Components {
             specs: Mutex::new(BTreeMap::new()),
             place: Mutex::new(place),
             children: Mutex::new(HashMap::new()),
-            busy: Mutex::new(()),
+            busy: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The lock that keeps one control command per component at a time (commands on
+    /// other components do not wait for it).
+    fn lock_of(&self, name: &str) -> std::sync::Arc<Mutex<()>> {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
     }
 
     pub fn place(&self) -> Place {
@@ -255,7 +266,8 @@ impl Components {
     /// Starts the component and waits until it is ready, at most `limit` (and at most
     /// its `ready.timeout`).
     pub fn start(&self, name: &str, limit: Duration, interruptible: bool) -> Control {
-        let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = self.lock_of(name);
+        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         let c = self.spec(name)?;
         if let Some(pid) = self.find_with(name, &c) {
             return Err(format!(
@@ -354,7 +366,8 @@ impl Components {
     }
 
     pub fn stop(&self, name: &str) -> Control {
-        let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = self.lock_of(name);
+        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         self.stop_locked(name)
     }
 
@@ -419,7 +432,8 @@ impl Components {
 
     /// Sends `sig`; for a signal that ends a process, waits until it has.
     pub fn kill(&self, name: &str, sig: i32) -> Control {
-        let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = self.lock_of(name);
+        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         let c = self.spec(name)?;
         let Some(pid) = self.find_with(name, &c) else {
             return Err(format!("`{name}` is not running: there is nothing to kill"));
