@@ -375,6 +375,25 @@ fn check_knows_the_environment_templates_data_and_daemons() {
             out.stderr
         );
     }
+    // A log rule whose regular expression does not compile: a config error at load time,
+    // at its place.
+    p.write(
+        "environments/badrule.yaml",
+        "hosts:\n  h1: { address: 127.0.0.1 }\n\
+         components:\n  C:\n    start: [sleep, '1']\n    log: c.log\n\
+         daemons:\n  d:\n    host: h1\n    logs:\n      - component: C\n\
+         \x20       rules:\n          - { pattern: 'STATE: (?P<s>\\w+', event: state }\n",
+    );
+    let bad_rule = p
+        .lowtouch(&["check", "environments/badrule.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        bad_rule.stderr.contains("invalid regular expression")
+            && bad_rule.stderr.contains("environments/badrule.yaml:13:"),
+        "{}",
+        bad_rule.stderr
+    );
     // Every finding names its place.
     assert!(
         out.stderr.contains("environments/bad.yaml:7:"),
