@@ -10,6 +10,7 @@
 //! - [`watch`]: watched repositories: gix mirrors, change detection, classification.
 //! - [`github`]: commit statuses (octocrab); the only module that talks to GitHub.
 //! - [`report`]: terminal output, JUnit, JSON; they read events or stored runs.
+//! - [`compare`]: a run against an earlier one: releases, `lowtouch diff`, JUnit's diff.
 //! - [`testdata`]: test-data generators, deterministic, regenerated only on change.
 //! - [`trigger`]: what starts work: GitHub webhooks (verified, parsed), the run queue.
 //! - [`revision`]: which revision of the project is under test.
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod console;
 pub mod daemon;
 pub mod environment;

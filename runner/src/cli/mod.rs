@@ -5,6 +5,7 @@ pub mod check;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod diff;
 pub mod error;
 pub mod history;
 pub mod poll;
@@ -55,6 +56,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// List stored runs, newest first.
     History(history::HistoryArgs),
+    /// Compare two runs (or the newest with its previous release): changes, diffs, metrics.
+    Diff(diff::DiffArgs),
+    /// Name a stored run a release (the baseline later runs are compared with).
+    Release(diff::ReleaseArgs),
     /// Render an environment's configs and test data; `--diff` shows what would change.
     Render(render::RenderArgs),
     /// Fetch the pipelines' repositories once and run what their new commits call for.
@@ -131,6 +136,8 @@ impl Command {
             Command::Run(_) => "run",
             Command::Check(_) => "check",
             Command::History(_) => "history",
+            Command::Diff(_) => "diff",
+            Command::Release(_) => "release",
             Command::Render(_) => "render",
             Command::Poll(_) => "poll",
             Command::Serve(_) => "serve",
@@ -189,6 +196,8 @@ pub fn execute(cli: &Cli) -> Result<i32, CliError> {
         Command::Run(args) => run::run(cli, args),
         Command::Check(args) => check::check(cli, args),
         Command::History(args) => history::history(cli, args),
+        Command::Diff(args) => diff::diff(cli, args),
+        Command::Release(args) => diff::release(cli, args),
         Command::Render(args) => render::render(cli, args),
         Command::Poll(args) => poll::poll(cli, args),
         Command::Serve(args) => serve::serve(cli, args),

@@ -498,8 +498,33 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         scenarios.push((sc, steps));
     }
     let stored = StoredRun { run, scenarios };
-    let xml = report::junit::render(&stored)
-        .map_err(|e| CliError::infra(format!("cannot render JUnit: {e}")))?;
+    // The comparison with the previous release, in the JUnit file.
+    let previous = crate::compare::history::previous_release(
+        store,
+        x.project,
+        &stored.run,
+        crate::compare::history::RELEASE_PATTERN,
+    )?;
+    let comparison = match &previous {
+        Some((_, baseline)) => Some(super::diff::comparison(
+            store,
+            x.project,
+            baseline,
+            &stored.run,
+        )?),
+        None => None,
+    };
+    let label = previous
+        .as_ref()
+        .map(|(name, r)| format!("{name} ({})", r.id));
+    let xml = report::junit::render_compared(
+        &stored,
+        &report::junit::Compared {
+            with: label.as_deref(),
+            comparison: comparison.as_ref(),
+        },
+    )
+    .map_err(|e| CliError::infra(format!("cannot render JUnit: {e}")))?;
     if let Some(dir) = junit_path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::infra(format!("cannot create {}: {e}", dir.display())))?;

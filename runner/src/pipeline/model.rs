@@ -60,6 +60,10 @@ pub struct PipelineFile {
     /// the environment ("event-driven scenario execution"): `{ match: REGEX, run: FILE }`.
     #[serde(default)]
     pub on_event: Vec<OnEventSpec>,
+    /// What `lowtouch diff` and the JUnit comparison mask in step output besides the
+    /// defaults (times, ids, durations, pids): `{ pattern: REGEX, replace: TEXT }`.
+    #[serde(default)]
+    pub masks: Vec<MaskSpec>,
     /// Environments whose changed configs this pipeline rolls out (canary first) before
     /// its scenarios run.
     #[serde(default)]
@@ -74,6 +78,18 @@ pub struct PipelineFile {
     pub step_budget: Option<u64>,
     /// Bytes of output kept per step and stream (default 65536); the rest is counted.
     pub output_limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskSpec {
+    pub pattern: String,
+    #[serde(default = "default_mask")]
+    pub replace: String,
+}
+
+fn default_mask() -> String {
+    "<masked>".into()
 }
 
 #[derive(Debug, Deserialize)]

@@ -45,6 +45,8 @@ pub struct Pipeline {
     pub on_event: Vec<OnEvent>,
     /// Made by [`Pipeline::event_stage`]: `#{event.*}` is set.
     pub event_driven: bool,
+    /// Masks for comparing runs (`lowtouch diff`, JUnit), besides the defaults.
+    pub masks: Vec<crate::compare::Mask>,
     pub step_timeout: Duration,
     pub scenario_timeout: Duration,
     pub deploy_timeout: Duration,
@@ -363,6 +365,26 @@ impl Pipeline {
                 }
             }
         }
+        let mut masks = Vec::new();
+        for m in &spec.masks {
+            match regex::Regex::new(&m.pattern) {
+                Ok(pattern) => masks.push(crate::compare::Mask {
+                    pattern,
+                    replace: m.replace.clone(),
+                }),
+                Err(err) => {
+                    let (line, col) =
+                        locate_value(&file.text, &["masks"], &m.pattern).unwrap_or((1, 1));
+                    findings.push(Finding::at(
+                        &file,
+                        line,
+                        col,
+                        m.pattern.len(),
+                        format!("`masks`: bad pattern: {err}"),
+                    ));
+                }
+            }
+        }
         let mut on_event = Vec::new();
         for e in &spec.on_event {
             let (line, col) = locate_value(&file.text, &["on_event"], &e.pattern).unwrap_or((1, 1));
@@ -447,6 +469,7 @@ impl Pipeline {
             maintenance,
             on_event,
             event_driven: false,
+            masks,
             step_timeout,
             scenario_timeout,
             deploy_timeout,
@@ -483,6 +506,7 @@ impl Pipeline {
             maintenance: Vec::new(),
             on_event: Vec::new(),
             event_driven: false,
+            masks: Vec::new(),
             step_timeout: DEFAULT_STEP_TIMEOUT,
             scenario_timeout: DEFAULT_SCENARIO_TIMEOUT,
             deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,

@@ -2,6 +2,10 @@
 //! one testcase per scenario. It stays within the Jenkins xunit schema (`junit-10.xsd`):
 //! properties only on suites, and per testcase only `skipped`, `failure`, `error`,
 //! `system-out` and `system-err`.
+//!
+//! With a comparison (the previous release), every suite says what it was compared with,
+//! how many scenarios changed how, each testcase's change, and the key metrics with their
+//! change; each testcase's `system-out` opens with its change and the masked diff.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,7 +24,35 @@ pub struct StoredRun {
 
 pub type ScenarioWithSteps = (ScenarioRecord, Vec<StepRecord>);
 
+/// What a run is compared with in its report: the release's label (or `None`: no
+/// previous release) and the comparison.
+pub struct Compared<'a> {
+    pub with: Option<&'a str>,
+    pub comparison: Option<&'a crate::compare::Comparison>,
+}
+
 pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError> {
+    render_compared(
+        stored,
+        &Compared {
+            with: None,
+            comparison: None,
+        },
+    )
+}
+
+/// `lowtouch.metric.*` names: `p99 internal_latency_us` becomes `internal_latency_us.p99`.
+fn metric_property(summary: &str) -> String {
+    match summary.split_once(' ') {
+        Some((stat, name)) => format!("lowtouch.metric.{name}.{stat}"),
+        None => format!("lowtouch.metric.{summary}"),
+    }
+}
+
+pub fn render_compared(
+    stored: &StoredRun,
+    compared: &Compared<'_>,
+) -> Result<String, quick_junit::SerializeError> {
     let run = &stored.run;
     let mut report = Report::new("lowtouch");
     // No timestamp on <testsuites>: junit-10.xsd does not declare one there.
@@ -54,6 +86,54 @@ pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError>
                 commit.as_str(),
             ));
         }
+        suite.add_property(Property::new(
+            "lowtouch.compared_with",
+            compared.with.unwrap_or("none"),
+        ));
+        let change_of = |name: &str| {
+            compared
+                .comparison
+                .and_then(|c| c.change_of(&pipeline, &env, name))
+        };
+        for change in crate::compare::Change::ALL {
+            let n = match compared.comparison {
+                Some(c) => c
+                    .scenarios
+                    .iter()
+                    .filter(|s| s.pipeline == pipeline && s.environment == env)
+                    .filter(|s| s.change == change)
+                    .count(),
+                // No release to compare with: every scenario is new.
+                None if change == crate::compare::Change::New => entries
+                    .iter()
+                    .filter(|e| e.0.kind == ScenarioKind::Scenario)
+                    .count(),
+                None => 0,
+            };
+            suite.add_property(Property::new(
+                format!("lowtouch.count.{}", change.as_str()),
+                n.to_string(),
+            ));
+        }
+        for (sc, _) in entries.iter().map(|e| (&e.0, &e.1)) {
+            if sc.kind == ScenarioKind::Scenario {
+                let change = change_of(&sc.name).map_or("new", |c| c.change.as_str());
+                suite.add_property(Property::new(
+                    format!("lowtouch.change.{}", sc.name),
+                    change,
+                ));
+            }
+        }
+        if let Some(c) = compared.comparison {
+            for m in &c.metrics {
+                let value = match (m.after, m.change_pct) {
+                    (Some(a), Some(p)) => format!("{a:.1} ({p:+.1}%)"),
+                    (Some(a), None) => format!("{a:.1}"),
+                    (None, _) => "-".to_string(),
+                };
+                suite.add_property(Property::new(metric_property(&m.name), value));
+            }
+        }
         if let Some(first) = entries.first()
             && let Some(ts) = parse_time(&first.0.started_at)
         {
@@ -62,7 +142,28 @@ pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError>
         let total: u64 = entries.iter().map(|e| e.0.duration_ms).sum();
         suite.set_time(Duration::from_millis(total));
         for (sc, steps) in entries.iter().map(|e| (&e.0, &e.1)) {
-            suite.add_test_case(test_case(sc, steps, &classname));
+            let mut case = test_case(sc, steps, &classname);
+            if sc.kind == ScenarioKind::Scenario {
+                // The change first, then the masked diff, then the transcript.
+                let head = match change_of(&sc.name) {
+                    Some(c) => {
+                        let mut head = format!(
+                            "lowtouch: {} against {} (there: {})\n",
+                            c.change.as_str(),
+                            compared.with.unwrap_or("none"),
+                            c.before.map_or("not run", |s| s.as_str())
+                        );
+                        for d in &c.steps {
+                            let _ = writeln!(head, "--- line {}: {}", d.line, d.command);
+                            head.push_str(&d.diff);
+                        }
+                        head
+                    }
+                    None => "lowtouch: new (no previous release to compare with)\n".to_string(),
+                };
+                case.set_system_out(format!("{head}\n{}", transcript(steps)));
+            }
+            suite.add_test_case(case);
         }
         report.add_test_suite(suite);
     }

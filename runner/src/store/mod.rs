@@ -7,6 +7,7 @@ pub mod control;
 pub mod error;
 pub mod observations;
 pub mod records;
+pub mod releases;
 pub mod sink;
 #[expect(clippy::module_inception, reason = "the main type of the module")]
 pub mod store;

@@ -45,6 +45,7 @@ pub struct Store {
     pub(super) leases: sled::Tree,
     pub(super) statuses: sled::Tree,
     pub(super) observations: sled::Tree,
+    pub(super) releases: sled::Tree,
     /// Runs found unfinished at open and marked crashed.
     pub recovered: Vec<String>,
     /// A handle onto the pinned store: dropping it closes nothing.
@@ -119,6 +120,7 @@ impl Store {
             leases: db.open_tree("leases")?,
             statuses: db.open_tree("statuses")?,
             observations: db.open_tree("observations")?,
+            releases: db.open_tree("releases")?,
             db,
             path: path.to_path_buf(),
             recovered: Vec::new(),

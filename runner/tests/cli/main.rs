@@ -3,6 +3,7 @@
 
 mod api;
 mod check;
+mod compare;
 mod daemon;
 mod demo;
 mod deploy;

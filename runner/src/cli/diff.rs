@@ -1,0 +1,184 @@
+//! `lowtouch diff A B` and `lowtouch release NAME`: a run against an earlier one, and
+//! naming a run a release.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+
+use super::{Cli, CliError};
+use crate::compare::history::{self, RELEASE_PATTERN, ResolveError};
+use crate::compare::{Change, Comparison, Mask, Masks};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The baseline: a run id, `last`, a release, a commit or a tag of the project.
+    #[arg(value_name = "A", required_unless_present = "previous")]
+    pub a: Option<String>,
+    /// The run compared with it (default: `last`).
+    #[arg(value_name = "B")]
+    pub b: Option<String>,
+    /// Compare the newest run (or B) with its previous release.
+    #[arg(long, conflicts_with = "a")]
+    pub previous: bool,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReleaseArgs {
+    /// The release's name (`v1.4.0`, `rc-2026-11`).
+    pub name: String,
+    /// The run that is the release [default: the newest].
+    #[arg(long, value_name = "ID", default_value = "last")]
+    pub run: String,
+}
+
+fn resolve_error(e: ResolveError) -> CliError {
+    match e {
+        ResolveError::Store(e) => CliError::Store(e),
+        e => CliError::input(e.to_string()),
+    }
+}
+
+/// The masks of the pipelines a run ran: the defaults and each pipeline's `masks:`.
+pub fn masks_for(project: &std::path::Path, pipelines: &[String]) -> Masks {
+    let mut extra: Vec<Mask> = Vec::new();
+    for path in crate::pipeline::Pipeline::discover(project) {
+        if let Ok(p) = crate::pipeline::Pipeline::load(&path)
+            && pipelines.contains(&p.name)
+        {
+            extra.extend(p.masks.iter().cloned());
+        }
+    }
+    Masks::with(extra)
+}
+
+/// The comparison of `current` with `baseline`, both read from the store.
+pub fn comparison(
+    store: &Store,
+    project: &std::path::Path,
+    baseline: &crate::store::RunRecord,
+    current: &crate::store::RunRecord,
+) -> Result<Comparison, CliError> {
+    let a = history::load(store, &baseline.id)?
+        .ok_or_else(|| CliError::input(format!("run {} is gone", baseline.id)))?;
+    let b = history::load(store, &current.id)?
+        .ok_or_else(|| CliError::input(format!("run {} is gone", current.id)))?;
+    let masks = masks_for(project, &current.pipelines);
+    let before = history::summaries(store, baseline)?;
+    let after = history::summaries(store, current)?;
+    Ok(crate::compare::compare(&a, &b, &masks, (&before, &after)))
+}
+
+pub fn diff(cli: &Cli, args: &DiffArgs) -> Result<i32, CliError> {
+    let project = cli.project()?;
+    let store = Store::open(&cli.db_path(&project))?;
+    let current = if args.previous {
+        history::resolve(&store, &project, args.a.as_deref().unwrap_or("last"))
+    } else {
+        history::resolve(&store, &project, args.b.as_deref().unwrap_or("last"))
+    }
+    .map_err(resolve_error)?;
+    let (label, baseline) = if args.previous {
+        match history::previous_release(&store, &project, &current, RELEASE_PATTERN)? {
+            Some((name, run)) => (format!("release {name} ({})", run.id), run),
+            None => {
+                return Err(CliError::input(format!(
+                    "run {} has no previous release on {} / {}: name one with `lowtouch release NAME --run ID`, or tag a commit `v…`",
+                    current.id,
+                    current.pipelines.join(","),
+                    current.environments.join(",")
+                )));
+            }
+        }
+    } else {
+        let name = args.a.as_deref().unwrap_or("last");
+        let run = history::resolve(&store, &project, name).map_err(resolve_error)?;
+        (format!("{name} ({})", run.id), run)
+    };
+    let c = comparison(&store, &project, &baseline, &current)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&c).map_err(|e| CliError::infra(e.to_string()))?;
+        crate::outln!("{text}");
+    } else {
+        crate::out!("{}", render(&c, &label));
+    }
+    Ok(if c.new_failures() > 0 { 1 } else { 0 })
+}
+
+/// The comparison as a person reads it.
+pub fn render(c: &Comparison, label: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} against {label}", c.current);
+    let counts: Vec<String> = Change::ALL
+        .iter()
+        .filter(|ch| c.count(**ch) > 0)
+        .map(|ch| format!("{} {}", c.count(*ch), ch.as_str()))
+        .collect();
+    let _ = writeln!(out, "{}\n", counts.join(", "));
+    for s in &c.scenarios {
+        let status = |x: Option<crate::store::Status>| x.map_or("-", |s| s.as_str());
+        let time = match (s.before_ms, s.after_ms, s.duration_change_pct) {
+            (Some(b), Some(a), Some(p)) => format!("{b}ms -> {a}ms ({p:+.0}%)"),
+            (_, Some(a), _) => format!("{a}ms"),
+            (Some(b), None, _) => format!("{b}ms before"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<14} {}.{} {}  {} -> {}  {time}",
+            s.change.as_str(),
+            s.pipeline,
+            s.environment,
+            s.name,
+            status(s.before),
+            status(s.after),
+        );
+        for step in &s.steps {
+            let _ = writeln!(out, "  line {}: {}", step.line, step.command);
+            for line in step.diff.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+    if !c.metrics.is_empty() {
+        let _ = writeln!(out, "\nmetrics");
+        for m in &c.metrics {
+            let v = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}"));
+            let pct = m
+                .change_pct
+                .map_or(String::new(), |p| format!(" ({p:+.1}%)"));
+            let _ = writeln!(
+                out,
+                "  {:<36} {} -> {}{pct}",
+                m.name,
+                v(m.before),
+                v(m.after)
+            );
+        }
+    }
+    out
+}
+
+pub fn release(cli: &Cli, args: &ReleaseArgs) -> Result<i32, CliError> {
+    let project = cli.project()?;
+    let store = Store::open(&cli.db_path(&project))?;
+    let run = history::resolve(&store, &project, &args.run).map_err(resolve_error)?;
+    if let Some(existing) = store.put_release(&args.name, &run.id, &crate::clock::now())? {
+        return Err(CliError::input(format!(
+            "release {} names run {} already (since {}); choose another name",
+            existing.name, existing.run_id, existing.at
+        )));
+    }
+    crate::outln!(
+        "release {}: run {} ({}, {} on {})",
+        args.name,
+        run.id,
+        run.revision,
+        run.pipelines.join(","),
+        run.environments.join(",")
+    );
+    Ok(0)
+}

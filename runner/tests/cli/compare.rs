@@ -1,0 +1,203 @@
+//! History per commit: releases (named, or tagged in the project's git), `lowtouch diff`
+//! and the comparison with the previous release inside every JUnit file.
+
+use crate::harness::Project;
+use crate::junit_schema::validate;
+
+/// The demo's environment, with a pipeline that needs no engines: one scenario that
+/// always passes, one that fails once the latency knob is turned.
+fn knob_project() -> Project {
+    let p = Project::demo();
+    p.write(
+        "pipelines/knob.yaml",
+        "environment: local\nscenarios: [knob/steady.scn, knob/knob.scn]\n\
+         masks:\n  - { pattern: 'order-\\d+', replace: 'order-<n>' }\n",
+    );
+    p.write(
+        "pipelines/knob/steady.scn",
+        "echo steady at 2026-11-25T10:00:00Z in 12ms, order-#{run_id}\n",
+    );
+    p.write(
+        "pipelines/knob/knob.scn",
+        "echo latency #{latency_us}\nassert #{latency_us} == 0 \"the latency knob is off\"\n",
+    );
+    p
+}
+
+#[test]
+fn a_new_failure_against_the_previous_release_shows_in_diff_and_junit() {
+    let p = knob_project();
+    p.lowtouch(&["run", "knob"]).output().expect_code(0);
+    // Before any release: everything is new, compared with nothing.
+    let junit = p.read("reports/junit.xml");
+    validate(&junit).unwrap_or_else(|e| panic!("{e:?}\n{junit}"));
+    assert!(
+        junit.contains(r#"<property name="lowtouch.compared_with" value="none"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="lowtouch.change.knob" value="new"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="lowtouch.count.new" value="2"/>"#),
+        "{junit}"
+    );
+
+    let named = p.lowtouch(&["release", "v1.0.0"]).output().expect_code(0);
+    assert!(
+        named.stdout.contains("release v1.0.0: run "),
+        "{}",
+        named.stdout
+    );
+    // A name is given once.
+    let again = p.lowtouch(&["release", "v1.0.0"]).output().expect_code(2);
+    assert!(again.stderr.contains("names run"), "{}", again.stderr);
+
+    // The knob turned: `knob` fails now; `steady` only differs in masked parts.
+    p.lowtouch(&["run", "knob", "--set", "latency_us=5"])
+        .output()
+        .expect_code(1);
+    let diff = p.lowtouch(&["diff", "--previous"]).output().expect_code(1);
+    assert!(
+        diff.stdout.contains("against release v1.0.0"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("1 new-failure, 1 unchanged"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout
+            .contains("new-failure    knob.local knob  passed -> failed"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("-latency 0") && diff.stdout.contains("+latency 5"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        !diff.stdout.contains("steady at"),
+        "masked output differed:\n{}",
+        diff.stdout
+    );
+
+    // The same as data, and by names: a release and `last`.
+    let json = p
+        .lowtouch(&["diff", "v1.0.0", "last", "--json"])
+        .output()
+        .expect_code(1)
+        .stdout;
+    let c: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let knob = c["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "knob")
+        .unwrap();
+    assert_eq!(knob["change"], "new-failure");
+    assert_eq!(knob["before"], "passed");
+
+    // The JUnit file of the second run carries the comparison, valid against the schema.
+    let junit = p.read("reports/junit.xml");
+    validate(&junit).unwrap_or_else(|e| panic!("{e:?}\n{junit}"));
+    assert!(
+        junit.contains(r#"name="lowtouch.compared_with" value="v1.0.0 ("#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="lowtouch.change.knob" value="new-failure"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="lowtouch.change.steady" value="unchanged"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="lowtouch.count.new-failure" value="1"/>"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("lowtouch: new-failure against v1.0.0"),
+        "{junit}"
+    );
+
+    // A name that names nothing: bad input, with what it could have meant.
+    let wrong = p
+        .lowtouch(&["diff", "v1.0.1", "last"])
+        .output()
+        .expect_code(2);
+    assert!(
+        wrong.stderr.contains("`v1.0.1` names no stored run"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(
+        wrong.stderr.contains("did you mean v1.0.0"),
+        "{}",
+        wrong.stderr
+    );
+}
+
+#[test]
+fn a_tagged_commit_is_a_release_and_the_newest_one_before_is_the_previous() {
+    let p = knob_project();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(p.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    p.write(".gitignore", ".lowtouch/\nreports/\n");
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "one"]);
+    git(&["tag", "v0.1.0"]);
+    p.lowtouch(&["run", "knob"]).output().expect_code(0);
+    // A second run of the tagged commit: its previous release is the first run.
+    p.lowtouch(&["run", "knob"]).output().expect_code(0);
+    let junit = p.read("reports/junit.xml");
+    assert!(
+        junit.contains(r#"name="lowtouch.compared_with" value="v0.1.0 ("#),
+        "{junit}"
+    );
+    // A tag names its commit's newest run too.
+    let out = p
+        .lowtouch(&["diff", "v0.1.0", "last"])
+        .output()
+        .expect_code(0);
+    assert!(out.stdout.contains("2 unchanged"), "{}", out.stdout);
+    // A tag that does not match the release pattern is no release.
+    git(&["tag", "nightly"]);
+    p.write("pipelines/knob/extra.scn", "echo more\n");
+    p.write(
+        "pipelines/knob.yaml",
+        "environment: local\nscenarios: [knob/steady.scn, knob/knob.scn, knob/extra.scn]\n",
+    );
+    git(&["add", "."]);
+    git(&["commit", "-qm", "two"]);
+    p.lowtouch(&["run", "knob"]).output().expect_code(0);
+    let junit = p.read("reports/junit.xml");
+    assert!(
+        junit.contains(r#"name="lowtouch.compared_with" value="v0.1.0 ("#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<property name="lowtouch.change.extra" value="new"/>"#),
+        "{junit}"
+    );
+}
