@@ -264,7 +264,10 @@ mod tests {
     use super::*;
     use crate::store::{RunRecord, SCHEMA_VERSION, ScenarioRecord};
 
-    fn run(id: &str, scenarios: Vec<(&str, Status, Vec<(&str, &str)>)>) -> StoredRun {
+    /// A scenario for a test: name, status, steps as (command, stdout).
+    type Scn<'a> = (&'a str, Status, Vec<(&'a str, &'a str)>);
+
+    fn run(id: &str, scenarios: Vec<Scn<'_>>) -> StoredRun {
         StoredRun {
             run: RunRecord {
                 v: SCHEMA_VERSION,
