@@ -28,5 +28,6 @@ pub fn socket_path(db: &Path) -> PathBuf {
 
 /// The commands that go through a running server's local API.
 pub const FORWARDED: &[&str] = &[
-    "run", "history", "diff", "release", "status", "pause", "resume", "lock", "unlock", "cancel",
+    "run", "history", "diff", "release", "report", "status", "pause", "resume", "lock", "unlock",
+    "cancel",
 ];

@@ -182,3 +182,115 @@ pub fn release(cli: &Cli, args: &ReleaseArgs) -> Result<i32, CliError> {
     );
     Ok(0)
 }
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The run (`last`, an id, a release, a commit or tag).
+    #[arg(long, value_name = "ID", default_value = "last")]
+    pub run: String,
+    /// Write its JUnit XML here (with the comparison with its previous release), relative
+    /// to the project as `run --junit` is.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
+    /// Write a single-file HTML report here (relative to the project).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<std::path::PathBuf>,
+}
+
+/// The metrics a report plots, per source: latencies, memory, CPU.
+fn plotted(name: &str) -> bool {
+    name.ends_with("_us") || name.ends_with("_ms") || name == "rss_bytes" || name == "cpu_percent"
+}
+
+/// Each plotted metric of `run` over time: (source name) → points (seconds since start).
+fn series_of(
+    store: &Store,
+    run: &crate::store::RunRecord,
+) -> Result<std::collections::BTreeMap<String, Vec<(f64, f64)>>, CliError> {
+    let micros = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| d.timestamp_micros())
+            .ok()
+    };
+    let mut out = std::collections::BTreeMap::new();
+    let Some(from) = micros(&run.started_at) else {
+        return Ok(out);
+    };
+    let to = run
+        .finished_at
+        .as_deref()
+        .and_then(micros)
+        .unwrap_or(i64::MAX);
+    for env in &run.environments {
+        for o in store.observations(env, from, to)? {
+            if let Some(v) = o.number.filter(|_| plotted(&o.name)) {
+                out.entry(format!("{} {}", o.source, o.name))
+                    .or_insert_with(Vec::new)
+                    .push(((o.at_us - from) as f64 / 1e6, v));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn report(cli: &Cli, args: &ReportArgs) -> Result<i32, CliError> {
+    if args.junit.is_none() && args.html.is_none() {
+        return Err(CliError::input(
+            "say what to write: --junit PATH, --html PATH, or both",
+        ));
+    }
+    let project = cli.project()?;
+    let store = Store::open(&cli.db_path(&project))?;
+    let run = history::resolve(&store, &project, &args.run).map_err(resolve_error)?;
+    let stored = history::load(&store, &run.id)?
+        .ok_or_else(|| CliError::input(format!("run {} is gone", run.id)))?;
+    let previous = history::previous_release(&store, &project, &run, RELEASE_PATTERN)?;
+    let comparison = match &previous {
+        Some((_, baseline)) => Some(comparison(&store, &project, baseline, &run)?),
+        None => None,
+    };
+    let label = previous.as_ref().map(|(n, r)| format!("{n} ({})", r.id));
+    let write = |path: &std::path::Path, text: &str| -> Result<(), CliError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CliError::infra(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        std::fs::write(path, text)
+            .map_err(|e| CliError::infra(format!("cannot write {}: {e}", path.display())))?;
+        crate::outln!("wrote {}", crate::execute::run::display_path(path));
+        Ok(())
+    };
+    if let Some(path) = &args.junit {
+        let path = &super::run::absolute(&project, path);
+        let xml = crate::report::junit::render_compared(
+            &stored,
+            &crate::report::junit::Compared {
+                with: label.as_deref(),
+                comparison: comparison.as_ref(),
+            },
+        )
+        .map_err(|e| CliError::infra(format!("cannot render JUnit: {e}")))?;
+        write(path, &xml)?;
+    }
+    if let Some(path) = &args.html {
+        let path = &super::run::absolute(&project, path);
+        let current = series_of(&store, &run)?;
+        let before = match &previous {
+            Some((_, r)) => series_of(&store, r)?,
+            None => Default::default(),
+        };
+        let series: Vec<crate::report::html::Series> = current
+            .into_iter()
+            .take(12)
+            .map(|(name, points)| crate::report::html::Series {
+                previous: before.get(&name).cloned().unwrap_or_default(),
+                current: points,
+                name,
+            })
+            .collect();
+        let page =
+            crate::report::html::render(&stored, comparison.as_ref(), label.as_deref(), &series);
+        write(path, &page)?;
+    }
+    Ok(0)
+}

@@ -60,6 +60,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Name a stored run a release (the baseline later runs are compared with).
     Release(diff::ReleaseArgs),
+    /// Write a stored run's JUnit XML or a single-file HTML report.
+    Report(diff::ReportArgs),
     /// Render an environment's configs and test data; `--diff` shows what would change.
     Render(render::RenderArgs),
     /// Fetch the pipelines' repositories once and run what their new commits call for.
@@ -138,6 +140,7 @@ impl Command {
             Command::History(_) => "history",
             Command::Diff(_) => "diff",
             Command::Release(_) => "release",
+            Command::Report(_) => "report",
             Command::Render(_) => "render",
             Command::Poll(_) => "poll",
             Command::Serve(_) => "serve",
@@ -198,6 +201,7 @@ pub fn execute(cli: &Cli) -> Result<i32, CliError> {
         Command::History(args) => history::history(cli, args),
         Command::Diff(args) => diff::diff(cli, args),
         Command::Release(args) => diff::release(cli, args),
+        Command::Report(args) => diff::report(cli, args),
         Command::Render(args) => render::render(cli, args),
         Command::Poll(args) => poll::poll(cli, args),
         Command::Serve(args) => serve::serve(cli, args),

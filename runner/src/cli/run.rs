@@ -605,7 +605,7 @@ fn revisions_of(plan: &Plan, revision: &str) -> crate::environment::render::Revi
     }
 }
 
-fn absolute(project: &Path, p: &Path) -> PathBuf {
+pub fn absolute(project: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {

@@ -126,6 +126,40 @@ fn a_new_failure_against_the_previous_release_shows_in_diff_and_junit() {
         "{junit}"
     );
 
+    // The HTML report: one file, nothing fetched, the change highlighted.
+    p.lowtouch(&[
+        "report",
+        "--html",
+        "reports/run.html",
+        "--junit",
+        "reports/again.xml",
+    ])
+    .output()
+    .expect_code(0);
+    let html = p.read("reports/run.html");
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "it must open without a network"
+    );
+    assert!(html.contains("<tr class=\"new-failure\">"), "{html}");
+    assert!(
+        html.contains("Compared with the previous release <b>v1.0.0 ("),
+        "{html}"
+    );
+    assert!(html.contains("the latency knob is off"), "{html}");
+    assert_eq!(
+        p.read("reports/again.xml"),
+        junit,
+        "report --junit writes what the run wrote"
+    );
+    let nothing = p.lowtouch(&["report"]).output().expect_code(2);
+    assert!(
+        nothing.stderr.contains("--junit PATH, --html PATH"),
+        "{}",
+        nothing.stderr
+    );
+
     // A name that names nothing: bad input, with what it could have meant.
     let wrong = p
         .lowtouch(&["diff", "v1.0.1", "last"])
