@@ -17,6 +17,12 @@ pub struct HistoryArgs {
     /// Only runs of this revision (a commit id, `<sha>-dirty`, `unversioned-…`).
     #[arg(long)]
     pub revision: Option<String>,
+    /// Only runs of this pipeline.
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Only runs on this environment.
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: Option<String>,
     /// Print the runs as JSON.
     #[arg(long)]
     pub json: bool,
@@ -51,8 +57,28 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
             }
             out
         }
-        None => store.runs(args.limit)?,
+        None if args.pipeline.is_none() && args.environment.is_none() => store.runs(args.limit)?,
+        None => store.runs(usize::MAX)?,
     };
+    let runs: Vec<_> = runs
+        .into_iter()
+        .filter(|r| {
+            args.pipeline
+                .as_ref()
+                .is_none_or(|p| r.pipelines.contains(p))
+        })
+        .filter(|r| {
+            args.environment
+                .as_ref()
+                .is_none_or(|e| r.environments.contains(e))
+        })
+        .take(args.limit)
+        .collect();
+    let releases: std::collections::BTreeMap<String, String> = store
+        .releases()?
+        .into_iter()
+        .map(|r| (r.run_id, r.name))
+        .collect();
     if args.json {
         let text =
             serde_json::to_string_pretty(&runs).map_err(|e| CliError::infra(e.to_string()))?;
@@ -60,15 +86,19 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
         return Ok(0);
     }
     if runs.is_empty() {
-        crate::errln!(
-            "no runs stored in {} yet; start one with `lowtouch run`",
-            store.path().display()
-        );
+        if args.pipeline.is_some() || args.environment.is_some() || args.revision.is_some() {
+            crate::errln!("no runs match in {}", store.path().display());
+        } else {
+            crate::errln!(
+                "no runs stored in {} yet; start one with `lowtouch run`",
+                store.path().display()
+            );
+        }
         return Ok(0);
     }
     let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
     crate::outln!(
-        "{:<26} {:<11} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  STARTED",
+        "{:<26} {:<11} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {:<25} RELEASE",
         "RUN",
         "STATUS",
         "REVISION",
@@ -76,7 +106,8 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
         "PASS",
         "FAIL",
         "SKIP",
-        "TIME"
+        "TIME",
+        "STARTED"
     );
     for run in &runs {
         let status = run.status.as_str();
@@ -85,7 +116,9 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
             "failed" | "crashed" => style.red(&format!("{status:<11}")),
             _ => style.yellow(&format!("{status:<11}")),
         };
-        let rev: String = if run.revision.len() > 20 {
+        let rev: String = if let Some(hash) = run.revision.strip_prefix("unversioned-") {
+            format!("unversioned-{}", &hash[..hash.len().min(8)])
+        } else if run.revision.len() > 20 {
             let dirty = if run.revision.ends_with("-dirty") {
                 "-dirty"
             } else {
@@ -96,7 +129,7 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
             run.revision.clone()
         };
         crate::outln!(
-            "{:<26} {status} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {}",
+            "{:<26} {status} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {:<25} {}",
             run.id,
             rev,
             run.pipelines.join(","),
@@ -104,7 +137,8 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
             run.failed,
             run.skipped,
             human(Duration::from_millis(run.duration_ms)),
-            run.started_at
+            run.started_at,
+            releases.get(&run.id).map_or("", String::as_str)
         );
     }
     Ok(0)

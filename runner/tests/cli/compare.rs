@@ -126,6 +126,27 @@ fn a_new_failure_against_the_previous_release_shows_in_diff_and_junit() {
         "{junit}"
     );
 
+    // History by pipeline and environment, releases named.
+    let listed = p
+        .lowtouch(&["history", "--pipeline", "knob", "--env", "local"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(
+        listed.lines().nth(2).unwrap().ends_with("v1.0.0"),
+        "{listed}"
+    );
+    let none = p
+        .lowtouch(&["history", "--pipeline", "demo"])
+        .output()
+        .expect_code(0);
+    assert!(
+        none.stdout.is_empty() && none.stderr.contains("no runs"),
+        "{}",
+        none.stderr
+    );
+
     // The HTML report: one file, nothing fetched, the change highlighted.
     p.lowtouch(&[
         "report",
