@@ -288,6 +288,7 @@ mod tests {
                 overrides: vec![],
                 config_commits: Default::default(),
                 note: None,
+                conditions: Default::default(),
                 candidate: Default::default(),
             },
             scenarios: scenarios

@@ -56,6 +56,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         hostname: hostname(),
         overrides: settings.overrides.clone(),
         config_commits: settings.config_commits.clone(),
+        conditions: conditions(plans, settings),
         note: None,
         candidate: plans
             .iter()
@@ -552,6 +553,50 @@ fn deadline_after(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d)
         .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
+}
+
+/// The conditions a run runs under: each environment's test-data manifest hash and load
+/// profile (`load_*` variables after overrides), and this host's facts.
+fn conditions(plans: &[Plan], settings: &RunSettings<'_>) -> crate::store::RunConditions {
+    use sha2::{Digest, Sha256};
+    let mut c = crate::store::RunConditions::default();
+    for plan in plans {
+        let env = &plan.env;
+        let manifest = env
+            .runtime_dir(settings.state_dir)
+            .join("data")
+            .join(".lowtouch-data.json");
+        if let Ok(bytes) = std::fs::read(&manifest) {
+            c.test_data
+                .insert(env.name.clone(), hex::encode(Sha256::digest(&bytes)));
+        }
+        let mut load: std::collections::BTreeMap<String, String> = env
+            .variables
+            .iter()
+            .filter(|(k, _)| k.starts_with("load_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in &settings.overrides {
+            if k.starts_with("load_") {
+                load.insert(k.clone(), v.clone());
+            }
+        }
+        if !load.is_empty() {
+            c.load.insert(env.name.clone(), load);
+        }
+    }
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| crate::monitor::procfs::parse_meminfo(&m))
+        .map_or(0, |m| m.total);
+    c.host = crate::store::HostFacts {
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get() as u32),
+        memory_bytes: memory,
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    };
+    c
 }
 
 fn hostname() -> String {

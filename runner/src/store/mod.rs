@@ -16,8 +16,8 @@ pub mod tips;
 pub use error::StoreError;
 pub use observations::ObservationRecord;
 pub use records::{
-    Around, RunRecord, SCHEMA_VERSION, Sample, ScenarioKind, ScenarioRecord, Seen, Status,
-    StepRecord,
+    Around, HostFacts, RunConditions, RunRecord, SCHEMA_VERSION, Sample, ScenarioKind,
+    ScenarioRecord, Seen, Status, StepRecord,
 };
 pub use sink::StoreSink;
 pub use store::Store;

@@ -67,6 +67,32 @@ pub struct RunRecord {
     /// The candidate under test: repository name to commit (pipelines with repositories).
     #[serde(default)]
     pub candidate: std::collections::BTreeMap<String, String>,
+    /// What it ran under, as data: history compares like with like by these.
+    #[serde(default)]
+    pub conditions: RunConditions,
+}
+
+/// The conditions a run ran under (besides its revision, candidate and config commits):
+/// the test data, the load profile and the management host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunConditions {
+    /// Environment → SHA-256 of its test-data manifest (the generated sets' inputs).
+    #[serde(default)]
+    pub test_data: std::collections::BTreeMap<String, String>,
+    /// Environment → its load profile: the variables named `load_*` (rate, mix,
+    /// duration…), after `--set` overrides.
+    #[serde(default)]
+    pub load: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// The host lowtouch ran on.
+    #[serde(default)]
+    pub host: HostFacts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub cores: u32,
+    pub memory_bytes: u64,
+    pub kernel: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
