@@ -90,11 +90,19 @@ pub fn render_compared(
             "lowtouch.compared_with",
             compared.with.unwrap_or("none"),
         ));
-        let change_of = |name: &str| {
+        // This suite's changes by scenario name (a run may hold 100,000 of them).
+        let changes: std::collections::HashMap<&str, &crate::compare::changes::ScenarioChange> =
             compared
                 .comparison
-                .and_then(|c| c.change_of(&pipeline, &env, name))
-        };
+                .map(|c| {
+                    c.scenarios
+                        .iter()
+                        .filter(|s| s.pipeline == pipeline && s.environment == env)
+                        .map(|s| (s.name.as_str(), s))
+                        .collect()
+                })
+                .unwrap_or_default();
+        let change_of = |name: &str| changes.get(name).copied();
         for change in crate::compare::Change::ALL {
             let n = match compared.comparison {
                 Some(c) => c

@@ -28,4 +28,6 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("a stored record is damaged: {key}: {why}")]
+    Damaged { key: String, why: String },
 }

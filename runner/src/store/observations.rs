@@ -49,6 +49,10 @@ fn time_key(at_us: i64) -> [u8; 8] {
 /// The first byte of a mark's key: never the first byte of UTF-8 text.
 const MARK: u8 = 0xff;
 
+/// The first byte of a metric chunk's key (`store::chunk`): `0xfd <environment> 0x00 <µs of
+/// its first sample> <daemon> 0x00 <n u32 BE>`.
+const CHUNK: u8 = 0xfd;
+
 /// The first byte of the events index (an event's key again, behind it): what waits and
 /// reports read, without the metric samples around them. Also never UTF-8.
 const EVENT: u8 = 0xfe;
@@ -98,7 +102,51 @@ impl Store {
         marks: &[((String, String, String), u64)],
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        // Metric samples go into chunks, one daemon's at a time (see `store::chunk`).
+        let mut metrics: std::collections::BTreeMap<(&str, &str), Vec<(&ObservationRecord, u32)>> =
+            std::collections::BTreeMap::new();
         for (o, n) in items {
+            if let (Some(_), "metric") = (o.number, o.kind.as_str()) {
+                metrics
+                    .entry((o.environment.as_str(), o.daemon.as_str()))
+                    .or_default()
+                    .push((o, *n));
+            }
+        }
+        for ((environment, daemon), mut samples) in metrics {
+            samples.sort_by_key(|(o, n)| (o.at_us, *n));
+            let mut rest = &samples[..];
+            while let Some((first, first_n)) = rest.first() {
+                let len = rest
+                    .iter()
+                    .position(|(o, _)| o.at_us - first.at_us > super::chunk::MAX_SPAN_US)
+                    .unwrap_or(rest.len());
+                let (chunk, after) = rest.split_at(len);
+                let encoded: Vec<super::chunk::Sample<'_>> = chunk
+                    .iter()
+                    .map(|(o, _)| {
+                        (
+                            o.source.as_str(),
+                            o.name.as_str(),
+                            o.at_us,
+                            o.number.unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let mut key = vec![CHUNK];
+                key.extend_from_slice(&prefix(environment));
+                key.extend_from_slice(&time_key(first.at_us));
+                key.extend_from_slice(daemon.as_bytes());
+                key.push(0);
+                key.extend_from_slice(&first_n.to_be_bytes());
+                batch.insert(key, super::chunk::encode(&encoded));
+                rest = after;
+            }
+        }
+        for (o, n) in items {
+            if o.kind == "metric" && o.number.is_some() {
+                continue;
+            }
             let key = key_of(o, *n);
             if o.kind == "event" {
                 batch.insert(event_key(&key), &[][..]);
@@ -115,7 +163,24 @@ impl Store {
             batch.insert(mark_key(env, daemon, boot), &next.to_be_bytes()[..]);
         }
         self.observations.apply_batch(batch)?;
-        for (o, _) in items {
+        // The newest sample of each series in the batch, found without copying names.
+        let mut newest: std::collections::HashMap<(&str, &str, &str, &str), &ObservationRecord> =
+            std::collections::HashMap::new();
+        for (o, _) in items.iter().filter(|(o, _)| o.number.is_some()) {
+            let key = (
+                o.environment.as_str(),
+                o.daemon.as_str(),
+                o.source.as_str(),
+                o.name.as_str(),
+            );
+            match newest.get(&key) {
+                Some(seen) if seen.at_us > o.at_us => {}
+                _ => {
+                    newest.insert(key, o);
+                }
+            }
+        }
+        for o in newest.into_values() {
             self.remember_latest(o);
         }
         Ok(())
@@ -220,6 +285,48 @@ impl Store {
         for entry in self.observations.range(start..end) {
             let (k, v) = entry?;
             out.push(Store::decode_record(&k, &v)?);
+        }
+        // Metric chunks that may hold samples of the range: those begun up to a chunk's
+        // span before it.
+        let mut start = vec![CHUNK];
+        start.extend_from_slice(&prefix(environment));
+        start.extend_from_slice(&time_key(from_us.saturating_sub(super::chunk::MAX_SPAN_US)));
+        let mut end = vec![CHUNK];
+        end.extend_from_slice(&prefix(environment));
+        end.extend_from_slice(&time_key(to_us.saturating_add(1)));
+        let daemon_at = 1 + environment.len() + 1 + 8;
+        let mut samples = Vec::new();
+        for entry in self.observations.range(start..end) {
+            let (k, v) = entry?;
+            let daemon = k
+                .get(daemon_at..)
+                .and_then(|rest| rest.split(|b| *b == 0).next())
+                .map(|d| String::from_utf8_lossy(d).into_owned())
+                .unwrap_or_default();
+            let decoded = super::chunk::decode(&v).map_err(|e| StoreError::Damaged {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                why: e.to_string(),
+            })?;
+            for (source, name, at_us, value) in decoded {
+                if (from_us..=to_us).contains(&at_us) {
+                    samples.push(ObservationRecord {
+                        v: SCHEMA_VERSION,
+                        at_us,
+                        environment: environment.to_string(),
+                        daemon: daemon.clone(),
+                        source,
+                        kind: "metric".into(),
+                        name,
+                        text: None,
+                        number: Some(value),
+                    });
+                }
+            }
+        }
+        if !samples.is_empty() {
+            out.extend(samples);
+            // Stable: what arrived together stays in its order.
+            out.sort_by_key(|o| o.at_us);
         }
         Ok(out)
     }

@@ -61,13 +61,19 @@ fn a_new_failure_against_the_previous_release_shows_in_diff_and_junit() {
     // Each run records what it ran under: test data, load profile, host.
     let runs = crate::harness::history(&p);
     let conditions = &runs[0]["conditions"];
-    assert_eq!(conditions["load"]["local"]["load_rate"], "200", "{conditions:#}");
+    assert_eq!(
+        conditions["load"]["local"]["load_rate"], "200",
+        "{conditions:#}"
+    );
     assert_eq!(
         conditions["test_data"]["local"].as_str().map(str::len),
         Some(64),
         "{conditions:#}"
     );
-    assert!(conditions["host"]["cores"].as_u64().unwrap() >= 1, "{conditions:#}");
+    assert!(
+        conditions["host"]["cores"].as_u64().unwrap() >= 1,
+        "{conditions:#}"
+    );
     let diff = p.lowtouch(&["diff", "--previous"]).output().expect_code(1);
     assert!(
         diff.stdout.contains("against release v1.0.0"),
