@@ -285,6 +285,10 @@ fn main() {
         samples as usize
     );
 
+    // LOWTOUCH_BENCH_KEEP=1 keeps the project (its path is printed) for a closer look.
+    if std::env::var_os("LOWTOUCH_BENCH_KEEP").is_some() {
+        eprintln!("kept {}", dir.keep().display());
+    }
     let ok = |b: bool| if b { "PASS" } else { "MISSED" };
     println!(
         "history (issue 6 §7): a store of {runs} runs × {SCENARIOS} scenarios × 2 steps, built in {:.1} s",
