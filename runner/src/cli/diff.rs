@@ -294,3 +294,44 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<i32, CliError> {
     }
     Ok(0)
 }
+
+#[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// Runs kept per pipeline and environment, besides every release.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub keep: usize,
+    /// Prune only; leave the store's files as they are.
+    #[arg(long)]
+    pub no_compact: bool,
+}
+
+pub fn gc(cli: &Cli, args: &GcArgs) -> Result<i32, CliError> {
+    let project = cli.project()?;
+    let path = cli.db_path(&project);
+    let pruned = {
+        let store = Store::open(&path)?;
+        let releases = history::release_runs(&store, &project, RELEASE_PATTERN)?;
+        let runs = store.runs(usize::MAX)?;
+        let keep = crate::store::gc::kept(&runs, args.keep, &releases);
+        store.prune(&keep)?
+    };
+    crate::outln!(
+        "pruned {} run{}, {} scenario records, {} steps, {} observations (kept every release and the newest {} per pipeline and environment)",
+        pruned.runs,
+        if pruned.runs == 1 { "" } else { "s" },
+        pruned.scenarios,
+        pruned.steps,
+        pruned.observations,
+        args.keep
+    );
+    if !args.no_compact {
+        let (before, after) = crate::store::gc::compact(&path)?;
+        crate::outln!(
+            "compacted {}: {:.1} MB -> {:.1} MB",
+            crate::execute::run::display_path(&path),
+            before as f64 / 1e6,
+            after as f64 / 1e6
+        );
+    }
+    Ok(0)
+}

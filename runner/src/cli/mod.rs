@@ -62,6 +62,8 @@ pub enum Command {
     Release(diff::ReleaseArgs),
     /// Write a stored run's JUnit XML or a single-file HTML report.
     Report(diff::ReportArgs),
+    /// Prune old runs (every release stays) and compact the store.
+    Gc(diff::GcArgs),
     /// Render an environment's configs and test data; `--diff` shows what would change.
     Render(render::RenderArgs),
     /// Fetch the pipelines' repositories once and run what their new commits call for.
@@ -141,6 +143,7 @@ impl Command {
             Command::Diff(_) => "diff",
             Command::Release(_) => "release",
             Command::Report(_) => "report",
+            Command::Gc(_) => "gc",
             Command::Render(_) => "render",
             Command::Poll(_) => "poll",
             Command::Serve(_) => "serve",
@@ -202,6 +205,7 @@ pub fn execute(cli: &Cli) -> Result<i32, CliError> {
         Command::Diff(args) => diff::diff(cli, args),
         Command::Release(args) => diff::release(cli, args),
         Command::Report(args) => diff::report(cli, args),
+        Command::Gc(args) => diff::gc(cli, args),
         Command::Render(args) => render::render(cli, args),
         Command::Poll(args) => poll::poll(cli, args),
         Command::Serve(args) => serve::serve(cli, args),

@@ -150,6 +150,25 @@ pub fn resolve(store: &Store, project: &Path, name: &str) -> Result<RunRecord, R
     })
 }
 
+/// Every run that is a release: named, or of a commit a tag matching `pattern` points at.
+pub fn release_runs(
+    store: &Store,
+    project: &Path,
+    pattern: &str,
+) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    let mut out: std::collections::BTreeSet<String> =
+        store.releases()?.into_iter().map(|r| r.run_id).collect();
+    let tags = tagged(project, pattern);
+    if !tags.is_empty() {
+        for r in all_runs(store)? {
+            if tags.iter().any(|(_, commit)| tested(&r, commit)) {
+                out.insert(r.id);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The newest release that started before `run` on one of its pipelines and
 /// environments: its name and run.
 pub fn previous_release(

@@ -6,6 +6,7 @@
 pub mod chunk;
 pub mod control;
 pub mod error;
+pub mod gc;
 pub mod observations;
 pub mod records;
 pub mod releases;

@@ -33,13 +33,13 @@ pub const FLUSH_EVERY_MS: u64 = 50;
 
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    pub(super) db: sled::Db,
     path: PathBuf,
-    runs: sled::Tree,
-    active: sled::Tree,
-    scenarios: sled::Tree,
-    steps: sled::Tree,
-    revisions: sled::Tree,
+    pub(super) runs: sled::Tree,
+    pub(super) active: sled::Tree,
+    pub(super) scenarios: sled::Tree,
+    pub(super) steps: sled::Tree,
+    pub(super) revisions: sled::Tree,
     pub(super) tips: sled::Tree,
     pub(super) control: sled::Tree,
     pub(super) leases: sled::Tree,
@@ -300,7 +300,7 @@ impl Drop for Store {
 /// rather wait a little than fail at once.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+pub(super) fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_PATIENCE;
     loop {
         let opened = sled::Config::new()

@@ -272,3 +272,51 @@ fn a_tagged_commit_is_a_release_and_the_newest_one_before_is_the_previous() {
         "{junit}"
     );
 }
+
+#[test]
+fn gc_keeps_every_release_and_the_newest_runs_and_compacts() {
+    let p = knob_project();
+    for _ in 0..4 {
+        p.lowtouch(&["run", "knob"]).output().expect_code(0);
+    }
+    let all = crate::harness::history(&p);
+    let oldest = all[3]["id"].as_str().unwrap().to_string();
+    let pruned_id = all[2]["id"].as_str().unwrap().to_string();
+    p.lowtouch(&["release", "v1", "--run", &oldest])
+        .output()
+        .expect_code(0);
+    let out = p.lowtouch(&["gc", "--keep", "2"]).output().expect_code(0);
+    assert!(
+        out.stdout.contains("pruned 1 run, 2 scenario records"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("compacted .lowtouch/db:"),
+        "{}",
+        out.stdout
+    );
+    let kept: Vec<String> = crate::harness::history(&p)
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert!(kept.contains(&oldest), "the release stays");
+    assert!(!kept.contains(&pruned_id));
+    let gone = p
+        .lowtouch(&["history", "--run", &pruned_id, "--steps"])
+        .output()
+        .expect_code(2);
+    assert!(gone.stderr.contains("no run"), "{}", gone.stderr);
+    // What stays is whole: the newest run compares with the release, step by step.
+    let diff = p.lowtouch(&["diff", "--previous"]).output().expect_code(0);
+    assert!(
+        diff.stdout.contains("against release v1"),
+        "{}",
+        diff.stdout
+    );
+    assert!(diff.stdout.contains("2 unchanged"), "{}", diff.stdout);
+    // And the store takes new runs after the swap.
+    p.lowtouch(&["run", "knob"]).output().expect_code(0);
+    assert_eq!(crate::harness::history(&p).len(), 4);
+}

@@ -1,0 +1,239 @@
+//! Keeping history healthy: pruning runs nobody will compare with again, with what the
+//! daemons observed around them, and compacting the store's files afterwards (sled does
+//! not give freed space back by itself: the store is copied into fresh files).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::{RunRecord, Status, Store, StoreError};
+
+/// What a prune did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    pub runs: usize,
+    pub scenarios: usize,
+    pub steps: usize,
+    pub observations: usize,
+}
+
+/// The runs to keep: every one in `keep_always` (releases), every unfinished one, and the
+/// newest `keep` of each pipeline-and-environment combination. `runs` newest first.
+pub fn kept(runs: &[RunRecord], keep: usize, keep_always: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut per: BTreeMap<(Vec<String>, Vec<String>), usize> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    for r in runs {
+        let n = per
+            .entry((r.pipelines.clone(), r.environments.clone()))
+            .or_default();
+        if keep_always.contains(&r.id) || r.status == Status::Running || *n < keep {
+            out.insert(r.id.clone());
+        }
+        *n += 1;
+    }
+    out
+}
+
+fn micros(t: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_micros())
+        .ok()
+}
+
+impl Store {
+    /// Deletes every run not in `keep`, with its scenarios, steps and revision entry, and
+    /// every observation outside the time of a kept run on its environment.
+    pub fn prune(&self, keep: &BTreeSet<String>) -> Result<Pruned, StoreError> {
+        let mut pruned = Pruned::default();
+        let runs = self.runs(usize::MAX)?;
+        // Per environment: the time windows of kept runs, where observations stay.
+        let mut windows: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+        for r in runs.iter().filter(|r| keep.contains(&r.id)) {
+            let from = micros(&r.started_at).unwrap_or(i64::MIN);
+            let to = r
+                .finished_at
+                .as_deref()
+                .and_then(micros)
+                .unwrap_or(i64::MAX);
+            for env in &r.environments {
+                windows.entry(env.clone()).or_default().push((from, to));
+            }
+        }
+        for r in runs.iter().filter(|r| !keep.contains(&r.id)) {
+            let mut prefix = r.id.as_bytes().to_vec();
+            prefix.push(0);
+            for (tree, count) in [
+                (&self.scenarios, &mut pruned.scenarios),
+                (&self.steps, &mut pruned.steps),
+            ] {
+                let keys: Vec<_> = tree.scan_prefix(&prefix).keys().collect::<Result<_, _>>()?;
+                *count += keys.len();
+                for k in keys {
+                    tree.remove(k)?;
+                }
+            }
+            let mut rev = r.revision.as_bytes().to_vec();
+            rev.push(0);
+            rev.extend_from_slice(r.id.as_bytes());
+            self.revisions.remove(rev)?;
+            self.active.remove(r.id.as_bytes())?;
+            self.runs.remove(r.id.as_bytes())?;
+            pruned.runs += 1;
+        }
+        // Observations: `<env> 0x00 <time>…`, and the same behind 0xfe (events index)
+        // and 0xfd (metric chunks, by their first sample); 0xff marks stay.
+        let mut doomed = Vec::new();
+        for entry in self.observations.iter().keys() {
+            let k = entry?;
+            let body = match k.first() {
+                Some(0xff) => continue,
+                Some(0xfe) | Some(0xfd) => &k[1..],
+                _ => &k[..],
+            };
+            let Some(nul) = body.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let env = String::from_utf8_lossy(&body[..nul]);
+            let Some(time) = body.get(nul + 1..nul + 9) else {
+                continue;
+            };
+            let at = (u64::from_be_bytes(time.try_into().unwrap_or_default()) as i128
+                + i64::MIN as i128) as i64;
+            // A chunk begun before a window may still hold samples in it.
+            let slack = if k.first() == Some(&0xfd) {
+                super::chunk::MAX_SPAN_US
+            } else {
+                0
+            };
+            let inside = windows.get(env.as_ref()).is_some_and(|w| {
+                w.iter()
+                    .any(|(from, to)| at >= from.saturating_sub(slack) && at <= *to)
+            });
+            if !inside {
+                doomed.push(k);
+            }
+        }
+        for k in doomed {
+            if k.first() != Some(&0xfe) {
+                pruned.observations += 1;
+            }
+            self.observations.remove(k)?;
+        }
+        self.db.flush()?;
+        Ok(pruned)
+    }
+}
+
+/// Copies the store at `path` into fresh files and puts them in its place: the space
+/// pruned records held is given back. Nobody may have the store open (sled's lock says
+/// so: the copy opens it). Returns the sizes before and after, in bytes.
+pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
+    let before = size(path);
+    let fresh = sibling(path, "compacting");
+    let old = sibling(path, "before-compaction");
+    let _ = std::fs::remove_dir_all(&fresh);
+    {
+        // As `Store::open` does: waiting a moment for the lock a closing store still holds.
+        let source = super::store::open_db(path)?;
+        let target = sled::Config::new()
+            .path(&fresh)
+            .open()
+            .map_err(|e| open_error(&fresh, e))?;
+        target.import(source.export());
+        target.flush()?;
+    }
+    // Swap: the old files stay until the new ones are in place, so a crash in between
+    // leaves one whole store under one of the two names.
+    std::fs::rename(path, &old).map_err(|e| io_error(path, e))?;
+    std::fs::rename(&fresh, path).map_err(|e| io_error(&fresh, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok((before, size(path)))
+}
+
+fn sibling(path: &Path, what: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "db".into());
+    path.with_file_name(format!("{name}.{what}"))
+}
+
+fn open_error(path: &Path, e: sled::Error) -> StoreError {
+    StoreError::Open {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Open {
+        path: path.to_path_buf(),
+        source: sled::Error::Io(e),
+    }
+}
+
+fn size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum::<u64>()
+        + std::fs::read_dir(path.join("blobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SCHEMA_VERSION;
+
+    fn run(id: &str, pipeline: &str, status: Status) -> RunRecord {
+        RunRecord {
+            v: SCHEMA_VERSION,
+            id: id.into(),
+            pipelines: vec![pipeline.into()],
+            environments: vec!["local".into()],
+            revision: "r".into(),
+            started_at: "2026-11-25T00:00:00Z".into(),
+            finished_at: None,
+            status,
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+            interrupted: 0,
+            duration_ms: 0,
+            pid: 1,
+            hostname: "h".into(),
+            overrides: vec![],
+            config_commits: Default::default(),
+            note: None,
+            conditions: Default::default(),
+            candidate: Default::default(),
+        }
+    }
+
+    #[test]
+    fn releases_unfinished_runs_and_the_newest_of_each_pipeline_stay() {
+        let runs = vec![
+            run("6", "a", Status::Running),
+            run("5", "a", Status::Passed),
+            run("4", "b", Status::Passed),
+            run("3", "a", Status::Failed),
+            run("2", "a", Status::Passed),
+            run("1", "a", Status::Passed),
+        ];
+        let releases = BTreeSet::from(["1".to_string()]);
+        let kept = kept(&runs, 2, &releases);
+        assert_eq!(
+            kept.into_iter().collect::<Vec<_>>(),
+            vec!["1", "4", "5", "6"]
+        );
+    }
+}
