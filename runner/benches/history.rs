@@ -47,6 +47,7 @@ fn run_record(id: &str, i: usize) -> RunRecord {
         failed: 0,
         skipped: 0,
         interrupted: 0,
+        flaky: 0,
         duration_ms: 30_000,
         pid: 1,
         hostname: "bench".into(),
@@ -74,6 +75,8 @@ fn scenario(run: &str, index: u32, status: Status) -> ScenarioRecord {
         started_at: "2026-11-25T00:00:00Z".into(),
         duration_ms: 40 + u64::from(index % 13),
         steps: 2,
+        attempt: 0,
+        retried: false,
     }
 }
 

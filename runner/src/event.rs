@@ -21,6 +21,8 @@ pub enum RunEvent<'a> {
     },
     StepFinished(&'a StepRecord),
     ScenarioFinished(&'a ScenarioRecord),
+    /// A finished scenario is run again (`retries:`): its record now says so.
+    ScenarioRetried(&'a ScenarioRecord),
     RunFinished(&'a RunRecord),
 }
 

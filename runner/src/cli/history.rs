@@ -39,6 +39,11 @@ pub struct HistoryArgs {
     /// the metrics that changed from just before to just after.
     #[arg(long, requires = "run", conflicts_with_all = ["events", "metrics"])]
     pub steps: bool,
+    /// Scenarios whose outcome flips across the recent runs (`--limit`) of one candidate
+    /// (revision, candidate commits, pipelines and environments), or that passed only on
+    /// a retry.
+    #[arg(long, conflicts_with_all = ["run", "json"])]
+    pub flaky: bool,
 }
 
 pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
@@ -74,6 +79,9 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
         })
         .take(args.limit)
         .collect();
+    if args.flaky {
+        return flaky(&store, &runs);
+    }
     let releases: std::collections::BTreeMap<String, String> = store
         .releases()?
         .into_iter()
@@ -302,4 +310,69 @@ fn changed<'a>(
             }
         })
         .collect()
+}
+
+/// `history --flaky`: per scenario, its outcomes across runs of the same candidate.
+fn flaky(store: &Store, runs: &[crate::store::RunRecord]) -> Result<i32, CliError> {
+    use crate::store::{ScenarioKind, Status};
+    use std::collections::BTreeMap;
+    /// (candidate, pipeline, environment, scenario).
+    type Key = (String, String, String, String);
+    // → (passed, failed, passed after a retry)
+    let mut seen: BTreeMap<Key, (u32, u32, u32)> = BTreeMap::new();
+    for run in runs {
+        let candidate = format!(
+            "{}{}",
+            run.revision,
+            run.candidate
+                .iter()
+                .map(|(r, c)| format!(" {r}@{}", &c[..c.len().min(12)]))
+                .collect::<String>()
+        );
+        for sc in store.scenarios(&run.id)? {
+            if sc.kind != ScenarioKind::Scenario || sc.retried {
+                continue;
+            }
+            let e = seen
+                .entry((
+                    candidate.clone(),
+                    sc.pipeline.clone(),
+                    sc.environment.clone(),
+                    sc.name.clone(),
+                ))
+                .or_default();
+            match sc.status {
+                Status::Passed if sc.attempt > 0 => {
+                    e.0 += 1;
+                    e.2 += 1;
+                }
+                Status::Passed => e.0 += 1,
+                Status::Skipped => {}
+                _ => e.1 += 1,
+            }
+        }
+    }
+    let flaky: Vec<_> = seen
+        .into_iter()
+        .filter(|(_, (p, f, r))| (*p > 0 && *f > 0) || *r > 0)
+        .collect();
+    if flaky.is_empty() {
+        crate::errln!("no flaky scenario in the last {} runs", runs.len());
+        return Ok(0);
+    }
+    crate::outln!(
+        "{:<28} {:<24} {:>6} {:>6} {:>8}  CANDIDATE",
+        "SCENARIO",
+        "WHERE",
+        "PASS",
+        "FAIL",
+        "RETRIED"
+    );
+    for ((candidate, pipeline, env, name), (p, f, r)) in flaky {
+        crate::outln!(
+            "{name:<28} {:<24} {p:>6} {f:>6} {r:>8}  {candidate}",
+            format!("{pipeline}.{env}")
+        );
+    }
+    Ok(0)
 }

@@ -520,6 +520,7 @@ fn record_skipped(
         failed: 0,
         skipped: 0,
         interrupted: 0,
+        flaky: 0,
         duration_ms: 0,
         pid: std::process::id(),
         hostname: String::new(),

@@ -127,7 +127,7 @@ fn pct(before: f64, after: f64) -> Option<f64> {
 fn scenarios(run: &StoredRun) -> BTreeMap<(String, String, String), &ScenarioWithSteps> {
     run.scenarios
         .iter()
-        .filter(|(sc, _)| sc.kind == ScenarioKind::Scenario)
+        .filter(|(sc, _)| sc.kind == ScenarioKind::Scenario && !sc.retried)
         .map(|e| {
             (
                 (
@@ -282,6 +282,7 @@ mod tests {
                 failed: 0,
                 skipped: 0,
                 interrupted: 0,
+                flaky: 0,
                 duration_ms: 0,
                 pid: 1,
                 hostname: "h".into(),
@@ -311,6 +312,8 @@ mod tests {
                             started_at: "2026-11-25T00:00:00Z".into(),
                             duration_ms: 100 * (i as u64 + 1),
                             steps: steps.len() as u64,
+                            attempt: 0,
+                            retried: false,
                         },
                         steps
                             .into_iter()

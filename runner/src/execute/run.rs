@@ -51,6 +51,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         failed: 0,
         skipped: 0,
         interrupted: 0,
+        flaky: 0,
         duration_ms: 0,
         pid: std::process::id(),
         hostname: hostname(),
@@ -71,6 +72,12 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
     for plan in plans {
         let results = run_plan(plan, settings, events, &index);
         for sc in &results {
+            if sc.retried {
+                continue;
+            }
+            if sc.kind == ScenarioKind::Scenario && sc.status == Status::Passed && sc.attempt > 0 {
+                run.flaky += 1;
+            }
             match (sc.kind, sc.status) {
                 (ScenarioKind::Scenario, Status::Passed) => run.passed += 1,
                 (ScenarioKind::Scenario, Status::Skipped) => run.skipped += 1,
@@ -187,7 +194,32 @@ fn run_plan(
                 results.push(runner.skipped(sc, "before_each failed"));
             }
         } else if group.len() == 1 {
-            results.push(runner.scenario(&group[0]));
+            let sc = &group[0];
+            let mut rec = runner.scenario(sc);
+            // `retries:` — a failed attempt stays on record, marked replaced, and the
+            // scenario runs again between the group's hooks.
+            while rec.status == Status::Failed
+                && rec.attempt < sc.retries
+                && !interrupt::requested()
+            {
+                rec.retried = true;
+                events.emit(&RunEvent::ScenarioRetried(&rec));
+                let attempt = rec.attempt + 1;
+                results.push(rec);
+                results.extend(runner.diagnose());
+                results.extend(runner.hook("after_each", &plan.pipeline.after_each, true));
+                let before = runner.hook("before_each", &plan.pipeline.before_each, false);
+                let before_failed = before.as_ref().is_some_and(|r| r.status != Status::Passed);
+                results.extend(before);
+                rec = if before_failed {
+                    let mut skipped = runner.skipped(sc, "before_each failed");
+                    skipped.attempt = attempt;
+                    skipped
+                } else {
+                    runner.scenario_again(sc, attempt)
+                };
+            }
+            results.push(rec);
         } else {
             let indices: Vec<u32> = group.iter().map(|_| runner.next_index()).collect();
             let done: Vec<ScenarioRecord> = std::thread::scope(|s| {
@@ -245,6 +277,8 @@ impl PlanRunner<'_> {
             started_at: clock::now(),
             duration_ms: 0,
             steps: 0,
+            attempt: 0,
+            retried: false,
         }
     }
 
@@ -278,6 +312,18 @@ impl PlanRunner<'_> {
     fn scenario(&self, sc: &ScenarioFile) -> ScenarioRecord {
         let i = self.next_index();
         self.scenario_at(sc, i)
+    }
+
+    /// Attempt `attempt` of a scenario that failed before (`retries:`).
+    fn scenario_again(&self, sc: &ScenarioFile, attempt: u32) -> ScenarioRecord {
+        let mut rec = self.record(
+            self.next_index(),
+            ScenarioKind::Scenario,
+            &sc.name,
+            &display_path(&sc.file.path),
+        );
+        rec.attempt = attempt;
+        self.interpret(rec, &sc.ast, sc.timeout)
     }
 
     fn scenario_at(&self, sc: &ScenarioFile, index: u32) -> ScenarioRecord {

@@ -114,6 +114,10 @@ pub enum EntrySpec {
 pub struct DetailedEntry {
     pub path: Option<String>,
     pub timeout: Option<String>,
+    /// Run a failed scenario again, up to this many times (with `before_each` and
+    /// `after_each` around each attempt); one that fails and then passes is flaky.
+    #[serde(default)]
+    pub retries: Option<u32>,
     /// Scenarios that run at the same time.
     pub parallel: Option<Vec<EntrySpec>>,
 }

@@ -134,6 +134,8 @@ pub struct ScenarioFile {
     /// plan reports these together with what checking the rest finds.
     pub parse_errors: Vec<scenario::Diagnostic>,
     pub timeout: Duration,
+    /// Attempts after a failed one (`retries:`).
+    pub retries: u32,
 }
 
 /// Checks a pipeline's `variables:`: interpolations parse, and every candidate variable
@@ -603,16 +605,21 @@ fn collect(
     duration: &mut DurationParser<'_>,
     nested: bool,
 ) {
-    let (path, timeout, parallel) = match entry {
-        EntrySpec::Path(p) => (Some(p.as_str()), None, None),
-        EntrySpec::Detailed(d) => (d.path.as_deref(), d.timeout.as_deref(), d.parallel.as_ref()),
+    let (path, timeout, parallel, retries) = match entry {
+        EntrySpec::Path(p) => (Some(p.as_str()), None, None, 0),
+        EntrySpec::Detailed(d) => (
+            d.path.as_deref(),
+            d.timeout.as_deref(),
+            d.parallel.as_ref(),
+            d.retries.unwrap_or(0),
+        ),
     };
     let timeout = duration("scenarios", timeout, default_timeout, findings);
     match (path, parallel) {
         (Some(p), None) => {
             let full = dir.join(p);
             match load_scenario(&full, timeout) {
-                Ok(s) => group.push(s),
+                Ok(s) => group.push(ScenarioFile { retries, ..s }),
                 Err(mut fs) => {
                     if fs.len() == 1 && fs[0].source.is_none() {
                         // The file itself is missing: point at the entry in the pipeline.
@@ -666,6 +673,7 @@ fn load_scenario(path: &Path, timeout: Duration) -> Result<ScenarioFile, Vec<Fin
         ast,
         parse_errors,
         timeout,
+        retries: 0,
     })
 }
 

@@ -3,6 +3,11 @@
 //! properties only on suites, and per testcase only `skipped`, `failure`, `error`,
 //! `system-out` and `system-err`.
 //!
+//! A scenario run again (`retries:`) is one testcase: its failed attempts are
+//! `flakyFailure` (it passed in the end) or `rerunFailure` (it never did) — the Maven
+//! Surefire schema's elements, which Jenkins, GitLab and most JUnit readers take; they
+//! appear only in a run that retried something.
+//!
 //! With a comparison (the previous release), every suite says what it was compared with,
 //! how many scenarios changed how, each testcase's change, and the key metrics with their
 //! change; each testcase's `system-out` opens with its change and the masked diff.
@@ -114,7 +119,7 @@ pub fn render_compared(
                 // No release to compare with: every scenario is new.
                 None if change == crate::compare::Change::New => entries
                     .iter()
-                    .filter(|e| e.0.kind == ScenarioKind::Scenario)
+                    .filter(|e| e.0.kind == ScenarioKind::Scenario && !e.0.retried)
                     .count(),
                 None => 0,
             };
@@ -124,7 +129,7 @@ pub fn render_compared(
             ));
         }
         for (sc, _) in entries.iter().map(|e| (&e.0, &e.1)) {
-            if sc.kind == ScenarioKind::Scenario {
+            if sc.kind == ScenarioKind::Scenario && !sc.retried {
                 let change = change_of(&sc.name).map_or("new", |c| c.change.as_str());
                 suite.add_property(Property::new(
                     format!("lowtouch.change.{}", sc.name),
@@ -150,7 +155,28 @@ pub fn render_compared(
         let total: u64 = entries.iter().map(|e| e.0.duration_ms).sum();
         suite.set_time(Duration::from_millis(total));
         for (sc, steps) in entries.iter().map(|e| (&e.0, &e.1)) {
+            // A replaced attempt is no testcase: it is a rerun of the final one.
+            if sc.retried {
+                continue;
+            }
             let mut case = test_case(sc, steps, &classname);
+            let reruns: Vec<quick_junit::TestRerun> = entries
+                .iter()
+                .filter(|e| e.0.retried && e.0.name == sc.name && e.0.kind == sc.kind)
+                .map(|e| {
+                    let mut r = quick_junit::TestRerun::new(NonSuccessKind::Failure);
+                    r.set_message(message(&e.0));
+                    r.set_type("scenario failure");
+                    r.set_description(failing_step(&e.0, &e.1));
+                    r.set_time(Duration::from_millis(e.0.duration_ms));
+                    r
+                })
+                .collect();
+            if !reruns.is_empty() {
+                // Passed after failing: `flakyFailure`; failed every time: `rerunFailure`.
+                case.status.add_reruns(reruns);
+                case.status.set_rerun_kind(quick_junit::FlakyOrRerun::Rerun);
+            }
             if sc.kind == ScenarioKind::Scenario {
                 // The change first, then the masked diff, then the transcript.
                 let head = match change_of(&sc.name) {

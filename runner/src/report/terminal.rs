@@ -230,6 +230,12 @@ impl Listener for Progress {
                 }
                 self.line(&text);
             }
+            RunEvent::ScenarioRetried(sc) => self.line(&format!(
+                "{} {} failed on attempt {}: running it again (retries)",
+                s.yellow("retry:"),
+                sc.name,
+                sc.attempt + 1
+            )),
             RunEvent::RunFinished(_) => {
                 if let Some(bar) = &self.bar {
                     bar.finish_and_clear();
@@ -245,6 +251,8 @@ pub fn summary(run: &RunRecord, scenarios: &[ScenarioRecord], style: Style) -> S
     let rows: Vec<&ScenarioRecord> = scenarios
         .iter()
         .filter(|sc| sc.kind == ScenarioKind::Scenario || sc.status != Status::Passed)
+        // A replaced attempt is no row: its final attempt is.
+        .filter(|sc| !sc.retried)
         .collect();
     let name_w = rows
         .iter()

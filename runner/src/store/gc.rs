@@ -208,6 +208,7 @@ mod tests {
             failed: 0,
             skipped: 0,
             interrupted: 0,
+            flaky: 0,
             duration_ms: 0,
             pid: 1,
             hostname: "h".into(),

@@ -51,6 +51,9 @@ pub struct RunRecord {
     /// Scenarios stopped by Ctrl-C or SIGTERM.
     #[serde(default)]
     pub interrupted: u32,
+    /// Scenarios that failed and then passed on a retry.
+    #[serde(default)]
+    pub flaky: u32,
     pub duration_ms: u64,
     /// The process that ran it, so a stale `running` record can be told from a live one.
     pub pid: u32,
@@ -122,6 +125,12 @@ pub struct ScenarioRecord {
     pub started_at: String,
     pub duration_ms: u64,
     pub steps: u64,
+    /// Which attempt this is (0: the first; `retries:` may run a failed one again).
+    #[serde(default)]
+    pub attempt: u32,
+    /// A later attempt of the same scenario replaced this one: it counts as a rerun.
+    #[serde(default)]
+    pub retried: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

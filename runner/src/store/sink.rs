@@ -30,7 +30,9 @@ impl Listener for StoreSink<'_> {
             RunEvent::RunStarted(run) => self.store.begin_run(run),
             RunEvent::ScenarioStarted(sc) => self.store.put_scenario(sc),
             RunEvent::StepFinished(step) => self.store.put_step(step),
-            RunEvent::ScenarioFinished(sc) => self.store.finish_scenario(sc),
+            RunEvent::ScenarioFinished(sc) | RunEvent::ScenarioRetried(sc) => {
+                self.store.finish_scenario(sc)
+            }
             RunEvent::RunFinished(run) => self.store.finish_run(run),
             RunEvent::Notice(_) | RunEvent::StepStarted { .. } => Ok(()),
         };

@@ -320,3 +320,64 @@ fn gc_keeps_every_release_and_the_newest_runs_and_compacts() {
     p.lowtouch(&["run", "knob"]).output().expect_code(0);
     assert_eq!(crate::harness::history(&p).len(), 4);
 }
+
+#[test]
+fn a_retried_scenario_that_passes_is_flaky_and_says_so_in_junit() {
+    let p = knob_project();
+    let env = p.read("environments/local.yaml").replace(
+        "\naliases:\n",
+        "\naliases:\n  count:\n    shell: 'f=\"$LOWTOUCH_PROJECT_DIR/count-$1\"; n=$(($(cat \"$f\" 2>/dev/null || echo 0) + 1)); echo $n > \"$f\"; echo $n'\n",
+    );
+    p.write("environments/local.yaml", &env);
+    p.write(
+        "pipelines/retry.yaml",
+        "environment: local\nscenarios:\n  - { path: retry/lucky.scn, retries: 2 }\n  - { path: retry/doomed.scn, retries: 1 }\n",
+    );
+    p.write(
+        "pipelines/retry/lucky.scn",
+        "set n count lucky\nassert #{n} == 2 \"second time lucky\"\n",
+    );
+    p.write(
+        "pipelines/retry/doomed.scn",
+        "set n count doomed\nassert #{n} == 0 \"never\"\n",
+    );
+    let out = p.lowtouch(&["run", "retry"]).output().expect_code(1);
+    assert!(
+        out.stderr
+            .contains("retry: lucky failed on attempt 1: running it again"),
+        "{}",
+        out.stderr
+    );
+    // lucky: two attempts; doomed: two attempts (retries: 1), then no more.
+    assert_eq!(p.read("count-lucky").trim(), "2");
+    assert_eq!(p.read("count-doomed").trim(), "2");
+    let run = &crate::harness::history(&p)[0];
+    assert_eq!(run["passed"], 1, "{run:#}");
+    assert_eq!(run["failed"], 1, "{run:#}");
+    assert_eq!(run["flaky"], 1, "{run:#}");
+    let junit = p.read("reports/junit.xml");
+    assert!(junit.contains("<flakyFailure"), "{junit}");
+    assert!(junit.contains("<rerunFailure"), "{junit}");
+    assert_eq!(junit.matches("<testcase ").count(), 2, "{junit}");
+    validate(&junit).unwrap_or_else(|e| panic!("{e:?}\n{junit}"));
+    assert!(
+        junit.contains(r#"<property name="lowtouch.count.new" value="2"/>"#),
+        "{junit}"
+    );
+    // `history --flaky` names it: it passed only on a retry.
+    let listed = p
+        .lowtouch(&["history", "--flaky"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("lucky") && l.contains("retry.local")),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("doomed"),
+        "failing every time is not flaky:\n{listed}"
+    );
+}

@@ -73,7 +73,19 @@ const RULES: &[Rule] = &[
             "group",
             "url",
         ],
-        children: &["skipped", "error", "failure", "system-out", "system-err"],
+        // The reruns of a retried scenario: not in junit-10.xsd but in Maven Surefire's
+        // schema (surefire-test-report-3.0.xsd), which Jenkins and GitLab read too.
+        children: &[
+            "skipped",
+            "error",
+            "failure",
+            "rerunFailure",
+            "rerunError",
+            "flakyFailure",
+            "flakyError",
+            "system-out",
+            "system-err",
+        ],
     },
     Rule {
         element: "skipped",
@@ -91,6 +103,36 @@ const RULES: &[Rule] = &[
         element: "failure",
         required: &[],
         allowed: &["message", "type"],
+        children: &[],
+    },
+    Rule {
+        element: "rerunFailure",
+        required: &[],
+        allowed: &["message", "type", "time", "timestamp"],
+        children: &["stackTrace", "system-out", "system-err"],
+    },
+    Rule {
+        element: "rerunError",
+        required: &[],
+        allowed: &["message", "type", "time", "timestamp"],
+        children: &["stackTrace", "system-out", "system-err"],
+    },
+    Rule {
+        element: "flakyFailure",
+        required: &[],
+        allowed: &["message", "type", "time", "timestamp"],
+        children: &["stackTrace", "system-out", "system-err"],
+    },
+    Rule {
+        element: "flakyError",
+        required: &[],
+        allowed: &["message", "type", "time", "timestamp"],
+        children: &["stackTrace", "system-out", "system-err"],
+    },
+    Rule {
+        element: "stackTrace",
+        required: &[],
+        allowed: &[],
         children: &[],
     },
     Rule {
