@@ -201,6 +201,7 @@ fn main() {
 
     // 3: JUnit of a 100,000-testcase run, compared with another.
     let big = |id: &str, failing: bool| StoredRun {
+        artifacts: Vec::new(),
         run: run_record(id, 1),
         scenarios: (0..100_000u32)
             .map(|i| {

@@ -21,6 +21,12 @@ pub enum RunEvent<'a> {
     },
     StepFinished(&'a StepRecord),
     ScenarioFinished(&'a ScenarioRecord),
+    /// Something kept with the run: a component's log tail, a rendered config.
+    Artifact {
+        run_id: &'a str,
+        name: &'a str,
+        content: &'a [u8],
+    },
     /// A finished scenario is run again (`retries:`): its record now says so.
     ScenarioRetried(&'a ScenarioRecord),
     RunFinished(&'a RunRecord),

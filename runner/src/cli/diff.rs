@@ -195,6 +195,12 @@ pub struct ReportArgs {
     /// Write a single-file HTML report here (relative to the project).
     #[arg(long, value_name = "PATH")]
     pub html: Option<std::path::PathBuf>,
+    /// List what was kept with the run: component log tails, rendered configs.
+    #[arg(long)]
+    pub artifacts: bool,
+    /// Print one of its artifacts.
+    #[arg(long, value_name = "NAME")]
+    pub artifact: Option<String>,
 }
 
 /// The metrics a report plots, per source: latencies, memory, CPU.
@@ -234,9 +240,9 @@ fn series_of(
 }
 
 pub fn report(cli: &Cli, args: &ReportArgs) -> Result<i32, CliError> {
-    if args.junit.is_none() && args.html.is_none() {
+    if args.junit.is_none() && args.html.is_none() && !args.artifacts && args.artifact.is_none() {
         return Err(CliError::input(
-            "say what to write: --junit PATH, --html PATH, or both",
+            "say what to write: --junit PATH, --html PATH, --artifacts or --artifact NAME",
         ));
     }
     let project = cli.project()?;
@@ -244,6 +250,23 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<i32, CliError> {
     let run = history::resolve(&store, &project, &args.run).map_err(resolve_error)?;
     let stored = history::load(&store, &run.id)?
         .ok_or_else(|| CliError::input(format!("run {} is gone", run.id)))?;
+    if args.artifacts {
+        if stored.artifacts.is_empty() {
+            crate::errln!("run {} kept no artifacts", run.id);
+        }
+        for (name, size) in &stored.artifacts {
+            crate::outln!("{name}  ({size} bytes)");
+        }
+    }
+    if let Some(name) = &args.artifact {
+        let Some(bytes) = store.artifact(&run.id, name)? else {
+            return Err(CliError::input(format!(
+                "run {} has no artifact `{name}`; `lowtouch report --run {} --artifacts` lists them",
+                run.id, run.id
+            )));
+        };
+        crate::out!("{}", String::from_utf8_lossy(&bytes));
+    }
     let previous = history::previous_release(&store, &project, &run, RELEASE_PATTERN)?;
     let comparison = match &previous {
         Some((_, baseline)) => Some(comparison(&store, &project, baseline, &run)?),

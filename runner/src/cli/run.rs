@@ -497,7 +497,12 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         let steps = store.steps(&run.id, sc.index)?;
         scenarios.push((sc, steps));
     }
-    let stored = StoredRun { run, scenarios };
+    let artifacts = store.artifacts(&run.id)?;
+    let stored = StoredRun {
+        run,
+        scenarios,
+        artifacts,
+    };
     // The comparison with the previous release, in the JUnit file.
     let previous = crate::compare::history::previous_release(
         store,

@@ -269,6 +269,7 @@ mod tests {
 
     fn run(id: &str, scenarios: Vec<Scn<'_>>) -> StoredRun {
         StoredRun {
+            artifacts: Vec::new(),
             run: RunRecord {
                 v: SCHEMA_VERSION,
                 id: id.into(),

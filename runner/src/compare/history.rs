@@ -46,7 +46,12 @@ pub fn load(store: &Store, run_id: &str) -> Result<Option<StoredRun>, StoreError
         let steps = store.steps(&run.id, sc.index)?;
         scenarios.push((sc, steps));
     }
-    Ok(Some(StoredRun { run, scenarios }))
+    let artifacts = store.artifacts(&run.id)?;
+    Ok(Some(StoredRun {
+        run,
+        scenarios,
+        artifacts,
+    }))
 }
 
 /// The project's commits that tags matching `pattern` point at: tag → commit.

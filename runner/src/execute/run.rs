@@ -248,7 +248,57 @@ fn run_plan(
     for note in control.stop_all_started() {
         events.emit(&RunEvent::Notice(&note));
     }
+    for (name, content) in artifacts_of(plan, &env_dir, &ctx.vars) {
+        events.emit(&RunEvent::Artifact {
+            run_id: settings.run_id,
+            name: &name,
+            content: &content,
+        });
+    }
     results
+}
+
+/// What a run keeps of its environment: the end of each component's log (its last 200
+/// lines) and each rendered config file, as they are once the run is over.
+fn artifacts_of(
+    plan: &Plan,
+    env_dir: &Path,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, Vec<u8>)> {
+    const LOG_LINES: usize = 200;
+    let env = &plan.env;
+    let mut out = Vec::new();
+    for (name, c) in &env.components {
+        let Some(log) = super::components::control_spec(c, env_dir, vars)
+            .ok()
+            .and_then(|s| s.log)
+        else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(&log) else {
+            continue;
+        };
+        let lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
+        let tail = lines[lines.len().saturating_sub(LOG_LINES)..].concat();
+        out.push((format!("logs/{}/{name}.log", env.name), tail));
+    }
+    for t in &env.templates {
+        if let Ok(bytes) = std::fs::read(env_dir.join(&t.dest)) {
+            out.push((format!("config/{}/{}", env.name, t.dest), bytes));
+        }
+    }
+    // The runtime copies hold the secrets' real values: never stored, never reported.
+    let masks = env.secret_masks();
+    for (_, content) in &mut out {
+        for (value, placeholder) in &masks {
+            if !value.is_empty() && content.windows(value.len()).any(|w| w == value.as_bytes()) {
+                *content = String::from_utf8_lossy(content)
+                    .replace(value.as_str(), placeholder)
+                    .into_bytes();
+            }
+        }
+    }
+    out
 }
 
 struct PlanRunner<'a> {

@@ -247,6 +247,21 @@ pub fn render(
             h.push_str("</pre>");
         }
     }
+    if !stored.artifacts.is_empty() {
+        h.push_str(
+            "<h2>Artifacts</h2><p class=\"meta\">Kept with the run: <code>lowtouch report --run ",
+        );
+        h.push_str(&esc(&run.id));
+        h.push_str(" --artifact NAME</code> prints one.</p><table><tr><th>Name</th><th class=\"num\">Bytes</th></tr>");
+        for (name, size) in &stored.artifacts {
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code></td><td class=\"num\">{size}</td></tr>",
+                esc(name)
+            );
+        }
+        h.push_str("</table>");
+    }
     h.push_str("<p class=\"meta\">lowtouch report</p></body></html>\n");
     h
 }

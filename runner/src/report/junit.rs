@@ -25,6 +25,8 @@ use crate::store::{RunRecord, ScenarioKind, ScenarioRecord, Status, StepRecord};
 pub struct StoredRun {
     pub run: RunRecord,
     pub scenarios: Vec<ScenarioWithSteps>,
+    /// Its artifacts: name and size (`lowtouch report --run ID --artifacts`).
+    pub artifacts: Vec<(String, usize)>,
 }
 
 pub type ScenarioWithSteps = (ScenarioRecord, Vec<StepRecord>);
@@ -89,6 +91,21 @@ pub fn render_compared(
             suite.add_property(Property::new(
                 format!("lowtouch.candidate.{repo}"),
                 commit.as_str(),
+            ));
+        }
+        if !stored.artifacts.is_empty() {
+            suite.add_property(Property::new(
+                "lowtouch.artifacts",
+                format!(
+                    "{} (lowtouch report --run {} --artifacts)",
+                    stored
+                        .artifacts
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    run.id
+                ),
             ));
         }
         suite.add_property(Property::new(

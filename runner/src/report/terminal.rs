@@ -230,6 +230,7 @@ impl Listener for Progress {
                 }
                 self.line(&text);
             }
+            RunEvent::Artifact { .. } => {}
             RunEvent::ScenarioRetried(sc) => self.line(&format!(
                 "{} {} failed on attempt {}: running it again (retries)",
                 s.yellow("retry:"),

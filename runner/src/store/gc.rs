@@ -61,9 +61,11 @@ impl Store {
         for r in runs.iter().filter(|r| !keep.contains(&r.id)) {
             let mut prefix = r.id.as_bytes().to_vec();
             prefix.push(0);
+            let mut artifacts = 0;
             for (tree, count) in [
                 (&self.scenarios, &mut pruned.scenarios),
                 (&self.steps, &mut pruned.steps),
+                (&self.artifacts, &mut artifacts),
             ] {
                 let keys: Vec<_> = tree.scan_prefix(&prefix).keys().collect::<Result<_, _>>()?;
                 *count += keys.len();

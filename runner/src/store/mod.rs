@@ -3,6 +3,7 @@
 //! **Invariant:** this is the only module that touches sled. Everything else reads and
 //! writes typed records through [`Store`].
 
+pub mod artifacts;
 pub mod chunk;
 pub mod control;
 pub mod error;

@@ -34,6 +34,11 @@ impl Listener for StoreSink<'_> {
                 self.store.finish_scenario(sc)
             }
             RunEvent::RunFinished(run) => self.store.finish_run(run),
+            RunEvent::Artifact {
+                run_id,
+                name,
+                content,
+            } => self.store.put_artifact(run_id, name, content),
             RunEvent::Notice(_) | RunEvent::StepStarted { .. } => Ok(()),
         };
         if let Err(e) = result {

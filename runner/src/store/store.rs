@@ -46,6 +46,7 @@ pub struct Store {
     pub(super) statuses: sled::Tree,
     pub(super) observations: sled::Tree,
     pub(super) releases: sled::Tree,
+    pub(super) artifacts: sled::Tree,
     /// Runs found unfinished at open and marked crashed.
     pub recovered: Vec<String>,
     /// A handle onto the pinned store: dropping it closes nothing.
@@ -121,6 +122,7 @@ impl Store {
             statuses: db.open_tree("statuses")?,
             observations: db.open_tree("observations")?,
             releases: db.open_tree("releases")?,
+            artifacts: db.open_tree("artifacts")?,
             db,
             path: path.to_path_buf(),
             recovered: Vec::new(),

@@ -84,8 +84,25 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
         "{text}"
     );
 
+    // The run kept the engines' log tails and its rendered configs.
+    let kept = p
+        .lowtouch(&["report", "--run", "last", "--artifacts"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    for name in ["logs/local/MatchingEngineBackup.log", "config/local/primary.conf"] {
+        assert!(kept.contains(name), "{kept}");
+    }
+    let tail = p
+        .lowtouch(&["report", "--artifact", "logs/local/MatchingEngineBackup.log"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(tail.contains("STATE: ACTIVE"), "{tail}");
+
     let junit = p.read("reports/junit.xml");
     validate(&junit).unwrap_or_else(|e| panic!("invalid JUnit: {e:?}\n{junit}"));
+    assert!(junit.contains("lowtouch.artifacts"), "{junit}");
     assert!(
         junit.contains(r#"<testsuite name="demo.local" tests="6""#),
         "{junit}"
