@@ -8,6 +8,7 @@ pub mod chunk;
 pub mod control;
 pub mod error;
 pub mod gc;
+pub mod migrate;
 pub mod observations;
 pub mod records;
 pub mod releases;

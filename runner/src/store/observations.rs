@@ -101,6 +101,53 @@ impl Store {
         items: &[(ObservationRecord, u32)],
         marks: &[((String, String, String), u64)],
     ) -> Result<(), StoreError> {
+        let mut batch = self.chunk_batch(items);
+        for (o, n) in items {
+            if o.kind == "metric" && o.number.is_some() {
+                continue;
+            }
+            let key = key_of(o, *n);
+            if o.kind == "event" {
+                batch.insert(event_key(&key), &[][..]);
+            }
+            let mut record = o.clone();
+            record.v = SCHEMA_VERSION;
+            let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).to_string(),
+                source: e,
+            })?;
+            batch.insert(key, bytes);
+        }
+        for ((env, daemon, boot), next) in marks {
+            batch.insert(mark_key(env, daemon, boot), &next.to_be_bytes()[..]);
+        }
+        self.observations.apply_batch(batch)?;
+        // The newest sample of each series in the batch, found without copying names.
+        let mut newest: std::collections::HashMap<(&str, &str, &str, &str), &ObservationRecord> =
+            std::collections::HashMap::new();
+        for (o, _) in items.iter().filter(|(o, _)| o.number.is_some()) {
+            let key = (
+                o.environment.as_str(),
+                o.daemon.as_str(),
+                o.source.as_str(),
+                o.name.as_str(),
+            );
+            match newest.get(&key) {
+                Some(seen) if seen.at_us > o.at_us => {}
+                _ => {
+                    newest.insert(key, o);
+                }
+            }
+        }
+        for o in newest.into_values() {
+            self.remember_latest(o);
+        }
+        Ok(())
+    }
+
+    /// A batch holding the metric samples among `items` as chunks, one daemon's at a time
+    /// (see `store::chunk`).
+    pub(super) fn chunk_batch(&self, items: &[(ObservationRecord, u32)]) -> sled::Batch {
         let mut batch = sled::Batch::default();
         // Metric samples go into chunks, one daemon's at a time (see `store::chunk`).
         let mut metrics: std::collections::BTreeMap<(&str, &str), Vec<(&ObservationRecord, u32)>> =
@@ -143,47 +190,7 @@ impl Store {
                 rest = after;
             }
         }
-        for (o, n) in items {
-            if o.kind == "metric" && o.number.is_some() {
-                continue;
-            }
-            let key = key_of(o, *n);
-            if o.kind == "event" {
-                batch.insert(event_key(&key), &[][..]);
-            }
-            let mut record = o.clone();
-            record.v = SCHEMA_VERSION;
-            let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&key).to_string(),
-                source: e,
-            })?;
-            batch.insert(key, bytes);
-        }
-        for ((env, daemon, boot), next) in marks {
-            batch.insert(mark_key(env, daemon, boot), &next.to_be_bytes()[..]);
-        }
-        self.observations.apply_batch(batch)?;
-        // The newest sample of each series in the batch, found without copying names.
-        let mut newest: std::collections::HashMap<(&str, &str, &str, &str), &ObservationRecord> =
-            std::collections::HashMap::new();
-        for (o, _) in items.iter().filter(|(o, _)| o.number.is_some()) {
-            let key = (
-                o.environment.as_str(),
-                o.daemon.as_str(),
-                o.source.as_str(),
-                o.name.as_str(),
-            );
-            match newest.get(&key) {
-                Some(seen) if seen.at_us > o.at_us => {}
-                _ => {
-                    newest.insert(key, o);
-                }
-            }
-        }
-        for o in newest.into_values() {
-            self.remember_latest(o);
-        }
-        Ok(())
+        batch
     }
 
     /// One environment's events from `from_us` to `to_us` (inclusive), in time order:

@@ -91,7 +91,7 @@ impl Store {
         }
         let db = open_db(path)?;
         let meta = db.open_tree("meta")?;
-        match meta.get("schema_version")? {
+        let found = match meta.get("schema_version")? {
             Some(v) => {
                 let found: u32 = std::str::from_utf8(&v)
                     .ok()
@@ -104,11 +104,13 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
+                Some(found)
             }
             None => {
                 meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+                None
             }
-        }
+        };
         write_owner(path);
         let mut store = Store {
             runs: db.open_tree("runs")?,
@@ -129,6 +131,13 @@ impl Store {
             shared: false,
             latest: Default::default(),
         };
+        if let Some(found) = found.filter(|f| *f < SCHEMA_VERSION) {
+            if let Some(what) = super::migrate::migrate(&store, found)? {
+                crate::errln!("{what}");
+            }
+            meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+            store.db.flush()?;
+        }
         store.recover()?;
         store.release_stale_leases()?;
         Ok(store)

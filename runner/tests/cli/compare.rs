@@ -385,14 +385,20 @@ fn a_retried_scenario_that_passes_is_flaky_and_says_so_in_junit() {
 #[test]
 fn a_secret_in_a_rendered_config_never_reaches_the_artifacts() {
     let p = Project::empty();
-    p.write("templates/app.conf.j2", "port = 1\ntoken = {{ secrets.token }}\n");
+    p.write(
+        "templates/app.conf.j2",
+        "port = 1\ntoken = {{ secrets.token }}\n",
+    );
     p.write(
         "environments/sec.yaml",
         "hosts:\n  localhost: { address: 127.0.0.1 }\n\
          secrets:\n  token: { from_env: KNOB_TOKEN }\n\
          templates:\n  - { src: app.conf.j2, dest: app.conf }\n",
     );
-    p.write("pipelines/sec.yaml", "environment: sec\nscenarios: [ok.scn]\n");
+    p.write(
+        "pipelines/sec.yaml",
+        "environment: sec\nscenarios: [ok.scn]\n",
+    );
     p.write("pipelines/ok.scn", "echo fine\n");
     p.lowtouch(&["run", "sec"])
         .env("KNOB_TOKEN", "s3cr3t-value-4711")
@@ -406,5 +412,8 @@ fn a_secret_in_a_rendered_config_never_reaches_the_artifacts() {
     assert!(config.contains("token = <secret:token>"), "{config}");
     assert!(!config.contains("s3cr3t-value-4711"));
     // The runtime copy the run used had the real value.
-    assert!(p.read(".lowtouch/envs/sec/app.conf").contains("s3cr3t-value-4711"));
+    assert!(
+        p.read(".lowtouch/envs/sec/app.conf")
+            .contains("s3cr3t-value-4711")
+    );
 }

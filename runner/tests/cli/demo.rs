@@ -90,11 +90,18 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
         .output()
         .expect_code(0)
         .stdout;
-    for name in ["logs/local/MatchingEngineBackup.log", "config/local/primary.conf"] {
+    for name in [
+        "logs/local/MatchingEngineBackup.log",
+        "config/local/primary.conf",
+    ] {
         assert!(kept.contains(name), "{kept}");
     }
     let tail = p
-        .lowtouch(&["report", "--artifact", "logs/local/MatchingEngineBackup.log"])
+        .lowtouch(&[
+            "report",
+            "--artifact",
+            "logs/local/MatchingEngineBackup.log",
+        ])
         .output()
         .expect_code(0)
         .stdout;

@@ -186,3 +186,101 @@ fn cleanup_hooks_finish_after_ctrl_c_and_stop_commands_are_not_cut_short() {
         "the component outlived the interrupted run"
     );
 }
+
+/// A store written by the lowtouch of 2026-11-25 19:36 (schema 1: one JSON record per
+/// metric sample, no events index), kept as a fixture: one run of the failover and a
+/// 2-s load scenario, with what its daemon saw.
+fn store_v1(p: &Project) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/fixtures/store-v1");
+    let to = p.path().join(".lowtouch/db");
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_store_of_an_older_schema_is_migrated_when_it_opens() {
+    let p = Project::empty();
+    store_v1(&p);
+    let first = p.lowtouch(&["history", "--json"]).output().expect_code(0);
+    assert!(
+        first.stderr.contains(
+            "migrated the store from schema 1 to 2: 426 metric samples into chunks, 25 events indexed"
+        ),
+        "{}",
+        first.stderr
+    );
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["id"], "20261125-211156.174-efe2");
+    assert_eq!(runs[0]["passed"], 2);
+    // Once is enough.
+    let again = p.lowtouch(&["history"]).output().expect_code(0);
+    assert!(!again.stderr.contains("migrated"), "{}", again.stderr);
+    // What the daemon saw reads as before: events through the new index, samples from
+    // their chunks.
+    let count = |args: &[&str]| -> usize {
+        let out = p.lowtouch(args).output().expect_code(0).stdout;
+        serde_json::from_str::<Vec<serde_json::Value>>(&out)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        count(&["history", "--run", "last", "--events", "--json"]),
+        24
+    );
+    assert_eq!(
+        count(&[
+            "history",
+            "--run",
+            "last",
+            "--metrics",
+            "internal_latency_us",
+            "--json"
+        ]),
+        394
+    );
+    assert_eq!(
+        count(&[
+            "history",
+            "--run",
+            "last",
+            "--metrics",
+            "rss_bytes",
+            "--json"
+        ]),
+        6
+    );
+    // The migrated store takes the runs of this build.
+    p.write(
+        "environments/e.yaml",
+        "hosts:\n  h: { address: 127.0.0.1 }\n",
+    );
+    p.write("pipelines/p.yaml", "environment: e\nscenarios: [s.scn]\n");
+    p.write("pipelines/s.scn", "echo hi\n");
+    p.lowtouch(&["run", "p"]).output().expect_code(0);
+    assert_eq!(crate::harness::history(&p).len(), 2);
+}
+
+#[test]
+fn a_store_of_a_newer_schema_is_refused_and_left_alone() {
+    let p = Project::empty();
+    store_v1(&p);
+    {
+        let db = sled::open(p.path().join(".lowtouch/db")).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", "99")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let out = p.lowtouch(&["history"]).output();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("has schema version 99, newer than this lowtouch reads (2)"),
+        "{}",
+        out.stderr
+    );
+}
