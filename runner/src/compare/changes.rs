@@ -270,29 +270,7 @@ mod tests {
     fn run(id: &str, scenarios: Vec<Scn<'_>>) -> StoredRun {
         StoredRun {
             artifacts: Vec::new(),
-            run: RunRecord {
-                v: SCHEMA_VERSION,
-                id: id.into(),
-                pipelines: vec!["demo".into()],
-                environments: vec!["local".into()],
-                revision: "r".into(),
-                started_at: "2026-11-25T00:00:00Z".into(),
-                finished_at: None,
-                status: Status::Passed,
-                passed: 0,
-                failed: 0,
-                skipped: 0,
-                interrupted: 0,
-                flaky: 0,
-                duration_ms: 0,
-                pid: 1,
-                hostname: "h".into(),
-                overrides: vec![],
-                config_commits: Default::default(),
-                note: None,
-                conditions: Default::default(),
-                candidate: Default::default(),
-            },
+            run: RunRecord::for_test(id),
             scenarios: scenarios
                 .into_iter()
                 .enumerate()

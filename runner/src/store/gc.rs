@@ -194,31 +194,12 @@ fn size(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SCHEMA_VERSION;
 
     fn run(id: &str, pipeline: &str, status: Status) -> RunRecord {
         RunRecord {
-            v: SCHEMA_VERSION,
-            id: id.into(),
             pipelines: vec![pipeline.into()],
-            environments: vec!["local".into()],
-            revision: "r".into(),
-            started_at: "2026-11-25T00:00:00Z".into(),
-            finished_at: None,
             status,
-            passed: 0,
-            failed: 0,
-            skipped: 0,
-            interrupted: 0,
-            flaky: 0,
-            duration_ms: 0,
-            pid: 1,
-            hostname: "h".into(),
-            overrides: vec![],
-            config_commits: Default::default(),
-            note: None,
-            conditions: Default::default(),
-            candidate: Default::default(),
+            ..RunRecord::for_test(id)
         }
     }
 

@@ -75,6 +75,36 @@ pub struct RunRecord {
     pub conditions: RunConditions,
 }
 
+#[cfg(test)]
+impl RunRecord {
+    /// A run of pipeline `demo` on `local` for unit tests, to change what a test is about.
+    pub fn for_test(id: &str) -> RunRecord {
+        RunRecord {
+            v: SCHEMA_VERSION,
+            id: id.into(),
+            pipelines: vec!["demo".into()],
+            environments: vec!["local".into()],
+            revision: "r".into(),
+            started_at: "2026-11-25T00:00:00Z".into(),
+            finished_at: None,
+            status: Status::Passed,
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+            interrupted: 0,
+            flaky: 0,
+            duration_ms: 0,
+            pid: 1,
+            hostname: "h".into(),
+            overrides: vec![],
+            config_commits: Default::default(),
+            note: None,
+            conditions: Default::default(),
+            candidate: Default::default(),
+        }
+    }
+}
+
 /// The conditions a run ran under (besides its revision, candidate and config commits):
 /// the test data, the load profile and the management host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
