@@ -6,6 +6,14 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("the store {path} is held by another process{owner}")]
     Locked { path: PathBuf, owner: String },
+    #[error(
+        "the store {path} is damaged and cannot be read ({source}); lowtouch leaves it be: move it aside to start a new one (mv {path} {path}.damaged), or restore a copy"
+    )]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
     #[error("cannot open the store {path}: {source}")]
     Open {
         path: PathBuf,

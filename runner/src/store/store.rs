@@ -330,6 +330,12 @@ pub(super) fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
+            Err(e @ sled::Error::Corruption { .. }) => {
+                return Err(StoreError::Unreadable {
+                    path: path.to_path_buf(),
+                    source: e,
+                });
+            }
             Err(e) => {
                 return Err(StoreError::Open {
                     path: path.to_path_buf(),

@@ -284,3 +284,31 @@ fn a_store_of_a_newer_schema_is_refused_and_left_alone() {
         out.stderr
     );
 }
+
+#[test]
+fn a_damaged_store_gets_a_clear_error_and_what_to_do() {
+    let p = Project::empty();
+    store_v1(&p);
+    let db = p.path().join(".lowtouch/db/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in &mut bytes[3000..3256] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let out = p.lowtouch(&["history"]).output();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is damaged and cannot be read")
+            && out.stderr.contains("move it aside to start a new one"),
+        "{}",
+        out.stderr
+    );
+    // Moved aside as told, a new store starts and the damaged one is still there.
+    std::fs::rename(
+        p.path().join(".lowtouch/db"),
+        p.path().join(".lowtouch/db.damaged"),
+    )
+    .unwrap();
+    p.lowtouch(&["history"]).output().expect_code(0);
+    assert!(p.path().join(".lowtouch/db.damaged/db").exists());
+}
