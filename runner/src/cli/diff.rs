@@ -18,8 +18,8 @@ pub struct DiffArgs {
     /// The run compared with it (default: `last`).
     #[arg(value_name = "B")]
     pub b: Option<String>,
-    /// Compare the newest run (or B) with its previous release.
-    #[arg(long, conflicts_with = "a")]
+    /// Compare a run (A, or the newest) with its previous release.
+    #[arg(long, conflicts_with = "b")]
     pub previous: bool,
     /// Print the comparison as JSON.
     #[arg(long)]

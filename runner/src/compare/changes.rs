@@ -112,11 +112,9 @@ impl Comparison {
     }
 }
 
+/// Not passing: failed, and also skipped (a broken setup must not read as unchanged).
 fn failing(s: Status) -> bool {
-    matches!(
-        s,
-        Status::Failed | Status::Interrupted | Status::Crashed | Status::Running
-    )
+    s != Status::Passed
 }
 
 fn pct(before: f64, after: f64) -> Option<f64> {
@@ -161,7 +159,7 @@ pub fn compare(
             (Some(_), None) => Change::Removed,
             (Some(x), Some(y)) => match (failing(x), failing(y)) {
                 (false, true) => Change::NewFailure,
-                (true, false) if y != Status::Skipped => Change::Fixed,
+                (true, false) => Change::Fixed,
                 (true, true) => Change::StillFailing,
                 _ => Change::Unchanged,
             },
@@ -333,6 +331,7 @@ mod tests {
                 ("stays_red", Status::Failed, vec![]),
                 ("stays_green", Status::Passed, vec![]),
                 ("gone", Status::Passed, vec![]),
+                ("setup_broke", Status::Passed, vec![]),
             ],
         );
         let after = run(
@@ -343,6 +342,8 @@ mod tests {
                 ("stays_red", Status::Crashed, vec![]),
                 ("stays_green", Status::Passed, vec![]),
                 ("fresh", Status::Passed, vec![]),
+                // Skipped because a hook failed: no longer passing.
+                ("setup_broke", Status::Skipped, vec![]),
             ],
         );
         let empty = BTreeMap::new();
@@ -358,12 +359,13 @@ mod tests {
                 ("breaks", Change::NewFailure),
                 ("fresh", Change::New),
                 ("heals", Change::Fixed),
+                ("setup_broke", Change::NewFailure),
                 ("stays_green", Change::Unchanged),
                 ("stays_red", Change::StillFailing),
                 ("gone", Change::Removed),
             ]
         );
-        assert_eq!(c.new_failures(), 1);
+        assert_eq!(c.new_failures(), 2);
     }
 
     #[test]

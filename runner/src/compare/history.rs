@@ -198,9 +198,18 @@ pub fn previous_release(
     }
     let tags = tagged(project, pattern);
     if !tags.is_empty() {
+        // A run of a tagged commit that ran its scenarios to the end (not one skipped
+        // as superseded, nor one that crashed).
+        let complete = |r: &RunRecord| {
+            r.passed + r.failed > 0
+                && matches!(
+                    r.status,
+                    crate::store::Status::Passed | crate::store::Status::Failed
+                )
+        };
         for r in all_runs(store)?
             .into_iter()
-            .filter(|r| before(r) && shares(r))
+            .filter(|r| before(r) && shares(r) && complete(r))
         {
             if let Some((tag, _)) = tags.iter().find(|(_, commit)| tested(&r, commit)) {
                 releases.push((tag.clone(), r));

@@ -288,7 +288,9 @@ fn artifacts_of(
         }
     }
     // The runtime copies hold the secrets' real values: never stored, never reported.
-    let masks = env.secret_masks();
+    // Longest first: a secret that starts another must not leave the other's end.
+    let mut masks = env.secret_masks();
+    masks.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
     for (_, content) in &mut out {
         for (value, placeholder) in &masks {
             if !value.is_empty() && content.windows(value.len()).any(|w| w == value.as_bytes()) {

@@ -615,6 +615,19 @@ fn collect(
         ),
     };
     let timeout = duration("scenarios", timeout, default_timeout, findings);
+    if nested && retries > 0 {
+        let (line, col) = locate_key(&file.text, &["scenarios"]).unwrap_or((1, 1));
+        findings.push(
+            Finding::at(
+                file,
+                line,
+                col,
+                9,
+                "`retries` applies to a scenario on its own, not inside `parallel`",
+            )
+            .help("give the scenario its own entry to retry it"),
+        );
+    }
     match (path, parallel) {
         (Some(p), None) => {
             let full = dir.join(p);

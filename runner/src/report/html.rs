@@ -123,7 +123,7 @@ pub fn render(
         .unwrap_or_default();
     h.push_str("<h2>Scenarios</h2><table><tr><th>Scenario</th><th>Status</th><th>Change</th><th>Before</th><th class=\"num\">Time</th><th class=\"num\">Δ time</th></tr>");
     for (sc, _) in &stored.scenarios {
-        if sc.kind == ScenarioKind::Hook && sc.status == Status::Passed {
+        if (sc.kind == ScenarioKind::Hook && sc.status == Status::Passed) || sc.retried {
             continue;
         }
         let c = changes
@@ -193,7 +193,7 @@ pub fn render(
     let failed: Vec<_> = stored
         .scenarios
         .iter()
-        .filter(|(sc, _)| !matches!(sc.status, Status::Passed | Status::Skipped))
+        .filter(|(sc, _)| !sc.retried && !matches!(sc.status, Status::Passed | Status::Skipped))
         .collect();
     let diffs: Vec<_> = comparison
         .map(|c| c.scenarios.iter().filter(|s| !s.steps.is_empty()).collect())

@@ -171,21 +171,28 @@ pub fn render_compared(
         }
         let total: u64 = entries.iter().map(|e| e.0.duration_ms).sum();
         suite.set_time(Duration::from_millis(total));
+        // Replaced attempts by scenario name, once per suite.
+        let mut attempts: std::collections::HashMap<&str, Vec<&ScenarioWithSteps>> =
+            std::collections::HashMap::new();
+        for e in entries.iter().filter(|e| e.0.retried) {
+            attempts.entry(e.0.name.as_str()).or_default().push(e);
+        }
         for (sc, steps) in entries.iter().map(|e| (&e.0, &e.1)) {
             // A replaced attempt is no testcase: it is a rerun of the final one.
             if sc.retried {
                 continue;
             }
             let mut case = test_case(sc, steps, &classname);
-            let reruns: Vec<quick_junit::TestRerun> = entries
-                .iter()
-                .filter(|e| e.0.retried && e.0.name == sc.name && e.0.kind == sc.kind)
+            let reruns: Vec<quick_junit::TestRerun> = attempts
+                .get(sc.name.as_str())
+                .into_iter()
+                .flatten()
                 .map(|e| {
                     let mut r = quick_junit::TestRerun::new(NonSuccessKind::Failure);
                     r.set_message(message(&e.0));
                     r.set_type("scenario failure");
-                    r.set_description(failing_step(&e.0, &e.1));
-                    r.set_time(Duration::from_millis(e.0.duration_ms));
+                    // Surefire's schema: the detail goes into `stackTrace`.
+                    r.set_stack_trace(failing_step(&e.0, &e.1));
                     r
                 })
                 .collect();

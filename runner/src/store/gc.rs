@@ -133,9 +133,10 @@ pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
     let fresh = sibling(path, "compacting");
     let old = sibling(path, "before-compaction");
     let _ = std::fs::remove_dir_all(&fresh);
+    // As `Store::open` does: waiting a moment for the lock a closing store still holds.
+    // Held until the new files are in place, so nobody writes to the old ones meanwhile.
+    let source = super::store::open_db(path)?;
     {
-        // As `Store::open` does: waiting a moment for the lock a closing store still holds.
-        let source = super::store::open_db(path)?;
         let target = sled::Config::new()
             .path(&fresh)
             .open()
@@ -143,12 +144,31 @@ pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
         target.import(source.export());
         target.flush()?;
     }
-    // Swap: the old files stay until the new ones are in place, so a crash in between
-    // leaves one whole store under one of the two names.
+    // Swap: the old files stay until the new ones are in place; a crash in between
+    // leaves the old ones under `.before-compaction`, which `Store::open` puts back.
     std::fs::rename(path, &old).map_err(|e| io_error(path, e))?;
-    std::fs::rename(&fresh, path).map_err(|e| io_error(&fresh, e))?;
+    if let Err(e) = std::fs::rename(&fresh, path) {
+        let _ = std::fs::rename(&old, path);
+        return Err(io_error(&fresh, e));
+    }
+    drop(source);
     let _ = std::fs::remove_dir_all(&old);
     Ok((before, size(path)))
+}
+
+/// A compaction a crash cut short leaves the store under `.before-compaction`: put it
+/// back before anything opens (or creates) a store at `path`.
+pub fn recover_compaction(path: &Path) -> Option<String> {
+    let old = sibling(path, "before-compaction");
+    if path.exists() || !old.is_dir() {
+        return None;
+    }
+    std::fs::rename(&old, path).ok()?;
+    let _ = std::fs::remove_dir_all(sibling(path, "compacting"));
+    Some(format!(
+        "put the store {} back from an interrupted compaction",
+        path.display()
+    ))
 }
 
 fn sibling(path: &Path, what: &str) -> PathBuf {
@@ -201,6 +221,21 @@ mod tests {
             status,
             ..RunRecord::for_test(id)
         }
+    }
+
+    #[test]
+    fn a_compaction_cut_short_is_put_back_before_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        // The crash came after the old files were moved aside, before the new ones moved in.
+        std::fs::create_dir(sibling(&path, "before-compaction")).unwrap();
+        std::fs::write(sibling(&path, "before-compaction").join("db"), b"old").unwrap();
+        std::fs::create_dir(sibling(&path, "compacting")).unwrap();
+        assert!(recover_compaction(&path).is_some());
+        assert_eq!(std::fs::read(path.join("db")).unwrap(), b"old");
+        assert!(!sibling(&path, "compacting").exists());
+        // With the store in place there is nothing to do.
+        assert!(recover_compaction(&path).is_none());
     }
 
     #[test]

@@ -89,6 +89,9 @@ impl Store {
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
+        if let Some(note) = super::gc::recover_compaction(path) {
+            crate::errln!("{note}");
+        }
         let db = open_db(path)?;
         let meta = db.open_tree("meta")?;
         let found = match meta.get("schema_version")? {

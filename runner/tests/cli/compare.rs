@@ -75,6 +75,12 @@ fn a_new_failure_against_the_previous_release_shows_in_diff_and_junit() {
         "{conditions:#}"
     );
     let diff = p.lowtouch(&["diff", "--previous"]).output().expect_code(1);
+    // The same, naming the run.
+    let named = p
+        .lowtouch(&["diff", "--previous", "last"])
+        .output()
+        .expect_code(1);
+    assert_eq!(named.stdout, diff.stdout);
     assert!(
         diff.stdout.contains("against release v1.0.0"),
         "{}",
@@ -379,6 +385,20 @@ fn a_retried_scenario_that_passes_is_flaky_and_says_so_in_junit() {
     assert!(
         !listed.contains("doomed"),
         "failing every time is not flaky:\n{listed}"
+    );
+    // The failed attempts' detail is where Surefire's schema puts it.
+    assert!(junit.contains("<stackTrace>"), "{junit}");
+    // Retrying one scenario of a parallel group is not something lowtouch does.
+    p.write(
+        "pipelines/retry.yaml",
+        "environment: local\nscenarios:\n  - parallel:\n      - { path: retry/lucky.scn, retries: 2 }\n",
+    );
+    let bad = p.lowtouch(&["check"]).output().expect_code(1);
+    assert!(
+        bad.stderr
+            .contains("`retries` applies to a scenario on its own, not inside `parallel`"),
+        "{}",
+        bad.stderr
     );
 }
 

@@ -108,25 +108,25 @@ const RULES: &[Rule] = &[
     Rule {
         element: "rerunFailure",
         required: &[],
-        allowed: &["message", "type", "time", "timestamp"],
+        allowed: &["message", "type"],
         children: &["stackTrace", "system-out", "system-err"],
     },
     Rule {
         element: "rerunError",
         required: &[],
-        allowed: &["message", "type", "time", "timestamp"],
+        allowed: &["message", "type"],
         children: &["stackTrace", "system-out", "system-err"],
     },
     Rule {
         element: "flakyFailure",
         required: &[],
-        allowed: &["message", "type", "time", "timestamp"],
+        allowed: &["message", "type"],
         children: &["stackTrace", "system-out", "system-err"],
     },
     Rule {
         element: "flakyError",
         required: &[],
-        allowed: &["message", "type", "time", "timestamp"],
+        allowed: &["message", "type"],
         children: &["stackTrace", "system-out", "system-err"],
     },
     Rule {
