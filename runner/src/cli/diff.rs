@@ -55,10 +55,11 @@ pub fn masks_for(project: &std::path::Path, pipelines: &[String]) -> Masks {
     Masks::with(extra)
 }
 
-/// The comparison of `current` with `baseline`, both read from the store.
+/// The comparison of `current` with `baseline`, both read from the store; `masks` are
+/// the current run's pipelines' (`masks_for`, or the plans' own when a run just ended).
 pub fn comparison(
     store: &Store,
-    project: &std::path::Path,
+    masks: &Masks,
     baseline: &crate::store::RunRecord,
     current: &crate::store::RunRecord,
 ) -> Result<Comparison, CliError> {
@@ -66,10 +67,9 @@ pub fn comparison(
         .ok_or_else(|| CliError::input(format!("run {} is gone", baseline.id)))?;
     let b = history::load(store, &current.id)?
         .ok_or_else(|| CliError::input(format!("run {} is gone", current.id)))?;
-    let masks = masks_for(project, &current.pipelines);
     let before = history::summaries(store, baseline)?;
     let after = history::summaries(store, current)?;
-    Ok(crate::compare::compare(&a, &b, &masks, (&before, &after)))
+    Ok(crate::compare::compare(&a, &b, masks, (&before, &after)))
 }
 
 pub fn diff(cli: &Cli, args: &DiffArgs) -> Result<i32, CliError> {
@@ -98,7 +98,8 @@ pub fn diff(cli: &Cli, args: &DiffArgs) -> Result<i32, CliError> {
         let run = history::resolve(&store, &project, name).map_err(resolve_error)?;
         (format!("{name} ({})", run.id), run)
     };
-    let c = comparison(&store, &project, &baseline, &current)?;
+    let masks = masks_for(&project, &current.pipelines);
+    let c = comparison(&store, &masks, &baseline, &current)?;
     if args.json {
         let text = serde_json::to_string_pretty(&c).map_err(|e| CliError::infra(e.to_string()))?;
         crate::outln!("{text}");
@@ -269,7 +270,12 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<i32, CliError> {
     }
     let previous = history::previous_release(&store, &project, &run, RELEASE_PATTERN)?;
     let comparison = match &previous {
-        Some((_, baseline)) => Some(comparison(&store, &project, baseline, &run)?),
+        Some((_, baseline)) => Some(comparison(
+            &store,
+            &masks_for(&project, &run.pipelines),
+            baseline,
+            &run,
+        )?),
         None => None,
     };
     let label = previous.as_ref().map(|(n, r)| format!("{n} ({})", r.id));

@@ -511,9 +511,14 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         crate::compare::history::RELEASE_PATTERN,
     )?;
     let comparison = match &previous {
+        // The plans hold the pipelines' masks already: no pipeline is read again.
         Some((_, baseline)) => Some(super::diff::comparison(
             store,
-            x.project,
+            &crate::compare::Masks::with(
+                x.plans
+                    .iter()
+                    .flat_map(|p| p.pipeline.masks.iter().cloned()),
+            ),
             baseline,
             &stored.run,
         )?),

@@ -95,9 +95,10 @@ fn all_runs(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
 /// The run `name` names: `last`; a run id (or a unique beginning of one); a release's
 /// name; a commit or tag of the project (its newest run).
 pub fn resolve(store: &Store, project: &Path, name: &str) -> Result<RunRecord, ResolveError> {
-    let runs = all_runs(store)?;
+    // The common names are one read each; the rest need every run.
     if name == "last" {
-        return runs
+        return store
+            .runs(1)?
             .into_iter()
             .next()
             .ok_or_else(|| ResolveError::NotFound {
@@ -105,14 +106,15 @@ pub fn resolve(store: &Store, project: &Path, name: &str) -> Result<RunRecord, R
                 candidates: Vec::new(),
             });
     }
-    if let Some(run) = runs.iter().find(|r| r.id == name) {
-        return Ok(run.clone());
+    if let Some(run) = store.run(name)? {
+        return Ok(run);
     }
     if let Some(release) = store.release(name)?
         && let Some(run) = store.run(&release.run_id)?
     {
         return Ok(run);
     }
+    let runs = all_runs(store)?;
     let prefixed: Vec<&RunRecord> = runs.iter().filter(|r| r.id.starts_with(name)).collect();
     if prefixed.len() == 1 {
         return Ok(prefixed[0].clone());
