@@ -17,7 +17,7 @@ fn key(run_id: &str, name: &str) -> Vec<u8> {
 impl Store {
     pub fn put_artifact(&self, run_id: &str, name: &str, content: &[u8]) -> Result<(), StoreError> {
         let kept = &content[content.len().saturating_sub(MAX_ARTIFACT)..];
-        self.artifacts.insert(key(run_id, name), kept)?;
+        self.detail()?.artifacts.insert(key(run_id, name), kept)?;
         Ok(())
     }
 
@@ -25,7 +25,7 @@ impl Store {
     pub fn artifacts(&self, run_id: &str) -> Result<Vec<(String, usize)>, StoreError> {
         let prefix = key(run_id, "");
         let mut out = Vec::new();
-        for entry in self.artifacts.scan_prefix(&prefix) {
+        for entry in self.detail()?.artifacts.scan_prefix(&prefix) {
             let (k, v) = entry?;
             out.push((
                 String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
@@ -36,6 +36,10 @@ impl Store {
     }
 
     pub fn artifact(&self, run_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.artifacts.get(key(run_id, name))?.map(|v| v.to_vec()))
+        Ok(self
+            .detail()?
+            .artifacts
+            .get(key(run_id, name))?
+            .map(|v| v.to_vec()))
     }
 }

@@ -44,6 +44,7 @@ impl Store {
     /// every observation outside the time of a kept run on its environment.
     pub fn prune(&self, keep: &BTreeSet<String>) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
+        let detail = self.detail()?;
         let runs = self.runs(usize::MAX)?;
         // Per environment: the time windows of kept runs, where observations stay.
         let mut windows: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
@@ -63,9 +64,9 @@ impl Store {
             prefix.push(0);
             let mut artifacts = 0;
             for (tree, count) in [
-                (&self.scenarios, &mut pruned.scenarios),
-                (&self.steps, &mut pruned.steps),
-                (&self.artifacts, &mut artifacts),
+                (&detail.scenarios, &mut pruned.scenarios),
+                (&detail.steps, &mut pruned.steps),
+                (&detail.artifacts, &mut artifacts),
             ] {
                 let keys: Vec<_> = tree.scan_prefix(&prefix).keys().collect::<Result<_, _>>()?;
                 *count += keys.len();
@@ -84,7 +85,7 @@ impl Store {
         // Observations: `<env> 0x00 <time>…`, and the same behind 0xfe (events index)
         // and 0xfd (metric chunks, by their first sample); 0xff marks stay.
         let mut doomed = Vec::new();
-        for entry in self.observations.iter().keys() {
+        for entry in detail.observations.iter().keys() {
             let k = entry?;
             let body = match k.first() {
                 Some(0xff) => continue,
@@ -118,9 +119,9 @@ impl Store {
             if k.first() != Some(&0xfe) {
                 pruned.observations += 1;
             }
-            self.observations.remove(k)?;
+            detail.observations.remove(k)?;
         }
-        self.db.flush()?;
+        self.flush()?;
         Ok(pruned)
     }
 }
@@ -136,13 +137,14 @@ pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
     // As `Store::open` does: waiting a moment for the lock a closing store still holds.
     // Held until the new files are in place, so nobody writes to the old ones meanwhile.
     let source = super::store::open_db(path)?;
-    {
-        let target = sled::Config::new()
-            .path(&fresh)
-            .open()
-            .map_err(|e| open_error(&fresh, e))?;
-        target.import(source.export());
-        target.flush()?;
+    let detail = super::detail::path_of(path);
+    let source_detail = match detail.is_dir() {
+        true => Some(super::store::open_db(&detail)?),
+        false => None,
+    };
+    copy_into(&source, &fresh)?;
+    if let Some(source_detail) = &source_detail {
+        copy_into(source_detail, &super::detail::path_of(&fresh))?;
     }
     // Swap: the old files stay until the new ones are in place; a crash in between
     // leaves the old ones under `.before-compaction`, which `Store::open` puts back.
@@ -151,9 +153,21 @@ pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
         let _ = std::fs::rename(&old, path);
         return Err(io_error(&fresh, e));
     }
+    drop(source_detail);
     drop(source);
     let _ = std::fs::remove_dir_all(&old);
     Ok((before, size(path)))
+}
+
+/// Every tree of `source` into a new database at `to`, durable when this returns.
+fn copy_into(source: &sled::Db, to: &Path) -> Result<(), StoreError> {
+    let target = sled::Config::new()
+        .path(to)
+        .open()
+        .map_err(|e| open_error(to, e))?;
+    target.import(source.export());
+    target.flush()?;
+    Ok(())
 }
 
 /// A compaction a crash cut short leaves the store under `.before-compaction`: put it
@@ -193,22 +207,17 @@ fn io_error(path: &Path, e: std::io::Error) -> StoreError {
     }
 }
 
+/// The bytes of every file under `path`.
 fn size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum::<u64>()
-        + std::fs::read_dir(path.join("blobs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .map(|m| m.len())
-            .sum::<u64>()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 #[cfg(test)]

@@ -1,9 +1,14 @@
 //! Bringing a store written by an older lowtouch up to this one's schema, when it opens.
+//! Every step is idempotent, so a migration a crash cut short carries on at the next
+//! open; the version moves last.
 //!
+//! - 2 → 3: scenarios, steps, artifacts and observations move out of the catalog into the
+//!   detail database (`store::detail`): copied in batches, made durable, then dropped from
+//!   the catalog. The catalog's files keep their size until `lowtouch gc` compacts them.
 //! - 1 → 2: metric samples move from one JSON record each into chunks (`store::chunk`),
 //!   and every event gets its entry in the events index. Done in batches, each atomic
-//!   (a chunk written and its records removed together), and idempotent: a migration a
-//!   crash cut short carries on at the next open; the version moves last.
+//!   (a chunk written and its records removed together). Run after 2 → 3 (on the moved
+//!   observations): it does not care which database holds them.
 
 use super::observations::ObservationRecord;
 use super::{Store, StoreError};
@@ -11,18 +16,66 @@ use super::{Store, StoreError};
 /// Migrates `store` from `found` to the current version; returns what it did, for the
 /// person who opened it.
 pub fn migrate(store: &Store, found: u32) -> Result<Option<String>, StoreError> {
-    if found >= 2 {
+    let mut did = Vec::new();
+    if found < 3 {
+        let moved = trees_into_detail(store)?;
+        did.push(format!(
+            "{moved} records moved into {} (`lowtouch gc` gives the space they held back)",
+            super::detail::path_of(store.path()).display()
+        ));
+    }
+    if found < 2 {
+        let (samples, events) = metrics_into_chunks(store)?;
+        did.push(format!(
+            "{samples} metric samples into chunks, {events} events indexed"
+        ));
+    }
+    if did.is_empty() {
         return Ok(None);
     }
-    let (samples, events) = metrics_into_chunks(store)?;
     Ok(Some(format!(
-        "migrated the store from schema {found} to 2: {samples} metric samples into chunks, {events} events indexed"
+        "migrated the store from schema {found} to {}: {}",
+        super::SCHEMA_VERSION,
+        did.join("; ")
     )))
+}
+
+fn trees_into_detail(store: &Store) -> Result<usize, StoreError> {
+    const BATCH: usize = 4096;
+    let detail = store.detail()?;
+    let names = store.db.tree_names();
+    let mut moved = 0;
+    for name in super::detail::TREES {
+        if !names.iter().any(|n| n == name.as_bytes()) {
+            continue;
+        }
+        let from = store.db.open_tree(name)?;
+        let to = detail.tree(name);
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for entry in from.iter() {
+            let (k, v) = entry?;
+            batch.insert(k, v);
+            in_batch += 1;
+            if in_batch == BATCH {
+                to.apply_batch(std::mem::take(&mut batch))?;
+                moved += in_batch;
+                in_batch = 0;
+            }
+        }
+        to.apply_batch(batch)?;
+        moved += in_batch;
+        // Durable in the detail before it goes from the catalog.
+        detail.db.flush()?;
+        store.db.drop_tree(name)?;
+        store.db.flush()?;
+    }
+    Ok(moved)
 }
 
 fn metrics_into_chunks(store: &Store) -> Result<(usize, usize), StoreError> {
     const BATCH: usize = 4096;
-    let tree = &store.observations;
+    let tree = &store.detail()?.observations;
     let (mut samples, mut events) = (0, 0);
     loop {
         // One batch of per-record observations (keys not behind 0xfd, 0xfe or 0xff).

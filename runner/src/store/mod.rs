@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod chunk;
 pub mod control;
+pub mod detail;
 pub mod error;
 pub mod gc;
 pub mod migrate;

@@ -121,7 +121,7 @@ impl Store {
         for ((env, daemon, boot), next) in marks {
             batch.insert(mark_key(env, daemon, boot), &next.to_be_bytes()[..]);
         }
-        self.observations.apply_batch(batch)?;
+        self.detail()?.observations.apply_batch(batch)?;
         // The newest sample of each series in the batch, found without copying names.
         let mut newest: std::collections::HashMap<(&str, &str, &str, &str), &ObservationRecord> =
             std::collections::HashMap::new();
@@ -208,9 +208,9 @@ impl Store {
         end.extend_from_slice(&prefix(environment));
         end.extend_from_slice(&time_key(to_us.saturating_add(1)));
         let mut out = Vec::new();
-        for entry in self.observations.range(start..end) {
+        for entry in self.detail()?.observations.range(start..end) {
             let (k, _) = entry?;
-            if let Some(v) = self.observations.get(&k[1..])? {
+            if let Some(v) = self.detail()?.observations.get(&k[1..])? {
                 out.push(Store::decode_record(&k[1..], &v)?);
             }
         }
@@ -219,7 +219,7 @@ impl Store {
 
     /// Waits until what was stored is on disk: only then are the daemons told it is.
     pub async fn flush_observations(&self) -> Result<(), StoreError> {
-        self.observations.flush_async().await?;
+        self.detail()?.observations.flush_async().await?;
         Ok(())
     }
 
@@ -229,7 +229,7 @@ impl Store {
         &self,
     ) -> Result<std::collections::HashMap<(String, String, String), u64>, StoreError> {
         let mut out = std::collections::HashMap::new();
-        for entry in self.observations.scan_prefix([MARK]) {
+        for entry in self.detail()?.observations.scan_prefix([MARK]) {
             let (k, v) = entry?;
             let text = String::from_utf8_lossy(&k[1..]).into_owned();
             let mut parts = text.split('\0');
@@ -289,7 +289,7 @@ impl Store {
         let mut end = prefix(environment);
         end.extend_from_slice(&time_key(to_us.saturating_add(1)));
         let mut out = Vec::new();
-        for entry in self.observations.range(start..end) {
+        for entry in self.detail()?.observations.range(start..end) {
             let (k, v) = entry?;
             out.push(Store::decode_record(&k, &v)?);
         }
@@ -303,7 +303,7 @@ impl Store {
         end.extend_from_slice(&time_key(to_us.saturating_add(1)));
         let daemon_at = 1 + environment.len() + 1 + 8;
         let mut samples = Vec::new();
-        for entry in self.observations.range(start..end) {
+        for entry in self.detail()?.observations.range(start..end) {
             let (k, v) = entry?;
             let daemon = k
                 .get(daemon_at..)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The schema version this build writes. Bump it when a record changes incompatibly
 /// and teach [`super::Store::open`] to migrate.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

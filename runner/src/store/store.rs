@@ -1,24 +1,30 @@
-//! The embedded store (sled). Key layout, one tree each, all values JSON records with `v`:
+//! The embedded store (sled). Two databases in one directory: the catalog (the store's
+//! directory itself: runs, releases, controls — small, opened by every command) and the
+//! detail (`<store>/detail`, see [`super::detail`]: scenarios, steps, artifacts,
+//! observations — nearly all the bytes, opened when first needed). One tree each, values
+//! JSON records with `v`:
 //!
 //! | tree        | key                                   | value            |
 //! |-------------|---------------------------------------|------------------|
 //! | `meta`      | `schema_version`                      | decimal text     |
 //! | `runs`      | `<run id>`                            | [`RunRecord`]      |
 //! | `active`    | `<run id>`                            | empty: a run not yet finished |
-//! | `scenarios` | `<run id> 0x00 <index: u32 BE>`       | [`ScenarioRecord`] |
-//! | `steps`     | `<run id> 0x00 <index: u32 BE> <seq: u64 BE>` | [`StepRecord`] |
 //! | `revisions` | `<revision> 0x00 <run id>`            | empty: runs per revision |
 //! | `control`   | `<environment>`                       | [`super::control::EnvControl`]: paused, locked |
 //! | `leases`    | `<environment>`                       | [`super::control::Lease`]: the run using it |
 //! | `statuses`  | `<sha> 0x00 <context>`                | the verdict last posted to GitHub |
-//! | `observations` | `<env> 0x00 <µs u64 BE> <daemon> 0x00 <n u32 BE>` | [`super::observations::ObservationRecord`] |
+//! | `releases`, `tips` | see [`super::releases`], [`super::tips`] | |
+//! | detail: `scenarios` | `<run id> 0x00 <index: u32 BE>` | [`ScenarioRecord`] |
+//! | detail: `steps` | `<run id> 0x00 <index: u32 BE> <seq: u64 BE>` | [`StepRecord`] |
+//! | detail: `artifacts` | `<run id> 0x00 <name>` | the bytes |
+//! | detail: `observations` | `<env> 0x00 <µs u64 BE> <daemon> 0x00 <n u32 BE>` | [`super::observations::ObservationRecord`] |
 //!
 //! Run ids sort by time, so a reverse scan of `runs` is newest first.
 //!
 //! Durability: sled's own flusher writes dirty data every [`FLUSH_EVERY_MS`], so a step's
 //! record is on disk at most that long after it is written, and flushes are grouped
 //! (a fast scenario does not pay an fsync per step). The end of every scenario and run
-//! flushes explicitly.
+//! flushes explicitly: the detail first, so a run stored as finished has all its steps.
 
 use std::path::{Path, PathBuf};
 
@@ -37,16 +43,14 @@ pub struct Store {
     path: PathBuf,
     pub(super) runs: sled::Tree,
     pub(super) active: sled::Tree,
-    pub(super) scenarios: sled::Tree,
-    pub(super) steps: sled::Tree,
     pub(super) revisions: sled::Tree,
     pub(super) tips: sled::Tree,
     pub(super) control: sled::Tree,
     pub(super) leases: sled::Tree,
     pub(super) statuses: sled::Tree,
-    pub(super) observations: sled::Tree,
     pub(super) releases: sled::Tree,
-    pub(super) artifacts: sled::Tree,
+    /// Scenarios, steps, artifacts and observations: opened when first used.
+    detail: std::sync::Arc<super::detail::Lazy>,
     /// Runs found unfinished at open and marked crashed.
     pub recovered: Vec<String>,
     /// A handle onto the pinned store: dropping it closes nothing.
@@ -118,16 +122,13 @@ impl Store {
         let mut store = Store {
             runs: db.open_tree("runs")?,
             active: db.open_tree("active")?,
-            scenarios: db.open_tree("scenarios")?,
-            steps: db.open_tree("steps")?,
             revisions: db.open_tree("revisions")?,
             tips: db.open_tree("tips")?,
             control: db.open_tree("control")?,
             leases: db.open_tree("leases")?,
             statuses: db.open_tree("statuses")?,
-            observations: db.open_tree("observations")?,
             releases: db.open_tree("releases")?,
-            artifacts: db.open_tree("artifacts")?,
+            detail: Default::default(),
             db,
             path: path.to_path_buf(),
             recovered: Vec::new(),
@@ -139,7 +140,7 @@ impl Store {
                 crate::errln!("{what}");
             }
             meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
-            store.db.flush()?;
+            store.flush()?;
         }
         store.recover()?;
         store.release_stale_leases()?;
@@ -148,6 +149,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The detail database (scenarios, steps, artifacts, observations), opened on first use.
+    pub(super) fn detail(&self) -> Result<&super::detail::Detail, StoreError> {
+        self.detail.get(&self.path)
     }
 
     /// We hold sled's lock, so every run still marked active belongs to a dead process.
@@ -163,7 +169,7 @@ impl Store {
                 for mut sc in self.scenarios(&id)? {
                     if sc.status == Status::Running {
                         sc.status = Status::Crashed;
-                        self.put(&self.scenarios, &scenario_key(&id, sc.index), &sc)?;
+                        self.put(&self.detail()?.scenarios, &scenario_key(&id, sc.index), &sc)?;
                     }
                 }
             }
@@ -171,7 +177,7 @@ impl Store {
             self.recovered.push(id);
         }
         if !self.recovered.is_empty() {
-            self.db.flush()?;
+            self.flush()?;
         }
         Ok(())
     }
@@ -211,36 +217,48 @@ impl Store {
         rev_key.push(0);
         rev_key.extend_from_slice(run.id.as_bytes());
         self.revisions.insert(rev_key, &[])?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(())
     }
 
     pub fn put_scenario(&self, sc: &ScenarioRecord) -> Result<(), StoreError> {
-        self.put(&self.scenarios, &scenario_key(&sc.run_id, sc.index), sc)
+        self.put(
+            &self.detail()?.scenarios,
+            &scenario_key(&sc.run_id, sc.index),
+            sc,
+        )
     }
 
     /// A scenario's final record: flushed before this returns.
     pub fn finish_scenario(&self, sc: &ScenarioRecord) -> Result<(), StoreError> {
         self.put_scenario(sc)?;
-        self.db.flush()?;
+        self.detail()?.db.flush()?;
         Ok(())
     }
 
     pub fn put_step(&self, step: &StepRecord) -> Result<(), StoreError> {
         let mut key = scenario_key(&step.run_id, step.scenario_index);
         key.extend_from_slice(&step.seq.to_be_bytes());
-        self.put(&self.steps, &key, step)
+        self.put(&self.detail()?.steps, &key, step)
     }
 
     /// The run's final record: flushed before this returns.
     pub fn finish_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        if let Some(detail) = self.detail.opened() {
+            detail.db.flush()?;
+        }
         self.put(&self.runs, run.id.as_bytes(), run)?;
         self.active.remove(run.id.as_bytes())?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(())
     }
 
+    /// Makes everything written so far durable: the detail (if open) first, then the
+    /// catalog that points into it.
     pub fn flush(&self) -> Result<(), StoreError> {
+        if let Some(detail) = self.detail.opened() {
+            detail.db.flush()?;
+        }
         self.db.flush()?;
         Ok(())
     }
@@ -282,7 +300,7 @@ impl Store {
         let mut prefix = run_id.as_bytes().to_vec();
         prefix.push(0);
         let mut out = Vec::new();
-        for entry in self.scenarios.scan_prefix(&prefix) {
+        for entry in self.detail()?.scenarios.scan_prefix(&prefix) {
             let (k, v) = entry?;
             out.push(Self::decode(&k, &v)?);
         }
@@ -292,7 +310,7 @@ impl Store {
     pub fn steps(&self, run_id: &str, scenario_index: u32) -> Result<Vec<StepRecord>, StoreError> {
         let prefix = scenario_key(run_id, scenario_index);
         let mut out = Vec::new();
-        for entry in self.steps.scan_prefix(&prefix) {
+        for entry in self.detail()?.steps.scan_prefix(&prefix) {
             let (k, v) = entry?;
             out.push(Self::decode(&k, &v)?);
         }
@@ -302,7 +320,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        let _ = self.db.flush();
+        let _ = self.flush();
         if !self.shared {
             let _ = std::fs::remove_file(owner_path(&self.path));
         }
@@ -385,4 +403,33 @@ fn read_owner(db: &Path) -> String {
 fn same_path(a: &Path, b: &Path) -> bool {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     a == b || canon(a) == canon(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_runs_leaves_the_detail_closed_and_steps_open_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = Store::open(&path).unwrap();
+            let run = RunRecord::for_test("20261125-000000.000-abcd");
+            store.begin_run(&run).unwrap();
+            store
+                .put_artifact(&run.id, "log", b"the detail's bytes")
+                .unwrap();
+            store.finish_run(&run).unwrap();
+        }
+        assert!(super::super::detail::path_of(&path).is_dir());
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.runs(10).unwrap().len(), 1);
+        assert!(store.detail.opened().is_none(), "history opened the detail");
+        // Not even its lock is taken.
+        assert!(open_db(&super::super::detail::path_of(&path)).is_ok());
+        let artifact = store.artifact("20261125-000000.000-abcd", "log").unwrap();
+        assert_eq!(artifact.as_deref(), Some(&b"the detail's bytes"[..]));
+        assert!(store.detail.opened().is_some());
+    }
 }

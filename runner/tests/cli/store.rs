@@ -204,13 +204,25 @@ fn a_store_of_an_older_schema_is_migrated_when_it_opens() {
     let p = Project::empty();
     store_v1(&p);
     let first = p.lowtouch(&["history", "--json"]).output().expect_code(0);
+    // 1 → 2 (metric samples into chunks) and 2 → 3 (the bulky trees into the detail
+    // database).
     assert!(
-        first.stderr.contains(
-            "migrated the store from schema 1 to 2: 426 metric samples into chunks, 25 events indexed"
-        ),
+        first
+            .stderr
+            .contains("migrated the store from schema 1 to 3: ")
+            && first
+                .stderr
+                .contains("426 metric samples into chunks, 25 events indexed"),
         "{}",
         first.stderr
     );
+    let moved = regex::Regex::new(r"(\d+) records moved into \S+/\.lowtouch/db/detail")
+        .unwrap()
+        .captures(&first.stderr)
+        .unwrap_or_else(|| panic!("{}", first.stderr))[1]
+        .parse::<usize>()
+        .unwrap();
+    assert!(moved > 426, "{}", first.stderr);
     let runs: Vec<serde_json::Value> = serde_json::from_str(&first.stdout).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["id"], "20261125-211156.174-efe2");
@@ -252,6 +264,13 @@ fn a_store_of_an_older_schema_is_migrated_when_it_opens() {
         ]),
         6
     );
+    // Its scenarios and steps moved too.
+    let steps = p
+        .lowtouch(&["history", "--run", "last", "--steps", "--json"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(steps.contains("kill"), "{steps}");
     // The migrated store takes the runs of this build.
     p.write(
         "environments/e.yaml",
@@ -279,7 +298,7 @@ fn a_store_of_a_newer_schema_is_refused_and_left_alone() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("has schema version 99, newer than this lowtouch reads (2)"),
+            .contains("has schema version 99, newer than this lowtouch reads (3)"),
         "{}",
         out.stderr
     );
