@@ -1,19 +1,27 @@
-//! `lowtouch history`: stored runs, newest first.
+//! `lowtouch history`: stored candidates (or runs, `--runs`), newest first; one run's
+//! events, metrics and steps; flaky scenarios.
 
 use std::time::Duration;
 
 use clap::Args;
 
+use std::collections::BTreeMap;
+
 use super::{Cli, CliError};
+use crate::compare::candidates::{self, Candidate, Stretch};
 use crate::report::terminal::Style;
 use crate::scenario::duration::human;
-use crate::store::Store;
+use crate::store::{RunRecord, Status, Store, StoreError};
 
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
-    /// How many runs to show.
+    /// How many candidates (runs, with `--runs`) to show.
     #[arg(long, short = 'n', default_value_t = 20)]
     pub limit: usize,
+    /// One line per run instead of one per candidate (a candidate's consecutive runs on
+    /// one pipeline and environment are one line).
+    #[arg(long)]
+    pub runs: bool,
     /// Only runs of this revision (a commit id, `<sha>-dirty`, `unversioned-…`).
     #[arg(long)]
     pub revision: Option<String>,
@@ -23,7 +31,7 @@ pub struct HistoryArgs {
     /// Only runs on this environment.
     #[arg(long = "env", value_name = "NAME")]
     pub environment: Option<String>,
-    /// Print the runs as JSON.
+    /// Print the candidates (the runs, with `--runs`) as JSON.
     #[arg(long)]
     pub json: bool,
     /// One run (`last`: the newest), for `--events` and `--metrics`.
@@ -52,48 +60,61 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
     if let Some(id) = &args.run {
         return observations(&store, id, args);
     }
-    let runs = match &args.revision {
-        Some(rev) => {
-            let mut ids = store.runs_for_revision(rev)?;
-            ids.reverse();
-            let mut out = Vec::new();
-            for id in ids.into_iter().take(args.limit) {
-                out.extend(store.run(&id)?);
-            }
-            out
-        }
-        None if args.pipeline.is_none() && args.environment.is_none() => store.runs(args.limit)?,
-        None => store.runs(usize::MAX)?,
-    };
-    let runs: Vec<_> = runs
-        .into_iter()
-        .filter(|r| {
-            args.pipeline
-                .as_ref()
-                .is_none_or(|p| r.pipelines.contains(p))
-        })
-        .filter(|r| {
-            args.environment
+    let matching = |r: &RunRecord| {
+        args.pipeline
+            .as_ref()
+            .is_none_or(|p| r.pipelines.contains(p))
+            && args
+                .environment
                 .as_ref()
                 .is_none_or(|e| r.environments.contains(e))
-        })
-        .take(args.limit)
-        .collect();
+    };
+    // Newest first, filtered, read as needed.
+    let runs: Box<dyn Iterator<Item = Result<RunRecord, StoreError>>> = match &args.revision {
+        Some(rev) => {
+            let ids = store.runs_for_revision(rev)?;
+            let store = store.share();
+            Box::new(
+                ids.into_iter()
+                    .rev()
+                    .filter_map(move |id| store.run(&id).transpose()),
+            )
+        }
+        None => Box::new(store.runs_newest_first()),
+    };
+    let runs = runs.filter(|r| r.as_ref().map_or(true, &matching));
     if args.flaky {
+        let runs: Vec<RunRecord> = runs.take(args.limit).collect::<Result<_, _>>()?;
         return flaky(&store, &runs);
     }
-    let releases: std::collections::BTreeMap<String, String> = store
+    let releases: BTreeMap<String, String> = store
         .releases()?
         .into_iter()
         .map(|r| (r.run_id, r.name))
         .collect();
-    if args.json {
-        let text =
-            serde_json::to_string_pretty(&runs).map_err(|e| CliError::infra(e.to_string()))?;
-        crate::outln!("{text}");
-        return Ok(0);
-    }
-    if runs.is_empty() {
+    let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
+    let shown = if args.runs {
+        let runs: Vec<RunRecord> = runs.take(args.limit).collect::<Result<_, _>>()?;
+        if args.json {
+            print_json(&runs)?;
+        } else if !runs.is_empty() {
+            print_runs(&runs, &releases, &style);
+        }
+        runs.len()
+    } else {
+        let stretches = candidates::stretches(runs, args.limit)?;
+        if args.json {
+            let rows: Vec<CandidateRow> = stretches
+                .iter()
+                .map(|s| CandidateRow::of(s, &releases))
+                .collect();
+            print_json(&rows)?;
+        } else if !stretches.is_empty() {
+            print_candidates(&stretches, &releases, &style);
+        }
+        stretches.len()
+    };
+    if shown == 0 && !args.json {
         if args.pipeline.is_some() || args.environment.is_some() || args.revision.is_some() {
             crate::errln!("no runs match in {}", store.path().display());
         } else {
@@ -102,9 +123,158 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
                 store.path().display()
             );
         }
-        return Ok(0);
     }
-    let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
+    Ok(0)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::infra(e.to_string()))?;
+    crate::outln!("{text}");
+    Ok(())
+}
+
+/// One candidate's stretch, as `history --json` gives it.
+#[derive(serde::Serialize)]
+struct CandidateRow<'a> {
+    #[serde(flatten)]
+    candidate: &'a Candidate,
+    pipelines: &'a [String],
+    environments: &'a [String],
+    /// The newest run's status.
+    verdict: Status,
+    /// The stretch's runs, newest first.
+    runs: Vec<&'a str>,
+    /// How many of them passed and failed (crashed and interrupted count as failed).
+    runs_passed: usize,
+    runs_failed: usize,
+    first_started_at: &'a str,
+    last_started_at: &'a str,
+    /// The newest run's scenario counts and duration.
+    passed: u32,
+    failed: u32,
+    skipped: u32,
+    flaky: u32,
+    duration_ms: u64,
+    /// The release names of its runs.
+    releases: Vec<&'a str>,
+}
+
+impl<'a> CandidateRow<'a> {
+    fn of(s: &'a Stretch, releases: &'a BTreeMap<String, String>) -> CandidateRow<'a> {
+        let newest = s.newest();
+        let oldest = s.runs.last().unwrap_or(newest);
+        let finished = |st: Status| s.runs.iter().filter(|r| r.status == st).count();
+        CandidateRow {
+            candidate: &s.candidate,
+            pipelines: &newest.pipelines,
+            environments: &newest.environments,
+            verdict: newest.status,
+            runs: s.runs.iter().map(|r| r.id.as_str()).collect(),
+            runs_passed: finished(Status::Passed),
+            runs_failed: s
+                .runs
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.status,
+                        Status::Failed | Status::Crashed | Status::Interrupted
+                    )
+                })
+                .count(),
+            first_started_at: &oldest.started_at,
+            last_started_at: &newest.started_at,
+            passed: newest.passed,
+            failed: newest.failed,
+            skipped: newest.skipped,
+            flaky: newest.flaky,
+            duration_ms: newest.duration_ms,
+            releases: s
+                .runs
+                .iter()
+                .filter_map(|r| releases.get(&r.id).map(String::as_str))
+                .collect(),
+        }
+    }
+}
+
+fn colored_status(style: &Style, status: Status) -> String {
+    let s = status.as_str();
+    match status {
+        Status::Passed => style.green(&format!("{s:<11}")),
+        Status::Failed | Status::Crashed => style.red(&format!("{s:<11}")),
+        _ => style.yellow(&format!("{s:<11}")),
+    }
+}
+
+/// A revision short enough for a table: 12 hex digits, `-dirty` kept.
+fn short_revision(revision: &str) -> String {
+    if let Some(hash) = revision.strip_prefix("unversioned-") {
+        format!("unversioned-{}", &hash[..hash.len().min(8)])
+    } else if revision.len() > 20 {
+        let dirty = if revision.ends_with("-dirty") {
+            "-dirty"
+        } else {
+            ""
+        };
+        format!("{}{dirty}", &revision[..12])
+    } else {
+        revision.to_string()
+    }
+}
+
+/// The candidate's revisions on one line: the project's, each repository's, each config
+/// commit.
+fn revisions(c: &Candidate) -> String {
+    let short = |c: &str| c[..c.len().min(12)].to_string();
+    let mut out = short_revision(&c.revision);
+    for (repo, commit) in &c.candidate {
+        out.push_str(&format!(" {repo}@{}", short(commit)));
+    }
+    for (env, commit) in &c.config_commits {
+        out.push_str(&format!(" config:{env}@{}", &commit[..commit.len().min(8)]));
+    }
+    out
+}
+
+fn print_candidates(stretches: &[Stretch], releases: &BTreeMap<String, String>, style: &Style) {
+    crate::outln!(
+        "{:<26} {:<11} {:>7} {:>6} {:>6} {:>6} {:>8}  {:<18} REVISIONS",
+        "NEWEST RUN",
+        "VERDICT",
+        "RUNS OK",
+        "PASS",
+        "FAIL",
+        "SKIP",
+        "TIME",
+        "PIPELINES"
+    );
+    for s in stretches {
+        let row = CandidateRow::of(s, releases);
+        let newest = s.newest();
+        let runs = format!("{}/{}", row.runs_passed, s.runs.len());
+        let released = match row.releases.as_slice() {
+            [] => String::new(),
+            names => format!("  release {}", names.join(", ")),
+        };
+        crate::outln!(
+            "{:<26} {} {runs:>7} {:>6} {:>6} {:>6} {:>8}  {:<18} {}{released}",
+            newest.id,
+            colored_status(style, newest.status),
+            newest.passed,
+            newest.failed,
+            newest.skipped,
+            human(Duration::from_millis(newest.duration_ms)),
+            format!(
+                "{}@{}",
+                newest.pipelines.join(","),
+                newest.environments.join(",")
+            ),
+            revisions(&s.candidate),
+        );
+    }
+}
+
+fn print_runs(runs: &[RunRecord], releases: &BTreeMap<String, String>, style: &Style) {
     crate::outln!(
         "{:<26} {:<11} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {:<25} RELEASE",
         "RUN",
@@ -117,29 +287,12 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
         "TIME",
         "STARTED"
     );
-    for run in &runs {
-        let status = run.status.as_str();
-        let status = match status {
-            "passed" => style.green(&format!("{status:<11}")),
-            "failed" | "crashed" => style.red(&format!("{status:<11}")),
-            _ => style.yellow(&format!("{status:<11}")),
-        };
-        let rev: String = if let Some(hash) = run.revision.strip_prefix("unversioned-") {
-            format!("unversioned-{}", &hash[..hash.len().min(8)])
-        } else if run.revision.len() > 20 {
-            let dirty = if run.revision.ends_with("-dirty") {
-                "-dirty"
-            } else {
-                ""
-            };
-            format!("{}{dirty}", &run.revision[..12])
-        } else {
-            run.revision.clone()
-        };
+    for run in runs {
         crate::outln!(
-            "{:<26} {status} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {:<25} {}",
+            "{:<26} {} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {:<25} {}",
             run.id,
-            rev,
+            colored_status(style, run.status),
+            short_revision(&run.revision),
             run.pipelines.join(","),
             run.passed,
             run.failed,
@@ -149,7 +302,6 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
             releases.get(&run.id).map_or("", String::as_str)
         );
     }
-    Ok(0)
 }
 
 /// `history --run ID --events` / `--metrics NAME`: what the daemons observed while the

@@ -2,10 +2,12 @@
 //! that resolve to runs, metric summaries, and the comparison `lowtouch diff` prints and
 //! every JUnit file carries.
 //!
+//! - [`candidates`]: runs grouped by the candidate they tested, for `history`. Pure.
 //! - [`mask`]: volatile parts of output (times, ids, durations) masked away. Pure.
 //! - [`changes`]: two stored runs compared, scenario by scenario and step by step. Pure.
 //! - [`history`]: the store's side: names to runs, the previous release, summaries.
 
+pub mod candidates;
 pub mod changes;
 pub mod history;
 pub mod mask;

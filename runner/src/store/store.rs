@@ -280,6 +280,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs, newest first, read as the iterator is.
+    pub fn runs_newest_first(&self) -> impl Iterator<Item = Result<RunRecord, StoreError>> + '_ {
+        self.runs.iter().rev().map(|entry| {
+            let (k, v) = entry?;
+            Self::decode(&k, &v)
+        })
+    }
+
     pub fn run_count(&self) -> usize {
         self.runs.len()
     }

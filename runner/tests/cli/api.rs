@@ -110,7 +110,10 @@ fn commands_go_through_a_running_server() {
     let out = p.lowtouch(&["run"]).output().expect_code(0);
     assert!(out.stdout.contains("passed: 6 passed"), "{}", out.stdout);
     assert!(out.stderr.contains("PASS failover"), "{}", out.stderr);
-    let out = p.lowtouch(&["history", "--json"]).output().expect_code(0);
+    let out = p
+        .lowtouch(&["history", "--runs", "--json"])
+        .output()
+        .expect_code(0);
     let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(runs.len(), 1);
 
@@ -137,7 +140,10 @@ fn commands_go_through_a_running_server() {
     assert_eq!(long.status.code(), Some(130));
     let queued = queued.wait_with_output().unwrap();
     assert_eq!(queued.status.code(), Some(0), "the queued run ran next");
-    let out = p.lowtouch(&["history", "--json"]).output().expect_code(0);
+    let out = p
+        .lowtouch(&["history", "--runs", "--json"])
+        .output()
+        .expect_code(0);
     let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     let cancelled = runs.iter().find(|r| r["id"] == run_id.as_str()).unwrap();
     assert_eq!(cancelled["status"], "interrupted");
@@ -169,7 +175,10 @@ fn commands_go_through_a_running_server() {
             .is_null()),
         "the run of a client that went away goes on"
     );
-    let out = p.lowtouch(&["history", "--json"]).output().expect_code(0);
+    let out = p
+        .lowtouch(&["history", "--runs", "--json"])
+        .output()
+        .expect_code(0);
     let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     let gone = runs.iter().find(|r| r["id"] == run_id.as_str()).unwrap();
     assert_eq!(gone["status"], "interrupted");

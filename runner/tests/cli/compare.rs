@@ -150,7 +150,7 @@ fn a_new_failure_against_the_previous_release_shows_in_diff_and_junit() {
 
     // History by pipeline and environment, releases named.
     let listed = p
-        .lowtouch(&["history", "--pipeline", "knob", "--env", "local"])
+        .lowtouch(&["history", "--runs", "--pipeline", "knob", "--env", "local"])
         .output()
         .expect_code(0)
         .stdout;

@@ -169,7 +169,7 @@ fn a_daemon_watches_a_run_and_its_events_are_stored() {
     let _ = stray.kill();
     let _ = stray.wait();
     let diagnosed = || {
-        let out = p.lowtouch(&["history", "--json"]).output();
+        let out = p.lowtouch(&["history", "--runs", "--json"]).output();
         serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout)
             .unwrap_or_default()
             .first()
@@ -495,7 +495,8 @@ fn a_server_restarted_mid_run_stores_it_interrupted_and_loses_no_observation() {
         serve_log.lock().unwrap()
     );
     let runs: Vec<serde_json::Value> =
-        serde_json::from_str(&p.lowtouch(&["history", "--json"]).output().stdout).unwrap();
+        serde_json::from_str(&p.lowtouch(&["history", "--runs", "--json"]).output().stdout)
+            .unwrap();
     assert_eq!(runs[0]["status"], "interrupted", "{runs:#?}");
     // The interrupted run's teardown stopped the engine, through the daemon.
     p.assert_nothing_left_running();

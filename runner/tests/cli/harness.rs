@@ -249,7 +249,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// `history --json` as values.
 pub fn history(p: &Project) -> Vec<serde_json::Value> {
     let out = p
-        .lowtouch(&["history", "--json", "--limit", "1000"])
+        .lowtouch(&["history", "--runs", "--json", "--limit", "1000"])
         .output()
         .expect_code(0);
     serde_json::from_str(&out.stdout).expect("history json")

@@ -55,7 +55,7 @@ pub(crate) fn signed_push(port: u16, id: &str) -> u16 {
 /// `history --json`, retried while the server holds the store for a round.
 fn runs(p: &Project) -> usize {
     for _ in 0..200 {
-        let out = p.lowtouch(&["history", "--json"]).output();
+        let out = p.lowtouch(&["history", "--runs", "--json"]).output();
         if out.code == 0 {
             return serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout)
                 .unwrap()
@@ -218,7 +218,7 @@ fn a_continuous_pipeline_keeps_running_and_a_push_preempts_it() {
         "the scenario after the pre-emption ran"
     );
     let runs: Vec<serde_json::Value> = serde_json::from_str(
-        &p.lowtouch(&["history", "--json"])
+        &p.lowtouch(&["history", "--runs", "--json"])
             .output()
             .expect_code(0)
             .stdout,

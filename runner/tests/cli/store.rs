@@ -203,7 +203,10 @@ fn store_v1(p: &Project) {
 fn a_store_of_an_older_schema_is_migrated_when_it_opens() {
     let p = Project::empty();
     store_v1(&p);
-    let first = p.lowtouch(&["history", "--json"]).output().expect_code(0);
+    let first = p
+        .lowtouch(&["history", "--runs", "--json"])
+        .output()
+        .expect_code(0);
     // 1 → 2 (metric samples into chunks) and 2 → 3 (the bulky trees into the detail
     // database).
     assert!(
