@@ -412,8 +412,12 @@ fn steps(store: &Store, run: &crate::store::RunRecord, json: bool) -> Result<i32
             .chain(step.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" ");
+        let phase = step
+            .phase
+            .as_deref()
+            .map_or(String::new(), |p| format!(" [{p}]"));
         crate::outln!(
-            "{scenario} #{} {line}: {} in {}",
+            "{scenario} #{}{phase} {line}: {} in {}",
             step.seq,
             if step.status == 0 {
                 "ok".to_string()

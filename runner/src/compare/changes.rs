@@ -296,6 +296,7 @@ mod tests {
                             .into_iter()
                             .enumerate()
                             .map(|(j, (cmd, stdout))| StepRecord {
+                                phase: None,
                                 v: SCHEMA_VERSION,
                                 run_id: id.into(),
                                 scenario_index: i as u32,

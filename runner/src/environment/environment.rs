@@ -166,6 +166,8 @@ pub struct Alias {
     pub kind: AliasKind,
     pub timeout: Option<Duration>,
     pub description: Option<String>,
+    /// The phase the system is in once this alias succeeded.
+    pub phase: Option<String>,
 }
 
 #[derive(Debug)]
@@ -175,7 +177,19 @@ pub enum AliasKind {
     Steps(Scenario),
 }
 
+/// The phase every run starts in on an environment that declares phases.
+pub const INITIAL_PHASE: &str = "idle";
+
 impl Environment {
+    /// The phase a run starts in: [`INITIAL_PHASE`] where an alias declares phases, else
+    /// none (the environment says nothing about them).
+    pub fn initial_phase(&self) -> Option<String> {
+        self.aliases
+            .values()
+            .any(|a| a.phase.is_some())
+            .then(|| INITIAL_PHASE.to_string())
+    }
+
     /// Finds `environments/NAME.yaml` (or `.yml`) under the project root.
     pub fn path_for(project: &Path, name: &str) -> Option<PathBuf> {
         ["yaml", "yml"]
@@ -865,11 +879,20 @@ impl Environment {
                     .map_err(|f| vec![f])?,
             ),
         };
+        if let Some(phase) = &spec.phase
+            && !scenario::token::is_ident(phase)
+        {
+            return Err(vec![
+                self.value_at(&path, phase, format!("`{phase}` cannot be a phase name"))
+                    .help("a phase is one word: letters, digits, `_` and `-` (`idle`, `load`, `ramp_up`)"),
+            ]);
+        }
         Ok(Alias {
             name: name.to_string(),
             kind,
             timeout,
             description: spec.description,
+            phase: spec.phase,
         })
     }
 }

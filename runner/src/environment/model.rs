@@ -185,6 +185,9 @@ pub struct AliasSpec {
     pub steps: Option<Vec<String>>,
     /// The step's default timeout.
     pub timeout: Option<String>,
+    /// The phase the system is in after this alias ran (`load` for one that starts the
+    /// load, `idle` for one that stops it): every step records the phase it ran in.
+    pub phase: Option<String>,
 }
 
 /// A YAML scalar read as text: `port: 8080` and `port: "8080"` mean the same.

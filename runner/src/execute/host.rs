@@ -45,6 +45,9 @@ pub struct RunContext<'a> {
     pub diagnosed: std::sync::Mutex<Vec<(String, i64)>>,
     /// What the monitoring network observed (`wait_for`, `metric`); `None` without one.
     pub observed: Option<&'a dyn super::observe::Observations>,
+    /// The phase the system is in (`idle`, `load`…): set by aliases that declare one,
+    /// recorded with every step. Run-wide: load a scenario left running is still on.
+    pub phase: std::sync::Mutex<Option<String>>,
 }
 
 impl RunContext<'_> {
@@ -419,6 +422,7 @@ impl Host for StepHost<'_> {
             args: &shown_args,
         });
         let ctx = self.ctx;
+        let phase = ctx.phase.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let step_us = crate::net::router::now_us();
         // `wait_for event` looks back to the start of the step before it.
         self.since_us.set(self.previous_step_us.replace(step_us));
@@ -481,6 +485,7 @@ impl Host for StepHost<'_> {
                 .extend(caused.map(|e| (e.source.clone(), e.at_us)));
         }
         let record = StepRecord {
+            phase,
             around,
             v: SCHEMA_VERSION,
             run_id: self.ctx.run_id.to_string(),
@@ -614,33 +619,16 @@ impl StepHost<'_> {
                     let why = self.limit_message(limit, own, scope);
                     self.spawn("plugin", path.as_os_str(), args, limit, why, seq)
                 }
-                Some(Resolved::Alias(alias)) => match &alias.kind {
-                    AliasKind::Run(_) if ctx.control.routes.alias(name).is_some() => {
-                        self.routed_alias(name, args, limit, seq)
+                Some(Resolved::Alias(alias)) => {
+                    let exec = self.alias(alias, name, args, vars, limit, own, scope, seq);
+                    if let Some(phase) = &alias.phase
+                        && exec.status == 0
+                        && !exec.interrupted
+                    {
+                        *ctx.phase.lock().unwrap_or_else(|e| e.into_inner()) = Some(phase.clone());
                     }
-                    AliasKind::Run(argv) => {
-                        let mut full = Vec::with_capacity(argv.len() + args.len());
-                        for t in argv {
-                            match t.render(vars) {
-                                Ok(s) => full.push(s),
-                                Err(e) => return Exec::failed("alias", 2, e),
-                            }
-                        }
-                        full.extend(args.iter().cloned());
-                        let program = full.remove(0);
-                        let why = self.limit_message(limit, own, scope);
-                        self.spawn("alias", OsStr::new(&program), &full, limit, why, seq)
-                    }
-                    AliasKind::Shell(script) => {
-                        let mut full = vec!["-c".to_string(), script.clone(), name.to_string()];
-                        full.extend(args.iter().cloned());
-                        let why = self.limit_message(limit, own, scope);
-                        self.spawn("alias", OsStr::new("sh"), &full, limit, why, seq)
-                    }
-                    AliasKind::Steps(ast) => {
-                        self.steps_alias(name, ast, args, vars, Instant::now() + limit, limit)
-                    }
-                },
+                    exec
+                }
                 None => Exec::failed(
                     "unknown",
                     127,
@@ -649,6 +637,49 @@ impl StepHost<'_> {
                     ),
                 ),
             },
+        }
+    }
+
+    /// Runs an alias of the environment: here, on its daemon, or step by step.
+    #[expect(clippy::too_many_arguments, reason = "dispatch's state, passed on")]
+    fn alias(
+        &self,
+        alias: &crate::environment::Alias,
+        name: &str,
+        args: &[String],
+        vars: &BTreeMap<String, String>,
+        limit: Duration,
+        own: bool,
+        scope: Scope,
+        seq: u64,
+    ) -> Exec {
+        let ctx = self.ctx;
+        match &alias.kind {
+            AliasKind::Run(_) if ctx.control.routes.alias(name).is_some() => {
+                self.routed_alias(name, args, limit, seq)
+            }
+            AliasKind::Run(argv) => {
+                let mut full = Vec::with_capacity(argv.len() + args.len());
+                for t in argv {
+                    match t.render(vars) {
+                        Ok(s) => full.push(s),
+                        Err(e) => return Exec::failed("alias", 2, e),
+                    }
+                }
+                full.extend(args.iter().cloned());
+                let program = full.remove(0);
+                let why = self.limit_message(limit, own, scope);
+                self.spawn("alias", OsStr::new(&program), &full, limit, why, seq)
+            }
+            AliasKind::Shell(script) => {
+                let mut full = vec!["-c".to_string(), script.clone(), name.to_string()];
+                full.extend(args.iter().cloned());
+                let why = self.limit_message(limit, own, scope);
+                self.spawn("alias", OsStr::new("sh"), &full, limit, why, seq)
+            }
+            AliasKind::Steps(ast) => {
+                self.steps_alias(name, ast, args, vars, Instant::now() + limit, limit)
+            }
         }
     }
 

@@ -144,6 +144,7 @@ fn run_plan(
         caused: std::sync::Mutex::new(Vec::new()),
         diagnosed: std::sync::Mutex::new(Vec::new()),
         started_us: crate::net::router::now_us(),
+        phase: std::sync::Mutex::new(plan.env.initial_phase()),
     };
     let runner = &PlanRunner { ctx: &ctx, index };
     let mut results = Vec::new();

@@ -187,6 +187,10 @@ pub struct StepRecord {
     /// environment with daemons only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub around: Option<Around>,
+    /// The phase the system was in when the step began (`idle`, `load`…), as the
+    /// environment's aliases declare it (`phase:`); none where it declares no phases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 /// What the monitoring network saw around one step: the newest sample of each metric of

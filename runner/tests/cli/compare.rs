@@ -437,3 +437,84 @@ fn a_secret_in_a_rendered_config_never_reaches_the_artifacts() {
             .contains("s3cr3t-value-4711")
     );
 }
+
+#[test]
+fn every_step_records_the_phase_the_aliases_put_the_system_in() {
+    let p = Project::empty();
+    p.write(
+        "environments/local.yaml",
+        "variables: {}\naliases:\n  \
+         ramp: { shell: 'true', phase: ramp_up }\n  \
+         load_on: { shell: 'true', phase: load }\n  \
+         broken_off: { shell: 'exit 3', phase: idle }\n  \
+         load_off: { shell: 'true', phase: idle }\n",
+    );
+    p.write(
+        "s.scn",
+        "echo cold\nramp\nload_on\nset ignored broken_off\necho hot\nload_off\necho cold again\n",
+    );
+    p.lowtouch(&["run", "--scenario", "s.scn"])
+        .output()
+        .expect_code(0);
+    let steps: Vec<serde_json::Value> = serde_json::from_str(
+        &p.lowtouch(&["history", "--run", "last", "--steps", "--json"])
+            .output()
+            .expect_code(0)
+            .stdout,
+    )
+    .unwrap();
+    let phases: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["command"].as_str().unwrap(),
+                s["phase"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    // A step runs in the phase the steps before it left; one that failed changed nothing.
+    assert_eq!(
+        phases,
+        vec![
+            ("echo", "idle"),
+            ("ramp", "idle"),
+            ("load_on", "ramp_up"),
+            ("broken_off", "load"),
+            ("echo", "load"),
+            ("load_off", "load"),
+            ("echo", "idle"),
+        ]
+    );
+    let text = p
+        .lowtouch(&["history", "--run", "last", "--steps"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(text.contains("s #5 [load] echo hot: ok"), "{text}");
+
+    // An environment that declares no phases records none.
+    p.write("environments/local.yaml", "variables: {}\n");
+    p.write("s.scn", "echo plain\n");
+    p.lowtouch(&["run", "--scenario", "s.scn"])
+        .output()
+        .expect_code(0);
+    let steps = p
+        .lowtouch(&["history", "--run", "last", "--steps", "--json"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(!steps.contains("\"phase\""), "{steps}");
+
+    // A phase is one word, and a bad one is pointed at.
+    p.write(
+        "environments/local.yaml",
+        "variables: {}\naliases:\n  on: { shell: 'true', phase: under load }\n",
+    );
+    let bad = p.lowtouch(&["check"]).output().expect_code(1);
+    assert!(
+        bad.stderr.contains("`under load` cannot be a phase name")
+            && bad.stderr.contains("environments/local.yaml:3:"),
+        "{}",
+        bad.stderr
+    );
+}

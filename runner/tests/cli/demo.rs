@@ -50,6 +50,8 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
         .iter()
         .find(|s| s["scenario"] == "failover" && s["command"] == "kill")
         .expect("the failover's kill step");
+    // It ran under load: `start_load` declares the phase.
+    assert_eq!(kill["phase"], "load", "{kill:#}");
     let events = kill["around"]["events"].as_array().unwrap();
     let saw = |source: &str, text: &str| {
         events
@@ -79,7 +81,7 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
         .expect_code(0)
         .stdout;
     assert!(
-        text.contains("failover #2 kill -9 MatchingEnginePrimary: ok")
+        text.contains("failover #2 [load] kill -9 MatchingEnginePrimary: ok")
             && text.contains("event  MatchingEnginePrimary process CRASHED"),
         "{text}"
     );
