@@ -56,6 +56,7 @@ fn run_record(id: &str, i: usize) -> RunRecord {
         note: None,
         candidate: Default::default(),
         conditions: Default::default(),
+        incomplete: None,
     }
 }
 

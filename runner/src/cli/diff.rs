@@ -98,6 +98,14 @@ pub fn diff(cli: &Cli, args: &DiffArgs) -> Result<i32, CliError> {
         let run = history::resolve(&store, &project, name).map_err(resolve_error)?;
         (format!("{name} ({})", run.id), run)
     };
+    for run in [&baseline, &current] {
+        if let Some(why) = &run.incomplete {
+            crate::errln!(
+                "warning: run {} is incomplete ({why}): scenarios it lacks show as added or removed",
+                run.id
+            );
+        }
+    }
     let masks = masks_for(&project, &current.pipelines);
     let c = comparison(&store, &masks, &baseline, &current)?;
     if args.json {
@@ -167,6 +175,12 @@ pub fn release(cli: &Cli, args: &ReleaseArgs) -> Result<i32, CliError> {
     let project = cli.project()?;
     let store = Store::open(&cli.db_path(&project))?;
     let run = history::resolve(&store, &project, &args.run).map_err(resolve_error)?;
+    if let Some(why) = &run.incomplete {
+        return Err(CliError::input(format!(
+            "run {} is incomplete ({why}): a release is what later runs compare with; name a complete run",
+            run.id
+        )));
+    }
     if let Some(existing) = store.put_release(&args.name, &run.id, &crate::clock::now())? {
         return Err(CliError::input(format!(
             "release {} names run {} already (since {}); choose another name",

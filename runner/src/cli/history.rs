@@ -142,6 +142,9 @@ struct CandidateRow<'a> {
     environments: &'a [String],
     /// The newest run's status.
     verdict: Status,
+    /// Why the store lacks some of the newest run's records, if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incomplete: Option<&'a str>,
     /// The stretch's runs, newest first.
     runs: Vec<&'a str>,
     /// How many of them passed and failed (crashed and interrupted count as failed).
@@ -169,6 +172,7 @@ impl<'a> CandidateRow<'a> {
             pipelines: &newest.pipelines,
             environments: &newest.environments,
             verdict: newest.status,
+            incomplete: newest.incomplete.as_deref(),
             runs: s.runs.iter().map(|r| r.id.as_str()).collect(),
             runs_passed: finished(Status::Passed),
             runs_failed: s
@@ -197,9 +201,10 @@ impl<'a> CandidateRow<'a> {
     }
 }
 
-fn colored_status(style: &Style, status: Status) -> String {
-    let s = status.as_str();
-    match status {
+fn colored_status(style: &Style, run: &RunRecord) -> String {
+    let s = run.shown_status();
+    match run.status {
+        _ if run.incomplete.is_some() => style.yellow(&format!("{s:<11}")),
         Status::Passed => style.green(&format!("{s:<11}")),
         Status::Failed | Status::Crashed => style.red(&format!("{s:<11}")),
         _ => style.yellow(&format!("{s:<11}")),
@@ -259,7 +264,7 @@ fn print_candidates(stretches: &[Stretch], releases: &BTreeMap<String, String>, 
         crate::outln!(
             "{:<26} {} {runs:>7} {:>6} {:>6} {:>6} {:>8}  {:<18} {}{released}",
             newest.id,
-            colored_status(style, newest.status),
+            colored_status(style, newest),
             newest.passed,
             newest.failed,
             newest.skipped,
@@ -291,7 +296,7 @@ fn print_runs(runs: &[RunRecord], releases: &BTreeMap<String, String>, style: &S
         crate::outln!(
             "{:<26} {} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {:<25} {}",
             run.id,
-            colored_status(style, run.status),
+            colored_status(style, run),
             short_revision(&run.revision),
             run.pipelines.join(","),
             run.passed,

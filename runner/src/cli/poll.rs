@@ -527,6 +527,7 @@ fn record_skipped(
         overrides: Vec::new(),
         config_commits: Default::default(),
         note: Some(format!("{}: superseded by {winner}", skipped.because)),
+        incomplete: None,
         conditions: Default::default(),
         candidate: [(skipped.chosen.0.clone(), skipped.chosen.2.clone())].into(),
     };

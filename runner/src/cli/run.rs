@@ -407,6 +407,9 @@ pub struct Execution<'a> {
 /// stored records.
 pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, CliError> {
     let store = x.store;
+    // Where its scenarios and steps go: a full disk or a damaged file stops the run
+    // before it starts anything.
+    store.ready_for_run()?;
     let run_id = clock::new_run_id();
     let total = x
         .plans
@@ -486,12 +489,14 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
     }
     let run = execute::execute(x.plans, &settings, &events);
     drop(network);
-    for env in &taken {
-        store.release_lease(env, &run_id)?;
-    }
+    // A lease left behind (a full disk) is released by the next open: its pid is gone.
+    let released = taken
+        .iter()
+        .try_for_each(|env| store.release_lease(env, &run_id));
     if let Some(e) = sink.take_error() {
         return Err(CliError::Store(e));
     }
+    released?;
     let mut scenarios = Vec::new();
     for sc in store.scenarios(&run.id)? {
         let steps = store.steps(&run.id, sc.index)?;

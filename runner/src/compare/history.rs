@@ -204,6 +204,7 @@ pub fn previous_release(
         // as superseded, nor one that crashed).
         let complete = |r: &RunRecord| {
             r.passed + r.failed > 0
+                && r.incomplete.is_none()
                 && matches!(
                     r.status,
                     crate::store::Status::Passed | crate::store::Status::Failed

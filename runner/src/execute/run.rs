@@ -59,6 +59,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         config_commits: settings.config_commits.clone(),
         conditions: conditions(plans, settings),
         note: None,
+        incomplete: None,
         candidate: plans
             .iter()
             .filter_map(|p| p.candidate.as_ref())

@@ -17,6 +17,7 @@ fn key(run_id: &str, name: &str) -> Vec<u8> {
 impl Store {
     pub fn put_artifact(&self, run_id: &str, name: &str, content: &[u8]) -> Result<(), StoreError> {
         let kept = &content[content.len().saturating_sub(MAX_ARTIFACT)..];
+        super::space::room(self.path(), super::space::RESERVE)?;
         self.detail()?.artifacts.insert(key(run_id, name), kept)?;
         Ok(())
     }

@@ -28,8 +28,13 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "no space left on the disk that holds the store{}: what was stored before is kept; free some space (`lowtouch gc` prunes old runs once there is room to copy the store) and run again",
+        .path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default()
+    )]
+    NoSpace { path: Option<PathBuf> },
     #[error("store i/o failed")]
-    Io(#[from] sled::Error),
+    Io(#[source] sled::Error),
     #[error("a stored record is corrupt: {key}")]
     Corrupt {
         key: String,
@@ -38,4 +43,26 @@ pub enum StoreError {
     },
     #[error("a stored record is damaged: {key}: {why}")]
     Damaged { key: String, why: String },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        if is_no_space(&e) {
+            StoreError::NoSpace { path: None }
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+/// A full disk (or a full quota): the one i/o failure a person can do something about.
+pub(super) fn is_no_space(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::StorageFull
+                || io.raw_os_error() == Some(libc::ENOSPC)
+                || io.raw_os_error() == Some(libc::EDQUOT)
+        }
+        _ => false,
+    }
 }

@@ -14,6 +14,7 @@ pub mod observations;
 pub mod records;
 pub mod releases;
 pub mod sink;
+pub mod space;
 #[expect(clippy::module_inception, reason = "the main type of the module")]
 pub mod store;
 pub mod tips;

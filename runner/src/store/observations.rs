@@ -121,6 +121,7 @@ impl Store {
         for ((env, daemon, boot), next) in marks {
             batch.insert(mark_key(env, daemon, boot), &next.to_be_bytes()[..]);
         }
+        super::space::room(self.path(), super::space::RESERVE)?;
         self.detail()?.observations.apply_batch(batch)?;
         // The newest sample of each series in the batch, found without copying names.
         let mut newest: std::collections::HashMap<(&str, &str, &str, &str), &ObservationRecord> =

@@ -73,6 +73,20 @@ pub struct RunRecord {
     /// What it ran under, as data: history compares like with like by these.
     #[serde(default)]
     pub conditions: RunConditions,
+    /// Why the store lacks some of this run's records (a write failed: a full disk). Such
+    /// a run's verdict stands, but it is no release and no baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+}
+
+impl RunRecord {
+    /// What history shows as the run's status: `incomplete` where the store lost records.
+    pub fn shown_status(&self) -> &'static str {
+        match self.incomplete {
+            Some(_) => "incomplete",
+            None => self.status.as_str(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +115,7 @@ impl RunRecord {
             note: None,
             conditions: Default::default(),
             candidate: Default::default(),
+            incomplete: None,
         }
     }
 }

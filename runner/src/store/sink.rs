@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use super::{Store, StoreError};
+use super::{RunRecord, Store, StoreError};
 use crate::event::{Listener, RunEvent};
 
 pub struct StoreSink<'a> {
@@ -19,8 +19,14 @@ impl<'a> StoreSink<'a> {
         }
     }
 
+    /// The first write that failed, naming the store where the error did not.
     pub fn take_error(&self) -> Option<StoreError> {
-        self.error.lock().unwrap_or_else(|e| e.into_inner()).take()
+        match self.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(StoreError::NoSpace { path: None }) => Some(StoreError::NoSpace {
+                path: Some(self.store.path().to_path_buf()),
+            }),
+            other => other,
+        }
     }
 }
 
@@ -33,7 +39,19 @@ impl Listener for StoreSink<'_> {
             RunEvent::ScenarioFinished(sc) | RunEvent::ScenarioRetried(sc) => {
                 self.store.finish_scenario(sc)
             }
-            RunEvent::RunFinished(run) => self.store.finish_run(run),
+            RunEvent::RunFinished(run) => {
+                let failed = (self.error.lock().unwrap_or_else(|e| e.into_inner()))
+                    .as_ref()
+                    .map(|e| format!("a write failed: {e}"));
+                match failed {
+                    // Stored as it is: what the store kept of it, and why not more.
+                    Some(why) => self.store.finish_run(&RunRecord {
+                        incomplete: Some(why),
+                        ..(*run).clone()
+                    }),
+                    None => self.store.finish_run(run),
+                }
+            }
             RunEvent::Artifact {
                 run_id,
                 name,

@@ -151,6 +151,13 @@ impl Store {
         &self.path
     }
 
+    /// Whether a run can be stored: the detail database opens and the disk has room. A
+    /// run asks before it starts anything, rather than learn it half-way.
+    pub fn ready_for_run(&self) -> Result<(), StoreError> {
+        self.detail()?;
+        super::space::room(&self.path, super::space::RESERVE)
+    }
+
     /// The detail database (scenarios, steps, artifacts, observations), opened on first use.
     pub(super) fn detail(&self) -> Result<&super::detail::Detail, StoreError> {
         self.detail.get(&self.path)
@@ -158,18 +165,24 @@ impl Store {
 
     /// We hold sled's lock, so every run still marked active belongs to a dead process.
     fn recover(&mut self) -> Result<(), StoreError> {
+        let reserve = super::space::FINAL_RESERVE;
         for entry in self.active.iter() {
+            // On a full disk this waits for an open with room: reading goes on.
+            if super::space::room(&self.path, reserve).is_err() {
+                return Ok(());
+            }
             let (key, _) = entry?;
             let id = String::from_utf8_lossy(&key).to_string();
             if let Some(mut run) = self.run(&id)? {
                 if run.status == Status::Running {
                     run.status = Status::Crashed;
-                    self.put(&self.runs, id.as_bytes(), &run)?;
+                    self.put_within(&self.runs, id.as_bytes(), &run, reserve)?;
                 }
                 for mut sc in self.scenarios(&id)? {
                     if sc.status == Status::Running {
                         sc.status = Status::Crashed;
-                        self.put(&self.detail()?.scenarios, &scenario_key(&id, sc.index), &sc)?;
+                        let key = scenario_key(&id, sc.index);
+                        self.put_within(&self.detail()?.scenarios, &key, &sc, reserve)?;
                     }
                 }
             }
@@ -182,12 +195,24 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a record, if the disk has room for it (see [`super::space`]).
     fn put<T: Serialize>(
         &self,
         tree: &sled::Tree,
         key: &[u8],
         value: &T,
     ) -> Result<(), StoreError> {
+        self.put_within(tree, key, value, super::space::RESERVE)
+    }
+
+    fn put_within<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        value: &T,
+        reserve: u64,
+    ) -> Result<(), StoreError> {
+        super::space::room(&self.path, reserve)?;
         let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
             key: String::from_utf8_lossy(key).to_string(),
             source: e,
@@ -247,7 +272,8 @@ impl Store {
         if let Some(detail) = self.detail.opened() {
             detail.db.flush()?;
         }
-        self.put(&self.runs, run.id.as_bytes(), run)?;
+        let reserve = super::space::FINAL_RESERVE;
+        self.put_within(&self.runs, run.id.as_bytes(), run, reserve)?;
         self.active.remove(run.id.as_bytes())?;
         self.flush()?;
         Ok(())
@@ -358,6 +384,11 @@ pub(super) fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
                     });
                 }
                 std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(e) if super::error::is_no_space(&e) => {
+                return Err(StoreError::NoSpace {
+                    path: Some(path.to_path_buf()),
+                });
             }
             Err(e @ sled::Error::Corruption { .. }) => {
                 return Err(StoreError::Unreadable {

@@ -334,3 +334,178 @@ fn a_damaged_store_gets_a_clear_error_and_what_to_do() {
     p.lowtouch(&["history"]).output().expect_code(0);
     assert!(p.path().join(".lowtouch/db.damaged/db").exists());
 }
+
+/// A small disk: a tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
+/// Mounting needs root, as the three-host test's namespaces do; CI runs as root.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "mounting a small tmpfs needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    fn resize(&self, size: &str) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Fills it up but for `spare` bytes.
+    fn fill(&self, spare: u64) {
+        let avail = lowtouch::store::space::available(self.dir.path()).unwrap();
+        std::fs::write(
+            self.dir.path().join("filler"),
+            vec![b'x'; avail.saturating_sub(spare) as usize],
+        )
+        .unwrap();
+    }
+
+    fn empty(&self) {
+        std::fs::remove_file(self.dir.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_with_a_clear_error_and_damages_nothing_stored() {
+    let disk = SmallDisk::mount("32m");
+    let db = disk.dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let p = Project::empty();
+    // Every `big` step stores about 200 kB of output.
+    p.write(
+        "environments/local.yaml",
+        "variables: {}\naliases:\n  big: { shell: 'yes 0123456789abcdef | head -c 200000' }\n",
+    );
+    p.write("s.scn", &format!("echo hello\n{}", "big\n".repeat(8)));
+    let run = |code: i32| {
+        p.lowtouch(&["--db", db, "run", "--scenario", "s.scn"])
+            .output()
+            .expect_code(code)
+    };
+    let steps_of = |id: &str| -> usize {
+        let out = p
+            .lowtouch(&["--db", db, "history", "--run", id, "--steps", "--json"])
+            .output()
+            .expect_code(0)
+            .stdout;
+        serde_json::from_str::<Vec<serde_json::Value>>(&out)
+            .unwrap()
+            .len()
+    };
+    run(0);
+    let first = history_at(&p, db)[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(steps_of(&first), 9);
+
+    // A disk with no room at all: the run stops before it starts anything.
+    disk.fill(0);
+    let full = run(3);
+    assert!(
+        full.stderr.contains(&format!(
+            "no space left on the disk that holds the store {db}"
+        )) && full.stderr.contains("free some space"),
+        "{}",
+        full.stderr
+    );
+    assert!(!full.stdout.contains("hello"), "{}", full.stdout);
+
+    // Room for part of a run: it runs out mid-way (the store keeps a reserve free: sled
+    // cannot come back from a full disk), says so, and is stored as incomplete.
+    disk.empty();
+    disk.fill(lowtouch::store::space::RESERVE + 600_000);
+    let mid = run(3);
+    assert!(
+        mid.stderr
+            .contains("no space left on the disk that holds the store"),
+        "{}",
+        mid.stderr
+    );
+
+    // With room again: what was stored before is whole, the cut-short run says what it is,
+    // and the store takes new runs.
+    disk.empty();
+    disk.resize("64m");
+    let runs = history_at(&p, db);
+    let before = runs.iter().find(|r| r["id"] == first.as_str()).unwrap();
+    assert_eq!(before["status"], "passed");
+    assert!(before.get("incomplete").is_none(), "{before:#}");
+    assert_eq!(steps_of(&first), 9);
+    assert_eq!(runs.len(), 2, "the run the full disk stopped left nothing");
+    let cut = &runs[0];
+    assert!(
+        cut["incomplete"]
+            .as_str()
+            .is_some_and(|why| why.contains("no space left")),
+        "{cut:#}"
+    );
+    let listed = p
+        .lowtouch(&["--db", db, "history", "--runs"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(
+        listed.lines().nth(1).unwrap().contains("incomplete"),
+        "{listed}"
+    );
+    // It is no release: a release is what later runs compare with.
+    let refused = p
+        .lowtouch(&[
+            "--db",
+            db,
+            "release",
+            "v1",
+            "--run",
+            cut["id"].as_str().unwrap(),
+        ])
+        .output()
+        .expect_code(2);
+    assert!(
+        refused.stderr.contains("is incomplete"),
+        "{}",
+        refused.stderr
+    );
+    run(0);
+    let newest = history_at(&p, db)[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(steps_of(&newest), 9);
+    let diff = p
+        .lowtouch(&["--db", db, "diff", &first, &newest])
+        .output()
+        .expect_code(0);
+    assert!(diff.stdout.contains("1 unchanged"), "{}", diff.stdout);
+}
+
+fn history_at(p: &Project, db: &str) -> Vec<serde_json::Value> {
+    let out = p
+        .lowtouch(&["--db", db, "history", "--runs", "--json"])
+        .output()
+        .expect_code(0);
+    serde_json::from_str(&out.stdout).unwrap()
+}
