@@ -142,6 +142,7 @@ async fn connect_once(
         environment: options.environment.clone(),
         boot: boot.to_string(),
         nonce: nd.clone(),
+        facts: crate::monitor::procfs::host_facts(std::path::Path::new("/proc")),
     };
     write
         .write_all(&encode(&hello))

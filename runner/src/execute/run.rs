@@ -103,6 +103,16 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         run.note = Some("pre-empted by a new candidate or a requested run".into());
     }
     interrupt::end_run();
+    // The hosts of the system under test, as their daemons told the router.
+    if let Some(network) = settings.network {
+        run.conditions.hosts = network
+            .router
+            .facts()
+            .into_iter()
+            .filter(|(env, _, _)| run.environments.contains(env))
+            .map(|(env, daemon, facts)| (format!("{env}/{daemon}"), facts))
+            .collect();
+    }
     run.finished_at = Some(clock::now());
     run.duration_ms = started.elapsed().as_millis() as u64;
     events.emit(&RunEvent::RunFinished(&run));
@@ -685,17 +695,7 @@ fn conditions(plans: &[Plan], settings: &RunSettings<'_>) -> crate::store::RunCo
             c.load.insert(env.name.clone(), load);
         }
     }
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| crate::monitor::procfs::parse_meminfo(&m))
-        .map_or(0, |m| m.total);
-    c.host = crate::store::HostFacts {
-        cores: std::thread::available_parallelism().map_or(0, |n| n.get() as u32),
-        memory_bytes: memory,
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
-    };
+    c.host = crate::monitor::procfs::host_facts(Path::new("/proc"));
     c
 }
 

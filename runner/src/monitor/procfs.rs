@@ -130,6 +130,21 @@ pub struct SystemSample {
     pub load: [f64; 3],
 }
 
+/// This host's facts: cores, memory, kernel release (what is unknown stays empty).
+pub fn host_facts(proc_root: &Path) -> crate::net::codec::HostFacts {
+    let memory = std::fs::read_to_string(proc_root.join("meminfo"))
+        .ok()
+        .and_then(|m| parse_meminfo(&m))
+        .map_or(0, |m| m.total);
+    crate::net::codec::HostFacts {
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get() as u32),
+        memory_bytes: memory,
+        kernel: std::fs::read_to_string(proc_root.join("sys/kernel/osrelease"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    }
+}
+
 pub fn read_system(proc_root: &Path) -> std::io::Result<SystemSample> {
     let read = |name: &str| std::fs::read_to_string(proc_root.join(name));
     let bad = |what: &str| std::io::Error::other(format!("cannot parse {what}"));

@@ -31,6 +31,9 @@ pub enum Message {
         environment: String,
         boot: String,
         nonce: String,
+        /// The daemon's host: what runs are compared by (trusted once authenticated).
+        #[serde(default)]
+        facts: HostFacts,
     },
     /// Router → daemon: prove you hold the secret; the router's proof that it does too;
     /// the router's clock when it sent this (µs since the epoch).
@@ -104,6 +107,14 @@ impl Message {
             Message::Outcome { .. } => "outcome",
         }
     }
+}
+
+/// A host's facts: runs on different hardware or kernels are not compared like for like.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub cores: u32,
+    pub memory_bytes: u64,
+    pub kernel: String,
 }
 
 /// One thing a daemon saw, on its own clock (the router moves it onto its timeline).
@@ -340,6 +351,11 @@ mod tests {
                 environment: "local".into(),
                 boot: "b1".into(),
                 nonce: "00ff".into(),
+                facts: HostFacts {
+                    cores: 2,
+                    memory_bytes: 1 << 30,
+                    kernel: "6.1.0".into(),
+                },
             },
             Message::Observations {
                 first_seq: 7,

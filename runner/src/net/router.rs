@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use super::auth::{self, Side};
-use super::codec::{Command, DaemonConfig, Decoder, Message, Observation, encode};
+use super::codec::{Command, DaemonConfig, Decoder, HostFacts, Message, Observation, encode};
 use super::outbox::Inbox;
 use super::timeline::{Clock, Sample};
 
@@ -127,6 +127,8 @@ struct Inner {
     daemons: Mutex<HashMap<String, Arc<DaemonLink>>>,
     /// (daemon, boot) → what was stored already: survives reconnects.
     inboxes: Mutex<HashMap<(String, String), Inbox>>,
+    /// `ENVIRONMENT/DAEMON` → its host's facts, from its last authenticated hello.
+    facts: Mutex<HashMap<String, HostFacts>>,
     /// (`ENVIRONMENT/DAEMON`, boot) → the highest number the data processor stored.
     stored: Mutex<HashMap<(String, String), u64>>,
     delivered: mpsc::UnboundedSender<Delivered>,
@@ -167,6 +169,7 @@ impl Router {
                 ),
                 config,
                 daemons: Mutex::new(HashMap::new()),
+                facts: Mutex::new(HashMap::new()),
                 inboxes: Mutex::new(HashMap::new()),
                 delivered: tx,
                 next_id: AtomicU64::new(1),
@@ -210,6 +213,21 @@ impl Router {
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The facts of every daemon's host seen since the router started, connected now or
+    /// not: (environment, daemon, facts), in name order.
+    pub fn facts(&self) -> Vec<(String, String, HostFacts)> {
+        let facts = self.inner.facts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, String, HostFacts)> = facts
+            .iter()
+            .filter_map(|(key, f)| {
+                let (env, daemon) = key.split_once('/')?;
+                Some((env.to_string(), daemon.to_string(), f.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         out
     }
 
@@ -422,6 +440,7 @@ impl Router {
             environment,
             boot,
             nonce: nd,
+            facts,
         } = hello
         else {
             return Err("the first message was not a hello".into());
@@ -503,6 +522,11 @@ impl Router {
             }
             daemons.insert(key.clone(), link.clone());
         }
+        self.inner
+            .facts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), facts);
         let config = self
             .inner
             .configs

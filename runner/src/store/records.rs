@@ -134,14 +134,12 @@ pub struct RunConditions {
     /// The host lowtouch ran on.
     #[serde(default)]
     pub host: HostFacts,
+    /// The hosts of the system under test, as their daemons told (`ENVIRONMENT/DAEMON`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub hosts: std::collections::BTreeMap<String, HostFacts>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostFacts {
-    pub cores: u32,
-    pub memory_bytes: u64,
-    pub kernel: String,
-}
+pub use crate::net::codec::HostFacts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

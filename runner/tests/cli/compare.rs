@@ -74,6 +74,14 @@ fn a_new_failure_against_the_previous_release_shows_in_diff_and_junit() {
         conditions["host"]["cores"].as_u64().unwrap() >= 1,
         "{conditions:#}"
     );
+    // And the hosts of the system under test, as their daemons told the router.
+    let matching = &conditions["hosts"]["local/matching"];
+    assert!(
+        matching["cores"].as_u64().unwrap() >= 1
+            && matching["memory_bytes"].as_u64().unwrap() > 0
+            && !matching["kernel"].as_str().unwrap().is_empty(),
+        "{conditions:#}"
+    );
     let diff = p.lowtouch(&["diff", "--previous"]).output().expect_code(1);
     // The same, naming the run.
     let named = p
