@@ -209,7 +209,9 @@ pub fn compare(
     }
 }
 
-/// Steps matched by number and command line; a step on one side only counts as differing.
+/// Steps paired by their masked command lines, aligned as a diff aligns lines (an inserted
+/// or removed step does not shift every step after it); a step on one side only counts as
+/// differing, and so does a pair whose output differs.
 fn step_diffs(before: &[StepRecord], after: &[StepRecord], masks: &Masks) -> Vec<StepDiff> {
     let text = |s: &StepRecord| {
         let mut t = masks.apply(&s.stdout);
@@ -221,16 +223,32 @@ fn step_diffs(before: &[StepRecord], after: &[StepRecord], masks: &Masks) -> Vec
         }
         t
     };
+    // Commands compared masked: an argument may carry a run id.
+    let commands = |steps: &[StepRecord]| -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| masks.apply(&command_line(s)))
+            .collect()
+    };
+    let (old_commands, new_commands) = (commands(before), commands(after));
+    let mut pairs: Vec<(Option<&StepRecord>, Option<&StepRecord>)> = Vec::new();
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &old_commands, &new_commands)
+    {
+        let (_, old, new) = op.as_tag_tuple();
+        // Equal ranges pair one to one; a replaced range pairs by position, the longer
+        // side's rest alone.
+        for i in 0..old.len().max(new.len()) {
+            let b = (i < old.len()).then(|| &before[old.start + i]);
+            let a = (i < new.len()).then(|| &after[new.start + i]);
+            pairs.push((b, a));
+        }
+    }
     let mut out = Vec::new();
-    let n = before.len().max(after.len());
-    for i in 0..n {
-        let b = before.get(i);
-        let a = after.get(i);
+    for (b, a) in pairs {
         let (old, new) = (
             b.map(text).unwrap_or_default(),
             a.map(text).unwrap_or_default(),
         );
-        // Commands compared masked too: an argument may carry a run id.
         let same_command =
             b.map(|s| masks.apply(&command_line(s))) == a.map(|s| masks.apply(&command_line(s)));
         if same_command && old == new {
@@ -409,6 +427,38 @@ mod tests {
             steps[0].diff
         );
         assert_eq!(c.scenarios[0].change, Change::Unchanged);
+    }
+
+    #[test]
+    fn an_inserted_step_does_not_shift_the_steps_after_it() {
+        let steps = |extra: bool| {
+            let mut v = vec![("start_x", "ok\n"), ("quote", "bid 101\n")];
+            if extra {
+                v.insert(1, ("warm_up", "warming\n"));
+            }
+            v.extend([("trade", "filled 5\n"), ("stop_x", "stopped\n")]);
+            v
+        };
+        let before = run("a", vec![("s", Status::Passed, steps(false))]);
+        let mut with_extra = steps(true);
+        with_extra[3] = ("trade", "filled 7\n");
+        let after = run("b", vec![("s", Status::Passed, with_extra)]);
+        let empty = BTreeMap::new();
+        let c = compare(&before, &after, &Masks::default(), (&empty, &empty));
+        let shown: Vec<(&str, bool)> = c.scenarios[0]
+            .steps
+            .iter()
+            .map(|d| (d.command.as_str(), d.diff.contains("before: (no step)")))
+            .collect();
+        // The new step, and the one whose output changed: not every step after the new one.
+        assert_eq!(
+            shown,
+            vec![("warm_up", true), ("trade", false)],
+            "{:#?}",
+            c.scenarios[0].steps
+        );
+        assert!(c.scenarios[0].steps[1].diff.contains("-filled 5"));
+        assert!(c.scenarios[0].steps[1].diff.contains("+filled 7"));
     }
 
     #[test]
