@@ -651,13 +651,12 @@ fn scan_log(path: &Path, pos: &mut u64, pending: &mut String, re: &regex::Regex)
 
 /// The last `n` lines of a file, for error messages.
 fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    let out = lines[start..].join("\n");
+    let bytes = crate::monitor::tail::last_lines(path, n, 64 * 1024).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let out = text.trim_end_matches('\n');
     if out.is_empty() {
         "(no output)".into()
     } else {
-        out
+        out.to_string()
     }
 }

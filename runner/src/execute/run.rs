@@ -287,11 +287,10 @@ fn artifacts_of(
         else {
             continue;
         };
-        let Ok(bytes) = std::fs::read(&log) else {
+        let max = crate::store::artifacts::MAX_ARTIFACT as u64;
+        let Ok(tail) = crate::monitor::tail::last_lines(Path::new(&log), LOG_LINES, max) else {
             continue;
         };
-        let lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
-        let tail = lines[lines.len().saturating_sub(LOG_LINES)..].concat();
         out.push((format!("logs/{}/{name}.log", env.name), tail));
     }
     for t in &env.templates {

@@ -59,6 +59,10 @@ impl Store {
                 windows.entry(env.clone()).or_default().push((from, to));
             }
         }
+        // Sorted and merged, for a binary search per observation.
+        for w in windows.values_mut() {
+            *w = merged(std::mem::take(w));
+        }
         for r in runs.iter().filter(|r| !keep.contains(&r.id)) {
             let mut prefix = r.id.as_bytes().to_vec();
             prefix.push(0);
@@ -107,9 +111,11 @@ impl Store {
             } else {
                 0
             };
+            // The first window that has not ended before `at`.
             let inside = windows.get(env.as_ref()).is_some_and(|w| {
-                w.iter()
-                    .any(|(from, to)| at >= from.saturating_sub(slack) && at <= *to)
+                let i = w.partition_point(|(_, to)| *to < at);
+                w.get(i)
+                    .is_some_and(|(from, _)| at >= from.saturating_sub(slack))
             });
             if !inside {
                 doomed.push(k);
@@ -124,6 +130,19 @@ impl Store {
         self.flush()?;
         Ok(pruned)
     }
+}
+
+/// Time windows sorted by start, overlapping ones merged: their ends ascend too.
+fn merged(mut windows: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    windows.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(windows.len());
+    for (from, to) in windows {
+        match out.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => out.push((from, to)),
+        }
+    }
+    out
 }
 
 /// Copies the store at `path` into fresh files and puts them in its place: the space
@@ -245,6 +264,62 @@ mod tests {
         assert!(!sibling(&path, "compacting").exists());
         // With the store in place there is nothing to do.
         assert!(recover_compaction(&path).is_none());
+    }
+
+    #[test]
+    fn observations_stay_inside_the_windows_of_kept_runs_only() {
+        use crate::store::ObservationRecord;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let at = |minute: u32| format!("2026-11-25T10:{minute:02}:00Z");
+        let us = |minute: u32| micros(&at(minute)).unwrap();
+        // Kept: 10:00–10:10 and 10:30–10:40; pruned: 10:15–10:20.
+        for (id, from, to) in [("1", 0, 10), ("2", 15, 20), ("3", 30, 40)] {
+            let run = RunRecord {
+                started_at: at(from),
+                finished_at: Some(at(to)),
+                ..RunRecord::for_test(id)
+            };
+            store.begin_run(&run).unwrap();
+            store.finish_run(&run).unwrap();
+        }
+        let event = |minute: u32, n: u32| {
+            (
+                ObservationRecord {
+                    v: 3,
+                    at_us: us(minute),
+                    environment: "local".into(),
+                    daemon: "d".into(),
+                    source: "c".into(),
+                    kind: "event".into(),
+                    name: "state".into(),
+                    text: Some(format!("at {minute}")),
+                    number: None,
+                },
+                n,
+            )
+        };
+        let items: Vec<_> = [5, 12, 17, 35, 50].iter().map(|m| event(*m, 0)).collect();
+        store.put_observations(&items, &[]).unwrap();
+        let keep = BTreeSet::from(["1".to_string(), "3".to_string()]);
+        let pruned = store.prune(&keep).unwrap();
+        assert_eq!(pruned.runs, 1);
+        assert_eq!(pruned.observations, 3);
+        let left: Vec<String> = store
+            .events("local", i64::MIN, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .filter_map(|o| o.text)
+            .collect();
+        assert_eq!(left, vec!["at 5", "at 35"]);
+    }
+
+    #[test]
+    fn windows_merge_so_their_ends_ascend() {
+        assert_eq!(
+            merged(vec![(50, 60), (10, 20), (15, 40), (41, 45), (45, 47)]),
+            vec![(10, 40), (41, 47), (50, 60)]
+        );
     }
 
     #[test]
