@@ -182,11 +182,26 @@ pub fn render_compared(
             if sc.retried {
                 continue;
             }
-            let mut case = test_case(sc, steps, &classname);
-            let reruns: Vec<quick_junit::TestRerun> = attempts
-                .get(sc.name.as_str())
-                .into_iter()
-                .flatten()
+            let tried: &[&ScenarioWithSteps] =
+                attempts.get(sc.name.as_str()).map_or(&[], |v| v.as_slice());
+            // A retry that was skipped (the run stopped before it) ran nothing: the last
+            // attempt that ran is the testcase, so its failure is not lost.
+            let (mut case, tried) = match tried.split_last() {
+                Some((last, earlier)) if sc.status == Status::Skipped => {
+                    let mut case = test_case(&last.0, &last.1, &classname);
+                    case.status.set_message(format!(
+                        "{}; its retry was skipped{}",
+                        message(&last.0),
+                        sc.reason
+                            .as_deref()
+                            .map_or(String::new(), |r| format!(": {r}"))
+                    ));
+                    (case, earlier)
+                }
+                _ => (test_case(sc, steps, &classname), tried),
+            };
+            let reruns: Vec<quick_junit::TestRerun> = tried
+                .iter()
                 .map(|e| {
                     let mut r = quick_junit::TestRerun::new(NonSuccessKind::Failure);
                     r.set_message(message(&e.0));
@@ -359,4 +374,58 @@ pub fn command_line(s: &StepRecord) -> String {
 
 fn parse_time(text: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SCHEMA_VERSION;
+
+    fn attempt(attempt: u32, status: Status, retried: bool, reason: &str) -> ScenarioWithSteps {
+        (
+            ScenarioRecord {
+                v: SCHEMA_VERSION,
+                run_id: "r".into(),
+                index: attempt,
+                kind: ScenarioKind::Scenario,
+                pipeline: "demo".into(),
+                environment: "local".into(),
+                name: "lucky".into(),
+                path: "lucky.scn".into(),
+                status,
+                reason: Some(reason.into()),
+                failed_line: Some(1),
+                started_at: "2026-11-25T00:00:00Z".into(),
+                duration_ms: 10,
+                steps: 0,
+                attempt,
+                retried,
+            },
+            vec![],
+        )
+    }
+
+    #[test]
+    fn a_skipped_retry_keeps_the_failure_before_it() {
+        let stored = StoredRun {
+            run: RunRecord::for_test("r"),
+            scenarios: vec![
+                attempt(0, Status::Failed, true, "first: price 100 != 101"),
+                attempt(1, Status::Failed, true, "second: price 100 != 101"),
+                attempt(2, Status::Skipped, false, "the run was interrupted"),
+            ],
+            artifacts: vec![],
+        };
+        let xml = render(&stored).unwrap();
+        assert!(!xml.contains("<skipped"), "{xml}");
+        assert!(
+            xml.contains(
+                "second: price 100 != 101; its retry was skipped: the run was interrupted"
+            ),
+            "{xml}"
+        );
+        // The attempt before it is its rerun.
+        assert_eq!(xml.matches("<rerunFailure").count(), 1, "{xml}");
+        assert!(xml.contains("first: price 100 != 101"), "{xml}");
+    }
 }
