@@ -31,6 +31,11 @@ pub struct HistoryArgs {
     /// Only runs on this environment.
     #[arg(long = "env", value_name = "NAME")]
     pub environment: Option<String>,
+    /// Only runs under this condition, `KEY=VALUE` (repeatable, all must hold): `load.ENV.VAR`,
+    /// `test_data.ENV`, `config.ENV`, `host.cores`, `host.kernel`, `hosts.ENV/DAEMON.cores`…
+    /// A commit or hash matches by a prefix of 7 or more characters.
+    #[arg(long = "condition", value_name = "KEY=VALUE")]
+    pub conditions: Vec<String>,
     /// Print the candidates (the runs, with `--runs`) as JSON.
     #[arg(long)]
     pub json: bool,
@@ -60,6 +65,7 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
     if let Some(id) = &args.run {
         return observations(&store, id, args);
     }
+    let wanted = parse_conditions(&args.conditions)?;
     let matching = |r: &RunRecord| {
         args.pipeline
             .as_ref()
@@ -68,6 +74,7 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
                 .environment
                 .as_ref()
                 .is_none_or(|e| r.environments.contains(e))
+            && holds(&wanted, r)
     };
     // Newest first, filtered, read as needed.
     let runs: Box<dyn Iterator<Item = Result<RunRecord, StoreError>>> = match &args.revision {
@@ -115,7 +122,19 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
         stretches.len()
     };
     if shown == 0 && !args.json {
-        if args.pipeline.is_some() || args.environment.is_some() || args.revision.is_some() {
+        if !wanted.is_empty() {
+            // Say which keys there are: the newest run's.
+            let keys: Vec<String> = store
+                .runs(1)?
+                .first()
+                .map(|r| r.condition_pairs().into_keys().collect())
+                .unwrap_or_default();
+            crate::errln!(
+                "no runs match in {}; the newest run's conditions are: {}",
+                store.path().display(),
+                keys.join(", ")
+            );
+        } else if args.pipeline.is_some() || args.environment.is_some() || args.revision.is_some() {
             crate::errln!("no runs match in {}", store.path().display());
         } else {
             crate::errln!(
@@ -125,6 +144,36 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
         }
     }
     Ok(0)
+}
+
+/// `--condition KEY=VALUE` arguments, checked.
+fn parse_conditions(given: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    given
+        .iter()
+        .map(|c| match c.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(CliError::input(format!(
+                "--condition `{c}`: expected KEY=VALUE, for example --condition load.local.load_rate=200"
+            ))),
+        })
+        .collect()
+}
+
+/// Whether the run ran under every wanted condition.
+fn holds(wanted: &[(String, String)], run: &RunRecord) -> bool {
+    if wanted.is_empty() {
+        return true;
+    }
+    let have = run.condition_pairs();
+    wanted.iter().all(|(k, v)| {
+        have.get(k).is_some_and(|h| {
+            h == v
+                || (v.len() >= 7
+                    && h.len() >= 40
+                    && h.chars().all(|c| c.is_ascii_hexdigit())
+                    && h.starts_with(v.as_str()))
+        })
+    })
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {

@@ -80,6 +80,35 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The conditions it ran under as flat `key = value` pairs, the form `history
+    /// --condition` matches: `config.ENV` (config commit), `test_data.ENV`,
+    /// `load.ENV.VAR`, `host.cores|memory_bytes|kernel`, `hosts.ENV/DAEMON.cores|…`.
+    pub fn condition_pairs(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let c = &self.conditions;
+        for (env, commit) in &self.config_commits {
+            out.insert(format!("config.{env}"), commit.clone());
+        }
+        for (env, hash) in &c.test_data {
+            out.insert(format!("test_data.{env}"), hash.clone());
+        }
+        for (env, vars) in &c.load {
+            for (k, v) in vars {
+                out.insert(format!("load.{env}.{k}"), v.clone());
+            }
+        }
+        let mut facts = |prefix: &str, f: &HostFacts| {
+            out.insert(format!("{prefix}.cores"), f.cores.to_string());
+            out.insert(format!("{prefix}.memory_bytes"), f.memory_bytes.to_string());
+            out.insert(format!("{prefix}.kernel"), f.kernel.clone());
+        };
+        facts("host", &c.host);
+        for (host, f) in &c.hosts {
+            facts(&format!("hosts.{host}"), f);
+        }
+        out
+    }
+
     /// What history shows as the run's status: `incomplete` where the store lost records.
     pub fn shown_status(&self) -> &'static str {
         match self.incomplete {

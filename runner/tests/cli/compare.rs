@@ -74,6 +74,48 @@ fn a_new_failure_against_the_previous_release_shows_in_diff_and_junit() {
         conditions["host"]["cores"].as_u64().unwrap() >= 1,
         "{conditions:#}"
     );
+    // The conditions are queryable.
+    let under = |cond: &[&str]| -> usize {
+        let mut args = vec!["history", "--runs", "--json"];
+        for c in cond {
+            args.extend(["--condition", c]);
+        }
+        let out = p.lowtouch(&args).output().expect_code(0).stdout;
+        serde_json::from_str::<Vec<serde_json::Value>>(&out)
+            .unwrap()
+            .len()
+    };
+    let config = runs[0]["config_commits"]["local"].as_str().unwrap();
+    assert_eq!(
+        under(&[
+            "load.local.load_rate=200",
+            &format!("host.cores={}", conditions["host"]["cores"]),
+        ]),
+        runs.len()
+    );
+    // The knob is in the rendered config: the newest run has a config commit of its own.
+    assert_eq!(under(&[&format!("config.local={}", &config[..10])]), 1);
+    assert_eq!(under(&["load.local.load_rate=999"]), 0);
+    let none = p
+        .lowtouch(&[
+            "history",
+            "--runs",
+            "--condition",
+            "load.local.load_rate=999",
+        ])
+        .output()
+        .expect_code(0);
+    assert!(
+        none.stderr
+            .contains("the newest run's conditions are: config.local,"),
+        "{}",
+        none.stderr
+    );
+    let bad = p
+        .lowtouch(&["history", "--condition", "load_rate"])
+        .output()
+        .expect_code(2);
+    assert!(bad.stderr.contains("expected KEY=VALUE"), "{}", bad.stderr);
     // And the hosts of the system under test, as their daemons told the router.
     let matching = &conditions["hosts"]["local/matching"];
     assert!(
