@@ -506,13 +506,7 @@ fn every_step_records_the_phase_the_aliases_put_the_system_in() {
     p.lowtouch(&["run", "--scenario", "s.scn"])
         .output()
         .expect_code(0);
-    let steps: Vec<serde_json::Value> = serde_json::from_str(
-        &p.lowtouch(&["history", "--run", "last", "--steps", "--json"])
-            .output()
-            .expect_code(0)
-            .stdout,
-    )
-    .unwrap();
+    let steps: Vec<serde_json::Value> = crate::harness::last_steps(&p);
     let phases: Vec<(&str, &str)> = steps
         .iter()
         .map(|s| {

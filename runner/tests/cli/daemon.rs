@@ -361,13 +361,7 @@ fn a_crash_no_step_caused_starts_the_pipelines_diagnostics_within_the_run() {
         out.stderr
     );
     assert!(!out.stderr.contains("Steady crashed"), "{}", out.stderr);
-    let steps: Vec<serde_json::Value> = serde_json::from_str(
-        &p.lowtouch(&["history", "--run", "last", "--steps", "--json"])
-            .output()
-            .expect_code(0)
-            .stdout,
-    )
-    .unwrap();
+    let steps: Vec<serde_json::Value> = crate::harness::last_steps(&p);
     let diag: Vec<&serde_json::Value> = steps
         .iter()
         .filter(|s| s["scenario"] == "on_event diag")

@@ -39,13 +39,7 @@ fn the_demo_runs_green_and_a_second_run_finds_the_first() {
     // Each step is stored with the system around it: the kill -9 of the failover
     // scenario with the crash it caused (the step waits for it: a post-condition), and
     // the metrics of the primary's host just before and after.
-    let steps: Vec<serde_json::Value> = serde_json::from_str(
-        &p.lowtouch(&["history", "--run", "last", "--steps", "--json"])
-            .output()
-            .expect_code(0)
-            .stdout,
-    )
-    .unwrap();
+    let steps: Vec<serde_json::Value> = crate::harness::last_steps(&p);
     let kill = steps
         .iter()
         .find(|s| s["scenario"] == "failover" && s["command"] == "kill")

@@ -255,6 +255,15 @@ pub fn history(p: &Project) -> Vec<serde_json::Value> {
     serde_json::from_str(&out.stdout).expect("history json")
 }
 
+/// The newest run's steps, each with its scenario (`history --run last --steps --json`).
+pub fn last_steps(p: &Project) -> Vec<serde_json::Value> {
+    let out = p
+        .lowtouch(&["history", "--run", "last", "--steps", "--json"])
+        .output()
+        .expect_code(0);
+    serde_json::from_str(&out.stdout).expect("steps json")
+}
+
 /// Runs git in `dir` with a test identity; panics with git's message when it fails.
 pub fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
