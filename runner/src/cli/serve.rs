@@ -98,6 +98,9 @@ async fn run_server(
     // The store stays open while the server lives; everything it runs shares it.
     let db = cli.db_path(&project);
     let store = crate::store::Store::open(&db)?;
+    // The data processor writes observations from inside the runtime: open the detail
+    // here, not in its first batch.
+    store.open_detail()?;
     store.pin();
     let local = Local::bind(&crate::api::socket_path(&db)).map_err(CliError::infra)?;
     crate::outln!("lowtouch serve: listening on http://{addr} (webhooks: POST /hooks/github)");

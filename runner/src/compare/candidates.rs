@@ -48,9 +48,14 @@ impl Stretch {
 
 type Lane = (Vec<String>, Vec<String>);
 
+/// Runs read past a full page at most, looking for the older runs of its stretches: a lane
+/// that never sees another candidate (a one-off) would otherwise read the whole history.
+pub const READ_PAST_PAGE: usize = 10_000;
+
 /// The newest `limit` stretches of `runs` (newest first), reading no further than needed:
-/// it stops once each of them has met an older run of another candidate on its lane (or
-/// the runs end).
+/// it stops once each of them has met an older run of another candidate on its lane, the
+/// runs end, or [`READ_PAST_PAGE`] runs were read past the page's last new stretch (what
+/// was read is what they show).
 pub fn stretches<E>(
     runs: impl IntoIterator<Item = Result<RunRecord, E>>,
     limit: usize,
@@ -62,7 +67,16 @@ pub fn stretches<E>(
     if limit == 0 {
         return Ok(out);
     }
-    for run in runs {
+    let mut past_page = 0;
+    let mut runs = runs.into_iter();
+    loop {
+        if out.len() == limit {
+            if past_page == READ_PAST_PAGE {
+                break;
+            }
+            past_page += 1;
+        }
+        let Some(run) = runs.next() else { break };
         let run = run?;
         let lane = (run.pipelines.clone(), run.environments.clone());
         let candidate = Candidate::of(&run);
@@ -155,5 +169,17 @@ mod tests {
         assert_eq!(page.len(), 50);
         // The 51st run closed the 50th stretch.
         assert_eq!(read, 51);
+    }
+
+    #[test]
+    fn a_lane_that_never_closes_is_read_only_so_far() {
+        let mut read = 0;
+        // A one-off lane first, then a long history on another lane.
+        let runs = std::iter::once(run("z", "once", "other"))
+            .chain((0..50_000).map(|i| run(&format!("{i:05}"), "same", "a")))
+            .inspect(|_| read += 1);
+        let page = stretches(runs, 1).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(read, 1 + READ_PAST_PAGE);
     }
 }

@@ -46,8 +46,9 @@ pub struct RunContext<'a> {
     /// What the monitoring network observed (`wait_for`, `metric`); `None` without one.
     pub observed: Option<&'a dyn super::observe::Observations>,
     /// The phase the system is in (`idle`, `load`…): set by aliases that declare one,
-    /// recorded with every step. Run-wide: load a scenario left running is still on.
-    pub phase: std::sync::Mutex<Option<String>>,
+    /// recorded with every step. Run-wide per environment: load a scenario (or an
+    /// earlier pipeline of the run) left running is still on.
+    pub phase: &'a std::sync::Mutex<Option<String>>,
 }
 
 impl RunContext<'_> {

@@ -38,6 +38,7 @@ pub struct RunSettings<'a> {
 /// Runs the plans one after another and returns the finished run record.
 pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) -> RunRecord {
     let started = Instant::now();
+    let started_us = crate::net::router::now_us();
     let mut run = RunRecord {
         v: SCHEMA_VERSION,
         id: settings.run_id.to_string(),
@@ -69,9 +70,19 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
     interrupt::begin_run(&run.id);
     events.emit(&RunEvent::RunStarted(&run));
     let index = AtomicU32::new(0);
+    // Each environment's phase, across the run's plans: load one pipeline left running
+    // is still on for the next.
+    let mut phases: std::collections::BTreeMap<&str, std::sync::Mutex<Option<String>>> =
+        std::collections::BTreeMap::new();
+    for plan in plans {
+        phases
+            .entry(plan.env.name.as_str())
+            .or_insert_with(|| std::sync::Mutex::new(plan.env.initial_phase()));
+    }
     let mut hooks_failed = false;
     for plan in plans {
-        let results = run_plan(plan, settings, events, &index);
+        let phase = &phases[plan.env.name.as_str()];
+        let results = run_plan(plan, settings, events, &index, phase);
         for sc in &results {
             if sc.retried {
                 continue;
@@ -107,7 +118,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
     if let Some(network) = settings.network {
         run.conditions.hosts = network
             .router
-            .facts()
+            .facts_since(started_us)
             .into_iter()
             .filter(|(env, _, _)| run.environments.contains(env))
             .map(|(env, daemon, facts)| (format!("{env}/{daemon}"), facts))
@@ -124,6 +135,7 @@ fn run_plan(
     settings: &RunSettings<'_>,
     events: &Fanout<'_>,
     index: &AtomicU32,
+    phase: &std::sync::Mutex<Option<String>>,
 ) -> Vec<ScenarioRecord> {
     let env_dir = settings.state_dir.join("envs").join(&plan.env.name);
     let mut extra: Vec<(String, String)> = vec![("pipeline".into(), plan.pipeline.name.clone())];
@@ -155,7 +167,7 @@ fn run_plan(
         caused: std::sync::Mutex::new(Vec::new()),
         diagnosed: std::sync::Mutex::new(Vec::new()),
         started_us: crate::net::router::now_us(),
-        phase: std::sync::Mutex::new(plan.env.initial_phase()),
+        phase,
     };
     let runner = &PlanRunner { ctx: &ctx, index };
     let mut results = Vec::new();

@@ -12,10 +12,14 @@ pub fn last_lines(path: &Path, lines: usize, max_bytes: u64) -> io::Result<Vec<u
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     let start = len.saturating_sub(max_bytes);
-    file.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::with_capacity((len - start) as usize);
-    file.take(max_bytes).read_to_end(&mut buf)?;
-    // Begun in the middle of a line: start at the next one.
+    // One byte before the window too: whether the window begins a line is the byte
+    // before it.
+    let from = start.saturating_sub(1);
+    file.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::with_capacity((len - from) as usize);
+    file.take(len - from).read_to_end(&mut buf)?;
+    // Begun before the window: keep what follows the first line break (the byte before
+    // the window, when the window begins a line).
     if start > 0 {
         match memchr::memchr(b'\n', &buf) {
             Some(nl) => {
@@ -67,6 +71,11 @@ mod tests {
         // 25 bytes reach into the middle of line 09997: only whole lines are kept.
         let cut = last_lines(&path, 200, 25).unwrap();
         assert_eq!(cut, b"line 09998\nline 09999\n");
+        // 22 bytes are exactly two lines: both kept.
+        let exact = last_lines(&path, 200, 22).unwrap();
+        assert_eq!(exact, b"line 09998\nline 09999\n");
+        let whole = last_lines(&path, 20_000, 1 << 20).unwrap();
+        assert_eq!(whole, text.as_bytes());
         assert!(last_lines(&dir.path().join("missing.log"), 3, 100).is_err());
     }
 }

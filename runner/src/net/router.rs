@@ -119,6 +119,12 @@ struct DaemonLink {
     configured: std::sync::atomic::AtomicBool,
 }
 
+/// A daemon's host facts, and when it connected and went away (µs; `None`: connected).
+struct Seen {
+    facts: HostFacts,
+    until_us: Option<i64>,
+}
+
 struct Inner {
     config: RouterConfig,
     /// `ENVIRONMENT/DAEMON` → its configuration now (a run may replace it).
@@ -128,7 +134,7 @@ struct Inner {
     /// (daemon, boot) → what was stored already: survives reconnects.
     inboxes: Mutex<HashMap<(String, String), Inbox>>,
     /// `ENVIRONMENT/DAEMON` → its host's facts, from its last authenticated hello.
-    facts: Mutex<HashMap<String, HostFacts>>,
+    facts: Mutex<HashMap<String, Seen>>,
     /// (`ENVIRONMENT/DAEMON`, boot) → the highest number the data processor stored.
     stored: Mutex<HashMap<(String, String), u64>>,
     delivered: mpsc::UnboundedSender<Delivered>,
@@ -216,15 +222,17 @@ impl Router {
         out
     }
 
-    /// The facts of every daemon's host seen since the router started, connected now or
-    /// not: (environment, daemon, facts), in name order.
-    pub fn facts(&self) -> Vec<(String, String, HostFacts)> {
+    /// The facts of the hosts whose daemons were connected at some time since `since_us`
+    /// (a run's start): (environment, daemon, facts), in name order. A daemon gone before
+    /// the run began took no part in it.
+    pub fn facts_since(&self, since_us: i64) -> Vec<(String, String, HostFacts)> {
         let facts = self.inner.facts.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<(String, String, HostFacts)> = facts
             .iter()
-            .filter_map(|(key, f)| {
+            .filter(|(_, seen)| seen.until_us.is_none_or(|u| u >= since_us))
+            .filter_map(|(key, seen)| {
                 let (env, daemon) = key.split_once('/')?;
-                Some((env.to_string(), daemon.to_string(), f.clone()))
+                Some((env.to_string(), daemon.to_string(), seen.facts.clone()))
             })
             .collect();
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -408,6 +416,15 @@ impl Router {
         let mut daemons = self.inner.daemons.lock().unwrap_or_else(|e| e.into_inner());
         if daemons.get(&key).is_some_and(|l| l.session == link.session) {
             daemons.remove(&key);
+            if let Some(seen) = self
+                .inner
+                .facts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&key)
+            {
+                seen.until_us = Some(now_us());
+            }
         }
         drop(daemons);
         // Commands waiting for this daemon learn it went away (their senders drop).
@@ -526,7 +543,13 @@ impl Router {
             .facts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone(), facts);
+            .insert(
+                key.clone(),
+                Seen {
+                    facts,
+                    until_us: None,
+                },
+            );
         let config = self
             .inner
             .configs

@@ -186,7 +186,7 @@ pub fn render_compared(
                 attempts.get(sc.name.as_str()).map_or(&[], |v| v.as_slice());
             // A retry that was skipped (the run stopped before it) ran nothing: the last
             // attempt that ran is the testcase, so its failure is not lost.
-            let (mut case, tried) = match tried.split_last() {
+            let (mut case, tried, steps) = match tried.split_last() {
                 Some((last, earlier)) if sc.status == Status::Skipped => {
                     let mut case = test_case(&last.0, &last.1, &classname);
                     case.status.set_message(format!(
@@ -196,9 +196,9 @@ pub fn render_compared(
                             .as_deref()
                             .map_or(String::new(), |r| format!(": {r}"))
                     ));
-                    (case, earlier)
+                    (case, earlier, &last.1)
                 }
-                _ => (test_case(sc, steps, &classname), tried),
+                _ => (test_case(sc, steps, &classname), tried, steps),
             };
             let reruns: Vec<quick_junit::TestRerun> = tried
                 .iter()
@@ -401,7 +401,29 @@ mod tests {
                 attempt,
                 retried,
             },
-            vec![],
+            vec![StepRecord {
+                v: SCHEMA_VERSION,
+                run_id: "r".into(),
+                scenario_index: attempt,
+                seq: 1,
+                line: 1,
+                command: "quote".into(),
+                args: vec![],
+                resolved: "alias".into(),
+                status: if status == Status::Skipped { 0 } else { 1 },
+                stdout: format!("attempt {attempt} saw price 100\n"),
+                stdout_dropped: 0,
+                stderr: String::new(),
+                stderr_dropped: 0,
+                failure: None,
+                started_at: "2026-11-25T00:00:00Z".into(),
+                duration_us: 5,
+                around: None,
+                phase: None,
+            }]
+            .into_iter()
+            .filter(|_| status != Status::Skipped)
+            .collect(),
         )
     }
 
@@ -424,6 +446,8 @@ mod tests {
             ),
             "{xml}"
         );
+        // Its transcript is the failed attempt's, not the skipped one's (empty).
+        assert!(xml.contains("attempt 1 saw price 100"), "{xml}");
         // The attempt before it is its rerun.
         assert_eq!(xml.matches("<rerunFailure").count(), 1, "{xml}");
         assert!(xml.contains("first: price 100 != 101"), "{xml}");

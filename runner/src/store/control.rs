@@ -78,6 +78,7 @@ impl Store {
 
     /// Writes an environment's control record, flushed before this returns.
     pub fn set_control(&self, env: &str, control: &EnvControl) -> Result<(), StoreError> {
+        self.room(super::space::RESERVE)?;
         self.control.insert(env.as_bytes(), encode(env, control)?)?;
         self.flush()
     }
@@ -86,6 +87,13 @@ impl Store {
     pub fn take_lease(&self, lease: &Lease) -> Result<Option<Lease>, StoreError> {
         let key = lease.environment.as_bytes();
         let value = encode(&lease.environment, lease)?;
+        self.room(super::space::RESERVE)?;
+        if let Some(bytes) = self.leases.get(key)? {
+            let held: Lease = decode(key, &bytes)?;
+            if self.lease_is_stale(&held, false)? {
+                self.leases.remove(key)?;
+            }
+        }
         match self
             .leases
             .compare_and_swap(key, None as Option<&[u8]>, Some(value))?
@@ -105,6 +113,7 @@ impl Store {
         if let Some(bytes) = self.leases.get(env.as_bytes())? {
             let lease: Lease = decode(env.as_bytes(), &bytes)?;
             if lease.run_id == run_id {
+                self.room(super::space::FINAL_RESERVE)?;
                 self.leases.remove(env.as_bytes())?;
                 self.flush()?;
             }
@@ -137,16 +146,32 @@ impl Store {
         verdict: &str,
     ) -> Result<(), StoreError> {
         let key = [sha.as_bytes(), &[0], context.as_bytes()].concat();
+        self.room(super::space::RESERVE)?;
         self.statuses.insert(key, verdict.as_bytes())?;
         self.flush()
     }
 
-    /// A lease whose process is gone belonged to a run that crashed: release it.
+    /// Whether a lease outlived its run: its process is gone (a crash; at open, a lease
+    /// with this process's pid is an earlier process's that had the same pid), or its run
+    /// is stored finished (a release that could not be written, in a server that lives on).
+    fn lease_is_stale(&self, lease: &Lease, at_open: bool) -> Result<bool, StoreError> {
+        let ours = lease.pid == std::process::id();
+        let gone = !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists();
+        if (ours && at_open) || (!ours && gone) {
+            return Ok(true);
+        }
+        Ok(self
+            .run(&lease.run_id)?
+            .is_some_and(|r| r.status != super::Status::Running))
+    }
+
+    /// Releases the leases that outlived their runs (on a full disk: later).
     pub(super) fn release_stale_leases(&self) -> Result<(), StoreError> {
+        if self.room(super::space::FINAL_RESERVE).is_err() {
+            return Ok(());
+        }
         for lease in self.leases()? {
-            let alive = lease.pid != std::process::id()
-                && std::path::Path::new(&format!("/proc/{}", lease.pid)).exists();
-            if !alive {
+            if self.lease_is_stale(&lease, true)? {
                 self.leases.remove(lease.environment.as_bytes())?;
             }
         }

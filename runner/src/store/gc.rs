@@ -44,6 +44,8 @@ impl Store {
     /// every observation outside the time of a kept run on its environment.
     pub fn prune(&self, keep: &BTreeSet<String>) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
+        // Deleting writes too (sled logs it).
+        self.room(super::space::RESERVE)?;
         let detail = self.detail()?;
         let runs = self.runs(usize::MAX)?;
         // Per environment: the time windows of kept runs, where observations stay.
@@ -63,8 +65,38 @@ impl Store {
         for w in windows.values_mut() {
             *w = merged(std::mem::take(w));
         }
-        for r in runs.iter().filter(|r| !keep.contains(&r.id)) {
-            let mut prefix = r.id.as_bytes().to_vec();
+        // The catalog first, made durable: a crash part-way leaves records in the detail
+        // that no run points at (harmless, pruned by the next gc), never a listed run
+        // without its scenarios.
+        let doomed_runs: Vec<&RunRecord> = runs.iter().filter(|r| !keep.contains(&r.id)).collect();
+        for r in &doomed_runs {
+            let mut rev = r.revision.as_bytes().to_vec();
+            rev.push(0);
+            rev.extend_from_slice(r.id.as_bytes());
+            self.revisions.remove(rev)?;
+            self.active.remove(r.id.as_bytes())?;
+            self.runs.remove(r.id.as_bytes())?;
+            pruned.runs += 1;
+        }
+        self.db.flush()?;
+        // Then the detail of every run the catalog no longer lists: the pruned ones, and
+        // any a gc cut short before this one left behind. (A run begun meanwhile is listed:
+        // its record comes before its scenarios.)
+        let mut unlisted: BTreeSet<String> = doomed_runs.iter().map(|r| r.id.clone()).collect();
+        let mut last: Option<Vec<u8>> = None;
+        for entry in detail.scenarios.iter().keys() {
+            let k = entry?;
+            let id = k.split(|b| *b == 0).next().unwrap_or_default();
+            if last.as_deref() == Some(id) {
+                continue;
+            }
+            last = Some(id.to_vec());
+            if !self.runs.contains_key(id)? {
+                unlisted.insert(String::from_utf8_lossy(id).into_owned());
+            }
+        }
+        for id in &unlisted {
+            let mut prefix = id.as_bytes().to_vec();
             prefix.push(0);
             let mut artifacts = 0;
             for (tree, count) in [
@@ -78,13 +110,6 @@ impl Store {
                     tree.remove(k)?;
                 }
             }
-            let mut rev = r.revision.as_bytes().to_vec();
-            rev.push(0);
-            rev.extend_from_slice(r.id.as_bytes());
-            self.revisions.remove(rev)?;
-            self.active.remove(r.id.as_bytes())?;
-            self.runs.remove(r.id.as_bytes())?;
-            pruned.runs += 1;
         }
         // Observations: `<env> 0x00 <time>…`, and the same behind 0xfe (events index)
         // and 0xfd (metric chunks, by their first sample); 0xff marks stay.
@@ -150,6 +175,8 @@ fn merged(mut windows: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
 /// so: the copy opens it). Returns the sizes before and after, in bytes.
 pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
     let before = size(path);
+    // The copy needs room for all of it (at most), and the reserve after.
+    super::space::room(path, before.saturating_add(super::space::RESERVE))?;
     let fresh = sibling(path, "compacting");
     let old = sibling(path, "before-compaction");
     let _ = std::fs::remove_dir_all(&fresh);
@@ -312,6 +339,43 @@ mod tests {
             .filter_map(|o| o.text)
             .collect();
         assert_eq!(left, vec!["at 5", "at 35"]);
+    }
+
+    #[test]
+    fn what_a_cut_short_prune_left_in_the_detail_goes_with_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        for id in ["kept", "orphan"] {
+            let run = RunRecord::for_test(id);
+            store.begin_run(&run).unwrap();
+            let sc = crate::store::ScenarioRecord {
+                v: 3,
+                run_id: id.into(),
+                index: 0,
+                kind: crate::store::ScenarioKind::Scenario,
+                pipeline: "demo".into(),
+                environment: "local".into(),
+                name: "s".into(),
+                path: "s.scn".into(),
+                status: Status::Passed,
+                reason: None,
+                failed_line: None,
+                started_at: run.started_at.clone(),
+                duration_ms: 1,
+                steps: 0,
+                attempt: 0,
+                retried: false,
+            };
+            store.finish_scenario(&sc).unwrap();
+            store.finish_run(&run).unwrap();
+        }
+        // A prune that removed the run from the catalog and crashed before its detail.
+        store.runs.remove("orphan").unwrap();
+        let keep = BTreeSet::from(["kept".to_string()]);
+        let pruned = store.prune(&keep).unwrap();
+        assert_eq!((pruned.runs, pruned.scenarios), (0, 1));
+        assert!(store.scenarios("orphan").unwrap().is_empty());
+        assert_eq!(store.scenarios("kept").unwrap().len(), 1);
     }
 
     #[test]

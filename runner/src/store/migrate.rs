@@ -16,6 +16,11 @@ use super::{Store, StoreError};
 /// Migrates `store` from `found` to the current version; returns what it did, for the
 /// person who opened it.
 pub fn migrate(store: &Store, found: u32) -> Result<Option<String>, StoreError> {
+    if found >= super::SCHEMA_VERSION {
+        return Ok(None);
+    }
+    // It copies records: on a full disk it waits (this lowtouch cannot read the old layout).
+    store.room(super::space::RESERVE)?;
     let mut did = Vec::new();
     if found < 3 {
         let moved = trees_into_detail(store)?;

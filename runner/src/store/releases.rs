@@ -38,6 +38,7 @@ impl Store {
             key: name.to_string(),
             source: e,
         })?;
+        self.room(super::space::RESERVE)?;
         self.releases.insert(name.as_bytes(), bytes)?;
         self.releases.flush()?;
         Ok(None)

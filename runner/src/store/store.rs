@@ -158,6 +158,18 @@ impl Store {
         super::space::room(&self.path, super::space::RESERVE)
     }
 
+    /// Opens the detail database now, rather than in the middle of something that cannot
+    /// wait for it (the data processor's first batch, inside the server's runtime).
+    pub fn open_detail(&self) -> Result<(), StoreError> {
+        self.detail().map(|_| ())
+    }
+
+    /// Ok when a write of this kind leaves the store's disk at least `reserve` bytes
+    /// ([`super::space`]): every write asks first, so sled never meets a full disk.
+    pub(super) fn room(&self, reserve: u64) -> Result<(), StoreError> {
+        super::space::room(&self.path, reserve)
+    }
+
     /// The detail database (scenarios, steps, artifacts, observations), opened on first use.
     pub(super) fn detail(&self) -> Result<&super::detail::Detail, StoreError> {
         self.detail.get(&self.path)
@@ -166,32 +178,39 @@ impl Store {
     /// We hold sled's lock, so every run still marked active belongs to a dead process.
     fn recover(&mut self) -> Result<(), StoreError> {
         let reserve = super::space::FINAL_RESERVE;
-        for entry in self.active.iter() {
-            // On a full disk this waits for an open with room: reading goes on.
-            if super::space::room(&self.path, reserve).is_err() {
-                return Ok(());
-            }
-            let (key, _) = entry?;
-            let id = String::from_utf8_lossy(&key).to_string();
-            if let Some(mut run) = self.run(&id)? {
+        // On a full disk this waits for an open with room: reading goes on.
+        if self.active.is_empty() || self.room(reserve).is_err() {
+            return Ok(());
+        }
+        // First the records, made durable (detail, then catalog); only then the `active`
+        // marks go: a crash in between finds the runs again and marks them again.
+        let ids: Vec<String> = self
+            .active
+            .iter()
+            .keys()
+            .map(|k| k.map(|k| String::from_utf8_lossy(&k).to_string()))
+            .collect::<Result<_, _>>()?;
+        for id in &ids {
+            if let Some(mut run) = self.run(id)? {
                 if run.status == Status::Running {
                     run.status = Status::Crashed;
                     self.put_within(&self.runs, id.as_bytes(), &run, reserve)?;
                 }
-                for mut sc in self.scenarios(&id)? {
+                for mut sc in self.scenarios(id)? {
                     if sc.status == Status::Running {
                         sc.status = Status::Crashed;
-                        let key = scenario_key(&id, sc.index);
+                        let key = scenario_key(id, sc.index);
                         self.put_within(&self.detail()?.scenarios, &key, &sc, reserve)?;
                     }
                 }
             }
-            self.active.remove(&key)?;
+        }
+        self.flush()?;
+        for id in ids {
+            self.active.remove(id.as_bytes())?;
             self.recovered.push(id);
         }
-        if !self.recovered.is_empty() {
-            self.flush()?;
-        }
+        self.flush()?;
         Ok(())
     }
 
@@ -212,7 +231,7 @@ impl Store {
         value: &T,
         reserve: u64,
     ) -> Result<(), StoreError> {
-        super::space::room(&self.path, reserve)?;
+        self.room(reserve)?;
         let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
             key: String::from_utf8_lossy(key).to_string(),
             source: e,

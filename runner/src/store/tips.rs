@@ -97,6 +97,7 @@ impl Store {
         tips: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let prefix = prefix(repository)?;
+        self.room(super::space::RESERVE)?;
         let now = crate::clock::now();
         let mut batch = sled::Batch::default();
         for entry in self.tips.scan_prefix(&prefix) {
@@ -132,6 +133,7 @@ impl Store {
         commit: Option<&str>,
     ) -> Result<(), StoreError> {
         let prefix = prefix(repository)?;
+        self.room(super::space::RESERVE)?;
         if name.is_empty() {
             return Err(bad_key(name));
         }

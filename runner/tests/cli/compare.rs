@@ -536,6 +536,19 @@ fn every_step_records_the_phase_the_aliases_put_the_system_in() {
         .stdout;
     assert!(text.contains("s #5 [load] echo hot: ok"), "{text}");
 
+    // The phase is the environment's across the run: a second pipeline on it starts in
+    // the phase the first left.
+    p.write("on.yaml", "environment: local\nscenarios: [on.scn]\n");
+    p.write("on.scn", "load_on\n");
+    p.write("after.yaml", "environment: local\nscenarios: [after.scn]\n");
+    p.write("after.scn", "echo still loaded\n");
+    p.lowtouch(&["run", "on.yaml", "after.yaml"])
+        .output()
+        .expect_code(0);
+    let steps = crate::harness::last_steps(&p);
+    let echo = steps.iter().find(|s| s["command"] == "echo").unwrap();
+    assert_eq!(echo["phase"], "load", "{steps:#?}");
+
     // An environment that declares no phases records none.
     p.write("environments/local.yaml", "variables: {}\n");
     p.write("s.scn", "echo plain\n");

@@ -436,6 +436,14 @@ fn a_full_disk_stops_with_a_clear_error_and_damages_nothing_stored() {
         full.stderr
     );
     assert!(!full.stdout.contains("hello"), "{}", full.stdout);
+    // Reading goes on while the disk is full.
+    let listed = p
+        .lowtouch(&["--db", db, "history", "--runs"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(listed.contains(&first), "{listed}");
+    assert_eq!(steps_of(&first), 9);
 
     // Room for part of a run: it runs out mid-way (the store keeps a reserve free: sled
     // cannot come back from a full disk), says so, and is stored as incomplete.
