@@ -167,6 +167,9 @@ impl DirWatch {
             if n <= 0 {
                 return Changed::Files(files);
             }
+            // Room was left for another event of the longest name: there was none (no
+            // second `read` to hear EAGAIN; a later event wakes the next poll).
+            let all_read = (n as usize) + MAX_EVENT <= buf.len();
             let mut at = 0usize;
             let header = std::mem::size_of::<libc::inotify_event>();
             while at + header <= n as usize {
@@ -186,9 +189,15 @@ impl DirWatch {
                 }
                 at += header + name_len;
             }
+            if all_read {
+                return Changed::Files(files);
+            }
         }
     }
 }
+
+/// The longest inotify event: its header and a name of `NAME_MAX` bytes with its NUL.
+const MAX_EVENT: usize = std::mem::size_of::<libc::inotify_event>() + 255 + 1;
 
 /// Sleeps up to `timeout` in one poll(2); returns the components whose process exited
 /// and the files that changed in the watched directories (after a timeout: anything,
@@ -384,8 +393,18 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             for o in out {
                 outbox.push(o);
             }
-            drop(outbox);
-            shared.collected.notify_one();
+            // Sent from here, at once; while disconnected they wait in the outbox for
+            // the next connection. The connection is read under the outbox's lock, which
+            // a connection holds while it comes and goes: never an old one after a
+            // reconnect restarted the outbox.
+            let wire = shared
+                .wire
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(wire) = wire {
+                super::wire::send_collected(&mut outbox, &wire);
+            }
         }
     }
 }

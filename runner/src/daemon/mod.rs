@@ -19,6 +19,7 @@ pub mod config;
 pub mod host;
 pub mod local;
 pub mod processor;
+pub mod wire;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,8 +69,8 @@ pub struct Shared {
         std::os::unix::net::UnixStream,
         std::os::unix::net::UnixStream,
     ),
-    /// Wakes the sender when something was collected.
-    pub collected: tokio::sync::Notify,
+    /// The connection's sending end while connected: the collector sends through it.
+    pub wire: Mutex<Option<Arc<wire::Wire>>>,
     /// The components of this host, controlled as the router asks.
     pub components: crate::execute::components::Components,
 }
@@ -87,7 +88,7 @@ pub async fn run(options: Options, stop: impl std::future::Future<Output = ()>) 
                 Ok((a, b))
             })
             .expect("a socket pair"),
-        collected: tokio::sync::Notify::new(),
+        wire: Mutex::new(None),
         components: crate::execute::components::Components::new(
             crate::execute::components::Place {
                 dir: std::env::current_dir().unwrap_or_default(),
@@ -200,24 +201,23 @@ async fn connect_once(
         .map_err(|_| "the handshake took over 10s".to_string())??;
     crate::errln!("daemon {}: connected to {}", options.name, options.server);
 
+    let wire = Arc::new(wire::Wire::new(write));
+    let mut writer = {
+        let wire = wire.clone();
+        tokio::spawn(async move { wire.write_backlog().await })
+    };
     {
+        // Everything not acknowledged goes again, from here or from the collector: both
+        // send under the outbox's lock, so in order.
         let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
         outbox.reconnected();
+        wire::send_collected(&mut outbox, &wire);
+        *shared.wire.lock().unwrap_or_else(|e| e.into_inner()) = Some(wire.clone());
     }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if write.write_all(&encode(&m)).await.is_err() {
-                break;
-            }
-        }
-    });
     let mut last_heard = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut buf = vec![0u8; 64 * 1024];
     let why = 'conn: loop {
-        // Whatever is waiting goes out first.
-        send_collected(shared, &tx);
         tokio::select! {
             n = read.read(&mut buf) => {
                 let n = match n {
@@ -227,11 +227,16 @@ async fn connect_once(
                 };
                 last_heard = tokio::time::Instant::now();
                 decoder.feed(&buf[..n]);
-                if let Err(e) = decoder.for_each_message(|m| on_message(options, shared, &tx, m)) {
+                if let Err(e) = decoder.for_each_message(|m| on_message(options, shared, &wire, m)) {
                     break 'conn format!("bad frame from the router: {e}");
                 }
             }
-            _ = shared.collected.notified() => {}
+            sent = &mut writer => {
+                break 'conn match sent {
+                    Ok(e) => format!("write failed: {e}"),
+                    Err(e) => format!("the writer stopped: {e}"),
+                };
+            }
             _ = tick.tick() => {
                 if last_heard.elapsed() >= options.dead_after {
                     break 'conn format!(
@@ -242,28 +247,15 @@ async fn connect_once(
             }
         }
     };
+    {
+        let _outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        *shared.wire.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
     writer.abort();
     Ok(why)
 }
 
-/// Sends what the outbox holds that this connection has not sent yet.
-fn send_collected(shared: &Shared, tx: &tokio::sync::mpsc::UnboundedSender<Message>) {
-    let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
-    let dropped = outbox.take_dropped();
-    if dropped > 0 {
-        let _ = tx.send(Message::Dropped { count: dropped });
-    }
-    while let Some((first_seq, items)) = outbox.to_send(512) {
-        let _ = tx.send(Message::Observations { first_seq, items });
-    }
-}
-
-fn on_message(
-    options: &Options,
-    shared: &Arc<Shared>,
-    tx: &tokio::sync::mpsc::UnboundedSender<Message>,
-    m: Message,
-) {
+fn on_message(options: &Options, shared: &Arc<Shared>, wire: &Arc<wire::Wire>, m: Message) {
     match m {
         Message::Configure(config) => {
             crate::errln!(
@@ -287,7 +279,7 @@ fn on_message(
             .ack(seq),
         Message::Ping { seq, sent_us } => {
             let now = now_us();
-            let _ = tx.send(Message::Pong {
+            wire.send(&Message::Pong {
                 seq,
                 ping_sent_us: sent_us,
                 received_us: now,
@@ -300,10 +292,10 @@ fn on_message(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            let (tx, shared) = (tx.clone(), shared.clone());
+            let (wire, shared) = (wire.clone(), shared.clone());
             tokio::task::spawn_blocking(move || {
                 let outcome = commands::execute(config.as_ref(), &command, &shared);
-                let _ = tx.send(Message::Outcome {
+                wire.send(&Message::Outcome {
                     id,
                     status: outcome.status,
                     stdout: outcome.stdout,

@@ -38,6 +38,8 @@ struct Open {
     offset: u64,
     /// Bytes after the last newline: a line still being written.
     partial: Vec<u8>,
+    /// Where reads land (kept: a busy log is read many times a second).
+    chunk: Vec<u8>,
 }
 
 impl Open {
@@ -55,15 +57,24 @@ impl Open {
             dev: meta.dev(),
             offset,
             partial: Vec::new(),
+            chunk: Vec::new(),
         })
     }
 
     /// Reads to the end; appends complete lines to `out`. `limit` bounds one read.
     fn drain(&mut self, out: &mut Vec<u8>, limit: usize) -> io::Result<()> {
-        let mut chunk = vec![0u8; 64 * 1024];
+        const CHUNK: usize = 64 * 1024;
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.resize(CHUNK, 0);
+        let result = self.drain_into(&mut chunk, out, limit);
+        self.chunk = chunk;
+        result
+    }
+
+    fn drain_into(&mut self, chunk: &mut [u8], out: &mut Vec<u8>, limit: usize) -> io::Result<()> {
         let mut read_now = 0;
         loop {
-            let n = self.file.read(&mut chunk)?;
+            let n = self.file.read(chunk)?;
             if n == 0 {
                 return Ok(());
             }
@@ -79,7 +90,9 @@ impl Open {
                 }
                 None => self.partial.extend_from_slice(data),
             }
-            if read_now >= limit {
+            // A short read is the end of the file for now: what is appended later is
+            // the next poll's (one `read` per poll of a quiet log, not two).
+            if read_now >= limit || n < chunk.len() {
                 return Ok(());
             }
         }

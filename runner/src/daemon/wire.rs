@@ -1,0 +1,88 @@
+//! The sending end of a daemon's connection, shared by the runtime and the collector
+//! thread. The collector writes its observations itself: a log line costs the daemon one
+//! thread's wake-up and one `sendto`, instead of also waking the runtime to hand the frame
+//! over (a third of its CPU per line, measured). Frames go out whole and in order: every
+//! write happens under `pending`'s lock; what the socket does not take at once waits there,
+//! and the runtime's writer sends it when the socket is writable again.
+
+use std::sync::Mutex;
+
+use tokio::net::tcp::OwnedWriteHalf;
+
+use crate::net::codec::{Message, encode};
+use crate::net::outbox::Outbox;
+
+pub struct Wire {
+    write: OwnedWriteHalf,
+    /// Bytes of frames the socket has not taken yet, in order.
+    pending: Mutex<Vec<u8>>,
+    /// Wakes the writer when `pending` has bytes.
+    backlog: tokio::sync::Notify,
+}
+
+impl Wire {
+    pub fn new(write: OwnedWriteHalf) -> Wire {
+        Wire {
+            write,
+            pending: Mutex::new(Vec::new()),
+            backlog: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Sends one message, from any thread; never blocks on the socket.
+    pub fn send(&self, m: &Message) {
+        let frame = encode(m);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.is_empty() {
+            match self.write.try_write(&frame) {
+                Ok(n) if n == frame.len() => return,
+                Ok(n) => pending.extend_from_slice(&frame[n..]),
+                // Full (or failed: the writer meets the error and the connection ends).
+                Err(_) => pending.extend_from_slice(&frame),
+            }
+        } else {
+            pending.extend_from_slice(&frame);
+        }
+        drop(pending);
+        self.backlog.notify_one();
+    }
+
+    /// The runtime's part: sends what waits whenever the socket takes it. Returns the
+    /// error that ended the connection's sending.
+    pub async fn write_backlog(&self) -> std::io::Error {
+        loop {
+            self.backlog.notified().await;
+            loop {
+                {
+                    let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    if pending.is_empty() {
+                        break;
+                    }
+                    match self.write.try_write(&pending) {
+                        Ok(n) => {
+                            pending.drain(..n);
+                            continue;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return e,
+                    }
+                }
+                if let Err(e) = self.write.writable().await {
+                    return e;
+                }
+            }
+        }
+    }
+}
+
+/// Sends what the outbox holds that this connection has not sent yet (and how much it
+/// had to drop while the router was away).
+pub fn send_collected(outbox: &mut Outbox, wire: &Wire) {
+    let dropped = outbox.take_dropped();
+    if dropped > 0 {
+        wire.send(&Message::Dropped { count: dropped });
+    }
+    while let Some((first_seq, items)) = outbox.to_send(512) {
+        wire.send(&Message::Observations { first_seq, items });
+    }
+}
