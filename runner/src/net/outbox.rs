@@ -42,7 +42,10 @@ impl Outbox {
     /// What to send now: the first sequence number and the items not yet sent on this
     /// connection (at most `max`).
     pub fn to_send(&mut self, max: usize) -> Option<(u64, Vec<Observation>)> {
-        let start = self.items.iter().position(|(s, _)| *s >= self.sent_up_to)?;
+        // Numbers are consecutive from the front: the first unsent one is found by
+        // subtraction, not by a walk over everything unacknowledged.
+        let front = self.items.front()?.0;
+        let start = self.sent_up_to.saturating_sub(front) as usize;
         let batch: Vec<_> = self.items.iter().skip(start).take(max).cloned().collect();
         let first = batch.first()?.0;
         self.sent_up_to = batch.last().map_or(first, |(s, _)| s + 1);

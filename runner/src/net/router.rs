@@ -24,10 +24,16 @@ use super::codec::{Command, DaemonConfig, Decoder, HostFacts, Message, Observati
 use super::outbox::Inbox;
 use super::timeline::{Clock, Sample};
 
-/// Microseconds since the epoch, on this host's clock.
-/// How often a connection acknowledges what it stored.
+/// How often a connection looks whether to acknowledge what it stored.
 const ACK_EVERY: Duration = Duration::from_millis(100);
 
+/// A connection acknowledges at once when this many observations wait for it (the
+/// daemon's outbox frees them), else at most every [`ACK_IDLE`]: an acknowledgement wakes
+/// the daemon, and a daemon on a quiet log should not wake for each line twice.
+const ACK_BATCH: u64 = 1024;
+const ACK_IDLE: Duration = Duration::from_secs(1);
+
+/// Microseconds since the epoch, on this host's clock.
 pub fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -358,6 +364,10 @@ impl Router {
         let mut ack_tick = tokio::time::interval(ACK_EVERY);
         let mut unacked: Option<u64> = None;
         let mut acked: Option<u64> = None;
+        let mut acked_at = tokio::time::Instant::now();
+        let due = |seq: u64, acked: Option<u64>, at: tokio::time::Instant| {
+            seq.saturating_sub(acked.unwrap_or(0)) >= ACK_BATCH || at.elapsed() >= ACK_IDLE
+        };
         let why = 'conn: loop {
             tokio::select! {
                 n = read.read(&mut buf) => {
@@ -386,11 +396,15 @@ impl Router {
                             .unwrap_or_else(|e| e.into_inner())
                             .get(&(key.clone(), boot.clone()))
                             .copied();
-                        if let Some(seq) = stored.filter(|s| Some(*s) > acked) {
+                        if let Some(seq) = stored.filter(|s| Some(*s) > acked && due(*s, acked, acked_at)) {
                             acked = Some(seq);
+                            acked_at = tokio::time::Instant::now();
                             let _ = link.tx.send(Message::Ack { seq });
                         }
-                    } else if let Some(seq) = unacked.take() {
+                    } else if let Some(seq) = unacked.filter(|s| due(*s, acked, acked_at)) {
+                        unacked = None;
+                        acked = Some(seq);
+                        acked_at = tokio::time::Instant::now();
                         let _ = link.tx.send(Message::Ack { seq });
                     }
                 }
