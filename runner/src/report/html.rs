@@ -122,8 +122,10 @@ pub fn render(
         })
         .unwrap_or_default();
     h.push_str("<h2>Scenarios</h2><table><tr><th>Scenario</th><th>Status</th><th>Change</th><th>Before</th><th class=\"num\">Time</th><th class=\"num\">Δ time</th></tr>");
-    for (sc, _) in &stored.scenarios {
-        if (sc.kind == ScenarioKind::Hook && sc.status == Status::Passed) || sc.retried {
+    // Per scenario the record that stands for it (a skipped retry: the attempt before).
+    let standing = super::attempts::standing(&stored.scenarios);
+    for (sc, _) in standing.iter().map(|s| s.record) {
+        if sc.kind == ScenarioKind::Hook && sc.status == Status::Passed {
             continue;
         }
         let c = changes
@@ -190,10 +192,10 @@ pub fn render(
         h.push_str("</div>");
     }
 
-    let failed: Vec<_> = stored
-        .scenarios
+    let failed: Vec<_> = standing
         .iter()
-        .filter(|(sc, _)| !sc.retried && !matches!(sc.status, Status::Passed | Status::Skipped))
+        .map(|s| s.record)
+        .filter(|(sc, _)| !matches!(sc.status, Status::Passed | Status::Skipped))
         .collect();
     let diffs: Vec<_> = comparison
         .map(|c| c.scenarios.iter().filter(|s| !s.steps.is_empty()).collect())

@@ -171,36 +171,21 @@ pub fn render_compared(
         }
         let total: u64 = entries.iter().map(|e| e.0.duration_ms).sum();
         suite.set_time(Duration::from_millis(total));
-        // Replaced attempts by scenario name, once per suite.
-        let mut attempts: std::collections::HashMap<&str, Vec<&ScenarioWithSteps>> =
-            std::collections::HashMap::new();
-        for e in entries.iter().filter(|e| e.0.retried) {
-            attempts.entry(e.0.name.as_str()).or_default().push(e);
-        }
-        for (sc, steps) in entries.iter().map(|e| (&e.0, &e.1)) {
-            // A replaced attempt is no testcase: it is a rerun of the final one.
-            if sc.retried {
-                continue;
+        for standing in super::attempts::standing(entries.iter().copied()) {
+            let (sc, steps) = (&standing.record.0, &standing.record.1);
+            let mut case = test_case(sc, steps, &classname);
+            if let Some(retry) = standing.skipped_retry {
+                case.status.set_message(format!(
+                    "{}; its retry was skipped{}",
+                    message(sc),
+                    retry
+                        .reason
+                        .as_deref()
+                        .map_or(String::new(), |r| format!(": {r}"))
+                ));
             }
-            let tried: &[&ScenarioWithSteps] =
-                attempts.get(sc.name.as_str()).map_or(&[], |v| v.as_slice());
-            // A retry that was skipped (the run stopped before it) ran nothing: the last
-            // attempt that ran is the testcase, so its failure is not lost.
-            let (mut case, tried, steps) = match tried.split_last() {
-                Some((last, earlier)) if sc.status == Status::Skipped => {
-                    let mut case = test_case(&last.0, &last.1, &classname);
-                    case.status.set_message(format!(
-                        "{}; its retry was skipped{}",
-                        message(&last.0),
-                        sc.reason
-                            .as_deref()
-                            .map_or(String::new(), |r| format!(": {r}"))
-                    ));
-                    (case, earlier, &last.1)
-                }
-                _ => (test_case(sc, steps, &classname), tried, steps),
-            };
-            let reruns: Vec<quick_junit::TestRerun> = tried
+            let reruns: Vec<quick_junit::TestRerun> = standing
+                .reruns
                 .iter()
                 .map(|e| {
                     let mut r = quick_junit::TestRerun::new(NonSuccessKind::Failure);

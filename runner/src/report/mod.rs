@@ -1,6 +1,7 @@
 //! Reports: the live terminal view and summary, JUnit XML, JSON. They read events or
 //! stored runs; none of them runs anything.
 
+pub mod attempts;
 pub mod html;
 pub mod junit;
 pub mod terminal;
