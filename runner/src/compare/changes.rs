@@ -278,7 +278,7 @@ fn step_diffs(before: &[StepRecord], after: &[StepRecord], masks: &Masks) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{RunRecord, SCHEMA_VERSION, ScenarioRecord};
+    use crate::store::{RunRecord, ScenarioRecord};
 
     /// A scenario for a test: name, status, steps as (command, stdout).
     type Scn<'a> = (&'a str, Status, Vec<(&'a str, &'a str)>);
@@ -293,45 +293,15 @@ mod tests {
                 .map(|(i, (name, status, steps))| {
                     (
                         ScenarioRecord {
-                            v: SCHEMA_VERSION,
-                            run_id: id.into(),
-                            index: i as u32,
-                            kind: ScenarioKind::Scenario,
-                            pipeline: "demo".into(),
-                            environment: "local".into(),
-                            name: name.into(),
-                            path: format!("{name}.scn"),
-                            status,
-                            reason: None,
-                            failed_line: None,
-                            started_at: "2026-11-25T00:00:00Z".into(),
                             duration_ms: 100 * (i as u64 + 1),
                             steps: steps.len() as u64,
-                            attempt: 0,
-                            retried: false,
+                            ..ScenarioRecord::for_test(id, i as u32, name, status)
                         },
                         steps
                             .into_iter()
                             .enumerate()
-                            .map(|(j, (cmd, stdout))| StepRecord {
-                                phase: None,
-                                v: SCHEMA_VERSION,
-                                run_id: id.into(),
-                                scenario_index: i as u32,
-                                seq: j as u64 + 1,
-                                line: j as u32 + 1,
-                                command: cmd.into(),
-                                args: vec![],
-                                resolved: "alias".into(),
-                                status: 0,
-                                stdout: stdout.into(),
-                                stdout_dropped: 0,
-                                stderr: String::new(),
-                                stderr_dropped: 0,
-                                failure: None,
-                                started_at: "2026-11-25T00:00:00Z".into(),
-                                duration_us: 5,
-                                around: None,
+                            .map(|(j, (cmd, stdout))| {
+                                StepRecord::for_test(id, i as u32, j as u64 + 1, cmd, stdout)
                             })
                             .collect(),
                     )

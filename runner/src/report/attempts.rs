@@ -57,27 +57,13 @@ pub fn standing<'a>(entries: impl IntoIterator<Item = &'a ScenarioWithSteps>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{SCHEMA_VERSION, ScenarioKind};
 
     fn sc(name: &str, attempt: u32, status: Status, retried: bool) -> ScenarioWithSteps {
         (
             ScenarioRecord {
-                v: SCHEMA_VERSION,
-                run_id: "r".into(),
-                index: attempt,
-                kind: ScenarioKind::Scenario,
-                pipeline: "p".into(),
-                environment: "e".into(),
-                name: name.into(),
-                path: format!("{name}.scn"),
-                status,
-                reason: None,
-                failed_line: None,
-                started_at: "2026-11-25T00:00:00Z".into(),
-                duration_ms: 1,
-                steps: 0,
                 attempt,
                 retried,
+                ..ScenarioRecord::for_test("r", attempt, name, status)
             },
             vec![],
         )

@@ -364,51 +364,25 @@ fn parse_time(text: &str) -> Option<DateTime<FixedOffset>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SCHEMA_VERSION;
 
     fn attempt(attempt: u32, status: Status, retried: bool, reason: &str) -> ScenarioWithSteps {
+        let stdout = format!("attempt {attempt} saw price 100\n");
+        let step = StepRecord {
+            status: 1,
+            ..StepRecord::for_test("r", attempt, 1, "quote", &stdout)
+        };
         (
             ScenarioRecord {
-                v: SCHEMA_VERSION,
-                run_id: "r".into(),
-                index: attempt,
-                kind: ScenarioKind::Scenario,
-                pipeline: "demo".into(),
-                environment: "local".into(),
-                name: "lucky".into(),
-                path: "lucky.scn".into(),
-                status,
                 reason: Some(reason.into()),
                 failed_line: Some(1),
-                started_at: "2026-11-25T00:00:00Z".into(),
-                duration_ms: 10,
-                steps: 0,
                 attempt,
                 retried,
+                ..ScenarioRecord::for_test("r", attempt, "lucky", status)
             },
-            vec![StepRecord {
-                v: SCHEMA_VERSION,
-                run_id: "r".into(),
-                scenario_index: attempt,
-                seq: 1,
-                line: 1,
-                command: "quote".into(),
-                args: vec![],
-                resolved: "alias".into(),
-                status: if status == Status::Skipped { 0 } else { 1 },
-                stdout: format!("attempt {attempt} saw price 100\n"),
-                stdout_dropped: 0,
-                stderr: String::new(),
-                stderr_dropped: 0,
-                failure: None,
-                started_at: "2026-11-25T00:00:00Z".into(),
-                duration_us: 5,
-                around: None,
-                phase: None,
-            }]
-            .into_iter()
-            .filter(|_| status != Status::Skipped)
-            .collect(),
+            // A skipped attempt ran nothing.
+            std::iter::once(step)
+                .filter(|_| status != Status::Skipped)
+                .collect(),
         )
     }
 

@@ -348,24 +348,7 @@ mod tests {
         for id in ["kept", "orphan"] {
             let run = RunRecord::for_test(id);
             store.begin_run(&run).unwrap();
-            let sc = crate::store::ScenarioRecord {
-                v: 3,
-                run_id: id.into(),
-                index: 0,
-                kind: crate::store::ScenarioKind::Scenario,
-                pipeline: "demo".into(),
-                environment: "local".into(),
-                name: "s".into(),
-                path: "s.scn".into(),
-                status: Status::Passed,
-                reason: None,
-                failed_line: None,
-                started_at: run.started_at.clone(),
-                duration_ms: 1,
-                steps: 0,
-                attempt: 0,
-                retried: false,
-            };
+            let sc = crate::store::ScenarioRecord::for_test(id, 0, "s", Status::Passed);
             store.finish_scenario(&sc).unwrap();
             store.finish_run(&run).unwrap();
         }

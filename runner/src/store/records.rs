@@ -205,6 +205,60 @@ pub struct ScenarioRecord {
     pub retried: bool,
 }
 
+#[cfg(test)]
+impl ScenarioRecord {
+    /// Scenario `name` of pipeline `demo` on `local`, at `index` of run `run_id`, for unit
+    /// tests, to change what a test is about.
+    pub fn for_test(run_id: &str, index: u32, name: &str, status: Status) -> ScenarioRecord {
+        ScenarioRecord {
+            v: SCHEMA_VERSION,
+            run_id: run_id.into(),
+            index,
+            kind: ScenarioKind::Scenario,
+            pipeline: "demo".into(),
+            environment: "local".into(),
+            name: name.into(),
+            path: format!("{name}.scn"),
+            status,
+            reason: None,
+            failed_line: None,
+            started_at: "2026-11-25T00:00:00Z".into(),
+            duration_ms: 1,
+            steps: 0,
+            attempt: 0,
+            retried: false,
+        }
+    }
+}
+
+#[cfg(test)]
+impl StepRecord {
+    /// Step `seq` (at line `seq`) of scenario `index` of run `run_id`: `command` printed
+    /// `stdout` and exited 0. For unit tests.
+    pub fn for_test(run_id: &str, index: u32, seq: u64, command: &str, stdout: &str) -> StepRecord {
+        StepRecord {
+            v: SCHEMA_VERSION,
+            run_id: run_id.into(),
+            scenario_index: index,
+            seq,
+            line: seq as u32,
+            command: command.into(),
+            args: vec![],
+            resolved: "alias".into(),
+            status: 0,
+            stdout: stdout.into(),
+            stdout_dropped: 0,
+            stderr: String::new(),
+            stderr_dropped: 0,
+            failure: None,
+            started_at: "2026-11-25T00:00:00Z".into(),
+            duration_us: 5,
+            around: None,
+            phase: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     pub v: u32,
