@@ -285,6 +285,102 @@ fn a_store_of_an_older_schema_is_migrated_when_it_opens() {
     assert_eq!(crate::harness::history(&p).len(), 2);
 }
 
+/// A store written by the lowtouch of this session's start (commit 21ecb06, schema 2: one
+/// sled database), kept as a fixture: one demo run with what its daemon saw, its
+/// artifacts, and release v1.0.0 naming it.
+fn store_v2(p: &Project) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/fixtures/store-v2");
+    let to = p.path().join(".lowtouch/db");
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_schema_2_store_moves_its_bulk_into_the_detail_and_reads_as_before() {
+    let p = Project::demo();
+    store_v2(&p);
+    let first = p
+        .lowtouch(&["history", "--runs", "--json"])
+        .output()
+        .expect_code(0);
+    assert!(
+        first
+            .stderr
+            .contains("migrated the store from schema 2 to 3: ")
+            && first.stderr.contains("records moved into")
+            && !first.stderr.contains("into chunks"),
+        "{}",
+        first.stderr
+    );
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["id"], "20261125-234500.089-e561");
+    assert_eq!(runs[0]["passed"], 6);
+    // Steps, events, samples and artifacts read from the detail as they read before.
+    let count = |args: &[&str]| -> usize {
+        let out = p.lowtouch(args).output().expect_code(0).stdout;
+        serde_json::from_str::<Vec<serde_json::Value>>(&out)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        count(&["history", "--run", "last", "--steps", "--json"]),
+        59
+    );
+    assert_eq!(
+        count(&["history", "--run", "last", "--events", "--json"]),
+        73
+    );
+    assert_eq!(
+        count(&[
+            "history",
+            "--run",
+            "last",
+            "--metrics",
+            "rss_bytes",
+            "--json"
+        ]),
+        3
+    );
+    let artifacts = p
+        .lowtouch(&["report", "--run", "last", "--artifacts"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(
+        artifacts.contains("logs/local/MatchingEngineBackup.log"),
+        "{artifacts}"
+    );
+    // The release still names it, and compares whole.
+    let diff = p
+        .lowtouch(&["diff", "v1.0.0", "last"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(diff.contains("6 unchanged"), "{diff}");
+    // The catalog keeps no bulky tree; the store takes this build's runs.
+    {
+        let catalog = sled::open(p.path().join(".lowtouch/db")).unwrap();
+        let names: Vec<String> = catalog
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        for moved in ["scenarios", "steps", "artifacts", "observations"] {
+            assert!(!names.iter().any(|n| n == moved), "{names:?}");
+        }
+    }
+    p.lowtouch(&["run"]).output().expect_code(0);
+    let diff = p
+        .lowtouch(&["diff", "--previous"])
+        .output()
+        .expect_code(0)
+        .stdout;
+    assert!(diff.contains("against release v1.0.0"), "{diff}");
+}
+
 #[test]
 fn a_store_of_a_newer_schema_is_refused_and_left_alone() {
     let p = Project::empty();
