@@ -35,9 +35,6 @@ pub fn migrate(store: &Store, found: u32) -> Result<Option<String>, StoreError> 
             "{samples} metric samples into chunks, {events} events indexed"
         ));
     }
-    if did.is_empty() {
-        return Ok(None);
-    }
     Ok(Some(format!(
         "migrated the store from schema {found} to {}: {}",
         super::SCHEMA_VERSION,

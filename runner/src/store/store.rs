@@ -294,7 +294,8 @@ impl Store {
         let reserve = super::space::FINAL_RESERVE;
         self.put_within(&self.runs, run.id.as_bytes(), run, reserve)?;
         self.active.remove(run.id.as_bytes())?;
-        self.flush()?;
+        // The detail is durable already.
+        self.db.flush()?;
         Ok(())
     }
 
@@ -317,12 +318,7 @@ impl Store {
 
     /// Runs, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.runs.iter().rev().take(limit) {
-            let (k, v) = entry?;
-            out.push(Self::decode(&k, &v)?);
-        }
-        Ok(out)
+        self.runs_newest_first().take(limit).collect()
     }
 
     /// Runs, newest first, read as the iterator is.

@@ -187,11 +187,17 @@ fn cleanup_hooks_finish_after_ctrl_c_and_stop_commands_are_not_cut_short() {
     );
 }
 
-/// A store written by the lowtouch of 2026-11-25 19:36 (schema 1: one JSON record per
-/// metric sample, no events index), kept as a fixture: one run of the failover and a
-/// 2-s load scenario, with what its daemon saw.
-fn store_v1(p: &Project) {
-    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/fixtures/store-v1");
+/// Puts a store an older lowtouch wrote, kept in `tests/cli/fixtures/NAME`, in place of the
+/// project's store:
+/// - `store-v1`: the lowtouch of 2026-11-25 19:36 (schema 1: one JSON record per metric
+///   sample, no events index): one run of the failover and a 2-s load scenario, with what
+///   its daemon saw;
+/// - `store-v2`: the lowtouch of commit 21ecb06 (schema 2: one sled database): one demo run
+///   with what its daemon saw, its artifacts, and release v1.0.0 naming it.
+fn store_fixture(p: &Project, name: &str) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cli/fixtures")
+        .join(name);
     let to = p.path().join(".lowtouch/db");
     std::fs::create_dir_all(&to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
@@ -199,10 +205,18 @@ fn store_v1(p: &Project) {
     }
 }
 
+/// How many records a `--json` listing prints.
+fn listed(p: &Project, args: &[&str]) -> usize {
+    let out = p.lowtouch(args).output().expect_code(0).stdout;
+    serde_json::from_str::<Vec<serde_json::Value>>(&out)
+        .unwrap()
+        .len()
+}
+
 #[test]
 fn a_store_of_an_older_schema_is_migrated_when_it_opens() {
     let p = Project::empty();
-    store_v1(&p);
+    store_fixture(&p, "store-v1");
     let first = p
         .lowtouch(&["history", "--runs", "--json"])
         .output()
@@ -235,12 +249,7 @@ fn a_store_of_an_older_schema_is_migrated_when_it_opens() {
     assert!(!again.stderr.contains("migrated"), "{}", again.stderr);
     // What the daemon saw reads as before: events through the new index, samples from
     // their chunks.
-    let count = |args: &[&str]| -> usize {
-        let out = p.lowtouch(args).output().expect_code(0).stdout;
-        serde_json::from_str::<Vec<serde_json::Value>>(&out)
-            .unwrap()
-            .len()
-    };
+    let count = |args: &[&str]| listed(&p, args);
     assert_eq!(
         count(&["history", "--run", "last", "--events", "--json"]),
         24
@@ -285,22 +294,10 @@ fn a_store_of_an_older_schema_is_migrated_when_it_opens() {
     assert_eq!(crate::harness::history(&p).len(), 2);
 }
 
-/// A store written by the lowtouch of this session's start (commit 21ecb06, schema 2: one
-/// sled database), kept as a fixture: one demo run with what its daemon saw, its
-/// artifacts, and release v1.0.0 naming it.
-fn store_v2(p: &Project) {
-    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/fixtures/store-v2");
-    let to = p.path().join(".lowtouch/db");
-    std::fs::create_dir_all(&to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
 #[test]
 fn a_schema_2_store_moves_its_bulk_into_the_detail_and_reads_as_before() {
     let p = Project::demo();
-    store_v2(&p);
+    store_fixture(&p, "store-v2");
     let first = p
         .lowtouch(&["history", "--runs", "--json"])
         .output()
@@ -319,12 +316,7 @@ fn a_schema_2_store_moves_its_bulk_into_the_detail_and_reads_as_before() {
     assert_eq!(runs[0]["id"], "20261125-234500.089-e561");
     assert_eq!(runs[0]["passed"], 6);
     // Steps, events, samples and artifacts read from the detail as they read before.
-    let count = |args: &[&str]| -> usize {
-        let out = p.lowtouch(args).output().expect_code(0).stdout;
-        serde_json::from_str::<Vec<serde_json::Value>>(&out)
-            .unwrap()
-            .len()
-    };
+    let count = |args: &[&str]| listed(&p, args);
     assert_eq!(
         count(&["history", "--run", "last", "--steps", "--json"]),
         59
@@ -384,7 +376,7 @@ fn a_schema_2_store_moves_its_bulk_into_the_detail_and_reads_as_before() {
 #[test]
 fn a_store_of_a_newer_schema_is_refused_and_left_alone() {
     let p = Project::empty();
-    store_v1(&p);
+    store_fixture(&p, "store-v1");
     {
         let db = sled::open(p.path().join(".lowtouch/db")).unwrap();
         db.open_tree("meta")
@@ -406,7 +398,7 @@ fn a_store_of_a_newer_schema_is_refused_and_left_alone() {
 #[test]
 fn a_damaged_store_gets_a_clear_error_and_what_to_do() {
     let p = Project::empty();
-    store_v1(&p);
+    store_fixture(&p, "store-v1");
     let db = p.path().join(".lowtouch/db/db");
     let mut bytes = std::fs::read(&db).unwrap();
     for b in &mut bytes[3000..3256] {
@@ -507,15 +499,11 @@ fn a_full_disk_stops_with_a_clear_error_and_damages_nothing_stored() {
             .output()
             .expect_code(code)
     };
-    let steps_of = |id: &str| -> usize {
-        let out = p
-            .lowtouch(&["--db", db, "history", "--run", id, "--steps", "--json"])
-            .output()
-            .expect_code(0)
-            .stdout;
-        serde_json::from_str::<Vec<serde_json::Value>>(&out)
-            .unwrap()
-            .len()
+    let steps_of = |id: &str| {
+        listed(
+            &p,
+            &["--db", db, "history", "--run", id, "--steps", "--json"],
+        )
     };
     run(0);
     let first = history_at(&p, db)[0]["id"].as_str().unwrap().to_string();
