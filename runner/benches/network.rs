@@ -1,6 +1,9 @@
 //! The monitoring network against its targets (issue 5 §7). `cargo bench -p lowtouch
 //! --bench network` prints one table:
 //!
+//! 0. What the encrypted channel costs (issue 12), in one run: a whole Noise handshake,
+//!    and sealing + opening a frame against only encoding + decoding it, for a frame of
+//!    one observation (a log line's event) and one of 512 (a batch).
 //! 1. Command round trip on loopback (router → daemon → back) for a no-op command:
 //!    p50 < 1 ms, p99 < 5 ms, over 2,000 commands (after 200 to warm up).
 //! 2. Log event lag: a line appended to a followed log until the router hands the event
@@ -253,7 +256,76 @@ fn follow_busy_log(
 
 static MARKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Mean µs per call of `f` over `n` calls.
+fn per_call(n: u32, mut f: impl FnMut()) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
+fn channel_cost() {
+    use lowtouch::net::channel::{Initiator, Records, Responder, psk};
+    use lowtouch::net::codec::{Decoder, Message, encode};
+    let key = psk(SECRET.as_bytes(), "bench");
+    let connect = || {
+        let (initiator, first) = Initiator::start(SECRET.as_bytes(), "bench", b"hello").unwrap();
+        let mut records = Records::default();
+        records.feed(&first[4..]);
+        let record = records.next_record().unwrap().to_vec();
+        let (_, _, responder) = Responder::open([("bench", &key)], &record).unwrap();
+        let (answer, rs, ro) = responder.answer(b"greeting").unwrap();
+        let (_, ds, dop) = initiator.finish(&answer[2..]).unwrap();
+        ((ds, dop), (rs, ro))
+    };
+    let handshake_us = per_call(2_000, || {
+        std::hint::black_box(connect());
+    });
+    println!("channel: one whole handshake (both ends, X25519 twice each) {handshake_us:.1} µs");
+    let observation = |i: usize| Observation::Event {
+        at_us: 1_764_000_000_000_000 + i as i64,
+        source: "MatchingEnginePrimary".into(),
+        name: "state".into(),
+        value: format!("ACTIVE{i}"),
+    };
+    for items in [1usize, 512] {
+        let message = Message::Observations {
+            first_seq: 1,
+            items: (0..items).map(observation).collect(),
+        };
+        let n = if items == 1 { 200_000 } else { 2_000 };
+        let plain_us = per_call(n, || {
+            let frame = encode(&message);
+            let mut d = Decoder::default();
+            d.feed(&frame);
+            std::hint::black_box(d.next_message().unwrap());
+        });
+        let ((mut sealer, _), (_, mut opener)) = connect();
+        let mut opened = Vec::new();
+        let sealed_us = per_call(n, || {
+            let frame = encode(&message);
+            let sealed = sealer.sealed(&frame).unwrap();
+            opener.feed(&sealed);
+            opened.clear();
+            opener.open(&mut opened).unwrap();
+            let mut d = Decoder::default();
+            d.feed(&opened);
+            std::hint::black_box(d.next_message().unwrap());
+        });
+        let bytes = encode(&message).len();
+        println!(
+            "channel: a frame of {items} observation(s), {bytes} bytes: encode+decode {plain_us:.2} µs, \
+             with seal+open {sealed_us:.2} µs ({:.2}x; +{:.2} µs, {:.0} MB/s sealed and opened)",
+            sealed_us / plain_us,
+            sealed_us - plain_us,
+            bytes as f64 / (sealed_us - plain_us).max(1e-9)
+        );
+    }
+}
+
 fn main() {
+    channel_cost();
     let dir = tempfile::tempdir().unwrap();
     let (daemon_config, mut children) = config(dir.path(), 10);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,7 +1,8 @@
 //! `lowtouch daemon`: the monitoring daemon of one host. It dials out to the router (so a
-//! firewall in front of the host does not matter), proves it holds its environment's
-//! secret and checks that the router does too (it runs commands such as `kill -9`, so it
-//! obeys no one else), gets its configuration, and then:
+//! firewall in front of the host does not matter), and over a channel whose keys only
+//! holders of its environment's secret can have (`net::channel`: it runs commands such as
+//! `kill -9`, so it obeys no one else, and no frame a relay could inject opens), gets its
+//! configuration, and then:
 //!
 //! - collects: the system (CPU, memory, load) and each configured component's process
 //!   (RSS, CPU, threads, open files; STARTED, CRASHED, STOPPED and RESTARTED events) every
@@ -27,7 +28,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::net::auth::{self, Side};
+use crate::net::auth;
+use crate::net::channel::{Initiator, Records};
 use crate::net::codec::{DaemonConfig, Decoder, Message, encode};
 use crate::net::outbox::Outbox;
 use crate::net::router::now_us;
@@ -136,72 +138,62 @@ async fn connect_once(
         .map_err(|e| format!("cannot reach the router at {}: {e}", options.server))?;
     let _ = stream.set_nodelay(true);
     let (mut read, mut write) = stream.into_split();
-    let mut decoder = Decoder::default();
-    let nd = auth::nonce();
-    let hello = Message::Hello {
+    let hello = encode(&Message::Hello {
         daemon: options.name.clone(),
         environment: options.environment.clone(),
         boot: boot.to_string(),
-        nonce: nd.clone(),
         facts: crate::monitor::procfs::host_facts(std::path::Path::new("/proc")),
-    };
-    write
-        .write_all(&encode(&hello))
-        .await
+    });
+    let (initiator, first) = Initiator::start(&options.secret, &options.environment, &hello)
         .map_err(|e| e.to_string())?;
+    write.write_all(&first).await.map_err(|e| e.to_string())?;
+    let mut decoder = Decoder::default();
     let handshake = async {
-        let Message::Challenge {
-            nonce: nr, proof, ..
-        } = crate::net::next_message(&mut read, &mut decoder, "the router").await?
-        else {
-            return Err("the router did not challenge".to_string());
-        };
-        let received = now_us();
-        if !auth::verify(
-            &options.secret,
-            Side::Router,
-            &options.environment,
-            &options.name,
-            &nd,
-            &nr,
-            &proof,
-        ) {
-            return Err(format!(
+        let mut records = Records::default();
+        let router = format!("the router at {}", options.server);
+        let answer = crate::net::next_record(&mut read, &mut records, &router)
+            .await
+            .map_err(|e| {
+                format!(
+                    "{e}: it does not hold environment `{}`'s secret, does not serve it, or \
+                     is an older lowtouch",
+                    options.environment
+                )
+            })?;
+        let (greeting, mut sealer, mut opener) = initiator.finish(&answer).map_err(|_| {
+            format!(
                 "the router at {} could not prove it holds environment `{}`'s secret; not obeying it",
                 options.server, options.environment
-            ));
-        }
-        let answer = Message::Auth {
-            proof: auth::proof(
-                &options.secret,
-                Side::Daemon,
-                &options.environment,
-                &options.name,
-                &nd,
-                &nr,
-            ),
+            )
+        })?;
+        let received = now_us();
+        opener.feed(records.rest());
+        let Message::Greeting { .. } = crate::net::payload_message(&greeting)? else {
+            return Err("the router's answer was not a greeting".to_string());
+        };
+        let auth = Message::Auth {
             received_us: received,
             sent_us: now_us(),
         };
-        write
-            .write_all(&encode(&answer))
-            .await
-            .map_err(|e| e.to_string())?;
-        match crate::net::next_message(&mut read, &mut decoder, "the router").await? {
-            Message::Welcome { .. } => Ok(()),
+        let sealed = sealer.sealed(&encode(&auth)).map_err(|e| e.to_string())?;
+        write.write_all(&sealed).await.map_err(|e| e.to_string())?;
+        match crate::net::next_sealed_message(&mut read, &mut opener, &mut decoder, "the router")
+            .await?
+        {
+            Message::Welcome { .. } => Ok((sealer, opener)),
             Message::Refused { reason } => Err(format!("refused: {reason}")),
             other => Err(format!(
-                "unexpected answer to the proof: a `{}` message",
+                "unexpected answer to the handshake: a `{}` message",
                 other.kind()
             )),
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), handshake)
+    let (sealer, mut opener) = tokio::time::timeout(Duration::from_secs(10), handshake)
         .await
         .map_err(|_| "the handshake took over 10s".to_string())??;
     crate::errln!("daemon {}: connected to {}", options.name, options.server);
 
-    let wire = Arc::new(wire::Wire::new(write));
+    let wire = Arc::new(wire::Wire::new(write, sealer));
     let mut writer = {
         let wire = wire.clone();
         tokio::spawn(async move { wire.write_backlog().await })
@@ -217,6 +209,11 @@ async fn connect_once(
     let mut last_heard = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut buf = vec![0u8; 64 * 1024];
+    let mut plain = Vec::new();
+    // Whatever came sealed right behind the welcome (a configuration) is read first.
+    if let Err(e) = decoder.for_each_message(|m| on_message(options, shared, &wire, m)) {
+        return Ok(format!("bad frame from the router: {e}"));
+    }
     let why = 'conn: loop {
         tokio::select! {
             n = read.read(&mut buf) => {
@@ -226,7 +223,12 @@ async fn connect_once(
                     Err(e) => break 'conn format!("read failed: {e}"),
                 };
                 last_heard = tokio::time::Instant::now();
-                decoder.feed(&buf[..n]);
+                opener.feed(&buf[..n]);
+                plain.clear();
+                if let Err(e) = opener.open(&mut plain) {
+                    break 'conn format!("{e}; not obeying this connection");
+                }
+                decoder.feed(&plain);
                 if let Err(e) = decoder.for_each_message(|m| on_message(options, shared, &wire, m)) {
                     break 'conn format!("bad frame from the router: {e}");
                 }

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// The largest frame accepted (length field), 1 MiB: a batch of events fits many times.
 pub const MAX_FRAME: usize = 1 << 20;
 
@@ -23,32 +23,24 @@ pub const MAX_FRAME: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Message {
-    /// Daemon → router, first: who it is, and a nonce of its own (mutual authentication).
-    /// `boot` is new each time the daemon process starts: its sequence numbers start
-    /// again at 1 then, and the router must not take them for repeats.
+    /// Daemon → router, sealed inside the first handshake record: who it is. `boot` is new
+    /// each time the daemon process starts: its sequence numbers start again at 1 then,
+    /// and the router must not take them for repeats.
     Hello {
         daemon: String,
         environment: String,
         boot: String,
-        nonce: String,
         /// The daemon's host: what runs are compared by (trusted once authenticated).
         #[serde(default)]
         facts: HostFacts,
     },
-    /// Router → daemon: prove you hold the secret; the router's proof that it does too;
-    /// the router's clock when it sent this (µs since the epoch).
-    Challenge {
-        nonce: String,
-        proof: String,
-        server_time_us: i64,
-    },
-    /// Daemon → router: its proof; its clock when it received the challenge and when it
-    /// answered (the first clock-offset sample).
-    Auth {
-        proof: String,
-        received_us: i64,
-        sent_us: i64,
-    },
+    /// Router → daemon, sealed inside the handshake's answer: the router's clock when it
+    /// sent this (µs since the epoch).
+    Greeting { server_time_us: i64 },
+    /// Daemon → router, the first sealed frame (proof that it holds the session's keys):
+    /// its clock when it received the greeting and when it answered (the first
+    /// clock-offset sample).
+    Auth { received_us: i64, sent_us: i64 },
     /// Router → daemon: accepted.
     Welcome { session: String },
     /// Router → daemon, after `Welcome` and whenever the environment changes: what to
@@ -93,7 +85,7 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Hello { .. } => "hello",
-            Message::Challenge { .. } => "challenge",
+            Message::Greeting { .. } => "greeting",
             Message::Auth { .. } => "auth",
             Message::Welcome { .. } => "welcome",
             Message::Refused { .. } => "refused",
@@ -350,7 +342,6 @@ mod tests {
                 daemon: "matching".into(),
                 environment: "local".into(),
                 boot: "b1".into(),
-                nonce: "00ff".into(),
                 facts: HostFacts {
                     cores: 2,
                     memory_bytes: 1 << 30,

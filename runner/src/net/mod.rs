@@ -1,14 +1,16 @@
-//! The monitoring network's wire (issue 5): how the router on the management server and
-//! the daemons on the hosts of the system under test talk. So far the pure parts:
-//! [`codec`] (length-prefixed, versioned frames of JSON messages), [`auth`] (mutual
-//! HMAC challenge–response over a per-environment secret), [`timeline`] (each daemon's
-//! clock offset, from ping exchanges) and [`outbox`] (numbered, acknowledged observations:
-//! exactly once across reconnects, bounded, drops counted). The router and the daemon
-//! that put them on sockets are still to come.
+//! The monitoring network's wire: how the router on the management server and the daemons
+//! on the hosts of the system under test talk. The pure parts: [`channel`] (a Noise
+//! handshake over the environment's secret, then every frame sealed), [`codec`]
+//! (length-prefixed, versioned frames of JSON messages, carried inside the channel),
+//! [`auth`] (secrets and random ids), [`timeline`] (each daemon's clock offset, from ping
+//! exchanges) and [`outbox`] (numbered, acknowledged observations: exactly once across
+//! reconnects, bounded, drops counted); and [`router`], which puts them on sockets on the
+//! server's side (the daemon's side is `crate::daemon`).
 //!
 //! **Owns:** the protocol. **May not touch:** the store, processes, files.
 
 pub mod auth;
+pub mod channel;
 pub mod codec;
 pub mod outbox;
 pub mod router;
@@ -16,23 +18,62 @@ pub mod timeline;
 
 pub use codec::{Command, Decoder, Message, Observation};
 
-/// The next message on a connection being set up (both ends of a handshake read so).
+/// Reads from `read` into `records` until a whole record arrived (a handshake's step).
 /// `peer` names the other side in the error when it closes first.
-pub(crate) async fn next_message(
+pub(crate) async fn next_record(
     read: &mut tokio::net::tcp::OwnedReadHalf,
-    decoder: &mut Decoder,
+    records: &mut channel::Records,
     peer: &str,
-) -> Result<Message, String> {
+) -> Result<Vec<u8>, String> {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 4096];
     loop {
-        if let Some(m) = decoder.next_message().map_err(|e| e.to_string())? {
-            return Ok(m);
+        if let Some(record) = records.next_record() {
+            return Ok(record.to_vec());
         }
         let n = read.read(&mut buf).await.map_err(|e| e.to_string())?;
         if n == 0 {
             return Err(format!("{peer} closed the connection during the handshake"));
         }
-        decoder.feed(&buf[..n]);
+        records.feed(&buf[..n]);
+    }
+}
+
+/// The next message on a sealed connection still being set up.
+pub(crate) async fn next_sealed_message(
+    read: &mut tokio::net::tcp::OwnedReadHalf,
+    opener: &mut channel::Opener,
+    decoder: &mut Decoder,
+    peer: &str,
+) -> Result<Message, String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let mut plain = Vec::new();
+    loop {
+        if let Some(m) = decoder.next_message().map_err(|e| e.to_string())? {
+            return Ok(m);
+        }
+        plain.clear();
+        opener.open(&mut plain).map_err(|e| e.to_string())?;
+        if !plain.is_empty() {
+            decoder.feed(&plain);
+            continue;
+        }
+        let n = read.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("{peer} closed the connection during the handshake"));
+        }
+        opener.feed(&buf[..n]);
+    }
+}
+
+/// The one message a handshake record's payload holds.
+pub(crate) fn payload_message(payload: &[u8]) -> Result<Message, String> {
+    let mut decoder = Decoder::default();
+    decoder.feed(payload);
+    match decoder.next_message() {
+        Ok(Some(m)) if decoder.pending() == 0 => Ok(m),
+        Ok(_) => Err("the handshake's payload is not one message".into()),
+        Err(e) => Err(format!("the handshake's payload: {e}")),
     }
 }

@@ -19,7 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use super::auth::{self, Side};
+use super::auth;
+use super::channel::{self, Opener, Records, Responder, Sealer};
 use super::codec::{Command, DaemonConfig, Decoder, HostFacts, Message, Observation, encode};
 use super::outbox::Inbox;
 use super::timeline::{Clock, Sample};
@@ -47,6 +48,10 @@ pub struct RouterConfig {
     /// `ENVIRONMENT/DAEMON` → its configuration, sent after the handshake.
     pub configs: HashMap<String, DaemonConfig>,
     pub auth_timeout: Duration,
+    /// Connections allowed to be in their handshake at once: an unauthenticated peer holds
+    /// at most one handshake record's buffer for at most `auth_timeout`, and past this
+    /// many, new connections are closed at once (an authenticated daemon retries).
+    pub max_handshakes: usize,
     pub heartbeat: Duration,
     pub dead_after: Duration,
     /// Acknowledge only what the data processor reports stored ([`Router::stored`]),
@@ -63,6 +68,7 @@ impl Default for RouterConfig {
             secrets: HashMap::new(),
             configs: HashMap::new(),
             auth_timeout: Duration::from_secs(5),
+            max_handshakes: 256,
             heartbeat: Duration::from_secs(1),
             dead_after: Duration::from_secs(3),
             ack_when_stored: false,
@@ -115,6 +121,30 @@ pub struct Connected {
     pub configured: bool,
 }
 
+/// An authenticated daemon's connection, ready for its loop.
+struct Handshaken {
+    name: String,
+    /// `ENVIRONMENT/DAEMON`.
+    key: String,
+    boot: String,
+    link: Arc<DaemonLink>,
+    rx: mpsc::UnboundedReceiver<Message>,
+    sealer: Sealer,
+    opener: Opener,
+    /// Holds whatever the daemon sent right behind its `auth`.
+    decoder: Decoder,
+}
+
+/// Why a handshake ended without a daemon.
+enum Refusal {
+    /// The peer is not authenticated: it is told nothing (not even which environments
+    /// exist), only closed.
+    Silent(String),
+    /// The peer is authenticated but refused (a second daemon of one name): told why,
+    /// sealed.
+    Told { why: String, sealer: Sealer },
+}
+
 struct DaemonLink {
     environment: String,
     session: String,
@@ -133,6 +163,10 @@ struct Seen {
 
 struct Inner {
     config: RouterConfig,
+    /// Each environment's pre-shared key (from its secret), tried on a first record.
+    psks: Vec<(String, [u8; 32])>,
+    /// Handshakes in progress may take one each.
+    handshakes: Arc<tokio::sync::Semaphore>,
     /// `ENVIRONMENT/DAEMON` → its configuration now (a run may replace it).
     configs: Mutex<HashMap<String, DaemonConfig>>,
     /// `ENVIRONMENT/DAEMON` → its connection: names are unique per environment.
@@ -162,8 +196,17 @@ impl Router {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let mut psks: Vec<(String, [u8; 32])> = config
+            .secrets
+            .iter()
+            .map(|(env, secret)| (env.clone(), channel::psk(secret, env)))
+            .collect();
+        psks.sort();
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1)));
         let router = Router {
             inner: Arc::new(Inner {
+                psks,
+                handshakes,
                 configs: Mutex::new(config.configs.clone()),
                 // What an earlier server stored counts as stored: a resend of it alone is
                 // acknowledged, not kept in the daemon's outbox.
@@ -192,8 +235,13 @@ impl Router {
             loop {
                 match listener.accept().await {
                     Ok((stream, peer)) => {
+                        // Past the cap, unauthenticated peers wait for nobody: closed now.
+                        let Ok(permit) = r.inner.handshakes.clone().try_acquire_owned() else {
+                            drop(stream);
+                            continue;
+                        };
                         let r = r.clone();
-                        tokio::spawn(async move { r.serve_connection(stream, peer).await });
+                        tokio::spawn(async move { r.serve_connection(stream, peer, permit).await });
                     }
                     Err(e) => {
                         crate::errln!("router: accept failed: {e}");
@@ -319,22 +367,41 @@ impl Router {
         }
     }
 
-    async fn serve_connection(&self, stream: TcpStream, peer: SocketAddr) {
+    async fn serve_connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let _ = stream.set_nodelay(true);
         let (mut read, mut write) = stream.into_split();
-        let mut decoder = Decoder::default();
         let handshake = tokio::time::timeout(
             self.inner.config.auth_timeout,
-            self.handshake(&mut read, &mut write, &mut decoder, peer),
+            self.handshake(&mut read, &mut write, peer),
         )
         .await;
-        let (name, key, boot, link, mut rx) = match handshake {
+        drop(permit);
+        let Handshaken {
+            name,
+            key,
+            boot,
+            link,
+            mut rx,
+            mut sealer,
+            mut opener,
+            mut decoder,
+        } = match handshake {
             Ok(Ok(done)) => done,
-            Ok(Err(why)) => {
+            // Not authenticated: nothing is said to a peer that may be anyone.
+            Ok(Err(Refusal::Silent(why))) => {
+                crate::errln!("router: {peer}: {why}; closed");
+                return;
+            }
+            Ok(Err(Refusal::Told { why, mut sealer })) => {
                 crate::errln!("router: {peer}: {why}");
-                let _ = write
-                    .write_all(&encode(&Message::Refused { reason: why }))
-                    .await;
+                if let Ok(sealed) = sealer.sealed(&encode(&Message::Refused { reason: why })) {
+                    let _ = write.write_all(&sealed).await;
+                }
                 return;
             }
             Err(_) => {
@@ -347,14 +414,18 @@ impl Router {
         };
         crate::errln!("router: daemon {key} connected from {peer}");
 
-        // The writer: everything queued for this daemon, in order.
+        // The writer: everything queued for this daemon, sealed in order.
         let writer = tokio::spawn(async move {
             while let Some(m) = rx.recv().await {
-                if write.write_all(&encode(&m)).await.is_err() {
+                let Ok(sealed) = sealer.sealed(&encode(&m)) else {
+                    break;
+                };
+                if write.write_all(&sealed).await.is_err() {
                     break;
                 }
             }
         });
+        let mut plain = Vec::new();
         let mut heartbeat = tokio::time::interval(self.inner.config.heartbeat);
         let mut last_heard = tokio::time::Instant::now();
         let mut ping_seq = 0u64;
@@ -377,7 +448,12 @@ impl Router {
                         Err(e) => break 'conn format!("read failed: {e}"),
                     };
                     last_heard = tokio::time::Instant::now();
-                    decoder.feed(&buf[..n]);
+                    opener.feed(&buf[..n]);
+                    plain.clear();
+                    if let Err(e) = opener.open(&mut plain) {
+                        break 'conn format!("{e}; closed");
+                    }
+                    decoder.feed(&plain);
                     let handled = decoder.for_each_message(|m| {
                         if let Some(seq) = self.on_message(&name, &boot, &link, m) {
                             unacked = Some(seq);
@@ -448,80 +524,77 @@ impl Router {
             .clear();
     }
 
-    /// Hello, challenge, proof; then the daemon is registered under its name.
+    /// The Noise handshake (the first record opened with the key of the environment it
+    /// names, the answer sealed back), then the daemon's first sealed frame; then the
+    /// daemon is registered under its name.
     async fn handshake(
         &self,
         read: &mut tokio::net::tcp::OwnedReadHalf,
         write: &mut tokio::net::tcp::OwnedWriteHalf,
-        decoder: &mut Decoder,
         peer: SocketAddr,
-    ) -> Result<
-        (
-            String,
-            String,
-            String,
-            Arc<DaemonLink>,
-            mpsc::UnboundedReceiver<Message>,
-        ),
-        String,
-    > {
-        let hello = crate::net::next_message(read, decoder, "the daemon").await?;
+    ) -> Result<Handshaken, Refusal> {
+        let silent = Refusal::Silent;
+        let mut preface = [0u8; channel::PREFACE.len()];
+        read.read_exact(&mut preface)
+            .await
+            .map_err(|e| silent(format!("no preface ({e})")))?;
+        if preface != channel::PREFACE {
+            return Err(silent(channel::ChannelError::Preface.to_string()));
+        }
+        let mut records = Records::default();
+        let first = crate::net::next_record(read, &mut records, "the peer")
+            .await
+            .map_err(silent)?;
+        let candidates = self.inner.psks.iter().map(|(env, key)| (env.as_str(), key));
+        let (environment, hello, responder) = Responder::open(candidates, &first)
+            .map_err(|e| silent(format!("{e} (an unknown environment or a wrong secret)")))?;
         let Message::Hello {
             daemon,
-            environment,
+            environment: claimed,
             boot,
-            nonce: nd,
             facts,
-        } = hello
+        } = crate::net::payload_message(&hello).map_err(silent)?
         else {
-            return Err("the first message was not a hello".into());
+            return Err(silent("the first message was not a hello".into()));
         };
-        let Some(secret) = self.inner.config.secrets.get(&environment) else {
-            return Err(format!(
-                "daemon {daemon}: environment `{environment}` is not served here"
-            ));
-        };
-        let nr = auth::nonce();
+        if claimed != environment {
+            return Err(silent(format!(
+                "daemon {daemon} names environment `{claimed}` but holds `{environment}`'s key"
+            )));
+        }
+        let environment = environment.to_string();
         let challenge_sent = now_us();
-        let challenge = Message::Challenge {
-            nonce: nr.clone(),
-            proof: auth::proof(secret, Side::Router, &environment, &daemon, &nd, &nr),
+        let greeting = encode(&Message::Greeting {
             server_time_us: challenge_sent,
-        };
+        });
+        let (answer, sealer, mut opener) = responder
+            .answer(&greeting)
+            .map_err(|e| silent(e.to_string()))?;
         write
-            .write_all(&encode(&challenge))
+            .write_all(&answer)
             .await
-            .map_err(|e| e.to_string())?;
-        let answer = crate::net::next_message(read, decoder, "the daemon")
+            .map_err(|e| silent(e.to_string()))?;
+        opener.feed(records.rest());
+        let mut decoder = Decoder::default();
+        let told = |why: String, sealer: Sealer| Refusal::Told { why, sealer };
+        let auth = crate::net::next_sealed_message(read, &mut opener, &mut decoder, "the daemon")
             .await
             .map_err(|e| {
-                format!(
-                    "daemon {daemon} ({environment}) left after the challenge ({e}): its secret \
-                 differs from this server's, so it does not trust this router"
-                )
+                silent(format!(
+                    "daemon {daemon} ({environment}) left after the handshake: {e}"
+                ))
             })?;
         let Message::Auth {
-            proof,
             received_us,
             sent_us,
-        } = answer
+        } = auth
         else {
-            return Err(format!("daemon {daemon}: no proof after the challenge"));
+            return Err(told(
+                format!("daemon {daemon}: its first sealed message was not `auth`"),
+                sealer,
+            ));
         };
         let auth_received = now_us();
-        if !auth::verify(
-            secret,
-            Side::Daemon,
-            &environment,
-            &daemon,
-            &nd,
-            &nr,
-            &proof,
-        ) {
-            return Err(format!(
-                "daemon {daemon}: authentication failed (wrong secret for environment `{environment}`)"
-            ));
-        }
         let (tx, rx) = mpsc::unbounded_channel();
         let session = auth::nonce()[..16].to_string();
         let mut clock = Clock::default();
@@ -547,8 +620,11 @@ impl Router {
         {
             let mut daemons = self.inner.daemons.lock().unwrap_or_else(|e| e.into_inner());
             if daemons.contains_key(&key) {
-                return Err(format!(
-                    "a daemon named `{daemon}` is connected for environment `{environment}` already; refused the second"
+                return Err(told(
+                    format!(
+                        "a daemon named `{daemon}` is connected for environment `{environment}` already; refused the second"
+                    ),
+                    sealer,
                 ));
             }
             daemons.insert(key.clone(), link.clone());
@@ -574,7 +650,16 @@ impl Router {
         if let Some(config) = config {
             let _ = link.tx.send(Message::Configure(config));
         }
-        Ok((daemon, key, boot, link, rx))
+        Ok(Handshaken {
+            name: daemon,
+            key,
+            boot,
+            link,
+            rx,
+            sealer,
+            opener,
+            decoder,
+        })
     }
 
     /// Handles one message; returns the sequence number observations are stored up to,

@@ -207,7 +207,7 @@ fn a_daemon_watches_a_run_and_its_events_are_stored() {
         wait_until(Duration::from_secs(10), || serve_log
             .lock()
             .unwrap()
-            .contains("its secret differs from this server's")),
+            .contains("does not hold this environment's secret")),
         "{}",
         serve_log.lock().unwrap()
     );
@@ -215,7 +215,7 @@ fn a_daemon_watches_a_run_and_its_events_are_stored() {
         wait_until(Duration::from_secs(5), || impostor_log
             .lock()
             .unwrap()
-            .contains("could not prove")),
+            .contains("does not hold environment `local`'s secret")),
         "the daemon must not trust a router that cannot prove the secret either:\n{}",
         impostor_log.lock().unwrap()
     );

@@ -296,3 +296,265 @@ fn a_restarted_server_stores_a_daemons_resent_observations_once() {
         Some(&9)
     );
 }
+
+/// A relay between a daemon and the real router (whoever receives the daemon's outgoing
+/// connection: DNS, a route, ARP): it forwards every record both ways, keeps a copy of all
+/// it saw, and when told, puts a record of its own in front of the daemon.
+struct Relay {
+    addr: String,
+    /// Every byte that went through, both ways.
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Connections the daemon made through it.
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    inject: tokio::sync::mpsc::UnboundedSender<Injection>,
+}
+
+enum Injection {
+    /// These bytes, as one record of their own.
+    Record(Vec<u8>),
+    /// The last record the router sent, once more.
+    Replay,
+}
+
+async fn relay(router: String) -> Relay {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (inject, mut injections) = tokio::sync::mpsc::unbounded_channel::<Injection>();
+    let (s, a) = (seen.clone(), accepted.clone());
+    tokio::spawn(async move {
+        // One connection at a time: the daemon's current one gets the injections.
+        while let Ok((daemon, _)) = listener.accept().await {
+            a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let upstream = tokio::net::TcpStream::connect(&router).await.unwrap();
+            let (mut dr, mut dw) = daemon.into_split();
+            let (mut ur, mut uw) = upstream.into_split();
+            let s_up = s.clone();
+            let up = tokio::spawn(async move {
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = dr.read(&mut buf).await {
+                    if n == 0 || uw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    s_up.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+            // Router -> daemon, whole records at a time, so an injection lands between two.
+            let mut records = lowtouch::net::channel::Records::default();
+            let mut last: Vec<u8> = Vec::new();
+            let mut buf = [0u8; 65536];
+            loop {
+                tokio::select! {
+                    n = ur.read(&mut buf) => {
+                        let Ok(n) = n else { break };
+                        if n == 0 { break; }
+                        s.lock().unwrap().extend_from_slice(&buf[..n]);
+                        records.feed(&buf[..n]);
+                        let mut out = Vec::new();
+                        while let Some(r) = records.next_record() {
+                            last = r.to_vec();
+                            out.extend_from_slice(&(r.len() as u16).to_be_bytes());
+                            out.extend_from_slice(r);
+                        }
+                        if dw.write_all(&out).await.is_err() { break; }
+                    }
+                    Some(i) = injections.recv() => {
+                        let record = match i { Injection::Record(r) => r, Injection::Replay => last.clone() };
+                        let mut out = (record.len() as u16).to_be_bytes().to_vec();
+                        out.extend_from_slice(&record);
+                        if dw.write_all(&out).await.is_err() { break; }
+                    }
+                }
+            }
+            up.abort();
+        }
+    });
+    Relay {
+        addr,
+        seen,
+        accepted,
+        inject,
+    }
+}
+
+/// Issue 12: a relay that forwards a daemon's connection to the real router learns nothing
+/// of what the two say, and no frame it puts in is obeyed — not a forged command, not a
+/// replayed record. The daemon drops such a connection and dials again.
+#[test]
+fn a_relay_between_daemon_and_router_learns_nothing_and_injects_nothing() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("obeyed");
+        const CONFIDENTIAL: &str = "a-component-password-9f8e7d6c5b4a";
+        let config = DaemonConfig {
+            interval_ms: 200,
+            collectors: vec!["system".into()],
+            components: vec![ComponentWatch {
+                name: "Engine".into(),
+                control: Some(ControlSpec {
+                    start: vec!["sleep".into(), "60".into()],
+                    env: vec![("ENGINE_PASSWORD".into(), CONFIDENTIAL.into())],
+                    ..ControlSpec::default()
+                }),
+                ..ComponentWatch::default()
+            }],
+            commands: vec![CommandSpec {
+                name: "mark".into(),
+                argv: vec!["touch".into(), marker.display().to_string()],
+            }],
+            ..DaemonConfig::default()
+        };
+        let router_config = RouterConfig {
+            secrets: HashMap::from([("local".to_string(), SECRET.to_vec())]),
+            configs: HashMap::from([("local/relayed-daemon".to_string(), config)]),
+            heartbeat: Duration::from_millis(100),
+            ..RouterConfig::default()
+        };
+        let (router, addr, _rx) = Router::bind("127.0.0.1:0", router_config).await.unwrap();
+        let relay = relay(addr.to_string()).await;
+        let d = tokio::spawn(daemon::run(
+            options(&relay.addr, "relayed-daemon", SECRET),
+            std::future::pending(),
+        ));
+        wait_connected(&router, "relayed-daemon").await;
+
+        // What the relay saw holds neither the configuration's secret nor who is talking.
+        let seen = relay.seen.lock().unwrap().clone();
+        assert!(
+            seen.len() > 100,
+            "the relay forwarded the handshake and the configuration"
+        );
+        let contains = |needle: &str| seen.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(
+            !contains(CONFIDENTIAL),
+            "the configuration crossed the relay in clear"
+        );
+        assert!(
+            !contains("relayed-daemon"),
+            "the daemon's name crossed the relay in clear"
+        );
+        assert!(
+            !contains("configure"),
+            "a message kind crossed the relay in clear"
+        );
+
+        let forged = lowtouch::net::codec::encode(&lowtouch::net::Message::Command {
+            id: 99,
+            command: Command::Run {
+                name: "mark".into(),
+                args: vec![],
+                timeout_ms: None,
+                env: vec![],
+            },
+        });
+        for (i, injection) in [
+            Injection::Record(forged.clone()),
+            Injection::Record(forged[4..].to_vec()),
+            Injection::Replay,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let before = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
+            relay.inject.send(injection).unwrap();
+            // The daemon drops the connection it cannot trust and dials again.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while relay.accepted.load(std::sync::atomic::Ordering::SeqCst) == before {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "injection {i}: the daemon kept the connection"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            wait_connected(&router, "relayed-daemon").await;
+            assert!(
+                !marker.exists(),
+                "injection {i}: the daemon obeyed a frame the relay made"
+            );
+        }
+
+        // The same command from the real router, through the same relay, is obeyed: the
+        // marker is a real witness.
+        let done = router
+            .command(
+                "relayed-daemon",
+                Command::Run {
+                    name: "mark".into(),
+                    args: vec![],
+                    timeout_ms: None,
+                    env: vec![],
+                },
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.error, None, "{done:?}");
+        assert!(marker.exists());
+        d.abort();
+    });
+}
+
+/// Issue 12: an unauthenticated peer gets not one byte from the router — not for garbage,
+/// not for an old daemon's hello naming a served environment, not for a handshake record
+/// sealed with a guessed secret.
+#[test]
+fn the_router_tells_an_unauthenticated_peer_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let router_config = RouterConfig {
+            secrets: HashMap::from([("local".to_string(), SECRET.to_vec())]),
+            auth_timeout: Duration::from_millis(500),
+            ..RouterConfig::default()
+        };
+        let (_router, addr, _rx) = Router::bind("127.0.0.1:0", router_config).await.unwrap();
+        let mut old_hello = vec![0, 0, 0, 0, 1];
+        old_hello.extend_from_slice(
+            br#"{"t":"hello","daemon":"d","environment":"local","boot":"b","nonce":"00"}"#,
+        );
+        let len = (old_hello.len() - 4) as u32;
+        old_hello[..4].copy_from_slice(&len.to_be_bytes());
+        let (_, guessed) = lowtouch::net::channel::Initiator::start(
+            b"a guessed secret, 32 bytes long.",
+            "local",
+            b"hello",
+        )
+        .unwrap();
+        let mut garbage = lowtouch::net::channel::PREFACE.to_vec();
+        garbage.extend_from_slice(&[0, 40]);
+        garbage.extend_from_slice(&[0xAB; 40]);
+        for (what, bytes) in [
+            ("an old hello", old_hello),
+            ("a guessed secret", guessed),
+            ("garbage", garbage),
+        ] {
+            let mut peer = tokio::net::TcpStream::connect(addr).await.unwrap();
+            peer.write_all(&bytes).await.unwrap();
+            let mut got = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), peer.read_to_end(&mut got)).await;
+            // Closed (a reset, when the router left bytes unread), within the timeout.
+            let closed = match read {
+                Ok(Ok(_)) => true,
+                Ok(Err(ref e)) => e.kind() == std::io::ErrorKind::ConnectionReset,
+                Err(_) => false,
+            };
+            assert!(closed, "{what}: {read:?}");
+            assert!(
+                got.is_empty(),
+                "{what}: the router answered {} bytes",
+                got.len()
+            );
+        }
+    });
+}
