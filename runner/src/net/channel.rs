@@ -450,4 +450,29 @@ mod tests {
             assert_eq!(r.pending(), 0);
         }
     }
+
+    proptest::proptest! {
+        /// Whatever a stranger sends as a first record, the router answers without a panic
+        /// and opens nothing.
+        #[test]
+        fn any_first_record_is_refused_without_panic(record in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let key = psk(K, "uat-1");
+            proptest::prop_assert!(Responder::open([("uat-1", &key)], &record).is_err());
+        }
+
+        /// Whatever arrives on an established channel in place of its records, nothing
+        /// opens and nothing panics.
+        #[test]
+        fn any_bytes_on_a_channel_open_nothing(chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..8)) {
+            let ((_, mut opener), _) = connect(K, &[("uat-1", K)]).unwrap();
+            let mut out = Vec::new();
+            for c in &chunks {
+                opener.feed(c);
+                if opener.open(&mut out).is_err() {
+                    break;
+                }
+            }
+            proptest::prop_assert!(out.is_empty());
+        }
+    }
 }
