@@ -52,6 +52,9 @@ pub struct RouterConfig {
     /// at most one handshake record's buffer for at most `auth_timeout`, and past this
     /// many, new connections are closed at once (an authenticated daemon retries).
     pub max_handshakes: usize,
+    /// Of those, at most this many from one address: one host cannot take every slot and
+    /// keep the daemons of the others out.
+    pub max_handshakes_per_peer: usize,
     pub heartbeat: Duration,
     pub dead_after: Duration,
     /// Acknowledge only what the data processor reports stored ([`Router::stored`]),
@@ -69,6 +72,7 @@ impl Default for RouterConfig {
             configs: HashMap::new(),
             auth_timeout: Duration::from_secs(5),
             max_handshakes: 256,
+            max_handshakes_per_peer: 16,
             heartbeat: Duration::from_secs(1),
             dead_after: Duration::from_secs(3),
             ack_when_stored: false,
@@ -135,6 +139,49 @@ struct Handshaken {
     decoder: Decoder,
 }
 
+/// A connection's place among the handshakes in progress: given back when dropped.
+struct Handshaking {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    peer: std::net::IpAddr,
+    counts: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Handshaking {
+    /// A place for `peer`, unless it has its share of them already.
+    fn enter(
+        router: &Router,
+        peer: SocketAddr,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Option<Handshaking> {
+        let counts = router.inner.handshaking.clone();
+        {
+            let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+            let n = map.entry(peer.ip()).or_default();
+            if *n >= router.inner.config.max_handshakes_per_peer.max(1) {
+                return None;
+            }
+            *n += 1;
+        }
+        Some(Handshaking {
+            _permit: permit,
+            peer: peer.ip(),
+            counts,
+        })
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.peer);
+            }
+        }
+    }
+}
+
 /// Why a handshake ended without a daemon.
 enum Refusal {
     /// The peer is not authenticated: it is told nothing (not even which environments
@@ -167,6 +214,8 @@ struct Inner {
     psks: Vec<(String, [u8; 32])>,
     /// Handshakes in progress may take one each.
     handshakes: Arc<tokio::sync::Semaphore>,
+    /// Handshakes in progress per peer address.
+    handshaking: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
     /// `ENVIRONMENT/DAEMON` → its configuration now (a run may replace it).
     configs: Mutex<HashMap<String, DaemonConfig>>,
     /// `ENVIRONMENT/DAEMON` → its connection: names are unique per environment.
@@ -207,6 +256,7 @@ impl Router {
             inner: Arc::new(Inner {
                 psks,
                 handshakes,
+                handshaking: Arc::new(Mutex::new(HashMap::new())),
                 configs: Mutex::new(config.configs.clone()),
                 // What an earlier server stored counts as stored: a resend of it alone is
                 // acknowledged, not kept in the daemon's outbox.
@@ -237,6 +287,10 @@ impl Router {
                     Ok((stream, peer)) => {
                         // Past the cap, unauthenticated peers wait for nobody: closed now.
                         let Ok(permit) = r.inner.handshakes.clone().try_acquire_owned() else {
+                            drop(stream);
+                            continue;
+                        };
+                        let Some(permit) = Handshaking::enter(&r, peer, permit) else {
                             drop(stream);
                             continue;
                         };
@@ -367,12 +421,7 @@ impl Router {
         }
     }
 
-    async fn serve_connection(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) {
+    async fn serve_connection(&self, stream: TcpStream, peer: SocketAddr, permit: Handshaking) {
         let _ = stream.set_nodelay(true);
         let (mut read, mut write) = stream.into_split();
         let handshake = tokio::time::timeout(

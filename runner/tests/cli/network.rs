@@ -558,3 +558,50 @@ fn the_router_tells_an_unauthenticated_peer_nothing() {
         }
     });
 }
+
+/// Issue 12: strangers cannot keep daemons out. A flood of connections that never finish a
+/// handshake, from one address, takes at most its share of the handshake slots; a daemon
+/// from another host connects while the flood holds them.
+#[test]
+fn a_flood_of_idle_connections_does_not_keep_a_daemon_out() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let router_config = RouterConfig {
+            secrets: HashMap::from([("local".to_string(), SECRET.to_vec())]),
+            configs: HashMap::from([("local/matching".to_string(), DaemonConfig::default())]),
+            // Longer than the test waits for the daemon: the flood holds its slots throughout.
+            auth_timeout: Duration::from_secs(30),
+            ..RouterConfig::default()
+        };
+        let (router, addr, _rx) = Router::bind("127.0.0.1:0", router_config).await.unwrap();
+        let mut flood = Vec::new();
+        for _ in 0..400 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            if let Ok(stream) = socket.connect(addr).await {
+                flood.push(stream);
+            }
+        }
+        assert!(
+            flood.len() > 256,
+            "the flood opened {} connections",
+            flood.len()
+        );
+        let started = tokio::time::Instant::now();
+        let d = tokio::spawn(daemon::run(
+            options(&addr.to_string(), "matching", SECRET),
+            std::future::pending(),
+        ));
+        wait_connected(&router, "matching").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the daemon waited for the flood to time out"
+        );
+        d.abort();
+        drop(flood);
+    });
+}
