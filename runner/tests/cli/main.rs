@@ -4,6 +4,7 @@
 mod api;
 mod check;
 mod compare;
+mod crash;
 mod daemon;
 mod demo;
 mod deploy;
