@@ -410,6 +410,13 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
     // Where its scenarios and steps go: a full disk or a damaged file stops the run
     // before it starts anything.
     store.ready_for_run()?;
+    // `#{lowtouch}` names this executable: removed under a running server, no component
+    // it names could start, and that is the machine's fault, not the system under test's.
+    if let Err(e @ crate::environment::executable::ExecutableError::Removed { .. }) =
+        crate::environment::executable::own_executable()
+    {
+        return Err(CliError::infra(e.to_string()));
+    }
     let run_id = clock::new_run_id();
     let total = x
         .plans

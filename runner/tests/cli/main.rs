@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod demo;
 mod deploy;
+mod faults;
 mod github;
 mod harness;
 mod http_remote;

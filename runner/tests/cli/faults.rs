@@ -1,0 +1,106 @@
+//! Faults of lowtouch's own machine, not of the system under test: they are reported as
+//! infrastructure (exit code 3), never as a scenario failing.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{LOWTOUCH, Project, log_of, stop, wait_until};
+
+/// A child that goes with the test, whatever assertion fails first.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The scenario verdicts in a log (`PASS smoke 10ms`, `FAIL hook before_each …`).
+fn verdicts(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            ["PASS ", "FAIL ", "SKIP ", "CRSH "]
+                .iter()
+                .any(|s| l.starts_with(s))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_lowtouch_binary_replaced_under_serve_keeps_working_and_a_removed_one_is_infrastructure() {
+    let p = Project::demo();
+    p.write(
+        "pipelines/soak.yaml",
+        "environment: local\ncontinuous: true\n\
+         before_each: [start MatchingEnginePrimary, start MatchingEngineBackup]\n\
+         after_each: [stop MatchingEngineBackup, stop MatchingEnginePrimary]\n\
+         scenarios: [demo/smoke.scn]\n",
+    );
+    // An installed lowtouch that an upgrade replaces: its own copy.
+    let bin = tempfile::tempdir().unwrap();
+    let exe = bin.path().join("lowtouch");
+    std::fs::copy(LOWTOUCH, &exe).unwrap();
+    let mut child = Command::new(&exe)
+        .arg("-C")
+        .arg(p.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"])
+        .env("NO_COLOR", "1")
+        .env("LOWTOUCH_WEBHOOK_SECRET", "faults")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = log_of(&mut child);
+    let mut serve = KillOnDrop(Some(child));
+    let text = || log.lock().unwrap().clone();
+    assert!(
+        wait_until(Duration::from_secs(60), || !verdicts(&text()).is_empty()),
+        "no run finished:\n{}",
+        text()
+    );
+
+    // An upgrade: the new file takes the old one's place (a new inode, as cp+mv or a
+    // package manager does it).
+    let staged = bin.path().join("lowtouch.new");
+    std::fs::copy(LOWTOUCH, &staged).unwrap();
+    std::fs::rename(&staged, &exe).unwrap();
+    let before = verdicts(&text()).len();
+    // The run in flight may have rendered its variables before the upgrade; the one
+    // after it cannot have.
+    assert!(
+        wait_until(Duration::from_secs(60), || verdicts(&text()).len()
+            >= before + 2),
+        "no run after the upgrade:\n{}",
+        text()
+    );
+    let after: Vec<String> = verdicts(&text())[before..].to_vec();
+    assert!(
+        after.iter().all(|v| v.starts_with("PASS smoke")),
+        "runs after the upgrade: {after:?}\n{}",
+        text()
+    );
+
+    // Removed for good: no run can start its components; that is the machine's fault.
+    std::fs::remove_file(&exe).unwrap();
+    let before = verdicts(&text()).len();
+    let said_before = text().len();
+    assert!(
+        wait_until(Duration::from_secs(60), || text()[said_before..]
+            .contains("was removed while it ran")),
+        "the removal was not reported as infrastructure:\n{}",
+        text()
+    );
+    let late: Vec<String> = verdicts(&text())[before..].to_vec();
+    assert!(
+        late.iter().all(|v| v.starts_with("PASS ")),
+        "a removed binary was reported as scenarios failing: {late:?}\n{}",
+        text()
+    );
+    assert_eq!(stop(serve.0.take().unwrap()), Some(130), "{}", text());
+    p.assert_nothing_left_running();
+}
