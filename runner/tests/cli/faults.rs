@@ -104,3 +104,78 @@ fn a_lowtouch_binary_replaced_under_serve_keeps_working_and_a_removed_one_is_inf
     assert_eq!(stop(serve.0.take().unwrap()), Some(130), "{}", text());
     p.assert_nothing_left_running();
 }
+
+#[test]
+fn crossing_the_stores_disk_reserve_mid_run_stops_it_as_infrastructure_with_the_junit_of_what_it_did()
+ {
+    let disk = crate::store::SmallDisk::mount("32m");
+    let db = disk.dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let p = Project::empty();
+    // Every `big` step stores about 200 kB of output; `mark` says a scenario ran.
+    p.write(
+        "environments/local.yaml",
+        "variables: {}\naliases:\n  big: { shell: 'yes 0123456789abcdef | head -c 200000' }\n  \
+         mark: { shell: 'echo \"$1\" >> marks.txt' }\n",
+    );
+    let mut list = String::new();
+    for i in 1..=6 {
+        p.write(
+            &format!("pipelines/cut/s{i}.scn"),
+            &format!("mark s{i}\nbig\nbig\n"),
+        );
+        list.push_str(&format!("  - cut/s{i}.scn\n"));
+    }
+    p.write(
+        "pipelines/cut.yaml",
+        &format!("environment: local\nscenarios:\n{list}"),
+    );
+    let run = || p.lowtouch(&["--db", db, "run", "cut"]).output();
+    run().expect_code(0);
+    let previous = p.read("reports/junit.xml");
+    std::fs::remove_file(p.path().join("marks.txt")).unwrap();
+
+    // Room for a few scenarios (400 kB each) beyond the reserve.
+    disk.fill(lowtouch::store::space::RESERVE + 1_500_000);
+    let cut = run();
+    disk.empty();
+    let cut = cut.expect_code(3);
+    assert!(
+        cut.stderr
+            .contains("no space left on the disk that holds the store"),
+        "{}",
+        cut.stderr
+    );
+    // It stopped there: the scenarios after the one the store refused did not run.
+    let marks = std::fs::read_to_string(p.path().join("marks.txt"))
+        .unwrap_or_else(|_| panic!("no scenario ran:\n{}", cut.stderr));
+    assert!(
+        marks.lines().count() < 6,
+        "the run went on past the full store: {marks}"
+    );
+    // Its own JUnit, not the previous run's: what ran, and why the rest did not.
+    let junit = p.read("reports/junit.xml");
+    assert_ne!(
+        junit, previous,
+        "the previous run's JUnit was left in place"
+    );
+    let runs: Vec<serde_json::Value> = serde_json::from_str(
+        &p.lowtouch(&["--db", db, "history", "--runs", "--json"])
+            .output()
+            .expect_code(0)
+            .stdout,
+    )
+    .unwrap();
+    let cut_id = runs[0]["id"].as_str().unwrap();
+    assert!(junit.contains(cut_id), "{junit}");
+    assert_eq!(
+        junit.matches("<testcase").count(),
+        6,
+        "every scenario is in the JUnit, run or not: {junit}"
+    );
+    assert!(junit.contains("s1"), "{junit}");
+    assert!(
+        junit.contains("<skipped") || junit.contains("<error"),
+        "the scenarios the stop cut off say so: {junit}"
+    );
+}
