@@ -179,3 +179,37 @@ fn crossing_the_stores_disk_reserve_mid_run_stops_it_as_infrastructure_with_the_
         "the scenarios the stop cut off say so: {junit}"
     );
 }
+
+#[test]
+fn gc_frees_space_when_the_store_itself_filled_its_disk_to_the_reserve() {
+    let disk = crate::store::SmallDisk::mount("32m");
+    let db = disk.dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let p = Project::empty();
+    p.write(
+        "environments/local.yaml",
+        "variables: {}\naliases:\n  big: { shell: 'yes 0123456789abcdef | head -c 200000' }\n",
+    );
+    p.write("pipelines/fill/s.scn", &"big\n".repeat(5));
+    p.write(
+        "pipelines/fill.yaml",
+        "environment: local\nscenarios: [fill/s.scn]\n",
+    );
+    let run = || p.lowtouch(&["--db", db, "run", "fill"]).output();
+    // Runs of about 1 MB each until the store refuses: nothing else is on the disk.
+    let filled = (0..60).any(|_| run().code == 3);
+    assert!(filled, "the store never reached its disk's reserve");
+    let free = || lowtouch::store::space::available(disk.dir.path()).unwrap();
+    assert!(free() < lowtouch::store::space::RESERVE);
+
+    let gc = p.lowtouch(&["--db", db, "gc", "--keep", "1"]).output();
+    let gc = gc.expect_code(0);
+    assert!(gc.stdout.contains("compacted"), "{}", gc.stdout);
+    assert!(
+        free() > 3 * lowtouch::store::space::RESERVE,
+        "gc gave back too little: {} bytes free\n{}",
+        free(),
+        gc.stdout
+    );
+    run().expect_code(0);
+}
