@@ -316,7 +316,11 @@ impl Components {
             .stderr(err)
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start `{name}` ({}): {e}", argv[0]))?;
+            .map_err(|e| {
+                // A child whose exec failed may have recorded itself: it is gone.
+                let _ = std::fs::remove_file(self.pidfile(name));
+                format!("cannot start `{name}` ({}): {e}", argv[0])
+            })?;
         // The child recorded itself before exec (see `pid_record`).
         let pid = child.id() as i32;
         stall_after_spawn_for_tests(pid);
