@@ -410,6 +410,13 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
     // Where its scenarios and steps go: a full disk or a damaged file stops the run
     // before it starts anything.
     store.ready_for_run()?;
+    // `#{lowtouch}` names this executable: removed under a running server, no component
+    // it names could start, and that is the machine's fault, not the system under test's.
+    if let Err(e @ crate::environment::executable::ExecutableError::Removed { .. }) =
+        crate::environment::executable::own_executable()
+    {
+        return Err(CliError::infra(e.to_string()));
+    }
     let run_id = clock::new_run_id();
     let total = x
         .plans
@@ -418,8 +425,13 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         .sum();
     let progress = Progress::new(x.detail, total);
     let sink = StoreSink::new(store);
+    let stop = StopWhenTheStoreFails {
+        sink: &sink,
+        run_id: &run_id,
+        stopped: std::sync::atomic::AtomicBool::new(false),
+    };
     let events = Fanout {
-        listeners: vec![&sink, &progress],
+        listeners: vec![&sink, &stop, &progress],
     };
     if !store.recovered.is_empty() {
         events.emit(&crate::event::RunEvent::Notice(&format!(
@@ -494,6 +506,12 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
         .iter()
         .try_for_each(|env| store.release_lease(env, &run_id));
     if let Some(e) = sink.take_error() {
+        // The JUnit of this run, not the previous one's: the store holds part of it, the
+        // sink kept the rest.
+        let cut = cut_short(store, &sink, run);
+        if let Err(why) = write_junit(&cut, None, None, junit_path) {
+            crate::errln!("{why}");
+        }
         return Err(CliError::Store(e));
     }
     released?;
@@ -532,21 +550,83 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
     let label = previous
         .as_ref()
         .map(|(name, r)| format!("{name} ({})", r.id));
-    let xml = report::junit::render_compared(
-        &stored,
-        &report::junit::Compared {
-            with: label.as_deref(),
-            comparison: comparison.as_ref(),
-        },
-    )
-    .map_err(|e| CliError::infra(format!("cannot render JUnit: {e}")))?;
+    write_junit(&stored, label.as_deref(), comparison.as_ref(), junit_path)?;
+    Ok(stored)
+}
+
+fn write_junit(
+    stored: &StoredRun,
+    with: Option<&str>,
+    comparison: Option<&crate::compare::Comparison>,
+    junit_path: &Path,
+) -> Result<(), CliError> {
+    let xml = report::junit::render_compared(stored, &report::junit::Compared { with, comparison })
+        .map_err(|e| CliError::infra(format!("cannot render JUnit: {e}")))?;
     if let Some(dir) = junit_path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::infra(format!("cannot create {}: {e}", dir.display())))?;
     }
     std::fs::write(junit_path, xml)
-        .map_err(|e| CliError::infra(format!("cannot write {}: {e}", junit_path.display())))?;
-    Ok(stored)
+        .map_err(|e| CliError::infra(format!("cannot write {}: {e}", junit_path.display())))
+}
+
+/// Stops the run at the first write the store refuses (its disk's reserve reached): a
+/// run that goes on records failures that are the store's (conditions judged on
+/// observations it could not keep) and its results would be lost anyway.
+struct StopWhenTheStoreFails<'a> {
+    sink: &'a StoreSink<'a>,
+    run_id: &'a str,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl crate::event::Listener for StopWhenTheStoreFails<'_> {
+    fn on_event(&self, _: &crate::event::RunEvent<'_>) {
+        use std::sync::atomic::Ordering;
+        if self.sink.failed() && !self.stopped.swap(true, Ordering::SeqCst) {
+            crate::errln!("error: the store refused a write: the run stops here");
+            interrupt::cancel(self.run_id);
+        }
+    }
+}
+
+/// A run the store failed during, whole: what the store kept, and what the sink kept
+/// since (a newer record of a scenario replaces the stored one).
+fn cut_short(store: &Store, sink: &StoreSink<'_>, mut run: crate::store::RunRecord) -> StoredRun {
+    let unwritten = sink.take_unwritten();
+    let mut scenarios: Vec<(crate::store::ScenarioRecord, Vec<crate::store::StepRecord>)> = store
+        .scenarios(&run.id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|sc| {
+            let steps = store.steps(&run.id, sc.index).unwrap_or_default();
+            (sc, steps)
+        })
+        .collect();
+    for sc in unwritten.scenarios {
+        match scenarios.iter_mut().find(|(s, _)| s.index == sc.index) {
+            Some(slot) => slot.0 = sc,
+            None => scenarios.push((sc, Vec::new())),
+        }
+    }
+    for step in unwritten.steps {
+        if let Some((_, steps)) = scenarios
+            .iter_mut()
+            .find(|(s, _)| s.index == step.scenario_index)
+            && !steps.iter().any(|s| s.seq == step.seq)
+        {
+            steps.push(step);
+        }
+    }
+    for (_, steps) in &mut scenarios {
+        steps.sort_by_key(|s| s.seq);
+    }
+    scenarios.sort_by_key(|(s, _)| s.index);
+    run.note = Some(crate::store::sink::STOPPED.into());
+    StoredRun {
+        artifacts: store.artifacts(&run.id).unwrap_or_default(),
+        run,
+        scenarios,
+    }
 }
 
 /// Renders every planned environment that has templates or data (once each), so the run

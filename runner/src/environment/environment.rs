@@ -611,8 +611,13 @@ impl Environment {
         extra: impl IntoIterator<Item = (String, String)>,
     ) -> BTreeMap<String, String> {
         let mut vars = self.variables.clone();
-        let exe =
-            std::env::current_exe().map_or_else(|_| "lowtouch".into(), |p| p.display().to_string());
+        // Removed, the path it was at: `execute_plans` refused to run before this.
+        let exe = match super::executable::own_executable() {
+            Ok(p) | Err(super::executable::ExecutableError::Removed { path: p }) => {
+                p.display().to_string()
+            }
+            Err(super::executable::ExecutableError::Unknown { .. }) => "lowtouch".into(),
+        };
         vars.insert("lowtouch".into(), exe);
         vars.insert("project_dir".into(), self.project.display().to_string());
         vars.insert("env".into(), self.name.clone());

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod catalog;
 #[expect(clippy::module_inception, reason = "the main type of the module")]
 pub mod environment;
+pub mod executable;
 pub mod history;
 pub mod model;
 pub mod render;

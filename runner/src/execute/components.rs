@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::pid_record::{self, PreExecRecord};
 use super::process::{self, kill_group};
 use crate::environment::{Component, Environment, Find};
 use crate::net::codec::{ControlSpec, FindSpec};
@@ -243,7 +244,7 @@ impl Components {
     fn find_with(&self, name: &str, c: &Ready) -> Option<i32> {
         self.reap(name);
         match &c.spec.find {
-            FindSpec::Recorded => read_recorded(&self.pidfile(name)),
+            FindSpec::Recorded => pid_record::read(&self.pidfile(name)),
             FindSpec::Pidfile { path } => std::fs::read_to_string(path)
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok())
@@ -294,7 +295,15 @@ impl Components {
             .open(&out_path)
             .map_err(|e| format!("cannot open {}: {e}", out_path.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(self.stop_marker(name));
+        let record = PreExecRecord::new(&self.pidfile(name))
+            .map_err(|e| format!("cannot record `{name}`: {e}"))?;
         let mut command = Command::new(&argv[0]);
+        // SAFETY: the hook runs between fork and exec and makes only async-signal-safe
+        // calls (`write_in_child` allocates nothing).
+        unsafe {
+            command.pre_exec(move || record.write_in_child());
+        }
         for var in &place.remove_env {
             command.env_remove(var);
         }
@@ -307,11 +316,14 @@ impl Components {
             .stderr(err)
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start `{name}` ({}): {e}", argv[0]))?;
+            .map_err(|e| {
+                // A child whose exec failed may have recorded itself: it is gone.
+                let _ = std::fs::remove_file(self.pidfile(name));
+                format!("cannot start `{name}` ({}): {e}", argv[0])
+            })?;
+        // The child recorded itself before exec (see `pid_record`).
         let pid = child.id() as i32;
-        let start_time = proc_start_time(pid).unwrap_or(0);
-        let _ = std::fs::remove_file(self.stop_marker(name));
-        let _ = std::fs::write(self.pidfile(name), format!("{pid} {start_time}\n"));
+        stall_after_spawn_for_tests(pid);
         self.children
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -484,7 +496,7 @@ impl Components {
 
     /// Whether `pid` is the component as this lowtouch (or an earlier run) started it.
     fn is_ours(&self, name: &str, pid: i32) -> bool {
-        read_recorded(&self.pidfile(name)) == Some(pid)
+        pid_record::read(&self.pidfile(name)) == Some(pid)
     }
 
     fn wait_gone(&self, name: &str, pid: i32, limit: Duration) -> bool {
@@ -514,7 +526,7 @@ impl Components {
             .collect();
         let mut notes = Vec::new();
         for name in &recorded {
-            if let Some(pid) = read_recorded(&self.pidfile(name)) {
+            if let Some(pid) = pid_record::read(&self.pidfile(name)) {
                 match self.stop(name) {
                     Ok(_) => notes.push(format!(
                         "stopped {name} (pid {pid}), left running by an earlier run"
@@ -548,6 +560,19 @@ impl Components {
             }
         }
         notes
+    }
+}
+
+/// A fault-injection point for the crash tests only: with `LOWTOUCH_TEST_STALL_AFTER_SPAWN`
+/// set to a path, a start writes the new component's pid there and then never goes on, so a
+/// test can kill lowtouch right after `spawn()` returned (a moment too short to hit
+/// otherwise). Unset, as everywhere but those tests, it does nothing.
+fn stall_after_spawn_for_tests(pid: i32) {
+    if let Some(path) = std::env::var_os("LOWTOUCH_TEST_STALL_AFTER_SPAWN") {
+        let _ = std::fs::write(&path, format!("{pid}\n"));
+        loop {
+            std::thread::park();
+        }
     }
 }
 
@@ -591,21 +616,33 @@ fn proc_stat(pid: i32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
-fn proc_start_time(pid: i32) -> Option<u64> {
+pub(crate) fn proc_start_time(pid: i32) -> Option<u64> {
     proc_stat(pid).map(|(_, t)| t)
 }
 
-/// Alive and not a zombie.
+/// Alive: some thread of the process has not exited. A zombie thread-group leader (its
+/// main thread ended) is not gone while another of its threads runs: that thread still
+/// holds the process's files and sockets, its port among them. Its threads are listed in
+/// /proc/PID/task; a thread that has exited has released them.
 pub fn alive(pid: i32) -> bool {
-    matches!(proc_stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
-}
-
-fn read_recorded(path: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut it = text.split_whitespace();
-    let pid: i32 = it.next()?.parse().ok()?;
-    let start: u64 = it.next()?.parse().ok()?;
-    (alive(pid) && proc_start_time(pid) == Some(start)).then_some(pid)
+    let running = |state: char| state != 'Z' && state != 'X';
+    match proc_stat(pid) {
+        Some((state, _)) if running(state) => true,
+        Some(_) => std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|task| {
+                std::fs::read_to_string(task.path().join("stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        let rest = &stat[stat.rfind(')')? + 2..];
+                        rest.chars().next()
+                    })
+                    .is_some_and(running)
+            }),
+        None => false,
+    }
 }
 
 fn find_by_cmdline(re: &regex::Regex) -> Option<i32> {
@@ -658,5 +695,89 @@ fn tail(path: &Path, n: usize) -> String {
         "(no output)".into()
     } else {
         out.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process whose main thread ends (leaving a zombie thread-group leader) once the
+    /// file `argv[2]` exists, while another thread still holds a listening port; it
+    /// ignores SIGTERM, so only SIGKILL ends it.
+    const ZOMBIE_LEADER: &str = r#"
+import ctypes, os, signal, socket, sys, threading, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+def hold():
+    while True:
+        time.sleep(1)
+threading.Thread(target=hold).start()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.01)
+ctypes.CDLL(None).pthread_exit(None)
+"#;
+
+    /// Whatever a failed assertion leaves running goes with the test.
+    struct KillGroupOnDrop(i32);
+
+    impl Drop for KillGroupOnDrop {
+        fn drop(&mut self) {
+            kill_group(self.0, libc::SIGKILL);
+        }
+    }
+
+    fn components(dir: &Path, name: &str, spec: ControlSpec) -> Components {
+        let place = Place {
+            dir: dir.to_path_buf(),
+            cwd: dir.to_path_buf(),
+            remove_env: Vec::new(),
+        };
+        let c = Components::new(place.clone());
+        c.configure(place, [(name.to_string(), spec)]);
+        c
+    }
+
+    #[test]
+    fn a_process_is_gone_only_when_its_whole_thread_group_has_exited() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("zombie_leader.py");
+        std::fs::write(&script, ZOMBIE_LEADER).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let spec = ControlSpec {
+            start: vec![
+                "python3".into(),
+                script.display().to_string(),
+                port.to_string(),
+                dir.path().join("go").display().to_string(),
+            ],
+            ready_tcp: Some(format!("127.0.0.1:{port}")),
+            ready_timeout_ms: 20_000,
+            stop_timeout_ms: 200,
+            ..ControlSpec::default()
+        };
+        let c = components(dir.path(), "Z", spec);
+        c.start("Z", Duration::from_secs(20), false).unwrap();
+        let pid = c.find("Z").unwrap().expect("it runs");
+        let _cleanup = KillGroupOnDrop(pid);
+        std::fs::write(dir.path().join("go"), b"").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while proc_stat(pid).map(|(state, _)| state) != Some('Z') {
+            assert!(Instant::now() < deadline, "the main thread never ended");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(alive(pid), "a thread of it still runs");
+        let stopped = c.stop("Z").unwrap();
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "`stop` said `{stopped}` while the process still held its port"
+        );
+        assert!(!alive(pid));
     }
 }

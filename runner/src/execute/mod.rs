@@ -6,6 +6,7 @@ pub mod components;
 pub mod host;
 pub mod interrupt;
 pub mod observe;
+mod pid_record;
 pub mod process;
 pub mod route;
 pub mod run;

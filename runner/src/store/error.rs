@@ -29,7 +29,7 @@ pub enum StoreError {
         supported: u32,
     },
     #[error(
-        "no space left on the disk that holds the store{}: what was stored before is kept; free some space (`lowtouch gc` prunes old runs once there is room to copy the store) and run again",
+        "no space left on the disk that holds the store{}: what was stored before is kept; free some space (`lowtouch gc` prunes old runs and gives their space back) and run again",
         .path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default()
     )]
     NoSpace { path: Option<PathBuf> },

@@ -44,8 +44,9 @@ impl Store {
     /// every observation outside the time of a kept run on its environment.
     pub fn prune(&self, keep: &BTreeSet<String>) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
-        // Deleting writes too (sled logs it).
-        self.room(super::space::RESERVE)?;
+        // Deleting writes too (sled logs it), a little: it may dig into the reserve, as a
+        // run's last record does, so a store that filled its disk can still be pruned.
+        self.room(super::space::FINAL_RESERVE)?;
         let detail = self.detail()?;
         let runs = self.runs(usize::MAX)?;
         // Per environment: the time windows of kept runs, where observations stay.
@@ -175,8 +176,6 @@ fn merged(mut windows: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
 /// so: the copy opens it). Returns the sizes before and after, in bytes.
 pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
     let before = size(path);
-    // The copy needs room for all of it (at most), and the reserve after.
-    super::space::room(path, before.saturating_add(super::space::RESERVE))?;
     let fresh = sibling(path, "compacting");
     let old = sibling(path, "before-compaction");
     let _ = std::fs::remove_dir_all(&fresh);
@@ -188,9 +187,16 @@ pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
         true => Some(super::store::open_db(&detail)?),
         false => None,
     };
-    copy_into(&source, &fresh)?;
-    if let Some(source_detail) = &source_detail {
-        copy_into(source_detail, &super::detail::path_of(&fresh))?;
+    // The copy holds only what pruning kept, usually far less than the files it replaces:
+    // its room is checked as it grows, not guessed from the old files' size (which, on a
+    // disk the store filled, never fits and left no way out).
+    let copied = copy_into(&source, &fresh, path).and_then(|()| match &source_detail {
+        Some(source_detail) => copy_into(source_detail, &super::detail::path_of(&fresh), path),
+        None => Ok(()),
+    });
+    if let Err(e) = copied {
+        let _ = std::fs::remove_dir_all(&fresh);
+        return Err(e);
     }
     // Swap: the old files stay until the new ones are in place; a crash in between
     // leaves the old ones under `.before-compaction`, which `Store::open` puts back.
@@ -205,13 +211,34 @@ pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
     Ok((before, size(path)))
 }
 
-/// Every tree of `source` into a new database at `to`, durable when this returns.
-fn copy_into(source: &sled::Db, to: &Path) -> Result<(), StoreError> {
+/// Bytes of records copied between two checks of the room left.
+const CHUNK: u64 = 1024 * 1024;
+
+/// Every tree of `source` into a new database at `to`, durable when this returns. Before
+/// each chunk, the disk of `store` must have room for it (twice over: sled's log holds
+/// more than the records) and the final reserve after: sled never sees a full disk.
+fn copy_into(source: &sled::Db, to: &Path, store: &Path) -> Result<(), StoreError> {
     let target = sled::Config::new()
         .path(to)
         .open()
         .map_err(|e| open_error(to, e))?;
-    target.import(source.export());
+    let mut pending = 0u64;
+    for name in source.tree_names() {
+        let from = source.open_tree(&name)?;
+        let into = target.open_tree(&name)?;
+        for entry in from.iter() {
+            let (k, v) = entry?;
+            if pending == 0 {
+                super::space::room(store, super::space::FINAL_RESERVE + 2 * CHUNK)?;
+            }
+            pending += (k.len() + v.len()) as u64;
+            into.insert(k, v)?;
+            if pending >= CHUNK {
+                target.flush()?;
+                pending = 0;
+            }
+        }
+    }
     target.flush()?;
     Ok(())
 }

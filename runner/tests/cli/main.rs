@@ -4,9 +4,11 @@
 mod api;
 mod check;
 mod compare;
+mod crash;
 mod daemon;
 mod demo;
 mod deploy;
+mod faults;
 mod github;
 mod harness;
 mod http_remote;

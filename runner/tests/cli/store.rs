@@ -425,12 +425,12 @@ fn a_damaged_store_gets_a_clear_error_and_what_to_do() {
 
 /// A small disk: a tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
 /// Mounting needs root, as the three-host test's namespaces do; CI runs as root.
-struct SmallDisk {
-    dir: tempfile::TempDir,
+pub(crate) struct SmallDisk {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
+    pub(crate) fn mount(size: &str) -> SmallDisk {
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -445,7 +445,7 @@ impl SmallDisk {
         SmallDisk { dir }
     }
 
-    fn resize(&self, size: &str) {
+    pub(crate) fn resize(&self, size: &str) {
         let out = std::process::Command::new("mount")
             .args(["-o", &format!("remount,size={size}")])
             .arg(self.dir.path())
@@ -459,7 +459,7 @@ impl SmallDisk {
     }
 
     /// Fills it up but for `spare` bytes.
-    fn fill(&self, spare: u64) {
+    pub(crate) fn fill(&self, spare: u64) {
         let avail = lowtouch::store::space::available(self.dir.path()).unwrap();
         std::fs::write(
             self.dir.path().join("filler"),
@@ -468,7 +468,7 @@ impl SmallDisk {
         .unwrap();
     }
 
-    fn empty(&self) {
+    pub(crate) fn empty(&self) {
         std::fs::remove_file(self.dir.path().join("filler")).unwrap();
     }
 }
