@@ -7,6 +7,7 @@ mod compare;
 mod daemon;
 mod demo;
 mod deploy;
+mod flood;
 mod github;
 mod harness;
 mod http_remote;
