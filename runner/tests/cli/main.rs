@@ -10,6 +10,7 @@ mod deploy;
 mod flood;
 mod github;
 mod harness;
+mod holes;
 mod http_remote;
 mod junit_schema;
 mod language;
