@@ -51,6 +51,42 @@ fn a_server_socket_of_another_user_is_refused_before_anything_is_sent() {
 }
 
 #[test]
+fn a_server_of_another_user_is_refused_even_behind_a_socket_file_of_ours() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let p = Project::empty();
+    p.write("environments/local.yaml", "variables: {}\n");
+    // The project is `nobody`'s; `nobody` starts a server in it.
+    for path in [
+        p.path(),
+        &p.path().join("environments"),
+        &p.path().join("environments/local.yaml"),
+    ] {
+        std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let mut run = p.lowtouch(&["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"]);
+    run.cmd.uid(NOBODY).gid(NOBODY);
+    let mut server = run.spawn();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let api = lines.nth(1).unwrap().unwrap();
+    assert!(api.contains("local API on"), "{api}");
+    // The socket file is then given to us: only the listening process tells the truth.
+    let socket = p.path().join(".lowtouch/serve.sock");
+    // SAFETY: getuid and getgid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    std::os::unix::fs::chown(&socket, Some(uid), Some(gid)).unwrap();
+
+    let out = p.lowtouch(&["status"]).output().expect_code(3);
+    assert!(
+        out.stderr.contains("the process listening on it runs as")
+            && out.stderr.contains("uid 65534"),
+        "{}",
+        out.stderr
+    );
+    crate::harness::stop(server);
+}
+
+#[test]
 fn a_server_socket_others_may_write_to_is_refused() {
     let p = Project::empty();
     p.write("environments/local.yaml", "variables: {}\n");
