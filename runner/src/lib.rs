@@ -13,6 +13,7 @@
 //! - [`compare`]: a run against an earlier one: releases, `lowtouch diff`, JUnit's diff.
 //! - [`testdata`]: test-data generators, deterministic, regenerated only on change.
 //! - [`trigger`]: what starts work: GitHub webhooks (verified, parsed), the run queue.
+//! - [`webhook_listener`]: the webhook listener's TCP side: connection cap, timeouts, body budget.
 //! - [`revision`]: which revision of the project is under test.
 //! - [`source`]: input files and located findings.
 //! - [`clock`]: timestamps and run ids.
@@ -38,3 +39,4 @@ pub mod store;
 pub mod testdata;
 pub mod trigger;
 pub mod watch;
+pub mod webhook_listener;

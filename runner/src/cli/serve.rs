@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use clap::Args;
@@ -32,7 +32,8 @@ use crate::console::{self, Sink, Stream};
 use crate::execute::interrupt;
 use crate::pipeline::Pipeline;
 use crate::scenario::duration::parse_duration;
-use crate::trigger::webhook::{Delivery, MAX_BODY, Receiver};
+use crate::trigger::webhook::{Delivery, Receiver};
+use crate::webhook_listener::{BodyBudget, Limits};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -55,6 +56,8 @@ fn duration(text: &str) -> Result<Duration, String> {
 
 struct AppState {
     receiver: Mutex<Receiver>,
+    /// The memory unauthenticated bodies may hold at once.
+    bodies: BodyBudget,
     wake: tokio::sync::mpsc::Sender<String>,
 }
 
@@ -89,6 +92,15 @@ async fn run_server(
             "note: LOWTOUCH_WEBHOOK_SECRET is not set: /hooks/github answers 503 to every delivery"
         );
     }
+    // Webhook peers may hold at most a quarter of the descriptors (see webhook_listener):
+    // the store, runs and the local API keep the rest.
+    let limits = match crate::webhook_listener::raise_open_files_limit() {
+        Ok(open_files) => Limits::default().within_open_files(open_files),
+        Err(e) => {
+            crate::errln!("note: cannot read the open-files limit ({e}); assuming 1024");
+            Limits::default().within_open_files(1024)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| CliError::input(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -130,18 +142,19 @@ async fn run_server(
     let (wake, mut woken) = tokio::sync::mpsc::channel::<String>(64);
     let state = Arc::new(AppState {
         receiver: Mutex::new(Receiver::new(secret.map(String::into_bytes))),
+        bodies: BodyBudget::new(limits.clone()),
         wake,
     });
     let app = Router::new()
         .route("/hooks/github", post(hook))
         .route("/healthz", get(|| async { "ok\n" }))
-        .layer(DefaultBodyLimit::max(MAX_BODY + 1))
         .with_state(state);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(interrupted())
-            .await
-    });
+    let server = tokio::spawn(crate::webhook_listener::serve(
+        listener,
+        app,
+        limits,
+        interrupted(),
+    ));
 
     let mut reason = "start".to_string();
     loop {
@@ -629,14 +642,17 @@ async fn interrupted() {
 async fn hook(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> (StatusCode, String) {
+    // Read within the listener's budget and timeout before the signature can be checked.
+    let body = match state.bodies.read(&headers, body).await {
+        Ok(body) => body,
+        Err(refused) => return (refused.status(), format!("{refused}\n")),
+    };
+    let body = &body.bytes;
     let response = {
         let mut receiver = state.receiver.lock().unwrap_or_else(|e| e.into_inner());
-        receiver.receive(
-            |name| headers.get(name).and_then(|v| v.to_str().ok()),
-            &body,
-        )
+        receiver.receive(|name| headers.get(name).and_then(|v| v.to_str().ok()), body)
     };
     let why = match &response.delivery {
         Some(Delivery::Push(p)) => Some(format!("push to {} {}", p.repository, p.git_ref)),

@@ -56,7 +56,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         duration_ms: 0,
         pid: std::process::id(),
         hostname: hostname(),
-        overrides: settings.overrides.clone(),
+        overrides: masked(&settings.overrides, &secret_masks(plans)),
         config_commits: settings.config_commits.clone(),
         conditions: conditions(plans, settings),
         note: None,
@@ -697,9 +697,12 @@ fn conditions(plans: &[Plan], settings: &RunSettings<'_>) -> crate::store::RunCo
             .filter(|(k, _)| k.starts_with("load_"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for (k, v) in &settings.overrides {
+        for (k, v) in masked(
+            &settings.overrides,
+            &secret_masks(std::slice::from_ref(plan)),
+        ) {
             if k.starts_with("load_") {
-                load.insert(k.clone(), v.clone());
+                load.insert(k, v);
             }
         }
         if !load.is_empty() {
@@ -708,6 +711,33 @@ fn conditions(plans: &[Plan], settings: &RunSettings<'_>) -> crate::store::RunCo
     }
     c.host = crate::monitor::procfs::host_facts(Path::new("/proc"));
     c
+}
+
+/// Every secret value of the run's environments with its placeholder, longest first (a
+/// secret that starts another must not leave the other's end).
+fn secret_masks(plans: &[Plan]) -> Vec<(String, String)> {
+    let mut masks: Vec<(String, String)> =
+        plans.iter().flat_map(|p| p.env.secret_masks()).collect();
+    masks.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+    masks.dedup();
+    masks
+}
+
+/// `--set` pairs as they may be stored: every secret value in a value replaced by its
+/// placeholder (a value passed on the command line may be a secret's).
+fn masked(pairs: &[(String, String)], masks: &[(String, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            let value = masks
+                .iter()
+                .filter(|(secret, _)| !secret.is_empty())
+                .fold(value.clone(), |v, (secret, placeholder)| {
+                    v.replace(secret.as_str(), placeholder)
+                });
+            (name.clone(), value)
+        })
+        .collect()
 }
 
 fn hostname() -> String {
@@ -719,4 +749,26 @@ fn hostname() -> String {
 /// `.lowtouch` under the project.
 pub fn state_dir(project: &Path) -> PathBuf {
     project.join(".lowtouch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_value_holding_a_secret_is_stored_with_its_placeholder() {
+        let masks = vec![
+            ("hunter2-long".to_string(), "<secret:long>".to_string()),
+            ("hunter2".to_string(), "<secret:short>".to_string()),
+        ];
+        let check = |value: &str, expected: &str| {
+            let pairs = vec![("k".to_string(), value.to_string())];
+            assert_eq!(masked(&pairs, &masks)[0].1, expected, "{value}");
+        };
+        check("hunter2", "<secret:short>");
+        check("hunter2-long", "<secret:long>");
+        check("user:hunter2@host", "user:<secret:short>@host");
+        check("plain", "plain");
+        check("", "");
+    }
 }

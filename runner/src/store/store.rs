@@ -92,6 +92,12 @@ impl Store {
         }
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
+            // The project's state directory holds more than the store: rendered configs
+            // with secrets' real values, logs, mirrors. A `--db` elsewhere leaves its
+            // parent as it is (it may be a directory others share on purpose).
+            if parent.file_name().is_some_and(|n| n == ".lowtouch") {
+                set_mode(parent, 0o700);
+            }
         }
         if let Some(note) = super::gc::recover_compaction(path) {
             crate::errln!("{note}");
@@ -390,7 +396,10 @@ pub(super) fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
             .cache_capacity(64 * 1024 * 1024)
             .open();
         match opened {
-            Ok(db) => return Ok(db),
+            Ok(db) => {
+                make_private(path);
+                return Ok(db);
+            }
             Err(sled::Error::Io(io)) if io.to_string().contains("lock") => {
                 if std::time::Instant::now() >= deadline {
                     return Err(StoreError::Locked {
@@ -436,6 +445,29 @@ fn owner_path(db: &Path) -> PathBuf {
 
 /// Records who holds the store, so a second process can say so. Only the subcommand:
 /// the rest of the command line may hold values (`--set`) that are nobody's business.
+/// Makes a database's directory readable by its owner only: directories 0700, files
+/// 0600, whatever the umask was. Runs' outputs, configs and observations are in there.
+/// sled creates its files with the umask's modes; files it adds later are still behind
+/// the 0700 directory, and the next open tightens them too.
+fn make_private(dir: &Path) {
+    set_mode(dir, 0o700);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => make_private(&path),
+            Ok(t) if t.is_file() => set_mode(&path, 0o600),
+            _ => {}
+        }
+    }
+}
+
+/// Sets a file's mode; a file system without Unix modes, or a file of another user,
+/// keeps what it has (the store still works; `ls -l` shows what it got).
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
 fn write_owner(db: &Path) {
     let sub = std::env::args()
         .skip(1)
@@ -445,6 +477,7 @@ fn write_owner(db: &Path) {
         owner_path(db),
         format!("pid {} (lowtouch {sub})", std::process::id()),
     );
+    set_mode(&owner_path(db), 0o600);
 }
 
 fn read_owner(db: &Path) -> String {
