@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::model::{EntrySpec, PipelineFile};
 use crate::scenario::duration::parse_duration;
 use crate::scenario::{self, Scenario};
-use crate::source::{Finding, SourceFile, locate_key, locate_value};
+use crate::source::{Finding, KeyPlace, SourceFile, locate_children, locate_key, locate_value};
 
 #[derive(Debug)]
 pub struct Pipeline {
@@ -23,6 +23,8 @@ pub struct Pipeline {
     /// Overrides of the environment's variables, as written (candidate variables not yet
     /// filled in: see [`Pipeline::variable_overrides`]).
     pub variables: std::collections::BTreeMap<String, String>,
+    /// Where each of `variables` is written (line, column of its key), for findings.
+    pub variable_places: std::collections::HashMap<String, KeyPlace>,
     pub setup: Vec<HookLine>,
     pub teardown: Vec<HookLine>,
     pub before_each: Vec<HookLine>,
@@ -143,12 +145,13 @@ pub struct ScenarioFile {
 fn check_variables(
     file: &SourceFile,
     variables: &std::collections::BTreeMap<String, String>,
+    places: &std::collections::HashMap<String, KeyPlace>,
     repositories: &[crate::watch::Repository],
 ) -> Vec<Finding> {
     let names = crate::watch::candidate::variable_names(repositories);
     let mut findings = Vec::new();
     for (name, value) in variables {
-        let (line, col) = locate_value(&file.text, &["variables", name], value).unwrap_or((1, 1));
+        let (line, col) = value_place(&file.text, places, name, value);
         match crate::environment::template::Template::parse(value) {
             Err(e) => findings.push(Finding::at(
                 file,
@@ -186,6 +189,24 @@ fn check_variables(
         }
     }
     findings
+}
+
+/// Where the value of variable `name` is written: on its key's line when it is found
+/// there, else its key (looking no further, so that placing every variable stays linear).
+fn value_place(
+    text: &str,
+    places: &std::collections::HashMap<String, KeyPlace>,
+    name: &str,
+    value: &str,
+) -> (u32, u32) {
+    let Some(place) = places.get(name) else {
+        return (1, 1);
+    };
+    let line = place.line_text(text);
+    match line.find(value) {
+        Some(at) if !value.is_empty() => (place.line, line[..at].chars().count() as u32 + 1),
+        _ => (place.line, place.col),
+    }
 }
 
 pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -428,7 +449,13 @@ impl Pipeline {
         findings.append(&mut repo_findings);
         let variables: std::collections::BTreeMap<String, String> =
             spec.variables.into_iter().map(|(k, v)| (k, v.0)).collect();
-        findings.extend(check_variables(&file, &variables, &repositories));
+        let variable_places = locate_children(&file.text, &["variables"]);
+        findings.extend(check_variables(
+            &file,
+            &variables,
+            &variable_places,
+            &repositories,
+        ));
         if !deploy.is_empty() && repositories.is_empty() {
             findings.push(
                 at(
@@ -458,6 +485,7 @@ impl Pipeline {
             tool_dirs: spec.tools.iter().map(|t| dir.join(t)).collect(),
             deploy,
             variables,
+            variable_places,
             setup,
             teardown,
             before_each,
@@ -495,6 +523,7 @@ impl Pipeline {
             tool_dirs: Vec::new(),
             deploy: Vec::new(),
             variables: Default::default(),
+            variable_places: Default::default(),
             setup: Vec::new(),
             teardown: Vec::new(),
             before_each: Vec::new(),
@@ -523,7 +552,7 @@ impl Pipeline {
     pub fn variable_overrides(
         &self,
         candidate: Option<&crate::watch::Candidate>,
-    ) -> Vec<(String, String)> {
+    ) -> Vec<crate::environment::Override> {
         let known = candidate.map(|c| c.vars()).unwrap_or_default();
         self.variables
             .iter()
@@ -535,7 +564,20 @@ impl Pipeline {
                     }),
                     Err(_) => value.clone(),
                 };
-                (name.clone(), filled)
+                let place =
+                    self.file
+                        .as_ref()
+                        .zip(self.variable_places.get(name))
+                        .map(|(file, p)| crate::environment::OverridePlace {
+                            file: file.clone(),
+                            line: p.line,
+                            col: p.col,
+                        });
+                crate::environment::Override {
+                    name: name.clone(),
+                    value: filled,
+                    place,
+                }
             })
             .collect()
     }
@@ -631,27 +673,25 @@ fn collect(
     match (path, parallel) {
         (Some(p), None) => {
             let full = dir.join(p);
+            if !full.is_file() {
+                // The file itself is missing: point at the entry in the pipeline.
+                let (line, col) = locate_value(&file.text, &["scenarios"], p).unwrap_or((1, 1));
+                findings.push(
+                    Finding::at(
+                        file,
+                        line,
+                        col,
+                        p.len(),
+                        format!("scenario file `{p}` not found"),
+                    )
+                    .help(format!("paths are relative to {}", dir.display())),
+                );
+                return;
+            }
+            // Anything else wrong with it (unreadable, not UTF-8, too large) is said as is.
             match load_scenario(&full, timeout) {
                 Ok(s) => group.push(ScenarioFile { retries, ..s }),
-                Err(mut fs) => {
-                    if fs.len() == 1 && fs[0].source.is_none() {
-                        // The file itself is missing: point at the entry in the pipeline.
-                        let (line, col) =
-                            locate_value(&file.text, &["scenarios"], p).unwrap_or((1, 1));
-                        findings.push(
-                            Finding::at(
-                                file,
-                                line,
-                                col,
-                                p.len(),
-                                format!("scenario file `{p}` not found"),
-                            )
-                            .help(format!("paths are relative to {}", dir.display())),
-                        );
-                    } else {
-                        findings.append(&mut fs);
-                    }
-                }
+                Err(mut fs) => findings.append(&mut fs),
             }
         }
         (None, Some(items)) if !nested => {
