@@ -339,6 +339,16 @@ impl KeyPlace {
     pub fn line_text(self, text: &str) -> &str {
         text[self.line_start..].lines().next().unwrap_or("")
     }
+
+    /// The span of a key `len` bytes long (written unquoted; indentation is ASCII).
+    pub fn key_span(self, len: usize) -> Span {
+        Span {
+            offset: self.line_start + self.col as usize - 1,
+            len,
+            line: self.line,
+            col: self.col,
+        }
+    }
 }
 
 /// Where each key of the block mapping at a key path (`["variables"]`) is written, all

@@ -22,12 +22,11 @@ pub struct Override {
     pub place: Option<OverridePlace>,
 }
 
-/// The file, line and column of an override's name.
+/// The file of an override and the span of its name there.
 #[derive(Debug, Clone)]
 pub struct OverridePlace {
     pub file: SourceFile,
-    pub line: u32,
-    pub col: u32,
+    pub span: crate::scenario::span::Span,
 }
 
 /// Names for a help line: the first few, then how many in all, so a finding stays short
@@ -288,12 +287,14 @@ impl Environment {
                         &file.path,
                         format!("`--set {key}=…` names no variable of environment `{name}`"),
                     ),
-                    Some(p) => Finding::at(
+                    // Placed by its span, not by line and column: finding a line is a
+                    // walk through the file, and a pipeline may hold thousands of these.
+                    Some(p) => Finding::new(
                         &p.file,
-                        p.line,
-                        p.col,
-                        key.len(),
-                        format!("variable `{key}` names no variable of environment `{name}`"),
+                        crate::scenario::Diagnostic::new(
+                            p.span,
+                            format!("variable `{key}` names no variable of environment `{name}`"),
+                        ),
                     )
                     .label("under `variables:`"),
                 };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::model::{EntrySpec, PipelineFile};
 use crate::scenario::duration::parse_duration;
-use crate::scenario::{self, Scenario};
+use crate::scenario::{self, Diagnostic, Scenario};
 use crate::source::{Finding, KeyPlace, SourceFile, locate_children, locate_key, locate_value};
 
 #[derive(Debug)]
@@ -151,14 +151,11 @@ fn check_variables(
     let names = crate::watch::candidate::variable_names(repositories);
     let mut findings = Vec::new();
     for (name, value) in variables {
-        let (line, col) = value_place(&file.text, places, name, value);
+        let span = value_span(file, places, name, value);
         match crate::environment::template::Template::parse(value) {
-            Err(e) => findings.push(Finding::at(
+            Err(e) => findings.push(Finding::new(
                 file,
-                line,
-                col,
-                value.len(),
-                format!("variable `{name}`: bad interpolation: {e:?}"),
+                Diagnostic::new(span, format!("variable `{name}`: bad interpolation: {e:?}")),
             )),
             Ok(t) => {
                 for v in t.vars().filter(|v| v.contains('.')) {
@@ -174,12 +171,9 @@ fn check_variables(
                             None => format!("the candidate defines: {}", names.join(", ")),
                         };
                         findings.push(
-                            Finding::at(
+                            Finding::new(
                                 file,
-                                line,
-                                col,
-                                value.len(),
-                                format!("variable `{name}` uses `#{{{v}}}`, which no repository of this pipeline defines"),
+                                Diagnostic::new(span, format!("variable `{name}` uses `#{{{v}}}`, which no repository of this pipeline defines")),
                             )
                             .help(hint),
                         );
@@ -192,20 +186,26 @@ fn check_variables(
 }
 
 /// Where the value of variable `name` is written: on its key's line when it is found
-/// there, else its key (looking no further, so that placing every variable stays linear).
-fn value_place(
-    text: &str,
+/// there, else its key (looking no further, and placing by span rather than by line and
+/// column, so that placing every variable stays linear).
+fn value_span(
+    file: &SourceFile,
     places: &std::collections::HashMap<String, KeyPlace>,
     name: &str,
     value: &str,
-) -> (u32, u32) {
+) -> crate::scenario::span::Span {
     let Some(place) = places.get(name) else {
-        return (1, 1);
+        return file.span_at(1, 1, value.len());
     };
-    let line = place.line_text(text);
+    let line = place.line_text(&file.text);
     match line.find(value) {
-        Some(at) if !value.is_empty() => (place.line, line[..at].chars().count() as u32 + 1),
-        _ => (place.line, place.col),
+        Some(at) if !value.is_empty() => crate::scenario::span::Span {
+            offset: place.line_start + at,
+            len: value.len(),
+            line: place.line,
+            col: line[..at].chars().count() as u32 + 1,
+        },
+        _ => place.key_span(name.len()),
     }
 }
 
@@ -570,8 +570,7 @@ impl Pipeline {
                         .zip(self.variable_places.get(name))
                         .map(|(file, p)| crate::environment::OverridePlace {
                             file: file.clone(),
-                            line: p.line,
-                            col: p.col,
+                            span: p.key_span(name.len()),
                         });
                 crate::environment::Override {
                     name: name.clone(),

@@ -313,7 +313,7 @@ fn absurd_inputs_are_answered() {
 
     p.write(
         "deep.scn",
-        &format!("{}echo x\n", "if a == a then ".repeat(100_000)),
+        &format!("{}echo x\n", "if a == a then ".repeat(60_000)),
     );
     let out = p.lowtouch(&["check", "deep.scn"]).output().expect_code(1);
     assert!(out.stderr.contains("nested deeper than"), "{}", out.stderr);
