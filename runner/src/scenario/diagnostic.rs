@@ -158,6 +158,10 @@ impl Excerpt {
     /// The span's byte offset, when it is a place in `source`; else the start of its line
     /// (found by counting lines: spans made by hand, not by the lexer).
     fn offset(source: &str, span: Span) -> Option<usize> {
+        if span.offset == source.len() && (source.is_empty() || source.ends_with('\n')) {
+            // Past the last line (an error at the end of the file): no line to show.
+            return None;
+        }
         if span.offset <= source.len() && source.is_char_boundary(span.offset) {
             return Some(span.offset);
         }
