@@ -398,6 +398,55 @@ pub fn locate_children(text: &str, path: &[&str]) -> std::collections::HashMap<S
     out
 }
 
+/// Finds values in a file in the order they are written, each search going on from the
+/// last find: placing every entry of a long list costs one pass, not one pass per entry.
+pub struct Cursor<'a> {
+    text: &'a str,
+    offset: usize,
+    line: u32,
+    line_start: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of 1-based `line`.
+    pub fn at_line(text: &'a str, line: u32) -> Cursor<'a> {
+        let mut cursor = Cursor {
+            text,
+            offset: 0,
+            line: 1,
+            line_start: 0,
+        };
+        for _ in 1..line {
+            match memchr::memchr(b'\n', &text.as_bytes()[cursor.offset..]) {
+                Some(nl) => {
+                    cursor.offset += nl + 1;
+                    cursor.line += 1;
+                    cursor.line_start = cursor.offset;
+                }
+                None => break,
+            }
+        }
+        cursor
+    }
+
+    /// The span of the next `needle` after the last find, if there is one.
+    pub fn find(&mut self, needle: &str) -> Option<Span> {
+        let at = self.offset + self.text[self.offset..].find(needle)?;
+        let between = &self.text.as_bytes()[self.offset..at];
+        self.line += memchr::memchr_iter(b'\n', between).count() as u32;
+        if let Some(nl) = memchr::memrchr(b'\n', between) {
+            self.line_start = self.offset + nl + 1;
+        }
+        self.offset = at + needle.len();
+        Some(Span {
+            offset: at,
+            len: needle.len(),
+            line: self.line,
+            col: self.text[self.line_start..at].chars().count() as u32 + 1,
+        })
+    }
+}
+
 /// Finds the line of a list item or value whose text is `needle` under a key path.
 pub fn locate_value(text: &str, path: &[&str], needle: &str) -> Option<(u32, u32)> {
     let (start_line, _) = locate_key(text, path)?;
@@ -442,6 +491,18 @@ mod tests {
         assert_eq!(at("e"), None);
         assert_eq!(at("name"), None);
         assert_eq!(places.len(), 3);
+    }
+
+    #[test]
+    fn a_cursor_finds_values_in_order() {
+        let text = "scenarios:\n  - a.scn\n  - é/b.scn\n  - a.scn\n";
+        let mut c = Cursor::at_line(text, 2);
+        let at = |s: Option<Span>| s.map(|s| (s.line, s.col, &text[s.range()]));
+        assert_eq!(at(c.find("a.scn")), Some((2, 5, "a.scn")));
+        assert_eq!(at(c.find("b.scn")), Some((3, 7, "b.scn")));
+        // The second `a.scn` is the one after the last find.
+        assert_eq!(at(c.find("a.scn")), Some((4, 5, "a.scn")));
+        assert_eq!(c.find("a.scn"), None);
     }
 
     #[test]

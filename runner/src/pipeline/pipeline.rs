@@ -303,12 +303,18 @@ impl Pipeline {
         let after_each = hook("after_each", &spec.after_each, &mut findings);
 
         let mut groups = Vec::new();
+        let list_cursor = |key: &str| {
+            let line = locate_key(&file.text, &[key]).map_or(1, |(line, _)| line);
+            crate::source::Cursor::at_line(&file.text, line)
+        };
+        let mut entries = list_cursor("scenarios");
         for entry in &spec.scenarios {
             let mut group = Vec::new();
             collect(
                 entry,
                 &dir,
                 &file,
+                &mut entries,
                 scenario_timeout,
                 &mut group,
                 &mut findings,
@@ -320,11 +326,13 @@ impl Pipeline {
             }
         }
         let mut smoke = Vec::new();
+        let mut entries = list_cursor("smoke");
         for entry in &spec.smoke {
             collect(
                 entry,
                 &dir,
                 &file,
+                &mut entries,
                 scenario_timeout,
                 &mut smoke,
                 &mut findings,
@@ -640,6 +648,7 @@ fn collect(
     entry: &EntrySpec,
     dir: &Path,
     file: &SourceFile,
+    entries: &mut crate::source::Cursor<'_>,
     default_timeout: Duration,
     group: &mut Vec<ScenarioFile>,
     findings: &mut Vec<Finding>,
@@ -673,15 +682,16 @@ fn collect(
         (Some(p), None) => {
             let full = dir.join(p);
             if !full.is_file() {
-                // The file itself is missing: point at the entry in the pipeline.
-                let (line, col) = locate_value(&file.text, &["scenarios"], p).unwrap_or((1, 1));
+                // The file itself is missing: point at the entry in the pipeline, found
+                // after the entries before it.
+                let span = entries.find(p).unwrap_or_else(|| {
+                    let (line, col) = locate_value(&file.text, &["scenarios"], p).unwrap_or((1, 1));
+                    file.span_at(line, col, p.len())
+                });
                 findings.push(
-                    Finding::at(
+                    Finding::new(
                         file,
-                        line,
-                        col,
-                        p.len(),
-                        format!("scenario file `{p}` not found"),
+                        Diagnostic::new(span, format!("scenario file `{p}` not found")),
                     )
                     .help(format!("paths are relative to {}", dir.display())),
                 );
@@ -695,7 +705,9 @@ fn collect(
         }
         (None, Some(items)) if !nested => {
             for item in items {
-                collect(item, dir, file, timeout, group, findings, duration, true);
+                collect(
+                    item, dir, file, entries, timeout, group, findings, duration, true,
+                );
             }
         }
         _ => {

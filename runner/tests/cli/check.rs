@@ -311,6 +311,23 @@ fn absurd_inputs_are_answered() {
         &out.stderr[out.stderr.len().saturating_sub(2000)..]
     );
 
+    let entries: String = (0..5_000)
+        .map(|i| format!("  - missing/s{i}.scn\n"))
+        .collect();
+    p.write(
+        "pipelines/missing.yaml",
+        &format!("environment: local\nscenarios:\n{entries}"),
+    );
+    let out = p
+        .lowtouch(&["check", "pipelines/missing.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("pipelines/missing.yaml:5002:5"),
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(2000)..]
+    );
+
     p.write(
         "deep.scn",
         &format!("{}echo x\n", "if a == a then ".repeat(60_000)),
