@@ -107,8 +107,11 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> Result<i32, CliError> {
         }
     }
     // The same finding can come from two pipelines sharing a scenario: show it once.
+    // Compared by place and words, not rendered: a rendered finding is many times larger.
     let mut seen = std::collections::HashSet::new();
-    tally.findings.retain(|f| seen.insert(f.to_string()));
+    tally
+        .findings
+        .retain(|f| seen.insert((f.path.clone(), f.diagnostic.clone())));
     for f in &tally.findings {
         crate::errln!("{f}");
     }

@@ -13,6 +13,35 @@ use crate::scenario::duration::parse_duration;
 use crate::scenario::{self, Scenario};
 use crate::source::{Finding, SourceFile, locate_key, locate_value};
 
+/// A value for one of an environment's variables given from outside its file.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub name: String,
+    pub value: String,
+    /// Where it is written: a pipeline's `variables:` key; `None` for `--set`.
+    pub place: Option<OverridePlace>,
+}
+
+/// The file of an override and the span of its name there.
+#[derive(Debug, Clone)]
+pub struct OverridePlace {
+    pub file: SourceFile,
+    pub span: crate::scenario::span::Span,
+}
+
+/// Names for a help line: the first few, then how many in all, so a finding stays short
+/// whatever the environment holds.
+fn list_names<'a>(names: impl ExactSizeIterator<Item = &'a String>) -> String {
+    const SHOWN: usize = 20;
+    let total = names.len();
+    let mut list: Vec<&str> = names.take(SHOWN).map(String::as_str).collect();
+    let more = format!("… ({total} in all)");
+    if total > SHOWN {
+        list.push(&more);
+    }
+    list.join(", ")
+}
+
 /// Variables every environment string may use besides the environment's own.
 /// lowtouch's own credentials: never handed to a step, a component or a plugin (a deploy
 /// stage builds candidate code, whose build scripts run with the step's environment), and
@@ -217,6 +246,20 @@ impl Environment {
 
     /// Loads and checks an environment file; `overrides` are `--set NAME=VALUE` pairs.
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Environment, Vec<Finding>> {
+        let overrides: Vec<Override> = overrides
+            .iter()
+            .map(|(name, value)| Override {
+                name: name.clone(),
+                value: value.clone(),
+                place: None,
+            })
+            .collect();
+        Environment::load_with(path, &overrides)
+    }
+
+    /// Loads and checks an environment file with values given for its variables from
+    /// elsewhere (a pipeline's `variables:`, `--set`); later ones win.
+    pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Environment, Vec<Finding>> {
         let file = SourceFile::read(path).map_err(|f| vec![f])?;
         let spec: EnvironmentFile =
             serde_yaml::from_str(&file.text).map_err(|e| vec![Finding::yaml(&file, &e)])?;
@@ -230,16 +273,37 @@ impl Environment {
 
         let mut variables: BTreeMap<String, String> =
             spec.variables.into_iter().map(|(k, v)| (k, v.0)).collect();
-        for (key, value) in overrides {
+        // What to say about an unknown name is the same for every one: made once.
+        let mut known_list: Option<String> = None;
+        for Override {
+            name: key,
+            value,
+            place,
+        } in overrides
+        {
             if !variables.contains_key(key) {
-                let known: Vec<&str> = variables.keys().map(String::as_str).collect();
-                let mut f = Finding::file(
-                    &file.path,
-                    format!("`--set {key}=…` names no variable of environment `{name}`"),
-                );
-                f = match did_you_mean(key, known.iter().copied()) {
+                let mut f = match place {
+                    None => Finding::file(
+                        &file.path,
+                        format!("`--set {key}=…` names no variable of environment `{name}`"),
+                    ),
+                    // Placed by its span, not by line and column: finding a line is a
+                    // walk through the file, and a pipeline may hold thousands of these.
+                    Some(p) => Finding::new(
+                        &p.file,
+                        crate::scenario::Diagnostic::new(
+                            p.span,
+                            format!("variable `{key}` names no variable of environment `{name}`"),
+                        ),
+                    )
+                    .label("under `variables:`"),
+                };
+                f = match did_you_mean(key, variables.keys().map(String::as_str)) {
                     Some(close) => f.help(format!("did you mean `{close}`?")),
-                    None => f.help(format!("its variables are: {}", known.join(", "))),
+                    None => f.help(format!(
+                        "its variables are: {}",
+                        known_list.get_or_insert_with(|| list_names(variables.keys()))
+                    )),
                 };
                 findings.push(f);
                 continue;

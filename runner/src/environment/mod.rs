@@ -14,4 +14,4 @@ pub mod render;
 pub mod template;
 
 pub use catalog::{Resolved, Resolver, Tools};
-pub use environment::{Alias, AliasKind, Component, Environment, Find};
+pub use environment::{Alias, AliasKind, Component, Environment, Find, Override, OverridePlace};

@@ -83,22 +83,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
     for plan in plans {
         let phase = &phases[plan.env.name.as_str()];
         let results = run_plan(plan, settings, events, &index, phase);
-        for sc in &results {
-            if sc.retried {
-                continue;
-            }
-            if sc.kind == ScenarioKind::Scenario && sc.status == Status::Passed && sc.attempt > 0 {
-                run.flaky += 1;
-            }
-            match (sc.kind, sc.status) {
-                (ScenarioKind::Scenario, Status::Passed) => run.passed += 1,
-                (ScenarioKind::Scenario, Status::Skipped) => run.skipped += 1,
-                (ScenarioKind::Scenario, Status::Interrupted) => run.interrupted += 1,
-                (ScenarioKind::Scenario, _) => run.failed += 1,
-                (ScenarioKind::Hook, Status::Passed) => {}
-                (ScenarioKind::Hook, _) => hooks_failed = true,
-            }
-        }
+        hooks_failed |= run.count(&results);
     }
     let preempted = settings.preemptible && interrupt::preempted() && run.skipped > 0;
     run.status = if interrupt::requested() || preempted {

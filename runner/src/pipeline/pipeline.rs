@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::model::{EntrySpec, PipelineFile};
 use crate::scenario::duration::parse_duration;
-use crate::scenario::{self, Scenario};
-use crate::source::{Finding, SourceFile, locate_key, locate_value};
+use crate::scenario::{self, Diagnostic, Scenario};
+use crate::source::{Finding, KeyPlace, SourceFile, locate_children, locate_key, locate_value};
 
 #[derive(Debug)]
 pub struct Pipeline {
@@ -23,6 +23,8 @@ pub struct Pipeline {
     /// Overrides of the environment's variables, as written (candidate variables not yet
     /// filled in: see [`Pipeline::variable_overrides`]).
     pub variables: std::collections::BTreeMap<String, String>,
+    /// Where each of `variables` is written (line, column of its key), for findings.
+    pub variable_places: std::collections::HashMap<String, KeyPlace>,
     pub setup: Vec<HookLine>,
     pub teardown: Vec<HookLine>,
     pub before_each: Vec<HookLine>,
@@ -143,19 +145,17 @@ pub struct ScenarioFile {
 fn check_variables(
     file: &SourceFile,
     variables: &std::collections::BTreeMap<String, String>,
+    places: &std::collections::HashMap<String, KeyPlace>,
     repositories: &[crate::watch::Repository],
 ) -> Vec<Finding> {
     let names = crate::watch::candidate::variable_names(repositories);
     let mut findings = Vec::new();
     for (name, value) in variables {
-        let (line, col) = locate_value(&file.text, &["variables", name], value).unwrap_or((1, 1));
+        let span = value_span(file, places, name, value);
         match crate::environment::template::Template::parse(value) {
-            Err(e) => findings.push(Finding::at(
+            Err(e) => findings.push(Finding::new(
                 file,
-                line,
-                col,
-                value.len(),
-                format!("variable `{name}`: bad interpolation: {e:?}"),
+                Diagnostic::new(span, format!("variable `{name}`: bad interpolation: {e:?}")),
             )),
             Ok(t) => {
                 for v in t.vars().filter(|v| v.contains('.')) {
@@ -171,12 +171,9 @@ fn check_variables(
                             None => format!("the candidate defines: {}", names.join(", ")),
                         };
                         findings.push(
-                            Finding::at(
+                            Finding::new(
                                 file,
-                                line,
-                                col,
-                                value.len(),
-                                format!("variable `{name}` uses `#{{{v}}}`, which no repository of this pipeline defines"),
+                                Diagnostic::new(span, format!("variable `{name}` uses `#{{{v}}}`, which no repository of this pipeline defines")),
                             )
                             .help(hint),
                         );
@@ -186,6 +183,30 @@ fn check_variables(
         }
     }
     findings
+}
+
+/// Where the value of variable `name` is written: on its key's line when it is found
+/// there, else its key (looking no further, and placing by span rather than by line and
+/// column, so that placing every variable stays linear).
+fn value_span(
+    file: &SourceFile,
+    places: &std::collections::HashMap<String, KeyPlace>,
+    name: &str,
+    value: &str,
+) -> crate::scenario::span::Span {
+    let Some(place) = places.get(name) else {
+        return file.span_at(1, 1, value.len());
+    };
+    let line = place.line_text(&file.text);
+    match line.find(value) {
+        Some(at) if !value.is_empty() => crate::scenario::span::Span {
+            offset: place.line_start + at,
+            len: value.len(),
+            line: place.line,
+            col: line[..at].chars().count() as u32 + 1,
+        },
+        _ => place.key_span(name.len()),
+    }
 }
 
 pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -282,12 +303,18 @@ impl Pipeline {
         let after_each = hook("after_each", &spec.after_each, &mut findings);
 
         let mut groups = Vec::new();
+        let list_cursor = |key: &str| {
+            let line = locate_key(&file.text, &[key]).map_or(1, |(line, _)| line);
+            crate::source::Cursor::at_line(&file.text, line)
+        };
+        let mut entries = list_cursor("scenarios");
         for entry in &spec.scenarios {
             let mut group = Vec::new();
             collect(
                 entry,
                 &dir,
                 &file,
+                &mut entries,
                 scenario_timeout,
                 &mut group,
                 &mut findings,
@@ -299,11 +326,13 @@ impl Pipeline {
             }
         }
         let mut smoke = Vec::new();
+        let mut entries = list_cursor("smoke");
         for entry in &spec.smoke {
             collect(
                 entry,
                 &dir,
                 &file,
+                &mut entries,
                 scenario_timeout,
                 &mut smoke,
                 &mut findings,
@@ -428,7 +457,13 @@ impl Pipeline {
         findings.append(&mut repo_findings);
         let variables: std::collections::BTreeMap<String, String> =
             spec.variables.into_iter().map(|(k, v)| (k, v.0)).collect();
-        findings.extend(check_variables(&file, &variables, &repositories));
+        let variable_places = locate_children(&file.text, &["variables"]);
+        findings.extend(check_variables(
+            &file,
+            &variables,
+            &variable_places,
+            &repositories,
+        ));
         if !deploy.is_empty() && repositories.is_empty() {
             findings.push(
                 at(
@@ -458,6 +493,7 @@ impl Pipeline {
             tool_dirs: spec.tools.iter().map(|t| dir.join(t)).collect(),
             deploy,
             variables,
+            variable_places,
             setup,
             teardown,
             before_each,
@@ -495,6 +531,7 @@ impl Pipeline {
             tool_dirs: Vec::new(),
             deploy: Vec::new(),
             variables: Default::default(),
+            variable_places: Default::default(),
             setup: Vec::new(),
             teardown: Vec::new(),
             before_each: Vec::new(),
@@ -523,7 +560,7 @@ impl Pipeline {
     pub fn variable_overrides(
         &self,
         candidate: Option<&crate::watch::Candidate>,
-    ) -> Vec<(String, String)> {
+    ) -> Vec<crate::environment::Override> {
         let known = candidate.map(|c| c.vars()).unwrap_or_default();
         self.variables
             .iter()
@@ -535,7 +572,19 @@ impl Pipeline {
                     }),
                     Err(_) => value.clone(),
                 };
-                (name.clone(), filled)
+                let place =
+                    self.file
+                        .as_ref()
+                        .zip(self.variable_places.get(name))
+                        .map(|(file, p)| crate::environment::OverridePlace {
+                            file: file.clone(),
+                            span: p.key_span(name.len()),
+                        });
+                crate::environment::Override {
+                    name: name.clone(),
+                    value: filled,
+                    place,
+                }
             })
             .collect()
     }
@@ -599,6 +648,7 @@ fn collect(
     entry: &EntrySpec,
     dir: &Path,
     file: &SourceFile,
+    entries: &mut crate::source::Cursor<'_>,
     default_timeout: Duration,
     group: &mut Vec<ScenarioFile>,
     findings: &mut Vec<Finding>,
@@ -631,32 +681,33 @@ fn collect(
     match (path, parallel) {
         (Some(p), None) => {
             let full = dir.join(p);
+            if !full.is_file() {
+                // The file itself is missing: point at the entry in the pipeline, found
+                // after the entries before it.
+                let span = entries.find(p).unwrap_or_else(|| {
+                    let (line, col) = locate_value(&file.text, &["scenarios"], p).unwrap_or((1, 1));
+                    file.span_at(line, col, p.len())
+                });
+                findings.push(
+                    Finding::new(
+                        file,
+                        Diagnostic::new(span, format!("scenario file `{p}` not found")),
+                    )
+                    .help(format!("paths are relative to {}", dir.display())),
+                );
+                return;
+            }
+            // Anything else wrong with it (unreadable, not UTF-8, too large) is said as is.
             match load_scenario(&full, timeout) {
                 Ok(s) => group.push(ScenarioFile { retries, ..s }),
-                Err(mut fs) => {
-                    if fs.len() == 1 && fs[0].source.is_none() {
-                        // The file itself is missing: point at the entry in the pipeline.
-                        let (line, col) =
-                            locate_value(&file.text, &["scenarios"], p).unwrap_or((1, 1));
-                        findings.push(
-                            Finding::at(
-                                file,
-                                line,
-                                col,
-                                p.len(),
-                                format!("scenario file `{p}` not found"),
-                            )
-                            .help(format!("paths are relative to {}", dir.display())),
-                        );
-                    } else {
-                        findings.append(&mut fs);
-                    }
-                }
+                Err(mut fs) => findings.append(&mut fs),
             }
         }
         (None, Some(items)) if !nested => {
             for item in items {
-                collect(item, dir, file, timeout, group, findings, duration, true);
+                collect(
+                    item, dir, file, entries, timeout, group, findings, duration, true,
+                );
             }
         }
         _ => {

@@ -52,8 +52,16 @@ impl Plan {
             return Err(vec![missing_environment(&pipeline, project)]);
         };
         let mut all = pipeline.variable_overrides(candidate.as_ref());
-        all.extend(overrides.iter().cloned());
-        let env = Environment::load(&env_path, &all)?;
+        all.extend(
+            overrides
+                .iter()
+                .map(|(name, value)| crate::environment::Override {
+                    name: name.clone(),
+                    value: value.clone(),
+                    place: None,
+                }),
+        );
+        let env = Environment::load_with(&env_path, &all)?;
         let mut dirs = pipeline.tool_dirs.clone();
         dirs.extend(extra_tools.iter().cloned());
         let tools = Tools::scan(dirs);

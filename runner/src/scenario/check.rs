@@ -2,7 +2,7 @@
 //! resolves, every component exists, every variable can be set, every literal regex and
 //! duration is valid — so a run never stops half-way on something knowable in advance.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::ast::{Arg, Call, Op, Scenario, Stmt, StmtKind};
 use super::diagnostic::{Diagnostic, did_you_mean};
@@ -39,6 +39,8 @@ pub fn check(scenario: &Scenario, catalog: &dyn Catalog) -> Vec<Diagnostic> {
         catalog,
         set_vars,
         valid_regexes: HashSet::new(),
+        suggested_variables: HashMap::new(),
+        suggested_commands: HashMap::new(),
         diagnostics: Vec::new(),
     };
     for stmt in &scenario.stmts {
@@ -58,11 +60,29 @@ fn collect_sets(stmt: &Stmt, out: &mut HashSet<String>) {
     }
 }
 
+/// The value `make` gives for `name`, made the first time only.
+fn memo(
+    cache: &mut HashMap<String, Option<String>>,
+    name: &str,
+    make: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    if let Some(known) = cache.get(name) {
+        return known.clone();
+    }
+    let value = make();
+    cache.insert(name.to_string(), value.clone());
+    value
+}
+
 struct Checker<'a> {
     catalog: &'a dyn Catalog,
     set_vars: HashSet<String>,
     /// Patterns already compiled once: a large file repeats the same few.
     valid_regexes: HashSet<String>,
+    /// Suggestions for unknown variables and commands, made once per name: each compares
+    /// the name with every known one, and a large file repeats the same few mistakes.
+    suggested_variables: HashMap<String, Option<String>>,
+    suggested_commands: HashMap<String, Option<String>>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -93,13 +113,16 @@ impl Checker<'_> {
                     continue;
                 }
                 let mut d = Diagnostic::new(span, format!("variable `{name}` is never set"));
-                let outer = self.catalog.variable_names();
-                let known = self
-                    .set_vars
-                    .iter()
-                    .map(String::as_str)
-                    .chain(outer.iter().map(String::as_str));
-                if let Some(close) = did_you_mean(name, known) {
+                let (catalog, set_vars) = (self.catalog, &self.set_vars);
+                let close = memo(&mut self.suggested_variables, name, || {
+                    let outer = catalog.variable_names();
+                    let known = set_vars
+                        .iter()
+                        .map(String::as_str)
+                        .chain(outer.iter().map(String::as_str));
+                    did_you_mean(name, known).map(str::to_string)
+                });
+                if let Some(close) = close {
                     d = d.label(format!("did you mean `{close}`?"));
                 } else {
                     d = d.help(format!(
@@ -214,13 +237,17 @@ impl Checker<'_> {
             }
             _ if self.catalog.has_command(name) => {}
             _ => {
-                let names = self.catalog.command_names();
-                let candidates = names
-                    .iter()
-                    .map(String::as_str)
-                    .chain(BUILTINS.iter().copied());
+                let catalog = self.catalog;
+                let close = memo(&mut self.suggested_commands, name, || {
+                    let names = catalog.command_names();
+                    let candidates = names
+                        .iter()
+                        .map(String::as_str)
+                        .chain(BUILTINS.iter().copied());
+                    did_you_mean(name, candidates).map(str::to_string)
+                });
                 let mut d = Diagnostic::new(call.name.span, format!("unknown command `{name}`"));
-                if let Some(close) = did_you_mean(name, candidates) {
+                if let Some(close) = close {
                     d = d.label(format!("did you mean `{close}`?"));
                 } else {
                     d = d.help(format!(

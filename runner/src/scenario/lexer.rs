@@ -114,6 +114,27 @@ impl<'a> Lexer<'a> {
         true
     }
 
+    /// When the current line is longer than `max` bytes (its newline left out), moves past
+    /// it without lexing it and returns where it starts and its length: tokens of a line
+    /// are held at once, so an absurd line would cost memory in proportion.
+    pub fn skip_line_longer_than(&mut self, max: usize) -> Option<(Span, usize)> {
+        let rest = self.bytes.get(self.pos..)?;
+        let len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        if len <= max {
+            return None;
+        }
+        let span = Span {
+            offset: self.pos,
+            len: 1,
+            line: self.line,
+            col: self.col,
+        };
+        self.pos = (self.pos + len + 1).min(self.bytes.len());
+        self.line += 1;
+        self.col = 1;
+        Some((span, len))
+    }
+
     /// The offset of the line's end from `from`: its `\n`, or the `\r` of a `\r\n`.
     fn line_end(&self, from: usize) -> usize {
         let rest = &self.bytes[from..];

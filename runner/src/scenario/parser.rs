@@ -13,6 +13,14 @@ use super::lexer::Lexer;
 use super::span::Span;
 use super::token::{LexError, Token, TokenKind, is_ident, is_var_name};
 
+/// How deep statements may nest (`if … then if …`, `timeout 5s timeout …`): the tree is
+/// walked recursively (checks, printing, the interpreter on a step thread's stack), and
+/// no scenario needs more than two or three levels.
+pub const MAX_NESTING: usize = 100;
+
+/// The longest line read, in bytes: longer ones are reported and skipped unlexed.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// Parses a whole scenario file.
 pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
     let mut lexer = Lexer::new(src);
@@ -22,14 +30,28 @@ pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
     let mut line = Vec::new();
     let mut words: Vec<Token> = Vec::new();
 
-    while lexer.line(&mut line) {
-        words.clear();
-        words.extend(line.drain(..).filter(|t| {
+    loop {
+        if let Some((span, len)) = lexer.skip_line_longer_than(MAX_LINE_BYTES) {
+            diagnostics.push(
+                Diagnostic::new(
+                    span,
+                    format!("line of {len} bytes; the limit is {MAX_LINE_BYTES}"),
+                )
+                .help("split the statement; keep long data in a file a command reads"),
+            );
+            continue;
+        }
+        if !lexer.line(&mut line) {
+            break;
+        }
+        // The words alone, in place: one buffer, however long the line.
+        line.retain(|t| {
             !matches!(
                 t.kind,
                 TokenKind::Space | TokenKind::Comment | TokenKind::Newline
             )
-        }));
+        });
+        std::mem::swap(&mut line, &mut words);
         if words.is_empty() {
             continue;
         }
@@ -37,7 +59,8 @@ pub fn parse(src: &str) -> (Scenario, Vec<Diagnostic>) {
             diagnostics.push(lex_error(bad));
             continue;
         }
-        match parse_statement(&mut words, true) {
+        let top = words[0].span;
+        match parse_statement(&mut words, Nesting { depth: 0, top }) {
             Ok(stmt) => {
                 if let StmtKind::Label(name) = &stmt.kind {
                     if let Some(first) = label_spans.get(&name.text) {
@@ -126,7 +149,32 @@ enum Head {
     Command,
 }
 
-fn parse_statement(words: &mut [Token], top_level: bool) -> Result<Stmt, Diagnostic> {
+/// How deep a statement is nested, and where its outermost statement starts.
+#[derive(Clone, Copy)]
+struct Nesting {
+    depth: usize,
+    top: Span,
+}
+
+impl Nesting {
+    /// One level deeper, or the diagnostic for a statement nested too deep.
+    fn deeper(self) -> Result<Nesting, Diagnostic> {
+        if self.depth >= MAX_NESTING {
+            return Err(Diagnostic::new(
+                self.top,
+                format!("statements nested deeper than {MAX_NESTING} levels"),
+            )
+            .help("split the statement: use `set`, labels and `goto`"));
+        }
+        Ok(Nesting {
+            depth: self.depth + 1,
+            top: self.top,
+        })
+    }
+}
+
+fn parse_statement(words: &mut [Token], nesting: Nesting) -> Result<Stmt, Diagnostic> {
+    let top_level = nesting.depth == 0;
     let span = words[0].span.to(words[words.len() - 1].span);
     let stmt = |kind| Ok(Stmt { kind, span });
     let head = match words[0].bare_text() {
@@ -192,7 +240,7 @@ fn parse_statement(words: &mut [Token], top_level: bool) -> Result<Stmt, Diagnos
                     .help("variable names use letters, digits, `_`, `.` and `-`"));
             };
             let var = name_of(&words[1], var);
-            let call = parse_call(&mut words[2..])?;
+            let call = parse_call(&mut words[2..], nesting)?;
             stmt(StmtKind::Set { var, call })
         }
         Head::If => {
@@ -215,7 +263,7 @@ fn parse_statement(words: &mut [Token], top_level: bool) -> Result<Stmt, Diagnos
                 );
             }
             let cond = parse_cond(&mut words[1..4])?;
-            let then = parse_statement(&mut words[then_at + 1..], false)?;
+            let then = parse_statement(&mut words[then_at + 1..], nesting.deeper()?)?;
             stmt(StmtKind::If {
                 cond,
                 then: Box::new(then),
@@ -244,11 +292,11 @@ fn parse_statement(words: &mut [Token], top_level: bool) -> Result<Stmt, Diagnos
             }
             stmt(StmtKind::Exit { code })
         }
-        Head::Command => stmt(StmtKind::Call(parse_call(words)?)),
+        Head::Command => stmt(StmtKind::Call(parse_call(words, nesting)?)),
     }
 }
 
-fn parse_call(words: &mut [Token]) -> Result<Call, Diagnostic> {
+fn parse_call(words: &mut [Token], nesting: Nesting) -> Result<Call, Diagnostic> {
     let Some(head) = words[0].bare_text() else {
         return Err(Diagnostic::new(
             words[0].span,
@@ -266,7 +314,7 @@ fn parse_call(words: &mut [Token]) -> Result<Call, Diagnostic> {
             .bare_text()
             .and_then(parse_duration)
             .ok_or_else(|| expect_duration(&words[1]))?;
-        let mut call = parse_call(&mut words[2..])?;
+        let mut call = parse_call(&mut words[2..], nesting.deeper()?)?;
         call.timeout = Some(duration);
         return Ok(call);
     }
@@ -398,6 +446,44 @@ mod tests {
             "if a == b then start:\n",
             "1:16: a label cannot follow `then`\n",
         );
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let deep = |n: usize, head: &str| format!("{}echo x\n", head.repeat(n));
+        let (ast, diags) = parse(&deep(MAX_NESTING, "if a == a then "));
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(ast.stmts.len(), 1);
+        let (ast, diags) = parse(&deep(MAX_NESTING, "timeout 1s "));
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(ast.stmts.len(), 1);
+        // One level more, and far more (which must not take long nor overflow the stack);
+        // 60,000 levels stay under the line limit.
+        for n in [MAX_NESTING + 1, 60_000] {
+            for head in ["if a == a then ", "timeout 1s "] {
+                let (ast, diags) = parse(&deep(n, head));
+                assert!(ast.stmts.is_empty(), "{n} {head:?}: {diags:?}");
+                assert_eq!(diags.len(), 1, "{diags:?}");
+                assert_eq!(
+                    diags[0].message,
+                    format!("statements nested deeper than {MAX_NESTING} levels")
+                );
+                assert_eq!((diags[0].span.line, diags[0].span.col), (1, 1));
+            }
+        }
+    }
+
+    #[test]
+    fn long_lines_are_refused_without_being_lexed() {
+        let src = format!(
+            "echo ok\necho {}\necho 'still read'\n",
+            "ab ".repeat(MAX_LINE_BYTES / 3)
+        );
+        let (ast, diags) = parse(&src);
+        assert_eq!(ast.stmts.len(), 2);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].message.starts_with("line of "), "{diags:?}");
+        assert_eq!((diags[0].span.line, diags[0].span.col), (2, 1));
     }
 }
 

@@ -109,6 +109,31 @@ impl RunRecord {
         out
     }
 
+    /// Adds what `scenarios` did to the run's counts: a retried attempt counts only as its
+    /// final attempt; a scenario that did not pass, was not skipped and was not
+    /// interrupted (failed, crashed, still running) counts as failed. Returns whether a hook
+    /// failed.
+    pub fn count<'a>(&mut self, scenarios: impl IntoIterator<Item = &'a ScenarioRecord>) -> bool {
+        let mut hooks_failed = false;
+        for sc in scenarios {
+            if sc.retried {
+                continue;
+            }
+            if sc.kind == ScenarioKind::Scenario && sc.status == Status::Passed && sc.attempt > 0 {
+                self.flaky += 1;
+            }
+            match (sc.kind, sc.status) {
+                (ScenarioKind::Scenario, Status::Passed) => self.passed += 1,
+                (ScenarioKind::Scenario, Status::Skipped) => self.skipped += 1,
+                (ScenarioKind::Scenario, Status::Interrupted) => self.interrupted += 1,
+                (ScenarioKind::Scenario, _) => self.failed += 1,
+                (ScenarioKind::Hook, Status::Passed) => {}
+                (ScenarioKind::Hook, _) => hooks_failed = true,
+            }
+        }
+        hooks_failed
+    }
+
     /// What history shows as the run's status: `incomplete` where the store lost records.
     pub fn shown_status(&self) -> &'static str {
         match self.incomplete {

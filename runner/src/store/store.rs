@@ -198,16 +198,26 @@ impl Store {
             .collect::<Result<_, _>>()?;
         for id in &ids {
             if let Some(mut run) = self.run(id)? {
-                if run.status == Status::Running {
-                    run.status = Status::Crashed;
-                    self.put_within(&self.runs, id.as_bytes(), &run, reserve)?;
-                }
-                for mut sc in self.scenarios(id)? {
+                let mut scenarios = self.scenarios(id)?;
+                for sc in &mut scenarios {
                     if sc.status == Status::Running {
                         sc.status = Status::Crashed;
                         let key = scenario_key(id, sc.index);
-                        self.put_within(&self.detail()?.scenarios, &key, &sc, reserve)?;
+                        self.put_within(&self.detail()?.scenarios, &key, &*sc, reserve)?;
                     }
+                }
+                if run.status == Status::Running {
+                    run.status = Status::Crashed;
+                    // Its counts were to be made at its end: made from what it stored.
+                    (
+                        run.passed,
+                        run.failed,
+                        run.skipped,
+                        run.interrupted,
+                        run.flaky,
+                    ) = (0, 0, 0, 0, 0);
+                    run.count(&scenarios);
+                    self.put_within(&self.runs, id.as_bytes(), &run, reserve)?;
                 }
             }
         }
@@ -518,5 +528,47 @@ mod tests {
         let artifact = store.artifact("20261125-000000.000-abcd", "log").unwrap();
         assert_eq!(artifact.as_deref(), Some(&b"the detail's bytes"[..]));
         assert!(store.detail.opened().is_some());
+    }
+
+    #[test]
+    fn a_crashed_run_counts_the_scenarios_it_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let id = "20261125-000000.000-dead";
+        {
+            let store = Store::open(&path).unwrap();
+            let mut run = RunRecord::for_test(id);
+            run.status = Status::Running;
+            store.begin_run(&run).unwrap();
+            for (i, status) in [
+                Status::Passed,
+                Status::Failed,
+                Status::Passed,
+                Status::Running,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let sc = ScenarioRecord::for_test(id, i as u32, &format!("s{i}"), status);
+                store.put_scenario(&sc).unwrap();
+            }
+            // A failed first attempt that was retried counts once, as its last attempt.
+            let mut retried = ScenarioRecord::for_test(id, 4, "flaky", Status::Failed);
+            retried.retried = true;
+            store.put_scenario(&retried).unwrap();
+            let mut again = ScenarioRecord::for_test(id, 5, "flaky", Status::Passed);
+            again.attempt = 1;
+            store.put_scenario(&again).unwrap();
+            // The process dies here: no finish_run.
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.recovered, vec![id.to_string()]);
+        let run = store.run(id).unwrap().unwrap();
+        assert_eq!(run.status, Status::Crashed);
+        // The scenario it was in counts as failed: it crashed.
+        assert_eq!(
+            (run.passed, run.failed, run.skipped, run.flaky),
+            (3, 2, 0, 1)
+        );
     }
 }

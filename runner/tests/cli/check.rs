@@ -202,3 +202,149 @@ fn pipeline_repositories_are_checked() {
         out.stderr
     );
 }
+
+#[test]
+fn an_invalid_utf8_scenario_is_placed_at_its_first_bad_byte() {
+    let p = Project::demo();
+    std::fs::write(
+        p.path().join("bad.scn"),
+        b"echo ok\necho caf\xc3\xa9 \xff\n",
+    )
+    .unwrap();
+    let out = p.lowtouch(&["check", "bad.scn"]).output().expect_code(1);
+    assert!(out.stderr.contains("not valid UTF-8"), "{}", out.stderr);
+    assert!(out.stderr.contains("bad.scn:2:11"), "{}", out.stderr);
+    let out = p
+        .lowtouch(&["run", "--scenario", "bad.scn"])
+        .output()
+        .expect_code(2);
+    assert!(out.stderr.contains("bad.scn:2:11"), "{}", out.stderr);
+    // Named by a pipeline, it is still not "not found".
+    p.write(
+        "pipelines/bad.yaml",
+        "environment: local\nscenarios: [../bad.scn]\n",
+    );
+    let out = p
+        .lowtouch(&["check", "pipelines/bad.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(out.stderr.contains("bad.scn:2:11"), "{}", out.stderr);
+    assert!(!out.stderr.contains("not found"), "{}", out.stderr);
+}
+
+#[test]
+fn an_unknown_pipeline_variable_is_placed_at_its_key() {
+    let p = Project::demo();
+    p.write(
+        "pipelines/vars.yaml",
+        "environment: local\nscenarios: [demo/smoke.scn]\nvariables:\n  load_rate: 10\n  laod_rate: 20\n",
+    );
+    let out = p
+        .lowtouch(&["check", "pipelines/vars.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("pipelines/vars.yaml:5:3"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("variable `laod_rate` names no variable of environment `local`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `load_rate`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("--set"), "{}", out.stderr);
+    // A `--set` of an unknown name is still a `--set` problem.
+    let out = p
+        .lowtouch(&["run", "demo", "--set", "laod_rate=3"])
+        .output()
+        .expect_code(2);
+    assert!(out.stderr.contains("`--set laod_rate=…`"), "{}", out.stderr);
+}
+
+#[test]
+fn a_duplicate_key_at_the_end_of_a_file_is_placed_where_it_is() {
+    let p = Project::demo();
+    p.write(
+        "pipelines/dup.yaml",
+        "environment: local\nscenarios: [demo/smoke.scn]\nenvironment: local\n",
+    );
+    let out = p
+        .lowtouch(&["check", "pipelines/dup.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("duplicate field `environment`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("pipelines/dup.yaml:3:1"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Inputs made to be slow or large: each is answered (they used to take minutes or
+/// gigabytes). No time is asserted; the test simply finishes.
+#[test]
+fn absurd_inputs_are_answered() {
+    let p = Project::demo();
+    let mut vars = String::from("environment: local\nscenarios: [demo/smoke.scn]\nvariables:\n");
+    for i in 0..20_000 {
+        vars.push_str(&format!("  unknown_{i}: value{i}\n"));
+    }
+    p.write("pipelines/vars.yaml", &vars);
+    let out = p
+        .lowtouch(&["check", "pipelines/vars.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("pipelines/vars.yaml:20003:3"),
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(2000)..]
+    );
+
+    let entries: String = (0..5_000)
+        .map(|i| format!("  - missing/s{i}.scn\n"))
+        .collect();
+    p.write(
+        "pipelines/missing.yaml",
+        &format!("environment: local\nscenarios:\n{entries}"),
+    );
+    let out = p
+        .lowtouch(&["check", "pipelines/missing.yaml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("pipelines/missing.yaml:5002:5"),
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(2000)..]
+    );
+
+    p.write(
+        "deep.scn",
+        &format!("{}echo x\n", "if a == a then ".repeat(60_000)),
+    );
+    let out = p.lowtouch(&["check", "deep.scn"]).output().expect_code(1);
+    assert!(out.stderr.contains("nested deeper than"), "{}", out.stderr);
+    assert!(
+        out.stderr.lines().all(|l| l.chars().count() < 200),
+        "{}",
+        out.stderr
+    );
+
+    p.write("wide.scn", &format!("echo{}\n", " #{nope}".repeat(400_000)));
+    let out = p.lowtouch(&["check", "wide.scn"]).output().expect_code(1);
+    assert!(out.stderr.contains("wide.scn:1:1"), "{}", out.stderr);
+
+    p.write("huge.scn", &"echo a b c d\n".repeat(8 << 20 >> 3));
+    let out = p.lowtouch(&["check", "huge.scn"]).output().expect_code(1);
+    assert!(out.stderr.contains("the limit is"), "{}", out.stderr);
+}

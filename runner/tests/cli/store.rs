@@ -115,6 +115,18 @@ fn sigkill_during_heavy_writes_loses_nothing_flushed_and_corrupts_nothing() {
         let run = store.run(&store.recovered[0]).unwrap().unwrap();
         assert_eq!(run.status, Status::Crashed);
         let scenarios = store.scenarios(&run.id).expect("scenario records decode");
+        // `history` shows what it did, counted from the scenarios it stored.
+        assert!(
+            run.passed as usize >= acknowledged.len(),
+            "round {round}: {} passed shown, {} acknowledged",
+            run.passed,
+            acknowledged.len()
+        );
+        assert_eq!(
+            (run.passed + run.failed + run.skipped) as usize,
+            scenarios.len(),
+            "round {round}: every stored scenario counted"
+        );
         for name in &acknowledged {
             let sc = scenarios
                 .iter()
