@@ -222,11 +222,13 @@ async fn connect_once(
                     Ok(n) => n,
                     Err(e) => break 'conn format!("read failed: {e}"),
                 };
-                last_heard = tokio::time::Instant::now();
                 opener.feed(&buf[..n]);
                 plain.clear();
-                if let Err(e) = opener.open(&mut plain) {
-                    break 'conn format!("{e}; not obeying this connection");
+                match opener.open(&mut plain) {
+                    // Bytes that are no whole record yet prove nothing: anyone can send them.
+                    Ok(0) => {}
+                    Ok(_) => last_heard = tokio::time::Instant::now(),
+                    Err(e) => break 'conn format!("{e}; not obeying this connection"),
                 }
                 decoder.feed(&plain);
                 if let Err(e) = decoder.for_each_message(|m| on_message(options, shared, &wire, m)) {

@@ -25,7 +25,15 @@ pub struct Wire {
 struct Pending {
     sealer: Sealer,
     bytes: Vec<u8>,
+    /// More than [`MAX_BACKLOG`] waited: the connection is to end (its observations wait
+    /// in the outbox, sent again after the reconnect).
+    overflowed: bool,
 }
+
+/// The most sealed bytes that may wait for a socket that takes nothing (a router that is
+/// stuck, or a relay that stopped reading): past it the connection ends, so the host under
+/// test does not pay for it in memory.
+const MAX_BACKLOG: usize = 8 << 20;
 
 impl Wire {
     pub fn new(write: OwnedWriteHalf, sealer: Sealer) -> Wire {
@@ -34,6 +42,7 @@ impl Wire {
             pending: Mutex::new(Pending {
                 sealer,
                 bytes: Vec::new(),
+                overflowed: false,
             }),
             backlog: tokio::sync::Notify::new(),
         }
@@ -43,7 +52,14 @@ impl Wire {
     pub fn send(&self, m: &Message) {
         let frame = encode(m);
         let mut guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let Pending { sealer, bytes } = &mut *guard;
+        let Pending {
+            sealer,
+            bytes,
+            overflowed,
+        } = &mut *guard;
+        if *overflowed {
+            return;
+        }
         let queued = bytes.len();
         // Sealing fails only past Noise's nonce space (2^64 records): never in practice.
         if sealer.seal(&frame, bytes).is_err() {
@@ -62,6 +78,9 @@ impl Wire {
                 // Full (or failed: the writer meets the error and the connection ends).
                 Err(_) => {}
             }
+        } else if bytes.len() > MAX_BACKLOG {
+            *overflowed = true;
+            *bytes = Vec::new();
         }
         drop(guard);
         self.backlog.notify_one();
@@ -75,6 +94,12 @@ impl Wire {
             loop {
                 {
                     let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    if pending.overflowed {
+                        return std::io::Error::other(format!(
+                            "the router took nothing while {} MiB waited",
+                            MAX_BACKLOG >> 20
+                        ));
+                    }
                     if pending.bytes.is_empty() {
                         break;
                     }

@@ -43,6 +43,12 @@ pub const MAX_RECORD: usize = 65_535;
 const TAG: usize = 16;
 /// The most plaintext one record carries.
 pub const MAX_PLAIN: usize = MAX_RECORD - TAG;
+/// A daemon's first record (its ephemeral key, a hello and a tag) is well under this; a
+/// longer one is not tried against any key, so a stranger cannot make the router work
+/// through 64 KiB per environment.
+pub const MAX_FIRST_RECORD: usize = 4096;
+/// The shortest a first record can be: an ephemeral key and a tag.
+const MIN_FIRST_RECORD: usize = 32 + TAG;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChannelError {
@@ -54,7 +60,7 @@ pub enum ChannelError {
     Handshake,
     #[error("record {0} did not open: it was altered, replayed, reordered or forged")]
     Record(u64),
-    #[error("a record of {0} bytes is over Noise's limit of {MAX_RECORD}")]
+    #[error("a first record of {0} bytes is over the limit of {MAX_FIRST_RECORD}")]
     TooLong(usize),
     #[error("noise: {0}")]
     Noise(String),
@@ -191,8 +197,11 @@ impl Responder {
         candidates: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>,
         record: &[u8],
     ) -> Result<(&'a str, Vec<u8>, Responder), ChannelError> {
-        if record.len() > MAX_RECORD {
+        if record.len() > MAX_FIRST_RECORD {
             return Err(ChannelError::TooLong(record.len()));
+        }
+        if record.len() < MIN_FIRST_RECORD {
+            return Err(ChannelError::Handshake);
         }
         let mut payload = vec![0u8; MAX_RECORD];
         for (environment, key) in candidates {
@@ -281,19 +290,22 @@ impl Opener {
         self.records.feed(bytes);
     }
 
-    /// The plaintext of every whole record received, appended to `out`. After an error
-    /// the connection is done.
-    pub fn open(&mut self, out: &mut Vec<u8>) -> Result<(), ChannelError> {
+    /// The plaintext of every whole record received, appended to `out`; how many records
+    /// opened (only those prove the peer alive: bytes alone could be anyone's). After an
+    /// error the connection is done.
+    pub fn open(&mut self, out: &mut Vec<u8>) -> Result<usize, ChannelError> {
         self.scratch.resize(MAX_RECORD, 0);
+        let mut opened = 0;
         while let Some(record) = self.records.next_record() {
             let n = self
                 .transport
                 .read_message(self.next, record, &mut self.scratch)
                 .map_err(|_| ChannelError::Record(self.next))?;
             self.next += 1;
+            opened += 1;
             out.extend_from_slice(&self.scratch[..n]);
         }
-        Ok(())
+        Ok(opened)
     }
 
     /// Bytes received but not yet a whole record.

@@ -25,6 +25,9 @@ use super::codec::{Command, DaemonConfig, Decoder, HostFacts, Message, Observati
 use super::outbox::Inbox;
 use super::timeline::{Clock, Sample};
 
+/// A daemon's preface and first record must arrive within this of its connection.
+const FIRST_RECORD_WITHIN: Duration = Duration::from_secs(2);
+
 /// How often a connection looks whether to acknowledge what it stored.
 const ACK_EVERY: Duration = Duration::from_millis(100);
 
@@ -488,60 +491,71 @@ impl Router {
         let due = |seq: u64, acked: Option<u64>, at: tokio::time::Instant| {
             seq.saturating_sub(acked.unwrap_or(0)) >= ACK_BATCH || at.elapsed() >= ACK_IDLE
         };
-        let why = 'conn: loop {
-            tokio::select! {
-                n = read.read(&mut buf) => {
-                    let n = match n {
-                        Ok(0) => break 'conn "closed the connection".to_string(),
-                        Ok(n) => n,
-                        Err(e) => break 'conn format!("read failed: {e}"),
-                    };
-                    last_heard = tokio::time::Instant::now();
-                    opener.feed(&buf[..n]);
-                    plain.clear();
-                    if let Err(e) = opener.open(&mut plain) {
-                        break 'conn format!("{e}; closed");
-                    }
-                    decoder.feed(&plain);
-                    let handled = decoder.for_each_message(|m| {
-                        if let Some(seq) = self.on_message(&name, &boot, &link, m) {
-                            unacked = Some(seq);
+        // Whatever the daemon sent right behind its `auth` is handled first.
+        let leftover = decoder.for_each_message(|m| {
+            if let Some(seq) = self.on_message(&name, &boot, &link, m) {
+                unacked = Some(seq);
+            }
+        });
+        let why = if let Err(e) = leftover {
+            format!("bad frame: {e}")
+        } else {
+            'conn: loop {
+                tokio::select! {
+                    n = read.read(&mut buf) => {
+                        let n = match n {
+                            Ok(0) => break 'conn "closed the connection".to_string(),
+                            Ok(n) => n,
+                            Err(e) => break 'conn format!("read failed: {e}"),
+                        };
+                        opener.feed(&buf[..n]);
+                        plain.clear();
+                        match opener.open(&mut plain) {
+                            Ok(0) => {}
+                            Ok(_) => last_heard = tokio::time::Instant::now(),
+                            Err(e) => break 'conn format!("{e}; closed"),
                         }
-                    });
-                    if let Err(e) = handled {
-                        break 'conn format!("bad frame: {e}");
+                        decoder.feed(&plain);
+                        let handled = decoder.for_each_message(|m| {
+                            if let Some(seq) = self.on_message(&name, &boot, &link, m) {
+                                unacked = Some(seq);
+                            }
+                        });
+                        if let Err(e) = handled {
+                            break 'conn format!("bad frame: {e}");
+                        }
                     }
-                }
-                _ = ack_tick.tick() => {
-                    if self.inner.config.ack_when_stored {
-                        let stored = self
-                            .inner
-                            .stored
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get(&(key.clone(), boot.clone()))
-                            .copied();
-                        if let Some(seq) = stored.filter(|s| Some(*s) > acked && due(*s, acked, acked_at)) {
+                    _ = ack_tick.tick() => {
+                        if self.inner.config.ack_when_stored {
+                            let stored = self
+                                .inner
+                                .stored
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get(&(key.clone(), boot.clone()))
+                                .copied();
+                            if let Some(seq) = stored.filter(|s| Some(*s) > acked && due(*s, acked, acked_at)) {
+                                acked = Some(seq);
+                                acked_at = tokio::time::Instant::now();
+                                let _ = link.tx.send(Message::Ack { seq });
+                            }
+                        } else if let Some(seq) = unacked.filter(|s| due(*s, acked, acked_at)) {
+                            unacked = None;
                             acked = Some(seq);
                             acked_at = tokio::time::Instant::now();
                             let _ = link.tx.send(Message::Ack { seq });
                         }
-                    } else if let Some(seq) = unacked.filter(|s| due(*s, acked, acked_at)) {
-                        unacked = None;
-                        acked = Some(seq);
-                        acked_at = tokio::time::Instant::now();
-                        let _ = link.tx.send(Message::Ack { seq });
                     }
-                }
-                _ = heartbeat.tick() => {
-                    if last_heard.elapsed() >= self.inner.config.dead_after {
-                        break 'conn format!(
-                            "silent for {:.1}s; presumed dead",
-                            last_heard.elapsed().as_secs_f64()
-                        );
+                    _ = heartbeat.tick() => {
+                        if last_heard.elapsed() >= self.inner.config.dead_after {
+                            break 'conn format!(
+                                "silent for {:.1}s; presumed dead",
+                                last_heard.elapsed().as_secs_f64()
+                            );
+                        }
+                        ping_seq += 1;
+                        let _ = link.tx.send(Message::Ping { seq: ping_seq, sent_us: now_us() });
                     }
-                    ping_seq += 1;
-                    let _ = link.tx.send(Message::Ping { seq: ping_seq, sent_us: now_us() });
                 }
             }
         };
@@ -583,17 +597,27 @@ impl Router {
         peer: SocketAddr,
     ) -> Result<Handshaken, Refusal> {
         let silent = Refusal::Silent;
-        let mut preface = [0u8; channel::PREFACE.len()];
-        read.read_exact(&mut preface)
-            .await
-            .map_err(|e| silent(format!("no preface ({e})")))?;
-        if preface != channel::PREFACE {
-            return Err(silent(channel::ChannelError::Preface.to_string()));
-        }
+        // A daemon sends its preface and first record at once: a peer that dribbles them
+        // gives its handshake slot back soon.
         let mut records = Records::default();
-        let first = crate::net::next_record(read, &mut records, "the peer")
-            .await
-            .map_err(silent)?;
+        let first = tokio::time::timeout(FIRST_RECORD_WITHIN, async {
+            let mut preface = [0u8; channel::PREFACE.len()];
+            read.read_exact(&mut preface)
+                .await
+                .map_err(|e| format!("no preface ({e})"))?;
+            if preface != channel::PREFACE {
+                return Err(channel::ChannelError::Preface.to_string());
+            }
+            crate::net::next_record(read, &mut records, "the peer").await
+        })
+        .await
+        .map_err(|_| {
+            silent(format!(
+                "no first record within {}",
+                crate::scenario::duration::human(FIRST_RECORD_WITHIN)
+            ))
+        })?
+        .map_err(silent)?;
         let candidates = self.inner.psks.iter().map(|(env, key)| (env.as_str(), key));
         let (environment, hello, responder) = Responder::open(candidates, &first)
             .map_err(|e| silent(format!("{e} (an unknown environment or a wrong secret)")))?;

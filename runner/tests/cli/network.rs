@@ -314,6 +314,9 @@ enum Injection {
     Record(Vec<u8>),
     /// The last record the router sent, once more.
     Replay,
+    /// From now on the router's bytes are dropped, and the daemon gets the head of a long
+    /// record and then one byte of it now and then: bytes, but never a record.
+    Dribble,
 }
 
 async fn relay(router: String) -> Relay {
@@ -345,11 +348,17 @@ async fn relay(router: String) -> Relay {
             let mut records = lowtouch::net::channel::Records::default();
             let mut last: Vec<u8> = Vec::new();
             let mut buf = [0u8; 65536];
+            let mut dribbling = false;
+            let mut drip = tokio::time::interval(Duration::from_millis(300));
             loop {
                 tokio::select! {
+                    _ = drip.tick(), if dribbling => {
+                        if dw.write_all(&[0]).await.is_err() { break; }
+                    }
                     n = ur.read(&mut buf) => {
                         let Ok(n) = n else { break };
                         if n == 0 { break; }
+                        if dribbling { continue; }
                         s.lock().unwrap().extend_from_slice(&buf[..n]);
                         records.feed(&buf[..n]);
                         let mut out = Vec::new();
@@ -361,7 +370,15 @@ async fn relay(router: String) -> Relay {
                         if dw.write_all(&out).await.is_err() { break; }
                     }
                     Some(i) = injections.recv() => {
-                        let record = match i { Injection::Record(r) => r, Injection::Replay => last.clone() };
+                        let record = match i {
+                            Injection::Record(r) => r,
+                            Injection::Replay => last.clone(),
+                            Injection::Dribble => {
+                                dribbling = true;
+                                if dw.write_all(&[0xFF, 0xFF]).await.is_err() { break; }
+                                continue;
+                            }
+                        };
                         let mut out = (record.len() as u16).to_be_bytes().to_vec();
                         out.extend_from_slice(&record);
                         if dw.write_all(&out).await.is_err() { break; }
@@ -458,6 +475,8 @@ fn a_relay_between_daemon_and_router_learns_nothing_and_injects_nothing() {
             Injection::Record(forged.clone()),
             Injection::Record(forged[4..].to_vec()),
             Injection::Replay,
+            // Bytes that never make a record do not keep the connection alive.
+            Injection::Dribble,
         ]
         .into_iter()
         .enumerate()
