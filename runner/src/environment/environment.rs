@@ -261,6 +261,18 @@ impl Environment {
     /// elsewhere (a pipeline's `variables:`, `--set`); later ones win.
     pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Environment, Vec<Finding>> {
         let file = SourceFile::read(path).map_err(|f| vec![f])?;
+        Environment::parse(file, overrides)
+    }
+
+    /// Parses and checks an environment whose text is already read (the fuzzer's entry
+    /// point). `file.path` still places it: its project is the folder above its own, where
+    /// the templates and test data it names are looked for.
+    pub fn parse(
+        file: SourceFile,
+        overrides: &[(String, String)],
+    ) -> Result<Environment, Vec<Finding>> {
+        let path_buf = file.path.clone();
+        let path = path_buf.as_path();
         let spec: EnvironmentFile =
             serde_yaml::from_str(&file.text).map_err(|e| vec![Finding::yaml(&file, &e)])?;
         let mut findings = Vec::new();

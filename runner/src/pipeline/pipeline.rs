@@ -230,6 +230,15 @@ impl Pipeline {
 
     pub fn load(path: &Path) -> Result<Pipeline, Vec<Finding>> {
         let file = SourceFile::read(path).map_err(|f| vec![f])?;
+        Pipeline::parse(file)
+    }
+
+    /// Parses and checks a pipeline whose text is already read (the fuzzer's entry point).
+    /// `file.path` still places it: the scenarios and tools it names are read relative to
+    /// its folder, and its name defaults to the file's stem.
+    pub fn parse(file: SourceFile) -> Result<Pipeline, Vec<Finding>> {
+        let path_buf = file.path.clone();
+        let path = path_buf.as_path();
         let spec: PipelineFile =
             serde_yaml::from_str(&file.text).map_err(|e| vec![Finding::yaml(&file, &e)])?;
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
