@@ -48,6 +48,7 @@ fn every_target_is_in_this_pass() {
         "order_flow",
         "webhook",
         "frame",
+        "record",
     ];
     for t in TARGETS {
         assert!(here.contains(&t.name), "add a test for `{}` below", t.name);
@@ -92,4 +93,9 @@ fn webhook() {
 #[test]
 fn frame() {
     short_pass("frame");
+}
+
+#[test]
+fn record() {
+    short_pass("record");
 }

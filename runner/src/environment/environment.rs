@@ -267,10 +267,7 @@ impl Environment {
     /// Parses and checks an environment whose text is already read (the fuzzer's entry
     /// point). `file.path` still places it: its project is the folder above its own, where
     /// the templates and test data it names are looked for.
-    pub fn parse(
-        file: SourceFile,
-        overrides: &[(String, String)],
-    ) -> Result<Environment, Vec<Finding>> {
+    pub fn parse(file: SourceFile, overrides: &[Override]) -> Result<Environment, Vec<Finding>> {
         let path_buf = file.path.clone();
         let path = path_buf.as_path();
         let spec: EnvironmentFile =
