@@ -1,20 +1,19 @@
-//! The driver's random numbers: SplitMix64, seeded, so a run is reproducible from its seed.
+//! The driver's random numbers: lowtouch's own SplitMix64 (the test-data generator's),
+//! seeded, so a run is reproducible from its seed.
+
+use lowtouch::testdata::rng::SplitMix64;
 
 /// A small, fast generator; quality is ample for choosing mutations.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(SplitMix64::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A number in `0..n`; `n` must not be 0.
