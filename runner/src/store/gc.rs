@@ -211,8 +211,9 @@ pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
     Ok((before, size(path)))
 }
 
-/// Bytes of records copied between two checks of the room left.
-const CHUNK: u64 = 1024 * 1024;
+/// Bytes of records copied between two checks of the room left: small, so a disk the store
+/// filled down to its final reserve still has room for the first chunk.
+const CHUNK: u64 = 256 * 1024;
 
 /// Every tree of `source` into a new database at `to`, durable when this returns. Before
 /// each chunk, the disk of `store` must have room for it (twice over: sled's log holds

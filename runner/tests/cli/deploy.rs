@@ -20,12 +20,19 @@ fn exchange_repository() -> tempfile::TempDir {
     .unwrap();
     let workspace = std::fs::read_to_string(repo_root.join("Cargo.toml")).unwrap();
     // The workspace's shared settings, with the exchange as its only member.
-    let workspace = workspace
-        .replace(
-            r#"members = ["runner", "examples/exchange"]"#,
-            r#"members = ["examples/exchange"]"#,
-        )
-        .replace(r#"default-members = ["runner"]"#, "");
+    let workspace: String = workspace
+        .lines()
+        .map(|line| {
+            if line.starts_with("members = ") {
+                r#"members = ["examples/exchange"]"#
+            } else if line.starts_with("default-members = ") {
+                ""
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     std::fs::write(product.path().join("Cargo.toml"), workspace).unwrap();
     git(product.path(), &["init", "-q"]);
     git(product.path(), &["add", "."]);
