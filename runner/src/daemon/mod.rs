@@ -222,17 +222,18 @@ async fn connect_once(
                     Ok(n) => n,
                     Err(e) => break 'conn format!("read failed: {e}"),
                 };
-                opener.feed(&buf[..n]);
-                plain.clear();
-                match opener.open(&mut plain) {
+                let received = crate::net::receive_sealed(
+                    &buf[..n],
+                    &mut opener,
+                    &mut plain,
+                    &mut decoder,
+                    |m| on_message(options, shared, &wire, m),
+                );
+                match received {
+                    Ok(true) => last_heard = tokio::time::Instant::now(),
                     // Bytes that are no whole record yet prove nothing: anyone can send them.
-                    Ok(0) => {}
-                    Ok(_) => last_heard = tokio::time::Instant::now(),
+                    Ok(false) => {}
                     Err(e) => break 'conn format!("{e}; not obeying this connection"),
-                }
-                decoder.feed(&plain);
-                if let Err(e) = decoder.for_each_message(|m| on_message(options, shared, &wire, m)) {
-                    break 'conn format!("bad frame from the router: {e}");
                 }
             }
             sent = &mut writer => {

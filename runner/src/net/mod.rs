@@ -67,6 +67,27 @@ pub(crate) async fn next_sealed_message(
     }
 }
 
+/// Bytes read from an established connection: every record they complete is opened and
+/// its frames handed to `on_message`, in order. `Ok(true)` when at least one record opened
+/// (only that proves the peer alive: bytes alone could be anyone's). An error ends the
+/// connection.
+pub(crate) fn receive_sealed(
+    bytes: &[u8],
+    opener: &mut channel::Opener,
+    plain: &mut Vec<u8>,
+    decoder: &mut Decoder,
+    on_message: impl FnMut(Message),
+) -> Result<bool, String> {
+    opener.feed(bytes);
+    plain.clear();
+    let opened = opener.open(plain).map_err(|e| e.to_string())?;
+    decoder.feed(plain);
+    decoder
+        .for_each_message(on_message)
+        .map_err(|e| format!("bad frame: {e}"))?;
+    Ok(opened > 0)
+}
+
 /// The one message a handshake record's payload holds.
 pub(crate) fn payload_message(payload: &[u8]) -> Result<Message, String> {
     let mut decoder = Decoder::default();

@@ -508,21 +508,21 @@ impl Router {
                             Ok(n) => n,
                             Err(e) => break 'conn format!("read failed: {e}"),
                         };
-                        opener.feed(&buf[..n]);
-                        plain.clear();
-                        match opener.open(&mut plain) {
-                            Ok(0) => {}
-                            Ok(_) => last_heard = tokio::time::Instant::now(),
+                        let received = crate::net::receive_sealed(
+                            &buf[..n],
+                            &mut opener,
+                            &mut plain,
+                            &mut decoder,
+                            |m| {
+                                if let Some(seq) = self.on_message(&name, &boot, &link, m) {
+                                    unacked = Some(seq);
+                                }
+                            },
+                        );
+                        match received {
+                            Ok(true) => last_heard = tokio::time::Instant::now(),
+                            Ok(false) => {}
                             Err(e) => break 'conn format!("{e}; closed"),
-                        }
-                        decoder.feed(&plain);
-                        let handled = decoder.for_each_message(|m| {
-                            if let Some(seq) = self.on_message(&name, &boot, &link, m) {
-                                unacked = Some(seq);
-                            }
-                        });
-                        if let Err(e) = handled {
-                            break 'conn format!("bad frame: {e}");
                         }
                     }
                     _ = ack_tick.tick() => {

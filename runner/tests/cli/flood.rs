@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lowtouch::trigger::webhook::sign;
 
-use crate::harness::{Project, log_of, stop, wait_until};
+use crate::harness::{Project, stop, wait_until};
 use crate::serve::SECRET;
 
 /// Starts `lowtouch serve` whose file descriptors are limited to `soft`/`hard`, as an
@@ -23,7 +23,6 @@ fn start_limited(
     u16,
     std::sync::Arc<std::sync::Mutex<String>>,
 ) {
-    use std::io::BufRead;
     let mut run = p
         .lowtouch(&["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"])
         .env("LOWTOUCH_WEBHOOK_SECRET", SECRET);
@@ -40,19 +39,7 @@ fn start_limited(
             Ok(())
         });
     }
-    let mut child = run.spawn();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    let log = log_of(&mut child);
-    (child, port, log)
+    crate::serve::spawn_serve(run)
 }
 
 /// A signed `ping` on a fresh connection: its status, or `None` when no answer came

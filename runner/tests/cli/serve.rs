@@ -155,6 +155,14 @@ pub(crate) fn start_with(
     for (k, v) in env {
         run = run.env(k, v);
     }
+    spawn_serve(run)
+}
+
+/// Spawns a `lowtouch serve` command; returns the child, the webhook port it printed and
+/// its stderr.
+pub(crate) fn spawn_serve(
+    run: crate::harness::Run,
+) -> (std::process::Child, u16, Arc<Mutex<String>>) {
     let mut child = run.spawn();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
