@@ -15,17 +15,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lowtouch::report::junit::StoredRun;
-use lowtouch::store::{
-    ObservationRecord, RunRecord, SCHEMA_VERSION, ScenarioKind, ScenarioRecord, Status, StepRecord,
-    Store,
-};
+use lowtouch::record::StoredRun;
+use lowtouch::record::{RunRecord, ScenarioKind, ScenarioRecord, Status, StepRecord};
+use lowtouch::store::{ObservationRecord, Store};
 
 const SCENARIOS: u32 = 500;
 
 fn run_record(id: &str, i: usize) -> RunRecord {
     RunRecord {
-        v: SCHEMA_VERSION,
         id: id.into(),
         pipelines: vec!["big".into()],
         environments: vec!["local".into()],
@@ -62,7 +59,6 @@ fn run_record(id: &str, i: usize) -> RunRecord {
 
 fn scenario(run: &str, index: u32, status: Status) -> ScenarioRecord {
     ScenarioRecord {
-        v: SCHEMA_VERSION,
         run_id: run.into(),
         index,
         kind: ScenarioKind::Scenario,
@@ -84,7 +80,6 @@ fn scenario(run: &str, index: u32, status: Status) -> ScenarioRecord {
 fn step(run: &str, index: u32, seq: u64, stdout: String) -> StepRecord {
     StepRecord {
         phase: None,
-        v: SCHEMA_VERSION,
         run_id: run.into(),
         scenario_index: index,
         seq,
@@ -255,7 +250,6 @@ fn main() {
             .map(|i| {
                 (
                     ObservationRecord {
-                        v: SCHEMA_VERSION,
                         at_us: 1_795_000_000_000_000 + i64::from(i) * 10,
                         environment: "local".into(),
                         daemon: "matching".into(),

@@ -174,11 +174,11 @@ fn follow_busy_log(
     let poller = {
         let (seen, done, store) = (seen.clone(), done.clone(), store.share());
         std::thread::spawn(move || {
-            let mut since = lowtouch::net::router::now_us();
+            let mut since = lowtouch::clock::now_us();
             let mut stop_at = None;
             loop {
                 let events = store
-                    .events("busy", since, lowtouch::net::router::now_us())
+                    .events("busy", since, lowtouch::clock::now_us())
                     .unwrap();
                 let now = Instant::now();
                 let mut seen = seen.lock().unwrap();

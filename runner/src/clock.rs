@@ -7,6 +7,14 @@ pub fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Microseconds since the epoch, on this host's clock: what observations and the
+/// daemons' timeline carry.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// A new run id: UTC time to the millisecond, then 16 random bits. Ids sort by time,
 /// so the store lists runs newest first with a reverse scan.
 pub fn new_run_id() -> String {

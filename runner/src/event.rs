@@ -2,7 +2,7 @@
 //! (the store, the terminal, later the router's data processor). Execution emits; it never
 //! calls a reporter directly.
 
-use crate::store::{RunRecord, ScenarioRecord, StepRecord};
+use crate::record::{RunRecord, ScenarioRecord, StepRecord};
 
 #[derive(Debug)]
 pub enum RunEvent<'a> {

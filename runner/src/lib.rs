@@ -31,6 +31,7 @@ pub mod github;
 pub mod monitor;
 pub mod net;
 pub mod pipeline;
+pub mod record;
 pub mod report;
 pub mod revision;
 pub mod scenario;

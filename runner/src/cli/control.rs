@@ -11,8 +11,8 @@ use super::{Cli, CliError};
 use crate::clock;
 use crate::environment::Environment;
 use crate::scenario::diagnostic::did_you_mean;
+use crate::store::Store;
 use crate::store::control::EnvLock;
-use crate::store::{SCHEMA_VERSION, Store};
 
 #[derive(Debug, Clone, Args)]
 pub struct EnvArg {
@@ -65,7 +65,6 @@ pub fn pause(cli: &Cli, args: &EnvArg, paused: bool) -> Result<i32, CliError> {
     known(&project, &args.env)?;
     let store = Store::open(&cli.db_path(&project))?;
     let mut c = store.control(&args.env)?;
-    c.v = SCHEMA_VERSION;
     c.paused = paused;
     c.paused_at = paused.then(clock::now);
     store.set_control(&args.env, &c)?;
@@ -97,7 +96,6 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<i32, CliError> {
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "someone".into());
-    c.v = SCHEMA_VERSION;
     c.lock = Some(EnvLock {
         by: by.clone(),
         reason: args.reason.clone(),

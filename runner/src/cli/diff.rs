@@ -60,8 +60,8 @@ pub fn masks_for(project: &std::path::Path, pipelines: &[String]) -> Masks {
 pub fn comparison(
     store: &Store,
     masks: &Masks,
-    baseline: &crate::store::RunRecord,
-    current: &crate::store::RunRecord,
+    baseline: &crate::record::RunRecord,
+    current: &crate::record::RunRecord,
 ) -> Result<Comparison, CliError> {
     let a = history::load(store, &baseline.id)?
         .ok_or_else(|| CliError::input(format!("run {} is gone", baseline.id)))?;
@@ -128,7 +128,7 @@ pub fn render(c: &Comparison, label: &str) -> String {
         .collect();
     let _ = writeln!(out, "{}\n", counts.join(", "));
     for s in &c.scenarios {
-        let status = |x: Option<crate::store::Status>| x.map_or("-", |s| s.as_str());
+        let status = |x: Option<crate::record::Status>| x.map_or("-", |s| s.as_str());
         let time = match (s.before_ms, s.after_ms, s.duration_change_pct) {
             (Some(b), Some(a), Some(p)) => format!("{b}ms -> {a}ms ({p:+.0}%)"),
             (_, Some(a), _) => format!("{a}ms"),
@@ -226,7 +226,7 @@ fn plotted(name: &str) -> bool {
 /// Each plotted metric of `run` over time: (source name) → points (seconds since start).
 fn series_of(
     store: &Store,
-    run: &crate::store::RunRecord,
+    run: &crate::record::RunRecord,
 ) -> Result<std::collections::BTreeMap<String, Vec<(f64, f64)>>, CliError> {
     let micros = |t: &str| {
         chrono::DateTime::parse_from_rfc3339(t)

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use super::{Cli, CliError};
 use crate::compare::candidates::{self, Candidate, Stretch};
+use crate::record::{RunRecord, Status};
 use crate::report::terminal::Style;
 use crate::scenario::duration::human;
-use crate::store::{RunRecord, Status, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
@@ -440,7 +441,7 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, CliE
 }
 
 /// `history --run ID --steps`: every step of the run with the system around it.
-fn steps(store: &Store, run: &crate::store::RunRecord, json: bool) -> Result<i32, CliError> {
+fn steps(store: &Store, run: &crate::record::RunRecord, json: bool) -> Result<i32, CliError> {
     let mut all = Vec::new();
     for sc in store.scenarios(&run.id)? {
         for step in store.steps(&run.id, sc.index)? {
@@ -505,9 +506,9 @@ fn steps(store: &Store, run: &crate::store::RunRecord, json: bool) -> Result<i32
 
 /// The metrics whose value differs from before to after (or that appeared).
 fn changed<'a>(
-    before: &'a [crate::store::Sample],
-    after: &'a [crate::store::Sample],
-) -> Vec<(Option<&'a crate::store::Sample>, &'a crate::store::Sample)> {
+    before: &'a [crate::record::Sample],
+    after: &'a [crate::record::Sample],
+) -> Vec<(Option<&'a crate::record::Sample>, &'a crate::record::Sample)> {
     after
         .iter()
         .filter_map(|a| {
@@ -523,8 +524,8 @@ fn changed<'a>(
 }
 
 /// `history --flaky`: per scenario, its outcomes across runs of the same candidate.
-fn flaky(store: &Store, runs: &[crate::store::RunRecord]) -> Result<i32, CliError> {
-    use crate::store::{ScenarioKind, Status};
+fn flaky(store: &Store, runs: &[crate::record::RunRecord]) -> Result<i32, CliError> {
+    use crate::record::{ScenarioKind, Status};
     use std::collections::BTreeMap;
     /// (candidate, pipeline, environment, scenario).
     type Key = (String, String, String, String);

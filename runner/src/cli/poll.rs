@@ -299,7 +299,7 @@ pub fn post_verdicts(cli: &Cli, project: &Path, p: &Pipeline) {
     };
     drop(store);
     // An interrupted run (Ctrl-C, cancelled, pre-empted) has no verdict to report.
-    if !run.pipelines.contains(&p.name) || run.status == crate::store::Status::Interrupted {
+    if !run.pipelines.contains(&p.name) || run.status == crate::record::Status::Interrupted {
         return;
     }
     for repo in targets {
@@ -411,9 +411,9 @@ fn post_status(
     }
 }
 
-fn verdict_of(status: crate::store::Status) -> crate::github::Verdict {
+fn verdict_of(status: crate::record::Status) -> crate::github::Verdict {
     use crate::github::Verdict;
-    use crate::store::Status;
+    use crate::record::Status;
     match status {
         Status::Passed => Verdict::Success,
         Status::Failed => Verdict::Failure,
@@ -425,12 +425,12 @@ fn verdict_of(status: crate::store::Status) -> crate::github::Verdict {
 /// names each failed scenario with where and why it failed.
 fn check_run(
     store: &Store,
-    run: &crate::store::RunRecord,
+    run: &crate::record::RunRecord,
     repo: &crate::watch::repository::GithubRepo,
     sha: &str,
     name: &str,
 ) -> crate::github::CheckRun {
-    use crate::store::{ScenarioKind, Status};
+    use crate::record::{ScenarioKind, Status};
     let conclusion = match run.status {
         Status::Passed => "success",
         Status::Interrupted => "cancelled",
@@ -504,11 +504,10 @@ fn record_skipped(
     skipped: &Due,
     winner: &str,
 ) -> Result<(), CliError> {
-    use crate::store::{RunRecord, SCHEMA_VERSION, Status};
+    use crate::record::{RunRecord, Status};
     let now = crate::clock::now();
     let revision = skipped.because.rsplit(' ').next().unwrap_or("").to_string();
     let run = RunRecord {
-        v: SCHEMA_VERSION,
         id: crate::clock::new_run_id(),
         pipelines: vec![p.name.clone()],
         environments: vec![p.environment.clone()],

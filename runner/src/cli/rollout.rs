@@ -18,8 +18,9 @@ use crate::environment::history::History;
 use crate::environment::render::Revisions;
 use crate::execute::interrupt;
 use crate::pipeline::{Pipeline, Plan};
+use crate::record::Status;
 use crate::report::terminal::Detail;
-use crate::store::{Status, Store};
+use crate::store::Store;
 use crate::{execute, revision};
 
 #[derive(Debug, Clone, Args)]

@@ -10,11 +10,12 @@ use super::{Cli, CliError};
 use crate::event::Fanout;
 use crate::execute::{self, RunSettings, interrupt};
 use crate::pipeline::{Pipeline, Plan};
-use crate::report::StoredRun;
+use crate::record::Status;
+use crate::record::StoredRun;
 use crate::report::terminal::{Detail, Progress, Style, summary};
 use crate::scenario::diagnostic::did_you_mean;
 use crate::source::Finding;
-use crate::store::{Status, Store, StoreSink};
+use crate::store::{Store, StoreSink};
 use crate::{clock, report, revision};
 
 #[derive(Debug, Clone, Args)]
@@ -370,7 +371,7 @@ fn forget_deployed(project: &Path, plans: &[Plan]) {
 
 /// After the runs: remembers what each pipeline's passed deploy stage put in place.
 fn record_deployed(project: &Path, stored: &StoredRun, plans: &[Plan]) {
-    use crate::store::ScenarioKind;
+    use crate::record::ScenarioKind;
     for plan in plans {
         if plan.pipeline.deploy.is_empty() || !plan.deploy {
             continue;
@@ -478,7 +479,6 @@ pub fn execute_plans(x: &Execution<'_>, junit_path: &Path) -> Result<StoredRun, 
     let mut taken: Vec<&str> = Vec::new();
     for env in envs {
         let lease = crate::store::control::Lease {
-            v: crate::store::SCHEMA_VERSION,
             environment: env.to_string(),
             run_id: run_id.clone(),
             pipelines: pipelines.clone(),
@@ -591,9 +591,12 @@ impl crate::event::Listener for StopWhenTheStoreFails<'_> {
 
 /// A run the store failed during, whole: what the store kept, and what the sink kept
 /// since (a newer record of a scenario replaces the stored one).
-fn cut_short(store: &Store, sink: &StoreSink<'_>, mut run: crate::store::RunRecord) -> StoredRun {
+fn cut_short(store: &Store, sink: &StoreSink<'_>, mut run: crate::record::RunRecord) -> StoredRun {
     let unwritten = sink.take_unwritten();
-    let mut scenarios: Vec<(crate::store::ScenarioRecord, Vec<crate::store::StepRecord>)> = store
+    let mut scenarios: Vec<(
+        crate::record::ScenarioRecord,
+        Vec<crate::record::StepRecord>,
+    )> = store
         .scenarios(&run.id)
         .unwrap_or_default()
         .into_iter()

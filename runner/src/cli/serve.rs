@@ -136,7 +136,7 @@ async fn run_server(
     let _router = start_router(&args.router, &project, &store, event_tx).await?;
     // Events from before this instant happened during a run (or before the server): not
     // ones to start an event-driven scenario on.
-    let mut quiet_since = crate::net::router::now_us();
+    let mut quiet_since = crate::clock::now_us();
     let mut triggered: Option<(String, usize, std::collections::BTreeMap<String, String>)> = None;
 
     let (wake, mut woken) = tokio::sync::mpsc::channel::<String>(64);
@@ -164,7 +164,7 @@ async fn run_server(
         }
         while let Some(r) = waiting.pop_front() {
             run_for_client(r).await;
-            quiet_since = crate::net::router::now_us();
+            quiet_since = crate::clock::now_us();
             while let Ok(r) = api_runs.try_recv() {
                 waiting.push_back(r);
             }
@@ -191,7 +191,7 @@ async fn run_server(
                 })
                 .await,
             );
-            quiet_since = crate::net::router::now_us();
+            quiet_since = crate::clock::now_us();
             // The round below still looks for changes.
             let _ = ran;
             0
@@ -223,7 +223,7 @@ async fn run_server(
             ran
         };
         if ran > 0 {
-            quiet_since = crate::net::router::now_us();
+            quiet_since = crate::clock::now_us();
         }
         if interrupt::shutdown() {
             break;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::store::RunRecord;
+use crate::record::RunRecord;
 
 /// What a run tested.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::mask::Masks;
-use crate::report::junit::{ScenarioWithSteps, StoredRun, command_line};
-use crate::store::{ScenarioKind, Status, StepRecord};
+use crate::record::{ScenarioKind, Status, StepRecord};
+use crate::record::{ScenarioWithSteps, StoredRun};
 
 /// What became of one scenario from the baseline to the current run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -227,7 +227,7 @@ fn step_diffs(before: &[StepRecord], after: &[StepRecord], masks: &Masks) -> Vec
     let commands = |steps: &[StepRecord]| -> Vec<String> {
         steps
             .iter()
-            .map(|s| masks.apply(&command_line(s)))
+            .map(|s| masks.apply(&s.command_line()))
             .collect()
     };
     let (old_commands, new_commands) = (commands(before), commands(after));
@@ -250,13 +250,15 @@ fn step_diffs(before: &[StepRecord], after: &[StepRecord], masks: &Masks) -> Vec
             a.map(text).unwrap_or_default(),
         );
         let same_command =
-            b.map(|s| masks.apply(&command_line(s))) == a.map(|s| masks.apply(&command_line(s)));
+            b.map(|s| masks.apply(&s.command_line())) == a.map(|s| masks.apply(&s.command_line()));
         if same_command && old == new {
             continue;
         }
         let shown = a.or(b).expect("one side has the step");
-        let label =
-            |s: Option<&StepRecord>| s.map(command_line).unwrap_or_else(|| "(no step)".into());
+        let label = |s: Option<&StepRecord>| {
+            s.map(StepRecord::command_line)
+                .unwrap_or_else(|| "(no step)".into())
+        };
         let diff = similar::TextDiff::from_lines(&old, &new)
             .unified_diff()
             .context_radius(3)
@@ -268,7 +270,7 @@ fn step_diffs(before: &[StepRecord], after: &[StepRecord], masks: &Masks) -> Vec
         out.push(StepDiff {
             seq: shown.seq,
             line: shown.line,
-            command: command_line(shown),
+            command: shown.command_line(),
             diff,
         });
     }
@@ -278,7 +280,7 @@ fn step_diffs(before: &[StepRecord], after: &[StepRecord], masks: &Masks) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{RunRecord, ScenarioRecord};
+    use crate::record::{RunRecord, ScenarioRecord};
 
     /// A scenario for a test: name, status, steps as (command, stdout).
     type Scn<'a> = (&'a str, Status, Vec<(&'a str, &'a str)>);

@@ -10,8 +10,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::report::junit::StoredRun;
-use crate::store::{RunRecord, Store, StoreError};
+use crate::record::RunRecord;
+use crate::record::StoredRun;
+use crate::store::{Store, StoreError};
 
 /// Why a name names no run.
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +208,7 @@ pub fn previous_release(
                 && r.incomplete.is_none()
                 && matches!(
                     r.status,
-                    crate::store::Status::Passed | crate::store::Status::Failed
+                    crate::record::Status::Passed | crate::record::Status::Failed
                 )
         };
         for r in all_runs(store)?

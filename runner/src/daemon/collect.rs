@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use crate::clock::now_us;
 use crate::monitor::procfs::{self, CpuTimes, ProcStat};
 use crate::monitor::{Follower, Rule, RuleKind, RuleSet};
 use crate::net::codec::{DaemonConfig, Observation};
-use crate::net::router::now_us;
 
 /// The longest the collector sleeps without looking (for file systems without inotify).
 pub const LOG_POLL: Duration = Duration::from_secs(1);

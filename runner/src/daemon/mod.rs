@@ -28,11 +28,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::clock::now_us;
 use crate::net::auth;
 use crate::net::channel::{Initiator, Records};
 use crate::net::codec::{DaemonConfig, Decoder, Message, encode};
 use crate::net::outbox::Outbox;
-use crate::net::router::now_us;
 
 /// How a daemon finds and proves itself to its router.
 #[derive(Clone)]

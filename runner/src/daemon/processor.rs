@@ -7,7 +7,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::net::Observation;
 use crate::net::router::{Delivered, Router};
-use crate::store::{ObservationRecord, SCHEMA_VERSION, Store};
+use crate::store::{ObservationRecord, Store};
 
 /// At most this many observations go into one atomic batch.
 const BATCH: usize = 4096;
@@ -111,7 +111,6 @@ pub fn record(d: Delivered) -> ObservationRecord {
         } => (source, "metric", name, None, Some(value)),
     };
     ObservationRecord {
-        v: SCHEMA_VERSION,
         at_us: d.at_us,
         environment: d.environment,
         daemon: d.daemon,

@@ -15,10 +15,10 @@ use crate::environment::environment::When;
 use crate::environment::{AliasKind, Resolved, Resolver};
 use crate::event::{Fanout, RunEvent};
 use crate::pipeline::Plan;
+use crate::record::{Around, Sample, Seen, StepRecord};
 use crate::scenario::check::parse_signal;
 use crate::scenario::duration::{human, parse_duration};
 use crate::scenario::interpreter::{Host, Interpreter, StepRequest, StepResult, Verdict};
-use crate::store::{Around, SCHEMA_VERSION, Sample, Seen, StepRecord};
 
 /// What every step of a run shares.
 pub struct RunContext<'a> {
@@ -206,11 +206,7 @@ impl StepHost<'_> {
             return Vec::new();
         };
         observed
-            .events(
-                &self.ctx.plan.env.name,
-                since_us,
-                crate::net::router::now_us(),
-            )
+            .events(&self.ctx.plan.env.name, since_us, crate::clock::now_us())
             .into_iter()
             .filter(|o| o.kind == "event")
             .map(|o| Seen {
@@ -246,7 +242,7 @@ impl StepHost<'_> {
         let started = Instant::now();
         let since = self.since_us.get();
         loop {
-            let all = observed.events(env, self.started_us, crate::net::router::now_us());
+            let all = observed.events(env, self.started_us, crate::clock::now_us());
             if awaited.met(&all, since) {
                 return Exec::ok("builtin", String::new());
             }
@@ -365,7 +361,7 @@ impl StepHost<'_> {
         let env = &self.ctx.plan.env.name;
         let started = Instant::now();
         loop {
-            let all = observed.events(env, since_us, crate::net::router::now_us());
+            let all = observed.events(env, since_us, crate::clock::now_us());
             if awaited.met(&all, since_us) {
                 return None;
             }
@@ -424,7 +420,7 @@ impl Host for StepHost<'_> {
         });
         let ctx = self.ctx;
         let phase = ctx.phase.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let step_us = crate::net::router::now_us();
+        let step_us = crate::clock::now_us();
         // `wait_for event` looks back to the start of the step before it.
         self.since_us.set(self.previous_step_us.replace(step_us));
         let before = self.metrics_around(step.name, &step.args);
@@ -488,7 +484,6 @@ impl Host for StepHost<'_> {
         let record = StepRecord {
             phase,
             around,
-            v: SCHEMA_VERSION,
             run_id: self.ctx.run_id.to_string(),
             scenario_index: self.scenario_index,
             seq,

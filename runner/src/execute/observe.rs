@@ -5,7 +5,8 @@
 
 use regex::Regex;
 
-use crate::store::{ObservationRecord, Sample};
+use crate::record::Sample;
+use crate::store::ObservationRecord;
 
 /// Where a run reads observations from (the store).
 pub trait Observations: Sync {
@@ -201,7 +202,6 @@ mod tests {
 
     fn ev(at_us: i64, source: &str, name: &str, text: &str) -> ObservationRecord {
         ObservationRecord {
-            v: 1,
             at_us,
             environment: "local".into(),
             daemon: "matching".into(),

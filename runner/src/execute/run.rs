@@ -13,9 +13,9 @@ use super::route::Control;
 use crate::clock;
 use crate::event::{Fanout, RunEvent};
 use crate::pipeline::{HookLine, Plan, ScenarioFile};
+use crate::record::{RunRecord, ScenarioKind, ScenarioRecord, Status};
 use crate::scenario::Scenario;
 use crate::scenario::interpreter::{Interpreter, Verdict};
-use crate::store::{RunRecord, SCHEMA_VERSION, ScenarioKind, ScenarioRecord, Status};
 
 pub struct RunSettings<'a> {
     pub run_id: &'a str,
@@ -38,9 +38,8 @@ pub struct RunSettings<'a> {
 /// Runs the plans one after another and returns the finished run record.
 pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) -> RunRecord {
     let started = Instant::now();
-    let started_us = crate::net::router::now_us();
+    let started_us = crate::clock::now_us();
     let mut run = RunRecord {
-        v: SCHEMA_VERSION,
         id: settings.run_id.to_string(),
         pipelines: plans.iter().map(|p| p.pipeline.name.clone()).collect(),
         environments: plans.iter().map(|p| p.env.name.clone()).collect(),
@@ -151,7 +150,7 @@ fn run_plan(
         observed: settings.observed,
         caused: std::sync::Mutex::new(Vec::new()),
         diagnosed: std::sync::Mutex::new(Vec::new()),
-        started_us: crate::net::router::now_us(),
+        started_us: crate::clock::now_us(),
         phase,
     };
     let runner = &PlanRunner { ctx: &ctx, index };
@@ -323,7 +322,6 @@ impl PlanRunner<'_> {
 
     fn record(&self, index: u32, kind: ScenarioKind, name: &str, path: &str) -> ScenarioRecord {
         ScenarioRecord {
-            v: SCHEMA_VERSION,
             run_id: self.ctx.run_id.to_string(),
             index,
             kind,
@@ -516,11 +514,7 @@ impl PlanRunner<'_> {
             let caused = ctx.caused.lock().unwrap_or_else(|e| e.into_inner());
             let mut diagnosed = ctx.diagnosed.lock().unwrap_or_else(|e| e.into_inner());
             observed
-                .events(
-                    &ctx.plan.env.name,
-                    ctx.started_us,
-                    crate::net::router::now_us(),
-                )
+                .events(&ctx.plan.env.name, ctx.started_us, crate::clock::now_us())
                 .into_iter()
                 .filter(|e| e.name == "process" && e.text.as_deref() == Some("CRASHED"))
                 .filter(|e| {
@@ -531,7 +525,7 @@ impl PlanRunner<'_> {
                     }
                     new
                 })
-                .map(|e| crate::store::Seen {
+                .map(|e| crate::record::Seen {
                     at_us: e.at_us,
                     daemon: e.daemon,
                     source: e.source,
@@ -630,9 +624,9 @@ impl PlanRunner<'_> {
             line_base: part.line_base,
             interruptible: part.interruptible,
             depth: std::cell::Cell::new(0),
-            started_us: crate::net::router::now_us(),
-            previous_step_us: std::cell::Cell::new(crate::net::router::now_us()),
-            since_us: std::cell::Cell::new(crate::net::router::now_us()),
+            started_us: crate::clock::now_us(),
+            previous_step_us: std::cell::Cell::new(crate::clock::now_us()),
+            since_us: std::cell::Cell::new(crate::clock::now_us()),
             targeted: std::cell::RefCell::new(Vec::new()),
         };
         let mut interpreter =
@@ -663,9 +657,9 @@ fn deadline_after(d: Duration) -> Instant {
 
 /// The conditions a run runs under: each environment's test-data manifest hash and load
 /// profile (`load_*` variables after overrides), and this host's facts.
-fn conditions(plans: &[Plan], settings: &RunSettings<'_>) -> crate::store::RunConditions {
+fn conditions(plans: &[Plan], settings: &RunSettings<'_>) -> crate::record::RunConditions {
     use sha2::{Digest, Sha256};
-    let mut c = crate::store::RunConditions::default();
+    let mut c = crate::record::RunConditions::default();
     for plan in plans {
         let env = &plan.env;
         let manifest = env

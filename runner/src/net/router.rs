@@ -9,6 +9,7 @@
 //! timeline, deduplicated by sequence number (per daemon process), acknowledged, and
 //! handed to whoever listens ([`Router::bind`]'s receiver: the data processor).
 
+use crate::clock::now_us;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,13 +37,6 @@ const ACK_EVERY: Duration = Duration::from_millis(100);
 /// the daemon, and a daemon on a quiet log should not wake for each line twice.
 const ACK_BATCH: u64 = 1024;
 const ACK_IDLE: Duration = Duration::from_secs(1);
-
-/// Microseconds since the epoch, on this host's clock.
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
 
 #[derive(Clone)]
 pub struct RouterConfig {

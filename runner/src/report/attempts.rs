@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use super::junit::ScenarioWithSteps;
-use crate::store::{ScenarioRecord, Status};
+use crate::record::ScenarioWithSteps;
+use crate::record::{ScenarioRecord, Status};
 
 pub struct Standing<'a> {
     pub record: &'a ScenarioWithSteps,

@@ -6,9 +6,9 @@
 
 use std::fmt::Write as _;
 
-use super::junit::{StoredRun, command_line};
 use crate::compare::{Change, Comparison};
-use crate::store::{ScenarioKind, Status};
+use crate::record::StoredRun;
+use crate::record::{ScenarioKind, Status};
 
 /// One metric over time: seconds since its run began, and the value.
 pub struct Series {
@@ -220,7 +220,7 @@ pub fn render(
                 "<p>{}:{} <code>{}</code> (status {})</p><pre>{}{}</pre>",
                 esc(&sc.path),
                 step.line,
-                esc(&command_line(step)),
+                esc(&step.command_line()),
                 step.status,
                 esc(&step.stdout),
                 esc(&step.stderr)

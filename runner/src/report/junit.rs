@@ -19,17 +19,9 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::store::{RunRecord, ScenarioKind, ScenarioRecord, Status, StepRecord};
-
-/// A run's scenarios with the steps of each, as read back from the store.
-pub struct StoredRun {
-    pub run: RunRecord,
-    pub scenarios: Vec<ScenarioWithSteps>,
-    /// Its artifacts: name and size (`lowtouch report --run ID --artifacts`).
-    pub artifacts: Vec<(String, usize)>,
-}
-
-pub type ScenarioWithSteps = (ScenarioRecord, Vec<StepRecord>);
+use crate::record::{
+    ScenarioKind, ScenarioRecord, ScenarioWithSteps, Status, StepRecord, StoredRun,
+};
 
 /// What a run is compared with in its report: the release's label (or `None`: no
 /// previous release) and the comparison.
@@ -284,7 +276,7 @@ fn failing_step(sc: &ScenarioRecord, steps: &[StepRecord]) -> String {
         .or_else(|| steps.iter().rev().find(|s| Some(s.line) == sc.failed_line));
     let mut out = String::new();
     if let Some(s) = step {
-        let _ = writeln!(out, "{}:{}: {}", sc.path, s.line, command_line(s));
+        let _ = writeln!(out, "{}:{}: {}", sc.path, s.line, s.command_line());
         let _ = writeln!(out, "status: {}", s.status);
         if let Some(f) = &s.failure {
             let _ = writeln!(out, "failure: {f}");
@@ -325,7 +317,7 @@ pub fn transcript(steps: &[StepRecord]) -> String {
             "[{:>4}] line {}: {} -> {mark} (status {}, {:.1} ms)",
             s.seq,
             s.line,
-            command_line(s),
+            s.command_line(),
             s.status,
             s.duration_us as f64 / 1000.0
         );
@@ -342,19 +334,6 @@ pub fn transcript(steps: &[StepRecord]) -> String {
         }
     }
     out
-}
-
-pub fn command_line(s: &StepRecord) -> String {
-    let mut text = s.command.clone();
-    for a in &s.args {
-        text.push(' ');
-        if a.is_empty() || a.contains(char::is_whitespace) {
-            let _ = write!(text, "{a:?}");
-        } else {
-            text.push_str(a);
-        }
-    }
-    text
 }
 
 fn parse_time(text: &str) -> Option<DateTime<FixedOffset>> {
@@ -389,7 +368,7 @@ mod tests {
     #[test]
     fn a_skipped_retry_keeps_the_failure_before_it() {
         let stored = StoredRun {
-            run: RunRecord::for_test("r"),
+            run: crate::record::RunRecord::for_test("r"),
             scenarios: vec![
                 attempt(0, Status::Failed, true, "first: price 100 != 101"),
                 attempt(1, Status::Failed, true, "second: price 100 != 101"),

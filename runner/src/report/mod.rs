@@ -5,5 +5,3 @@ pub mod attempts;
 pub mod html;
 pub mod junit;
 pub mod terminal;
-
-pub use junit::StoredRun;

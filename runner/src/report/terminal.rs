@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::junit::command_line;
 use crate::event::{Listener, RunEvent};
+use crate::record::{RunRecord, ScenarioKind, ScenarioRecord, Status};
 use crate::scenario::duration::human;
-use crate::store::{RunRecord, ScenarioKind, ScenarioRecord, Status};
 
 /// ANSI styling that switches itself off where it does not belong.
 #[derive(Clone, Copy)]
@@ -178,7 +177,7 @@ impl Listener for Progress {
                 let mut text = format!(
                     "  {} {} {mark} {}",
                     s.dim(&format!("{:>4}", step.line)),
-                    command_line(step),
+                    step.command_line(),
                     s.dim(&format!("{:.1}ms", step.duration_us as f64 / 1000.0))
                 );
                 for l in step.stdout.lines() {

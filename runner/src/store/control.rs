@@ -4,12 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::records::SCHEMA_VERSION;
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EnvControl {
-    pub v: u32,
     /// Paused: the server schedules nothing on it; a person may still run it.
     pub paused: bool,
     pub paused_at: Option<String>,
@@ -43,7 +41,6 @@ impl EnvControl {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Lease {
-    pub v: u32,
     pub environment: String,
     pub run_id: String,
     pub pipelines: Vec<String>,
@@ -51,26 +48,13 @@ pub struct Lease {
     pub since: String,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).to_string(),
-        source: e,
-    })
-}
-
-fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
-        key: key.to_string(),
-        source: e,
-    })
-}
+use super::encoding::{decode, encode};
 
 impl Store {
     pub fn control(&self, env: &str) -> Result<EnvControl, StoreError> {
         Ok(match self.control.get(env.as_bytes())? {
             Some(bytes) => decode(env.as_bytes(), &bytes)?,
             None => EnvControl {
-                v: SCHEMA_VERSION,
                 ..Default::default()
             },
         })
@@ -79,14 +63,15 @@ impl Store {
     /// Writes an environment's control record, flushed before this returns.
     pub fn set_control(&self, env: &str, control: &EnvControl) -> Result<(), StoreError> {
         self.room(super::space::RESERVE)?;
-        self.control.insert(env.as_bytes(), encode(env, control)?)?;
+        self.control
+            .insert(env.as_bytes(), encode(env.as_bytes(), control)?)?;
         self.flush()
     }
 
     /// Takes the environment for a run. Returns the holder when another run has it.
     pub fn take_lease(&self, lease: &Lease) -> Result<Option<Lease>, StoreError> {
         let key = lease.environment.as_bytes();
-        let value = encode(&lease.environment, lease)?;
+        let value = encode(lease.environment.as_bytes(), lease)?;
         self.room(super::space::RESERVE)?;
         if let Some(bytes) = self.leases.get(key)? {
             let held: Lease = decode(key, &bytes)?;
@@ -162,7 +147,7 @@ impl Store {
         }
         Ok(self
             .run(&lease.run_id)?
-            .is_some_and(|r| r.status != super::Status::Running))
+            .is_some_and(|r| r.status != crate::record::Status::Running))
     }
 
     /// Releases the leases that outlived their runs (on a full disk: later).
@@ -188,7 +173,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let lease = |run: &str, pid: u32| Lease {
-            v: SCHEMA_VERSION,
             environment: "uat-1".into(),
             run_id: run.into(),
             pipelines: vec!["demo".into()],

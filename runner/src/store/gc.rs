@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::{RunRecord, Status, Store, StoreError};
+use super::{Store, StoreError};
+use crate::record::{RunRecord, Status};
 
 /// What a prune did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -341,7 +342,6 @@ mod tests {
         let event = |minute: u32, n: u32| {
             (
                 ObservationRecord {
-                    v: 3,
                     at_us: us(minute),
                     environment: "local".into(),
                     daemon: "d".into(),
@@ -376,7 +376,7 @@ mod tests {
         for id in ["kept", "orphan"] {
             let run = RunRecord::for_test(id);
             store.begin_run(&run).unwrap();
-            let sc = crate::store::ScenarioRecord::for_test(id, 0, "s", Status::Passed);
+            let sc = crate::record::ScenarioRecord::for_test(id, 0, "s", Status::Passed);
             store.finish_scenario(&sc).unwrap();
             store.finish_run(&run).unwrap();
         }

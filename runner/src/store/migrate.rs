@@ -16,7 +16,7 @@ use super::{Store, StoreError};
 /// Migrates `store` from `found` to the current version; returns what it did, for the
 /// person who opened it.
 pub fn migrate(store: &Store, found: u32) -> Result<Option<String>, StoreError> {
-    if found >= super::SCHEMA_VERSION {
+    if found >= crate::record::SCHEMA_VERSION {
         return Ok(None);
     }
     // It copies records: on a full disk it waits (this lowtouch cannot read the old layout).
@@ -37,7 +37,7 @@ pub fn migrate(store: &Store, found: u32) -> Result<Option<String>, StoreError> 
     }
     Ok(Some(format!(
         "migrated the store from schema {found} to {}: {}",
-        super::SCHEMA_VERSION,
+        crate::record::SCHEMA_VERSION,
         did.join("; ")
     )))
 }

@@ -7,11 +7,11 @@ pub mod artifacts;
 pub mod chunk;
 pub mod control;
 pub mod detail;
+mod encoding;
 pub mod error;
 pub mod gc;
 pub mod migrate;
 pub mod observations;
-pub mod records;
 pub mod releases;
 pub mod sink;
 pub mod space;
@@ -21,9 +21,5 @@ pub mod tips;
 
 pub use error::StoreError;
 pub use observations::ObservationRecord;
-pub use records::{
-    Around, HostFacts, RunConditions, RunRecord, SCHEMA_VERSION, Sample, ScenarioKind,
-    ScenarioRecord, Seen, Status, StepRecord,
-};
 pub use sink::StoreSink;
 pub use store::Store;

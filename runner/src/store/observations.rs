@@ -11,13 +11,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
-use super::records::SCHEMA_VERSION;
 use super::store::Store;
 
 /// One stored observation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObservationRecord {
-    pub v: u32,
     /// On the management server's timeline, µs since the epoch.
     pub at_us: i64,
     pub environment: String,
@@ -38,7 +36,7 @@ pub struct ObservationRecord {
 /// Environment → (daemon, source, name) → the newest sample stored by this process.
 pub type Latest = std::collections::HashMap<
     String,
-    std::collections::BTreeMap<(String, String, String), super::records::Sample>,
+    std::collections::BTreeMap<(String, String, String), crate::record::Sample>,
 >;
 
 /// Times sort as unsigned big-endian: shift the sign away.
@@ -110,12 +108,7 @@ impl Store {
             if o.kind == "event" {
                 batch.insert(event_key(&key), &[][..]);
             }
-            let mut record = o.clone();
-            record.v = SCHEMA_VERSION;
-            let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&key).to_string(),
-                source: e,
-            })?;
+            let bytes = super::encoding::encode(&key, o)?;
             batch.insert(key, bytes);
         }
         for ((env, daemon, boot), next) in marks {
@@ -257,7 +250,7 @@ impl Store {
         if series.get(&key).is_none_or(|s| s.at_us <= o.at_us) {
             series.insert(
                 key,
-                super::records::Sample {
+                crate::record::Sample {
                     daemon: o.daemon.clone(),
                     source: o.source.clone(),
                     name: o.name.clone(),
@@ -269,7 +262,7 @@ impl Store {
     }
 
     /// The newest sample of each metric of `environment` that this process stored.
-    pub fn latest_metrics(&self, environment: &str) -> Vec<super::records::Sample> {
+    pub fn latest_metrics(&self, environment: &str) -> Vec<crate::record::Sample> {
         self.latest
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -318,7 +311,6 @@ impl Store {
             for (source, name, at_us, value) in decoded {
                 if (from_us..=to_us).contains(&at_us) {
                     samples.push(ObservationRecord {
-                        v: SCHEMA_VERSION,
                         at_us,
                         environment: environment.to_string(),
                         daemon: daemon.clone(),
@@ -346,7 +338,6 @@ mod tests {
 
     fn obs(env: &str, at_us: i64, name: &str) -> ObservationRecord {
         ObservationRecord {
-            v: 0,
             at_us,
             environment: env.into(),
             daemon: "matching".into(),

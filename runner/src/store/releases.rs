@@ -4,12 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::records::SCHEMA_VERSION;
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRecord {
-    pub v: u32,
     pub name: String,
     pub run_id: String,
     /// When it was named.
@@ -29,15 +27,11 @@ impl Store {
             return Ok(Some(existing));
         }
         let record = ReleaseRecord {
-            v: SCHEMA_VERSION,
             name: name.to_string(),
             run_id: run_id.to_string(),
             at: at.to_string(),
         };
-        let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
-            key: name.to_string(),
-            source: e,
-        })?;
+        let bytes = super::encoding::encode(name.as_bytes(), &record)?;
         self.room(super::space::RESERVE)?;
         self.releases.insert(name.as_bytes(), bytes)?;
         self.releases.flush()?;

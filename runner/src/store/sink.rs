@@ -5,8 +5,9 @@
 
 use std::sync::Mutex;
 
-use super::{RunRecord, ScenarioRecord, StepRecord, Store, StoreError};
+use super::{Store, StoreError};
 use crate::event::{Listener, RunEvent};
+use crate::record::{RunRecord, ScenarioRecord, StepRecord};
 
 pub struct StoreSink<'a> {
     store: &'a Store,

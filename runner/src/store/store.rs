@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::StoreError;
-use super::records::{RunRecord, SCHEMA_VERSION, ScenarioRecord, Status, StepRecord};
+use crate::record::{RunRecord, SCHEMA_VERSION, ScenarioRecord, Status, StepRecord};
 
 /// How often sled flushes dirty data in the background.
 pub const FLUSH_EVERY_MS: u64 = 50;
@@ -248,10 +248,7 @@ impl Store {
         reserve: u64,
     ) -> Result<(), StoreError> {
         self.room(reserve)?;
-        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
-            key: String::from_utf8_lossy(key).to_string(),
-            source: e,
-        })?;
+        let bytes = super::encoding::encode(key, value)?;
         tree.insert(key, bytes)?;
         Ok(())
     }
@@ -264,10 +261,7 @@ impl Store {
     }
 
     fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-            key: String::from_utf8_lossy(key).replace('\0', "/"),
-            source: e,
-        })
+        super::encoding::decode(key, bytes)
     }
 
     pub fn begin_run(&self, run: &RunRecord) -> Result<(), StoreError> {

@@ -12,17 +12,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
-use super::records::SCHEMA_VERSION;
 use super::store::Store;
 
 /// A repository has been seen: its tips below are a baseline, even when there are none.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RepositorySeen {
-    pub v: u32,
     /// When the tips were last replaced (RFC 3339).
     pub updated_at: String,
 }
@@ -30,7 +27,6 @@ pub struct RepositorySeen {
 /// The last seen commit of one followed ref.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TipRecord {
-    pub v: u32,
     /// The commit under test (a tag's peeled commit), hex.
     pub commit: String,
     pub recorded_at: String,
@@ -45,19 +41,7 @@ fn bad_key(key: &str) -> StoreError {
     )))
 }
 
-fn encode<T: Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).replace('\0', "/"),
-        source: e,
-    })
-}
-
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).replace('\0', "/"),
-        source: e,
-    })
-}
+use super::encoding::{decode, encode};
 
 fn prefix(repository: &str) -> Result<Vec<u8>, StoreError> {
     if repository.is_empty() || repository.contains('\0') {
@@ -105,7 +89,6 @@ impl Store {
             batch.remove(k);
         }
         let seen = RepositorySeen {
-            v: SCHEMA_VERSION,
             updated_at: now.clone(),
         };
         batch.insert(prefix.clone(), encode(&prefix, &seen)?);
@@ -113,7 +96,6 @@ impl Store {
             let mut key = prefix.clone();
             key.extend_from_slice(name.as_bytes());
             let tip = TipRecord {
-                v: SCHEMA_VERSION,
                 commit: commit.clone(),
                 recorded_at: now.clone(),
             };
@@ -142,14 +124,12 @@ impl Store {
         key.extend_from_slice(name.as_bytes());
         let mut batch = sled::Batch::default();
         let seen = RepositorySeen {
-            v: SCHEMA_VERSION,
             updated_at: now.clone(),
         };
         batch.insert(prefix.clone(), encode(&prefix, &seen)?);
         match commit {
             Some(commit) => {
                 let tip = TipRecord {
-                    v: SCHEMA_VERSION,
                     commit: commit.to_string(),
                     recorded_at: now,
                 };

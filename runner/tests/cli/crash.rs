@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use lowtouch::store::Status;
+use lowtouch::record::Status;
 
 use crate::harness::{Project, alive, wait_until};
 

@@ -141,7 +141,7 @@ fn daemons_authenticate_report_and_obey_only_what_they_may() {
             .unwrap()
             .write_all(b"t1 STATE: ACTIVE\nt2 LATENCY: 42 us\n")
             .unwrap();
-        let before = lowtouch::net::router::now_us();
+        let before = lowtouch::clock::now_us();
         let got = expect(&mut rx, "state ACTIVE", |d| is_event(d, "Engine", "state", "ACTIVE")).await;
         assert_eq!(got.daemon, "matching");
         assert!((got.at_us - before).abs() < 5_000_000, "on the router's timeline");

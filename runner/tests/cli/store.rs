@@ -5,7 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lowtouch::store::{Status, Store};
+use lowtouch::record::Status;
+use lowtouch::store::Store;
 
 use crate::harness::{Project, history, wait_until};
 

@@ -1,10 +1,14 @@
-//! The records the store keeps, versioned: every record carries `v`, the schema version
-//! it was written with, so a later lowtouch can read or migrate it.
+//! The domain records: a run, its scenarios and steps, their statuses and conditions.
+//! Execution produces them, the store keeps them, comparison and reports read them —
+//! each of those depends on this module, none on another for these types.
+//!
+//! The store writes them versioned: every record carries `v`, the schema version it was
+//! written with, so a later lowtouch can read or migrate it.
 
 use serde::{Deserialize, Serialize};
 
 /// The schema version this build writes. Bump it when a record changes incompatibly
-/// and teach [`super::Store::open`] to migrate.
+/// and teach [`crate::store::Store::open`] to migrate.
 pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +40,6 @@ impl Status {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
-    pub v: u32,
     pub id: String,
     pub pipelines: Vec<String>,
     pub environments: Vec<String>,
@@ -148,7 +151,6 @@ impl RunRecord {
     /// A run of pipeline `demo` on `local` for unit tests, to change what a test is about.
     pub fn for_test(id: &str) -> RunRecord {
         RunRecord {
-            v: SCHEMA_VERSION,
             id: id.into(),
             pipelines: vec!["demo".into()],
             environments: vec!["local".into()],
@@ -193,7 +195,7 @@ pub struct RunConditions {
     pub hosts: std::collections::BTreeMap<String, HostFacts>,
 }
 
-pub use crate::net::codec::HostFacts;
+use crate::net::codec::HostFacts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -205,7 +207,6 @@ pub enum ScenarioKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioRecord {
-    pub v: u32,
     pub run_id: String,
     /// Position in the run, the key's second part.
     pub index: u32,
@@ -236,7 +237,6 @@ impl ScenarioRecord {
     /// tests, to change what a test is about.
     pub fn for_test(run_id: &str, index: u32, name: &str, status: Status) -> ScenarioRecord {
         ScenarioRecord {
-            v: SCHEMA_VERSION,
             run_id: run_id.into(),
             index,
             kind: ScenarioKind::Scenario,
@@ -262,7 +262,6 @@ impl StepRecord {
     /// `stdout` and exited 0. For unit tests.
     pub fn for_test(run_id: &str, index: u32, seq: u64, command: &str, stdout: &str) -> StepRecord {
         StepRecord {
-            v: SCHEMA_VERSION,
             run_id: run_id.into(),
             scenario_index: index,
             seq,
@@ -286,7 +285,6 @@ impl StepRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
-    pub v: u32,
     pub run_id: String,
     pub scenario_index: u32,
     pub seq: u64,
@@ -343,4 +341,32 @@ pub struct Seen {
     pub source: String,
     pub name: String,
     pub text: String,
+}
+
+/// A run's scenarios with the steps of each, as read back from the store.
+pub struct StoredRun {
+    pub run: RunRecord,
+    pub scenarios: Vec<ScenarioWithSteps>,
+    /// Its artifacts: name and size (`lowtouch report --run ID --artifacts`).
+    pub artifacts: Vec<(String, usize)>,
+}
+
+pub type ScenarioWithSteps = (ScenarioRecord, Vec<StepRecord>);
+
+impl StepRecord {
+    /// The step's command and arguments as a person would type them (arguments with
+    /// spaces quoted).
+    pub fn command_line(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = self.command.clone();
+        for a in &self.args {
+            text.push(' ');
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                let _ = write!(text, "{a:?}");
+            } else {
+                text.push_str(a);
+            }
+        }
+        text
+    }
 }
