@@ -19,6 +19,7 @@
 //! - [`clock`]: timestamps and run ids.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod compare;
@@ -35,6 +36,7 @@ pub mod record;
 pub mod report;
 pub mod revision;
 pub mod scenario;
+pub mod server;
 pub mod source;
 pub mod store;
 pub mod testdata;

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -185,24 +185,4 @@ impl axum::serve::Listener for Local {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.listener.local_addr()
     }
-}
-
-/// What the server is doing and what waits, for `lowtouch status` (run inside it).
-#[derive(Debug, Clone, Default)]
-pub struct Activity {
-    pub doing: String,
-    pub queue: Vec<String>,
-}
-
-static ACTIVITY: Mutex<Option<Activity>> = Mutex::new(None);
-
-/// Updates what this process (a server) says it is doing.
-pub fn set_activity(update: impl FnOnce(&mut Activity)) {
-    let mut a = ACTIVITY.lock().unwrap_or_else(|e| e.into_inner());
-    update(a.get_or_insert_with(Activity::default));
-}
-
-/// What this process is doing, when it is a server.
-pub fn activity() -> Option<Activity> {
-    ACTIVITY.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{Cli, CliError};
+use crate::app::{App, Error};
 use crate::environment::Environment;
 use crate::pipeline::{Pipeline, Plan};
 use crate::source::Finding;
@@ -31,8 +31,8 @@ struct Tally {
     findings: Vec<Finding>,
 }
 
-pub fn check(cli: &Cli, args: &CheckArgs) -> Result<i32, CliError> {
-    let project = cli.project()?;
+pub fn check(app: &App, args: &CheckArgs) -> Result<i32, Error> {
+    let project = app.project().root();
     let tools: Vec<PathBuf> = args
         .tools
         .iter()
@@ -57,14 +57,14 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> Result<i32, CliError> {
         })
         .collect();
     if paths.is_empty() {
-        paths.extend(Pipeline::discover(&project));
-        for name in Environment::names(&project) {
-            paths.extend(Environment::path_for(&project, &name));
+        paths.extend(Pipeline::discover(project));
+        for name in Environment::names(project) {
+            paths.extend(Environment::path_for(project, &name));
         }
     }
     for path in &paths {
         if !path.exists() {
-            return Err(CliError::input(format!("{}: no such file", path.display())));
+            return Err(Error::input(format!("{}: no such file", path.display())));
         }
         let kind = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let in_envs = path
@@ -72,7 +72,7 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> Result<i32, CliError> {
             .and_then(|p| p.file_name())
             .is_some_and(|n| n == "environments");
         match kind {
-            "scn" => check_scenario(&project, path, args, &tools, &mut tally),
+            "scn" => check_scenario(project, path, args, &tools, &mut tally),
             "yaml" | "yml" if in_envs => {
                 tally.environments += 1;
                 match Environment::load(path, &[]) {
@@ -90,7 +90,7 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> Result<i32, CliError> {
                 match Pipeline::load(path) {
                     Ok(p) => {
                         tally.scenarios += p.scenarios().count();
-                        match Plan::new(p, &project, &tools, &[]) {
+                        match Plan::new(p, project, &tools, &[]) {
                             Ok(plan) => leak(plan),
                             Err(mut f) => tally.findings.append(&mut f),
                         }
@@ -99,7 +99,7 @@ pub fn check(cli: &Cli, args: &CheckArgs) -> Result<i32, CliError> {
                 }
             }
             _ => {
-                return Err(CliError::input(format!(
+                return Err(Error::input(format!(
                     "{}: not a pipeline, environment (.yaml) or scenario (.scn)",
                     path.display()
                 )));

@@ -7,11 +7,10 @@
 
 use clap::Args;
 
-use super::{Cli, CliError};
+use crate::app::{App, Error};
 use crate::clock;
 use crate::environment::Environment;
 use crate::scenario::diagnostic::did_you_mean;
-use crate::store::Store;
 use crate::store::control::EnvLock;
 
 #[derive(Debug, Clone, Args)]
@@ -45,7 +44,7 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-fn known(project: &std::path::Path, env: &str) -> Result<(), CliError> {
+fn known(project: &std::path::Path, env: &str) -> Result<(), Error> {
     let names = Environment::names(project);
     if names.iter().any(|n| n == env) {
         return Ok(());
@@ -54,16 +53,16 @@ fn known(project: &std::path::Path, env: &str) -> Result<(), CliError> {
         Some(c) => format!("did you mean `{c}`?"),
         None => format!("environments: {}", names.join(", ")),
     };
-    Err(CliError::input(format!(
+    Err(Error::input(format!(
         "no environment named `{env}`; {hint}"
     )))
 }
 
 /// `pause` and `resume`.
-pub fn pause(cli: &Cli, args: &EnvArg, paused: bool) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    known(&project, &args.env)?;
-    let store = Store::open(&cli.db_path(&project))?;
+pub fn pause(app: &App, args: &EnvArg, paused: bool) -> Result<i32, Error> {
+    let project = app.project().root();
+    known(project, &args.env)?;
+    let store = app.store()?;
     let mut c = store.control(&args.env)?;
     c.paused = paused;
     c.paused_at = paused.then(clock::now);
@@ -80,13 +79,13 @@ pub fn pause(cli: &Cli, args: &EnvArg, paused: bool) -> Result<i32, CliError> {
     Ok(0)
 }
 
-pub fn lock(cli: &Cli, args: &LockArgs) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    known(&project, &args.env)?;
-    let store = Store::open(&cli.db_path(&project))?;
+pub fn lock(app: &App, args: &LockArgs) -> Result<i32, Error> {
+    let project = app.project().root();
+    known(project, &args.env)?;
+    let store = app.store()?;
     let mut c = store.control(&args.env)?;
     if let Some(l) = &c.lock {
-        return Err(CliError::input(format!(
+        return Err(Error::input(format!(
             "{} is already locked by {} since {}: {}; `lowtouch unlock {}` first",
             args.env, l.by, l.since, l.reason, args.env
         )));
@@ -106,10 +105,10 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
-pub fn unlock(cli: &Cli, args: &EnvArg) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    known(&project, &args.env)?;
-    let store = Store::open(&cli.db_path(&project))?;
+pub fn unlock(app: &App, args: &EnvArg) -> Result<i32, Error> {
+    let project = app.project().root();
+    known(project, &args.env)?;
+    let store = app.store()?;
     let mut c = store.control(&args.env)?;
     match c.lock.take() {
         Some(l) => {
@@ -126,13 +125,13 @@ pub fn unlock(cli: &Cli, args: &EnvArg) -> Result<i32, CliError> {
     Ok(0)
 }
 
-pub fn status(cli: &Cli, args: &StatusArgs) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    let store = Store::open(&cli.db_path(&project))?;
+pub fn status(app: &App, args: &StatusArgs) -> Result<i32, Error> {
+    let project = app.project().root();
+    let store = app.store()?;
     let leases = store.leases()?;
     let runs = store.runs(200)?;
     let mut rows = Vec::new();
-    for env in Environment::names(&project) {
+    for env in Environment::names(project) {
         let control = store.control(&env)?;
         let lease = leases.iter().find(|l| l.environment == env);
         let state = match (lease, control.hold()) {
@@ -183,10 +182,10 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<i32, CliError> {
             r["state"].as_str().unwrap_or("")
         );
     }
-    match crate::api::server::activity() {
+    match app.activity().map(crate::app::Activity::get) {
         Some(a) => {
             crate::outln!("server: {}", a.doing);
-            match crate::daemon::local::SERVER.get() {
+            match app.network() {
                 None => crate::outln!("daemons: the router is off (LOWTOUCH_DAEMON_SECRET unset)"),
                 Some(network) => {
                     let connected = network.router.connected();
@@ -232,11 +231,10 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<i32, CliError> {
 /// `lowtouch cancel RUN`: the run must be in progress in this process — the server's,
 /// when asked through its local API (a run started by `lowtouch run` holds the store
 /// itself; Ctrl-C stops it).
-pub fn cancel(cli: &Cli, args: &CancelArgs) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    let store = Store::open(&cli.db_path(&project))?;
+pub fn cancel(app: &App, args: &CancelArgs) -> Result<i32, Error> {
+    let store = app.store()?;
     if let Some(lease) = store.leases()?.into_iter().find(|l| l.run_id == args.run) {
-        if lease.pid == std::process::id() && crate::execute::interrupt::cancel(&lease.run_id) {
+        if lease.pid == std::process::id() && app.runs().cancel(&lease.run_id) {
             crate::outln!(
                 "cancelling run {} ({} on {}): its step is stopped, teardown runs, it is stored as interrupted",
                 lease.run_id,
@@ -246,7 +244,7 @@ pub fn cancel(cli: &Cli, args: &CancelArgs) -> Result<i32, CliError> {
             return Ok(0);
         }
         if lease.pid != std::process::id() {
-            return Err(CliError::infra(format!(
+            return Err(Error::infra(format!(
                 "run {} belongs to process {}; stop it there (Ctrl-C, or kill -TERM {})",
                 args.run, lease.pid, lease.pid
             )));
@@ -259,9 +257,9 @@ pub fn cancel(cli: &Cli, args: &CancelArgs) -> Result<i32, CliError> {
                 run.id,
                 run.status.as_str()
             );
-            Ok(super::error::exit::FAILED)
+            Ok(crate::app::exit::FAILED)
         }
-        None => Err(CliError::input(format!(
+        None => Err(Error::input(format!(
             "no run `{}`; `lowtouch history` lists them",
             args.run
         ))),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::CliError;
+use crate::app::Error;
 
 #[derive(Debug, Clone, Args)]
 pub struct DaemonArgs {
@@ -28,7 +28,7 @@ pub struct DaemonArgs {
     pub buffer: usize,
 }
 
-pub fn daemon(args: &DaemonArgs) -> Result<i32, CliError> {
+pub fn daemon(args: &DaemonArgs) -> Result<i32, Error> {
     let settings = crate::daemon::host::HostSettings {
         server: args.server.clone(),
         name: args.name.clone(),
@@ -37,8 +37,8 @@ pub fn daemon(args: &DaemonArgs) -> Result<i32, CliError> {
         buffer: args.buffer,
     };
     crate::daemon::host::run(&settings).map_err(|e| match e {
-        crate::daemon::host::HostError::Input(m) => CliError::input(m),
-        crate::daemon::host::HostError::Infra(m) => CliError::infra(m),
+        crate::daemon::host::HostError::Input(m) => Error::input(m),
+        crate::daemon::host::HostError::Infra(m) => Error::infra(m),
     })?;
-    Ok(super::error::exit::INTERRUPTED)
+    Ok(crate::app::exit::INTERRUPTED)
 }

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use super::{Cli, CliError};
-use crate::compare::history::{self, RELEASE_PATTERN, ResolveError};
-use crate::compare::{Change, Comparison, Mask, Masks};
+use crate::app::{App, Error};
+use crate::compare::history::{self, RELEASE_PATTERN};
+use crate::compare::{Change, Comparison};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Args)]
@@ -35,57 +35,19 @@ pub struct ReleaseArgs {
     pub run: String,
 }
 
-fn resolve_error(e: ResolveError) -> CliError {
-    match e {
-        ResolveError::Store(e) => CliError::Store(e),
-        e => CliError::input(e.to_string()),
-    }
-}
-
-/// The masks of the pipelines a run ran: the defaults and each pipeline's `masks:`.
-pub fn masks_for(project: &std::path::Path, pipelines: &[String]) -> Masks {
-    let mut extra: Vec<Mask> = Vec::new();
-    for path in crate::pipeline::Pipeline::discover(project) {
-        if let Ok(p) = crate::pipeline::Pipeline::load(&path)
-            && pipelines.contains(&p.name)
-        {
-            extra.extend(p.masks.iter().cloned());
-        }
-    }
-    Masks::with(extra)
-}
-
-/// The comparison of `current` with `baseline`, both read from the store; `masks` are
-/// the current run's pipelines' (`masks_for`, or the plans' own when a run just ended).
-pub fn comparison(
-    store: &Store,
-    masks: &Masks,
-    baseline: &crate::record::RunRecord,
-    current: &crate::record::RunRecord,
-) -> Result<Comparison, CliError> {
-    let a = history::load(store, &baseline.id)?
-        .ok_or_else(|| CliError::input(format!("run {} is gone", baseline.id)))?;
-    let b = history::load(store, &current.id)?
-        .ok_or_else(|| CliError::input(format!("run {} is gone", current.id)))?;
-    let before = history::summaries(store, baseline)?;
-    let after = history::summaries(store, current)?;
-    Ok(crate::compare::compare(&a, &b, masks, (&before, &after)))
-}
-
-pub fn diff(cli: &Cli, args: &DiffArgs) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    let store = Store::open(&cli.db_path(&project))?;
+pub fn diff(app: &App, args: &DiffArgs) -> Result<i32, Error> {
+    let project = app.project().root();
+    let store = app.store()?;
     let current = if args.previous {
-        history::resolve(&store, &project, args.a.as_deref().unwrap_or("last"))
+        history::resolve(&store, project, args.a.as_deref().unwrap_or("last"))
     } else {
-        history::resolve(&store, &project, args.b.as_deref().unwrap_or("last"))
-    }
-    .map_err(resolve_error)?;
+        history::resolve(&store, project, args.b.as_deref().unwrap_or("last"))
+    }?;
     let (label, baseline) = if args.previous {
-        match history::previous_release(&store, &project, &current, RELEASE_PATTERN)? {
+        match history::previous_release(&store, project, &current, RELEASE_PATTERN)? {
             Some((name, run)) => (format!("release {name} ({})", run.id), run),
             None => {
-                return Err(CliError::input(format!(
+                return Err(Error::input(format!(
                     "run {} has no previous release on {} / {}: name one with `lowtouch release NAME --run ID`, or tag a commit `v…`",
                     current.id,
                     current.pipelines.join(","),
@@ -95,7 +57,7 @@ pub fn diff(cli: &Cli, args: &DiffArgs) -> Result<i32, CliError> {
         }
     } else {
         let name = args.a.as_deref().unwrap_or("last");
-        let run = history::resolve(&store, &project, name).map_err(resolve_error)?;
+        let run = history::resolve(&store, project, name)?;
         (format!("{name} ({})", run.id), run)
     };
     for run in [&baseline, &current] {
@@ -106,10 +68,10 @@ pub fn diff(cli: &Cli, args: &DiffArgs) -> Result<i32, CliError> {
             );
         }
     }
-    let masks = masks_for(&project, &current.pipelines);
-    let c = comparison(&store, &masks, &baseline, &current)?;
+    let masks = crate::pipeline::masks_for(project, &current.pipelines);
+    let c = history::comparison(&store, &masks, &baseline, &current)?;
     if args.json {
-        let text = serde_json::to_string_pretty(&c).map_err(|e| CliError::infra(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&c).map_err(|e| Error::infra(e.to_string()))?;
         crate::outln!("{text}");
     } else {
         crate::out!("{}", render(&c, &label));
@@ -171,18 +133,18 @@ pub fn render(c: &Comparison, label: &str) -> String {
     out
 }
 
-pub fn release(cli: &Cli, args: &ReleaseArgs) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    let store = Store::open(&cli.db_path(&project))?;
-    let run = history::resolve(&store, &project, &args.run).map_err(resolve_error)?;
+pub fn release(app: &App, args: &ReleaseArgs) -> Result<i32, Error> {
+    let project = app.project().root();
+    let store = app.store()?;
+    let run = history::resolve(&store, project, &args.run)?;
     if let Some(why) = &run.incomplete {
-        return Err(CliError::input(format!(
+        return Err(Error::input(format!(
             "run {} is incomplete ({why}): a release is what later runs compare with; name a complete run",
             run.id
         )));
     }
     if let Some(existing) = store.put_release(&args.name, &run.id, &crate::clock::now())? {
-        return Err(CliError::input(format!(
+        return Err(Error::input(format!(
             "release {} names run {} already (since {}); choose another name",
             existing.name, existing.run_id, existing.at
         )));
@@ -227,7 +189,7 @@ fn plotted(name: &str) -> bool {
 fn series_of(
     store: &Store,
     run: &crate::record::RunRecord,
-) -> Result<std::collections::BTreeMap<String, Vec<(f64, f64)>>, CliError> {
+) -> Result<std::collections::BTreeMap<String, Vec<(f64, f64)>>, Error> {
     let micros = |t: &str| {
         chrono::DateTime::parse_from_rfc3339(t)
             .map(|d| d.timestamp_micros())
@@ -254,17 +216,17 @@ fn series_of(
     Ok(out)
 }
 
-pub fn report(cli: &Cli, args: &ReportArgs) -> Result<i32, CliError> {
+pub fn report(app: &App, args: &ReportArgs) -> Result<i32, Error> {
     if args.junit.is_none() && args.html.is_none() && !args.artifacts && args.artifact.is_none() {
-        return Err(CliError::input(
+        return Err(Error::input(
             "say what to write: --junit PATH, --html PATH, --artifacts or --artifact NAME",
         ));
     }
-    let project = cli.project()?;
-    let store = Store::open(&cli.db_path(&project))?;
-    let run = history::resolve(&store, &project, &args.run).map_err(resolve_error)?;
+    let project = app.project().root();
+    let store = app.store()?;
+    let run = history::resolve(&store, project, &args.run)?;
     let stored = history::load(&store, &run.id)?
-        .ok_or_else(|| CliError::input(format!("run {} is gone", run.id)))?;
+        .ok_or_else(|| Error::input(format!("run {} is gone", run.id)))?;
     if args.artifacts {
         if stored.artifacts.is_empty() {
             crate::errln!("run {} kept no artifacts", run.id);
@@ -275,36 +237,36 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<i32, CliError> {
     }
     if let Some(name) = &args.artifact {
         let Some(bytes) = store.artifact(&run.id, name)? else {
-            return Err(CliError::input(format!(
+            return Err(Error::input(format!(
                 "run {} has no artifact `{name}`; `lowtouch report --run {} --artifacts` lists them",
                 run.id, run.id
             )));
         };
         crate::out!("{}", String::from_utf8_lossy(&bytes));
     }
-    let previous = history::previous_release(&store, &project, &run, RELEASE_PATTERN)?;
+    let previous = history::previous_release(&store, project, &run, RELEASE_PATTERN)?;
     let comparison = match &previous {
-        Some((_, baseline)) => Some(comparison(
+        Some((_, baseline)) => Some(history::comparison(
             &store,
-            &masks_for(&project, &run.pipelines),
+            &crate::pipeline::masks_for(project, &run.pipelines),
             baseline,
             &run,
         )?),
         None => None,
     };
     let label = previous.as_ref().map(|(n, r)| format!("{n} ({})", r.id));
-    let write = |path: &std::path::Path, text: &str| -> Result<(), CliError> {
+    let write = |path: &std::path::Path, text: &str| -> Result<(), Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| CliError::infra(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| Error::infra(format!("cannot create {}: {e}", dir.display())))?;
         }
         std::fs::write(path, text)
-            .map_err(|e| CliError::infra(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| Error::infra(format!("cannot write {}: {e}", path.display())))?;
         crate::outln!("wrote {}", crate::execute::run::display_path(path));
         Ok(())
     };
     if let Some(path) = &args.junit {
-        let path = &super::run::absolute(&project, path);
+        let path = &app.project().resolve(path);
         let xml = crate::report::junit::render_compared(
             &stored,
             &crate::report::junit::Compared {
@@ -312,11 +274,11 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<i32, CliError> {
                 comparison: comparison.as_ref(),
             },
         )
-        .map_err(|e| CliError::infra(format!("cannot render JUnit: {e}")))?;
+        .map_err(|e| Error::infra(format!("cannot render JUnit: {e}")))?;
         write(path, &xml)?;
     }
     if let Some(path) = &args.html {
-        let path = &super::run::absolute(&project, path);
+        let path = &app.project().resolve(path);
         let current = series_of(&store, &run)?;
         let before = match &previous {
             Some((_, r)) => series_of(&store, r)?,
@@ -348,12 +310,12 @@ pub struct GcArgs {
     pub no_compact: bool,
 }
 
-pub fn gc(cli: &Cli, args: &GcArgs) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    let path = cli.db_path(&project);
+pub fn gc(app: &App, args: &GcArgs) -> Result<i32, Error> {
+    let project = app.project().root();
+    let path = app.project().db().to_path_buf();
     let pruned = {
         let store = Store::open(&path)?;
-        let releases = history::release_runs(&store, &project, RELEASE_PATTERN)?;
+        let releases = history::release_runs(&store, project, RELEASE_PATTERN)?;
         let runs = store.runs(usize::MAX)?;
         let keep = crate::store::gc::kept(&runs, args.keep, &releases);
         store.prune(&keep)?

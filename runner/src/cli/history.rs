@@ -7,7 +7,7 @@ use clap::Args;
 
 use std::collections::BTreeMap;
 
-use super::{Cli, CliError};
+use crate::app::{App, Error};
 use crate::compare::candidates::{self, Candidate, Stretch};
 use crate::record::{RunRecord, Status};
 use crate::report::terminal::Style;
@@ -60,9 +60,8 @@ pub struct HistoryArgs {
     pub flaky: bool,
 }
 
-pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    let store = Store::open(&cli.db_path(&project))?;
+pub fn history(app: &App, args: &HistoryArgs) -> Result<i32, Error> {
+    let store = app.store()?;
     if let Some(id) = &args.run {
         return observations(&store, id, args);
     }
@@ -148,12 +147,12 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32, CliError> {
 }
 
 /// `--condition KEY=VALUE` arguments, checked.
-fn parse_conditions(given: &[String]) -> Result<Vec<(String, String)>, CliError> {
+fn parse_conditions(given: &[String]) -> Result<Vec<(String, String)>, Error> {
     given
         .iter()
         .map(|c| match c.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(CliError::input(format!(
+            _ => Err(Error::input(format!(
                 "--condition `{c}`: expected KEY=VALUE, for example --condition load.local.load_rate=200"
             ))),
         })
@@ -177,8 +176,8 @@ fn holds(wanted: &[(String, String)], run: &RunRecord) -> bool {
     })
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::infra(e.to_string()))?;
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::infra(e.to_string()))?;
     crate::outln!("{text}");
     Ok(())
 }
@@ -361,14 +360,14 @@ fn print_runs(runs: &[RunRecord], releases: &BTreeMap<String, String>, style: &S
 
 /// `history --run ID --events` / `--metrics NAME`: what the daemons observed while the
 /// run ran, on its environments.
-fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, CliError> {
+fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, Error> {
     let run = if id == "last" {
         store.runs(1)?.into_iter().next()
     } else {
         store.run(id)?
     };
     let Some(run) = run else {
-        return Err(CliError::input(format!(
+        return Err(Error::input(format!(
             "no run `{id}`; `lowtouch history` lists them"
         )));
     };
@@ -396,8 +395,7 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, CliE
         None => !args.events || o.kind == "event",
     });
     if args.json {
-        let text =
-            serde_json::to_string_pretty(&rows).map_err(|e| CliError::infra(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&rows).map_err(|e| Error::infra(e.to_string()))?;
         crate::outln!("{text}");
         return Ok(0);
     }
@@ -441,7 +439,7 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, CliE
 }
 
 /// `history --run ID --steps`: every step of the run with the system around it.
-fn steps(store: &Store, run: &crate::record::RunRecord, json: bool) -> Result<i32, CliError> {
+fn steps(store: &Store, run: &crate::record::RunRecord, json: bool) -> Result<i32, Error> {
     let mut all = Vec::new();
     for sc in store.scenarios(&run.id)? {
         for step in store.steps(&run.id, sc.index)? {
@@ -457,8 +455,7 @@ fn steps(store: &Store, run: &crate::record::RunRecord, json: bool) -> Result<i3
                 v
             })
             .collect();
-        let text =
-            serde_json::to_string_pretty(&rows).map_err(|e| CliError::infra(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&rows).map_err(|e| Error::infra(e.to_string()))?;
         crate::outln!("{text}");
         return Ok(0);
     }
@@ -524,7 +521,7 @@ fn changed<'a>(
 }
 
 /// `history --flaky`: per scenario, its outcomes across runs of the same candidate.
-fn flaky(store: &Store, runs: &[crate::record::RunRecord]) -> Result<i32, CliError> {
+fn flaky(store: &Store, runs: &[crate::record::RunRecord]) -> Result<i32, Error> {
     use crate::record::{ScenarioKind, Status};
     use std::collections::BTreeMap;
     /// (candidate, pipeline, environment, scenario).

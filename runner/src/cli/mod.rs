@@ -1,12 +1,12 @@
-//! The command line: clap definitions, one file per subcommand. Raw `*Args` are checked
-//! into what the library needs; errors become [`CliError`]s with their exit code.
+//! The command line: clap definitions, one file per subcommand. Each file turns its
+//! arguments into a call on the application ([`crate::app`]) and prints the result;
+//! errors are [`crate::app::Error`]s, whose kind gives the exit code.
 
 pub mod check;
 pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod diff;
-pub mod error;
 pub mod history;
 pub mod poll;
 pub mod render;
@@ -14,11 +14,11 @@ pub mod rollout;
 pub mod run;
 pub mod serve;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use error::CliError;
+use crate::app::{App, Error, Project};
 
 /// lowtouch — a Git-driven TestOps runner for production-like test environments.
 ///
@@ -95,41 +95,15 @@ pub enum Command {
 }
 
 impl Cli {
-    pub fn project(&self) -> Result<PathBuf, CliError> {
-        let dir = match &self.chdir {
-            Some(d) => d.clone(),
-            None => {
-                let cwd = std::env::current_dir()
-                    .map_err(|e| CliError::infra(format!("no working directory: {e}")))?;
-                // Like git and cargo: the nearest directory up that looks like a project.
-                cwd.ancestors()
-                    .find(|d| d.join("pipelines").is_dir() || d.join("environments").is_dir())
-                    .map_or(cwd.clone(), Path::to_path_buf)
-            }
-        };
-        if !dir.is_dir() {
-            return Err(CliError::input(format!(
-                "-C {}: not a directory",
-                dir.display()
-            )));
-        }
-        Ok(dir)
-    }
-
-    pub fn history_path(&self, project: &Path) -> PathBuf {
-        match &self.history {
-            Some(p) if p.is_relative() => project.join(p),
-            Some(p) => p.clone(),
-            None => project.join(".lowtouch").join("config-history"),
-        }
-    }
-
-    pub fn db_path(&self, project: &Path) -> PathBuf {
-        match &self.db {
-            Some(p) if p.is_relative() => project.join(p),
-            Some(p) => p.clone(),
-            None => project.join(".lowtouch").join("db"),
-        }
+    /// The project the flags name (`-C`, `--db`, `--history`), or the one around the
+    /// working directory.
+    pub fn project(&self) -> Result<Project, Error> {
+        let root = Project::locate(self.chdir.as_deref())?;
+        Ok(Project::new(
+            root,
+            self.db.as_deref(),
+            self.history.as_deref(),
+        ))
     }
 }
 
@@ -163,29 +137,38 @@ impl Command {
 /// Runs the command: through a running server's local API when it is one the server
 /// does (the server holds the store), else here. `argv` is the command line as typed,
 /// without the program name.
-pub fn dispatch(cli: &Cli, argv: Vec<String>) -> Result<i32, CliError> {
+pub fn dispatch(cli: &Cli, argv: Vec<String>) -> Result<i32, Error> {
     if crate::api::FORWARDED.contains(&cli.command.name()) {
-        let project = cli.project()?;
-        let socket = crate::api::socket_path(&cli.db_path(&project));
+        let socket = cli.project()?.socket();
         let request = crate::api::protocol::Request {
             argv,
             terminal_out: crate::console::is_terminal(crate::console::Stream::Out),
             terminal_err: crate::console::is_terminal(crate::console::Stream::Err),
         };
-        if let Some(code) =
-            crate::api::client::forward(&socket, &request).map_err(CliError::infra)?
-        {
+        if let Some(code) = crate::api::client::forward(&socket, &request).map_err(Error::infra)? {
             return Ok(code);
         }
     }
-    execute(cli)
+    match &cli.command {
+        Command::Daemon(args) => daemon::daemon(args),
+        Command::Demo { args } => Ok(demo::demo(args)),
+        _ => execute(&App::new(cli.project()?), &cli.command),
+    }
+}
+
+/// `--set NAME=VALUE`, as clap parses it.
+pub fn parse_set(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
 }
 
 /// Reports a command's error on the console; returns the exit code.
-pub fn finish(result: Result<i32, CliError>) -> i32 {
+pub fn finish(result: Result<i32, Error>) -> i32 {
     match result {
         Ok(code) => code,
-        Err(e @ CliError::Findings(_)) => {
+        Err(e @ Error::Findings(_)) => {
             crate::errln!("{e}");
             e.exit_code()
         }
@@ -196,27 +179,27 @@ pub fn finish(result: Result<i32, CliError>) -> i32 {
     }
 }
 
-/// Runs the command in this process.
-pub fn execute(cli: &Cli) -> Result<i32, CliError> {
-    match &cli.command {
-        Command::Run(args) => run::run(cli, args),
-        Command::Check(args) => check::check(cli, args),
-        Command::History(args) => history::history(cli, args),
-        Command::Diff(args) => diff::diff(cli, args),
-        Command::Release(args) => diff::release(cli, args),
-        Command::Report(args) => diff::report(cli, args),
-        Command::Gc(args) => diff::gc(cli, args),
-        Command::Render(args) => render::render(cli, args),
-        Command::Poll(args) => poll::poll(cli, args),
-        Command::Serve(args) => serve::serve(cli, args),
+/// Runs `command` with `app`: this process's, or a server's for a client of its local API.
+pub fn execute(app: &App, command: &Command) -> Result<i32, Error> {
+    match command {
+        Command::Run(args) => run::run(app, args),
+        Command::Check(args) => check::check(app, args),
+        Command::History(args) => history::history(app, args),
+        Command::Diff(args) => diff::diff(app, args),
+        Command::Release(args) => diff::release(app, args),
+        Command::Report(args) => diff::report(app, args),
+        Command::Gc(args) => diff::gc(app, args),
+        Command::Render(args) => render::render(app, args),
+        Command::Poll(args) => poll::poll(app, args),
+        Command::Serve(args) => serve::serve(app, args),
+        Command::Rollout(args) => rollout::rollout(app, args),
+        Command::Status(args) => control::status(app, args),
+        Command::Pause(args) => control::pause(app, args, true),
+        Command::Resume(args) => control::pause(app, args, false),
+        Command::Lock(args) => control::lock(app, args),
+        Command::Unlock(args) => control::unlock(app, args),
+        Command::Cancel(args) => control::cancel(app, args),
         Command::Daemon(args) => daemon::daemon(args),
-        Command::Rollout(args) => rollout::rollout(cli, args),
         Command::Demo { args } => Ok(demo::demo(args)),
-        Command::Status(args) => control::status(cli, args),
-        Command::Pause(args) => control::pause(cli, args, true),
-        Command::Resume(args) => control::pause(cli, args, false),
-        Command::Lock(args) => control::lock(cli, args),
-        Command::Unlock(args) => control::unlock(cli, args),
-        Command::Cancel(args) => control::cancel(cli, args),
     }
 }

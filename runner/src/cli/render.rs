@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Cli, CliError};
+use crate::app::{App, Error};
 use crate::environment::Environment;
 use crate::environment::apply::{self, ApplyError};
 use crate::environment::history::History;
@@ -27,7 +27,7 @@ pub struct RenderArgs {
     #[arg(long)]
     pub diff: bool,
     /// Override an environment variable (repeatable).
-    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = super::run::parse_set)]
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = super::parse_set)]
     pub set: Vec<(String, String)>,
 }
 
@@ -36,50 +36,47 @@ pub fn load_env(
     project: &std::path::Path,
     name: &str,
     set: &[(String, String)],
-) -> Result<Environment, CliError> {
+) -> Result<Environment, Error> {
     let Some(path) = Environment::path_for(project, name) else {
         let names = Environment::names(project);
         let hint = match did_you_mean(name, names.iter().map(String::as_str)) {
             Some(c) => format!("did you mean `{c}`?"),
             None => format!("environments: {}", names.join(", ")),
         };
-        return Err(CliError::input(format!(
+        return Err(Error::input(format!(
             "no environment named `{name}`; {hint}"
         )));
     };
-    let env = Environment::load(&path, set).map_err(CliError::Findings)?;
+    let env = Environment::load(&path, set).map_err(Error::Findings)?;
     let mut findings = templates::check(&env);
     findings.extend(crate::testdata::check(&env.data));
     if !findings.is_empty() {
-        return Err(CliError::Findings(findings));
+        return Err(Error::Findings(findings));
     }
     Ok(env)
 }
 
-pub fn apply_error(e: ApplyError) -> CliError {
+pub fn apply_error(e: ApplyError) -> Error {
     match e {
-        ApplyError::Input(findings) => CliError::Findings(findings),
-        e if e.exit_code() == 2 => CliError::input(e.to_string()),
-        e => CliError::infra(e.to_string()),
+        ApplyError::Input(findings) => Error::Findings(findings),
+        e if e.exit_code() == 2 => Error::input(e.to_string()),
+        e => Error::infra(e.to_string()),
     }
 }
 
-pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
-    let project = cli.project()?;
-    let env = load_env(&project, &args.env, &args.set)?;
+pub fn render(app: &App, args: &RenderArgs) -> Result<i32, Error> {
+    let project = app.project().root();
+    let env = load_env(project, &args.env, &args.set)?;
     let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
-    let rev = revision::detect(&project).resolve(
-        revision::project_inputs(&project)
-            .iter()
-            .map(String::as_str),
-    );
+    let rev = revision::detect(project)
+        .resolve(revision::project_inputs(project).iter().map(String::as_str));
     let revisions = Revisions::same(&rev);
     // `--out` exports: the history and the runtime copy stay as they are.
     let export = args.out.is_some();
     let runtime_dir = match &args.out {
         Some(d) if d.is_relative() => project.join(d),
         Some(d) => d.clone(),
-        None => env.runtime_dir(&crate::execute::run::state_dir(&project)),
+        None => env.runtime_dir(&crate::execute::run::state_dir(project)),
     };
     if !apply::renders(&env) {
         crate::outln!(
@@ -88,7 +85,8 @@ pub fn render(cli: &Cli, args: &RenderArgs) -> Result<i32, CliError> {
         );
         return Ok(0);
     }
-    let history = History::open(&cli.history_path(&project)).map_err(|e| apply_error(e.into()))?;
+    let history =
+        History::open(app.project().config_history()).map_err(|e| apply_error(e.into()))?;
 
     if args.diff {
         let preview =

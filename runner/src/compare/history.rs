@@ -22,6 +22,9 @@ pub enum ResolveError {
         name: String,
         candidates: Vec<String>,
     },
+    /// A run named by a listing or a release was pruned meanwhile.
+    #[error("run {id} is gone")]
+    Gone { id: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -269,4 +272,20 @@ pub fn summaries(store: &Store, run: &RunRecord) -> Result<BTreeMap<String, f64>
         }
     }
     Ok(out)
+}
+
+/// The comparison of `current` with `baseline`, both read from the store; `masks` are
+/// the current run's pipelines' (the plans' own when a run just ended).
+pub fn comparison(
+    store: &Store,
+    masks: &super::Masks,
+    baseline: &RunRecord,
+    current: &RunRecord,
+) -> Result<super::Comparison, ResolveError> {
+    let gone = |id: &str| ResolveError::Gone { id: id.to_string() };
+    let a = load(store, &baseline.id)?.ok_or_else(|| gone(&baseline.id))?;
+    let b = load(store, &current.id)?.ok_or_else(|| gone(&current.id))?;
+    let before = summaries(store, baseline)?;
+    let after = summaries(store, current)?;
+    Ok(super::compare(&a, &b, masks, (&before, &after)))
 }

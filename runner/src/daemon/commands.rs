@@ -121,9 +121,9 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
             if !controlled(name) {
                 return not_ours(name);
             }
-            // Interruptible: a daemon inside a run's process gives up with the run's Ctrl-C
-            // (a daemon process only with its own).
-            control(components.start(name, limit(limit_ms), true))
+            // A daemon inside a run's process gives up with that run (its Ctrl-C or
+            // cancellation); a daemon process with its own Ctrl-C.
+            control(components.start(name, limit(limit_ms), Some(&shared.stop)))
         }
         Command::Stop { component: name } => {
             if !controlled(name) {
@@ -138,7 +138,7 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
             if !controlled(name) {
                 return not_ours(name);
             }
-            control(components.restart(name, limit(limit_ms), true))
+            control(components.restart(name, limit(limit_ms), Some(&shared.stop)))
         }
         Command::Tidy { all } => {
             // At a run's end: what this daemon started, and what a daemon process before
@@ -196,7 +196,7 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
                 cwd: Some(&place.cwd),
                 timeout: limit(timeout_ms),
                 limit: OUTPUT_LIMIT,
-                interruptible: false,
+                stop: None,
                 remove_env: &place.remove_env,
             });
             match outcome {

@@ -34,7 +34,7 @@ pub enum HostError {
 
 /// Runs the daemon until Ctrl-C or SIGTERM.
 pub fn run(settings: &HostSettings) -> Result<(), HostError> {
-    interrupt::install();
+    let signals = interrupt::install();
     let secret = match &settings.secret_file {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| HostError::Input(format!("--secret-file {}: {e}", path.display())))?
@@ -66,6 +66,7 @@ pub fn run(settings: &HostSettings) -> Result<(), HostError> {
         outbox_capacity: settings.buffer,
         dead_after: Duration::from_secs(3),
         max_backoff: Duration::from_secs(5),
+        stop: crate::execute::control::RunControl::new(signals),
     };
     // Small on purpose: one thread for the connection, one for the collectors.
     #[cfg(target_env = "gnu")]
@@ -84,7 +85,7 @@ pub fn run(settings: &HostSettings) -> Result<(), HostError> {
         settings.server
     );
     runtime.block_on(super::run(options, async {
-        while !interrupt::shutdown() {
+        while !signals.received() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }));

@@ -6,13 +6,10 @@
 use std::time::Duration;
 
 use crate::environment::Environment;
+use crate::execute::control::RunControl;
 use crate::net::codec::Command;
 use crate::net::router::{Outcome, Router, RouterConfig, RouterError};
 use crate::store::Store;
-
-/// Set by `lowtouch serve` once its router listens: runs in that process use it, and
-/// `lowtouch status` (run inside the server) lists its daemons.
-pub static SERVER: std::sync::OnceLock<Network> = std::sync::OnceLock::new();
 
 /// A run's way to the daemons: a router and the runtime it lives on. Its calls block, for
 /// the run's threads (never call them from inside the runtime).
@@ -34,14 +31,14 @@ impl Network {
         Network { router, handle }
     }
 
-    /// Sends `command` to `daemon` and waits for its outcome (at most `timeout`); with
-    /// `interruptible`, Ctrl-C stops the wait (the daemon finishes on its own).
+    /// Sends `command` to `daemon` and waits for its outcome (at most `timeout`); `stop`
+    /// (its run's control) ends the wait early (the daemon finishes on its own).
     pub fn command(
         &self,
         daemon: &str,
         command: Command,
         timeout: Duration,
-        interruptible: bool,
+        stop: Option<&RunControl>,
     ) -> Result<Outcome, Failed> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let (router, daemon) = (self.router.clone(), daemon.to_string());
@@ -55,7 +52,7 @@ impl Network {
                     return Err(Failed::Router(RouterError::Gone("the router".into())));
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if interruptible && crate::execute::interrupt::requested() {
+                    if stop.is_some_and(RunControl::stop_requested) {
                         return Err(Failed::Interrupted);
                     }
                 }
@@ -78,6 +75,7 @@ impl LocalNetwork {
         envs: &[&Environment],
         state_dir: &std::path::Path,
         store: &Store,
+        control: &RunControl,
     ) -> Result<Option<LocalNetwork>, String> {
         let wanted: Vec<(String, String)> = envs
             .iter()
@@ -118,6 +116,7 @@ impl LocalNetwork {
                     outbox_capacity: 100_000,
                     dead_after: Duration::from_secs(3),
                     max_backoff: Duration::from_millis(200),
+                    stop: control.clone(),
                 };
                 tokio::spawn(super::run(options, std::future::pending()));
             }
@@ -148,11 +147,6 @@ impl LocalNetwork {
                 .map(|(e, n)| format!("{e}/{n}"))
                 .collect(),
         }))
-    }
-
-    /// Whether runs in this process use a server's router.
-    pub fn server_router() -> bool {
-        SERVER.get().is_some()
     }
 
     pub fn network(&self) -> &Network {

@@ -48,6 +48,9 @@ pub struct Options {
     pub dead_after: Duration,
     /// The longest wait between reconnection attempts.
     pub max_backoff: Duration,
+    /// What gives up a component start half-way: the daemon process's signals, or the
+    /// run a local daemon serves.
+    pub stop: crate::execute::control::RunControl,
 }
 
 impl std::fmt::Debug for Options {
@@ -75,6 +78,8 @@ pub struct Shared {
     pub wire: Mutex<Option<Arc<wire::Wire>>>,
     /// The components of this host, controlled as the router asks.
     pub components: crate::execute::components::Components,
+    /// See [`Options::stop`].
+    pub stop: crate::execute::control::RunControl,
 }
 
 /// Runs the daemon until `stop` resolves.
@@ -91,6 +96,7 @@ pub async fn run(options: Options, stop: impl std::future::Future<Output = ()>) 
             })
             .expect("a socket pair"),
         wire: Mutex::new(None),
+        stop: options.stop.clone(),
         components: crate::execute::components::Components::new(
             crate::execute::components::Place {
                 dir: std::env::current_dir().unwrap_or_default(),

@@ -6,6 +6,7 @@
 //! A recorded pid is stored with the process's start time, so a pid reused by another
 //! process after a crash is never mistaken for the component.
 
+use super::control::RunControl;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
@@ -266,7 +267,7 @@ impl Components {
 
     /// Starts the component and waits until it is ready, at most `limit` (and at most
     /// its `ready.timeout`).
-    pub fn start(&self, name: &str, limit: Duration, interruptible: bool) -> Control {
+    pub fn start(&self, name: &str, limit: Duration, stop: Option<&RunControl>) -> Control {
         let lock = self.lock_of(name);
         let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         let c = self.spec(name)?;
@@ -371,7 +372,7 @@ impl Components {
                     tail(&out_path, 10)
                 ));
             }
-            if !super::interrupt::sleep(Duration::from_millis(5), interruptible) {
+            if !super::control::sleep(Duration::from_millis(5), stop) {
                 return Err(format!("interrupted while `{name}` was starting"));
             }
         }
@@ -406,7 +407,7 @@ impl Components {
                 cwd: Some(&place.cwd),
                 timeout: stop_timeout,
                 limit: 4096,
-                interruptible: false,
+                stop: None,
                 remove_env: &place.remove_env,
             });
             match outcome {
@@ -488,9 +489,9 @@ impl Components {
         }
     }
 
-    pub fn restart(&self, name: &str, limit: Duration, interruptible: bool) -> Control {
+    pub fn restart(&self, name: &str, limit: Duration, stop: Option<&RunControl>) -> Control {
         let stopped = self.stop(name)?;
-        let started = self.start(name, limit, interruptible)?;
+        let started = self.start(name, limit, stop)?;
         Ok(format!("{stopped}\n{started}"))
     }
 
@@ -763,7 +764,7 @@ ctypes.CDLL(None).pthread_exit(None)
             ..ControlSpec::default()
         };
         let c = components(dir.path(), "Z", spec);
-        c.start("Z", Duration::from_secs(20), false).unwrap();
+        c.start("Z", Duration::from_secs(20), None).unwrap();
         let pid = c.find("Z").unwrap().expect("it runs");
         let _cleanup = KillGroupOnDrop(pid);
         std::fs::write(dir.path().join("go"), b"").unwrap();

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::interrupt;
+use super::control::{self as run_control, RunControl};
 use super::process::{self, Captured};
 use super::route::{Control, ControlError, Routed};
 use crate::clock;
@@ -26,6 +26,8 @@ pub struct RunContext<'a> {
     pub plan: &'a Plan,
     /// Component control, here or routed to the daemons (the script manager).
     pub control: &'a Control<'a>,
+    /// What stops the run: signals, a cancellation, a pre-emption.
+    pub stop: &'a RunControl,
     pub events: &'a Fanout<'a>,
     pub project: &'a Path,
     /// The environment's variables and the run's context, before any `set`.
@@ -176,7 +178,13 @@ impl Exec {
     }
 }
 
-impl StepHost<'_> {
+impl<'a> StepHost<'a> {
+    /// What may stop this step: the run's control, unless this is cleanup (which must
+    /// finish whatever happens).
+    fn stop(&self) -> Option<&'a RunControl> {
+        self.interruptible.then_some(self.ctx.stop)
+    }
+
     /// The newest samples of the metrics that describe a step: for a component command,
     /// the component's and its host's system metrics; for anything else, all of the
     /// environment's. `None` when nothing observes the environment.
@@ -259,7 +267,7 @@ impl StepHost<'_> {
                     )
                 };
             }
-            if !interrupt::sleep(Duration::from_millis(5), self.interruptible) {
+            if !run_control::sleep(Duration::from_millis(5), self.stop()) {
                 return Exec::interrupted("builtin");
             }
         }
@@ -368,7 +376,7 @@ impl StepHost<'_> {
             if started.elapsed() >= wait {
                 return Some(awaited.why_not(&all, since_us, wait));
             }
-            if !interrupt::sleep(Duration::from_millis(5), self.interruptible) {
+            if !run_control::sleep(Duration::from_millis(5), self.stop()) {
                 return None;
             }
         }
@@ -505,7 +513,7 @@ impl Host for StepHost<'_> {
     }
 
     fn interrupted(&self) -> bool {
-        self.interruptible && interrupt::requested()
+        self.stop().is_some_and(RunControl::stop_requested)
     }
 }
 
@@ -570,7 +578,7 @@ impl StepHost<'_> {
                         format!("`{}` is not a duration", args.join(" ")),
                     );
                 };
-                let slept = interrupt::sleep(d.min(limit), self.interruptible);
+                let slept = run_control::sleep(d.min(limit), self.stop());
                 if !slept {
                     Exec::interrupted("builtin")
                 } else if d > limit {
@@ -600,7 +608,7 @@ impl StepHost<'_> {
                 self.targeted.borrow_mut().push(component.clone());
                 let result = ctx
                     .control
-                    .component(name, component, sig, limit, self.interruptible);
+                    .component(name, component, sig, limit, self.stop());
                 match result {
                     Err(ControlError::Interrupted) => Exec::interrupted("component"),
                     Err(ControlError::Failed(_)) if self.interrupted() => {
@@ -695,10 +703,7 @@ impl StepHost<'_> {
             .chain(args.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" ");
-        match ctx
-            .control
-            .send(daemon, &line, command, limit, self.interruptible)
-        {
+        match ctx.control.send(daemon, &line, command, limit, self.stop()) {
             Routed::Done(o) => Exec {
                 resolved: "alias",
                 status: o.status,
@@ -757,7 +762,7 @@ impl StepHost<'_> {
             cwd: Some(ctx.project),
             timeout: limit,
             limit: ctx.plan.pipeline.output_limit,
-            interruptible: self.interruptible,
+            stop: self.stop(),
             remove_env: &ctx.secret_vars,
         };
         match process::run(&spec) {

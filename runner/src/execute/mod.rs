@@ -3,6 +3,7 @@
 //! record and prints nothing itself: listeners do.
 
 pub mod components;
+pub mod control;
 pub mod host;
 pub mod interrupt;
 pub mod observe;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::interrupt;
+use super::control::RunControl;
 
 pub struct Spec<'a> {
     pub program: &'a OsStr,
@@ -23,8 +23,8 @@ pub struct Spec<'a> {
     pub timeout: Duration,
     /// Bytes kept per stream; the rest is counted.
     pub limit: usize,
-    /// Whether Ctrl-C stops it (not for cleanup, which must finish).
-    pub interruptible: bool,
+    /// What stops it early: its run's control (`None` for cleanup, which must finish).
+    pub stop: Option<&'a RunControl>,
     /// Variables of lowtouch's own environment the child must not inherit (secrets).
     pub remove_env: &'a [String],
 }
@@ -71,6 +71,8 @@ pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
     let mut err = Pipe::new(child.stderr.take().map(Stream::Err), spec.limit);
     let pidfd = PidFd::open(pid);
 
+    // Readable when the run must stop: looked up once, polled with the pipes.
+    let stop_fds = spec.stop.map(RunControl::fds).unwrap_or_default();
     let mut deadline = start + spec.timeout;
     let mut timed_out = false;
     let mut interrupted = false;
@@ -107,11 +109,11 @@ pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
             }
             _ => None,
         };
-        let int_slots = if interrupted || !spec.interruptible {
+        let int_slots = if interrupted {
             0..0
         } else {
             let first = fds.len();
-            fds.extend(interrupt::fds().into_iter().map(pollfd));
+            fds.extend(stop_fds.iter().map(|&fd| pollfd(fd)));
             first..fds.len()
         };
         let wait = if exited {
@@ -328,7 +330,7 @@ mod tests {
             cwd: None,
             timeout,
             limit,
-            interruptible: true,
+            stop: None,
             remove_env: &[],
         })
         .unwrap()
@@ -394,7 +396,7 @@ mod tests {
             cwd: None,
             timeout: Duration::from_secs(1),
             limit: 10,
-            interruptible: true,
+            stop: None,
             remove_env: &[],
         });
         assert!(r.is_err());

@@ -5,6 +5,7 @@
 //! the daemon checks the rest (the component is one it controls and, for `kill`, that
 //! it runs).
 
+use super::control::RunControl;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -139,7 +140,7 @@ impl<'a> Control<'a> {
         line: &str,
         command: Command,
         limit: Duration,
-        interruptible: bool,
+        stop: Option<&RunControl>,
     ) -> Routed {
         let Some(network) = self.network else {
             return Routed::Failed(format!(
@@ -147,7 +148,7 @@ impl<'a> Control<'a> {
                 daemon.name
             ));
         };
-        match network.command(&daemon.key, command, limit + MARGIN, interruptible) {
+        match network.command(&daemon.key, command, limit + MARGIN, stop) {
             Ok(outcome) => Routed::Done(outcome),
             Err(Failed::Interrupted) => Routed::Interrupted,
             Err(Failed::Router(RouterError::NotConnected(_))) => Routed::Failed(format!(
@@ -166,14 +167,14 @@ impl<'a> Control<'a> {
         component: &str,
         sig: i32,
         limit: Duration,
-        interruptible: bool,
+        stop: Option<&RunControl>,
     ) -> Result<String, ControlError> {
         let Some(daemon) = self.routes.component(component) else {
             let local = &self.local;
             return match verb {
-                "start" => local.start(component, limit, interruptible),
+                "start" => local.start(component, limit, stop),
                 "stop" => local.stop(component),
-                "restart" => local.restart(component, limit, interruptible),
+                "restart" => local.restart(component, limit, stop),
                 _ => local
                     .kill(component, sig)
                     .map_err(|e| format!("{e} (kill {} {component})", signal_name(sig))),
@@ -210,7 +211,7 @@ impl<'a> Control<'a> {
                 format!("kill {} {component}", signal_name(sig)),
             ),
         };
-        match self.send(daemon, &line, command, limit, interruptible) {
+        match self.send(daemon, &line, command, limit, stop) {
             Routed::Done(o) => match o.error {
                 None if o.status == 0 => Ok(format!(
                     "{} (daemon {} on {})",
@@ -254,7 +255,7 @@ impl<'a> Control<'a> {
                 line,
                 Command::Tidy { all },
                 Duration::from_secs(60),
-                false,
+                None,
             ) {
                 Routed::Done(o) => notes.extend(
                     o.stdout

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::control::RunControl;
 use super::host::{RunContext, StepHost};
-use super::interrupt;
 use super::route::Control;
 use crate::clock;
 use crate::event::{Fanout, RunEvent};
@@ -28,6 +28,8 @@ pub struct RunSettings<'a> {
     pub config_commits: std::collections::BTreeMap<String, String>,
     /// Whether a new candidate may stop it at a scenario boundary (continuous runs).
     pub preemptible: bool,
+    /// What stops it: signals, a cancellation, a pre-emption.
+    pub control: &'a RunControl,
     /// The way to the monitoring daemons: component commands and host-bound aliases go
     /// through it (`execute::route`).
     pub network: Option<&'a crate::daemon::local::Network>,
@@ -66,7 +68,6 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
             .flat_map(|c| c.commits())
             .collect(),
     };
-    interrupt::begin_run(&run.id);
     events.emit(&RunEvent::RunStarted(&run));
     let index = AtomicU32::new(0);
     // Each environment's phase, across the run's plans: load one pipeline left running
@@ -84,20 +85,19 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         let results = run_plan(plan, settings, events, &index, phase);
         hooks_failed |= run.count(&results);
     }
-    let preempted = settings.preemptible && interrupt::preempted() && run.skipped > 0;
-    run.status = if interrupt::requested() || preempted {
+    let preempted = settings.preemptible && settings.control.preempted() && run.skipped > 0;
+    run.status = if settings.control.stop_requested() || preempted {
         Status::Interrupted
     } else if run.failed > 0 || hooks_failed {
         Status::Failed
     } else {
         Status::Passed
     };
-    if interrupt::cancelled() {
+    if settings.control.cancelled() {
         run.note = Some("cancelled (`lowtouch cancel`)".into());
-    } else if preempted && !interrupt::requested() {
+    } else if preempted && !settings.control.stop_requested() {
         run.note = Some("pre-empted by a new candidate or a requested run".into());
     }
-    interrupt::end_run();
     // The hosts of the system under test, as their daemons told the router.
     if let Some(network) = settings.network {
         run.conditions.hosts = network
@@ -142,6 +142,7 @@ fn run_plan(
         run_id: settings.run_id,
         plan,
         control: &control,
+        stop: settings.control,
         events,
         project: settings.project,
         vars,
@@ -178,13 +179,13 @@ fn run_plan(
     let setup_failed = deploy_failed || setup.as_ref().is_some_and(|r| r.status != Status::Passed);
     results.extend(setup);
     for group in &plan.pipeline.groups {
-        let preempted = settings.preemptible && interrupt::preempted();
-        if setup_failed || interrupt::requested() || preempted {
+        let preempted = settings.preemptible && settings.control.preempted();
+        if setup_failed || settings.control.stop_requested() || preempted {
             let why = if deploy_failed {
                 "deploy failed"
             } else if setup_failed {
                 "setup failed"
-            } else if interrupt::requested() {
+            } else if settings.control.stop_requested() {
                 "the run was interrupted"
             } else {
                 "pre-empted by a new candidate"
@@ -208,7 +209,7 @@ fn run_plan(
             // scenario runs again between the group's hooks.
             while rec.status == Status::Failed
                 && rec.attempt < sc.retries
-                && !interrupt::requested()
+                && !settings.control.stop_requested()
             {
                 rec.retried = true;
                 events.emit(&RunEvent::ScenarioRetried(&rec));
@@ -422,7 +423,7 @@ impl PlanRunner<'_> {
         let mut vars = self.initial_vars(&rec);
         let mut status = Status::Passed;
         for line in lines {
-            if interrupt::requested() && !keep_going {
+            if self.ctx.stop.stop_requested() && !keep_going {
                 status = Status::Interrupted;
                 break;
             }

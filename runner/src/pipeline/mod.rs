@@ -9,3 +9,17 @@ pub mod plan;
 
 pub use pipeline::{HookLine, Pipeline, ScenarioFile};
 pub use plan::Plan;
+
+/// The masks of the pipelines a run ran: the defaults and each named pipeline's
+/// `masks:` (read from the project as it is now).
+pub fn masks_for(project: &std::path::Path, pipelines: &[String]) -> crate::compare::Masks {
+    let mut extra: Vec<crate::compare::Mask> = Vec::new();
+    for path in Pipeline::discover(project) {
+        if let Ok(p) = Pipeline::load(&path)
+            && pipelines.contains(&p.name)
+        {
+            extra.extend(p.masks.iter().cloned());
+        }
+    }
+    crate::compare::Masks::with(extra)
+}

@@ -53,24 +53,14 @@ pub struct Store {
     detail: std::sync::Arc<super::detail::Lazy>,
     /// Runs found unfinished at open and marked crashed.
     pub recovered: Vec<String>,
-    /// A handle onto the pinned store: dropping it closes nothing.
+    /// A handle from [`Store::share`]: dropping it closes nothing.
     shared: bool,
     /// The newest sample of every metric this process stored (environment → series):
     /// what a step's `around` reads, without a scan back through the time series.
     pub(super) latest: std::sync::Arc<std::sync::Mutex<super::observations::Latest>>,
 }
 
-/// The store a long-running process keeps open (`lowtouch serve`), shared by everything
-/// it does: sled locks its files against every other opener, this process included.
-static PINNED: std::sync::Mutex<Option<Store>> = std::sync::Mutex::new(None);
-
 impl Store {
-    /// Keeps this store open for the life of the process: every later [`Store::open`] of
-    /// the same path in this process shares it instead of opening the files again.
-    pub fn pin(&self) {
-        *PINNED.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.share());
-    }
-
     /// Another handle onto this open store (for a thread or task): dropping it closes
     /// nothing.
     pub fn share(&self) -> Store {
@@ -82,14 +72,6 @@ impl Store {
 
     /// Opens (creating if needed) the store and marks runs a dead process left unfinished.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(pinned) = PINNED.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
-            && same_path(&pinned.path, path)
-        {
-            let mut shared = pinned.clone();
-            shared.recovered.clear();
-            shared.shared = true;
-            return Ok(shared);
-        }
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
             // The project's state directory holds more than the store: rendered configs
@@ -489,11 +471,6 @@ fn read_owner(db: &Path) -> String {
         Ok(s) if !s.trim().is_empty() => format!(": {}", s.trim()),
         _ => String::new(),
     }
-}
-
-fn same_path(a: &Path, b: &Path) -> bool {
-    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    a == b || canon(a) == canon(b)
 }
 
 #[cfg(test)]

@@ -1,0 +1,679 @@
+//! `lowtouch serve`: the long-running management server. It listens for GitHub webhooks
+//! (signature-checked), polls the pipelines' repositories on a schedule, fires
+//! `schedule:` patterns, runs `continuous:` pipelines whenever their environment would
+//! be idle, starts `on_event` scenarios when a daemon reports what they listen for, and
+//! runs what people ask for through its local API (a Unix socket beside the store).
+//!
+//! Every cause arrives as a typed [`Wake`] on one channel. A poll round (fetch, detect,
+//! classify) runs one at a time; deliveries that arrive meanwhile coalesce into the next.
+//! Runs are jobs for the [`scheduler`]: one at a time per environment, side by side on
+//! different environments — a team with ten environments does not queue them behind
+//! each other. Each run has its own [`RunControl`]: `lowtouch cancel RUN` stops that one,
+//! a new candidate pre-empts a continuous run at its next scenario boundary, Ctrl-C or
+//! SIGTERM stops them all (what was done is stored as interrupted) and the server ends.
+//!
+//! The loop decides; what a job does is [`Work`]'s: the application in production, a fake
+//! in the loop's tests.
+
+pub mod daemons;
+pub mod hooks;
+pub mod scheduler;
+pub mod triggers;
+pub mod wake;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::api::server::{ClientSink, Executor, Local};
+use crate::app::activity::Now;
+use crate::app::round::Due;
+use crate::app::{Activity, App, Error, Ran, RunOutcome, RunRequest, Trigger, exit};
+use crate::console::{Sink, Stream};
+use crate::execute::control::RunControl;
+use crate::pipeline::Pipeline;
+use crate::webhook_listener::{BodyBudget, Limits};
+use scheduler::{Needs, Scheduler};
+pub use wake::{ApiRun, Wake};
+
+/// How the server is set up (`lowtouch serve`'s flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where webhooks arrive.
+    pub listen: String,
+    /// Where daemons dial in.
+    pub router: String,
+    /// How often to poll the repositories without a webhook.
+    pub poll_interval: Duration,
+    /// The pipelines to serve (empty: every one with something to serve).
+    pub pipelines: Vec<String>,
+}
+
+/// What the server's jobs do. The application does the real work; the loop's tests
+/// give it a fake.
+pub trait Work: Send + Sync + 'static {
+    /// Runs one request under `control`.
+    fn run(&self, request: &RunRequest, control: &RunControl) -> Result<Ran, Error>;
+    /// One round: what each of the `only` pipelines (or all) must redo.
+    fn round(&self, only: &[String]) -> Result<Vec<Due>, Error>;
+    /// Posts a run's verdict where its pipelines say.
+    fn publish(&self, outcome: &RunOutcome);
+    /// The pipelines served (read again every time: the repository may change them).
+    fn served(&self, only: &[String]) -> Vec<Pipeline>;
+    /// A control for a new run.
+    fn control(&self) -> RunControl;
+    /// Whether the process must stop (Ctrl-C, SIGTERM).
+    fn stopping(&self) -> bool;
+    /// Whether another process runs on `environment` (its lease).
+    fn leased(&self, environment: &str) -> bool;
+    /// The environments a request will run on, as far as can be known before it runs.
+    fn environments(&self, request: &RunRequest) -> Vec<String>;
+}
+
+impl Work for App {
+    fn run(&self, request: &RunRequest, control: &RunControl) -> Result<Ran, Error> {
+        self.run_with(request, control)
+    }
+
+    fn round(&self, only: &[String]) -> Result<Vec<Due>, Error> {
+        let pipelines = self.watched_pipelines(only)?;
+        if pipelines.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.plan_round(&pipelines, false)
+    }
+
+    fn publish(&self, outcome: &RunOutcome) {
+        App::publish(self, outcome)
+    }
+
+    fn served(&self, only: &[String]) -> Vec<Pipeline> {
+        triggers::served(self.project().root(), only)
+    }
+
+    fn control(&self) -> RunControl {
+        self.new_control()
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutting_down()
+    }
+
+    fn leased(&self, environment: &str) -> bool {
+        self.store()
+            .and_then(|s| Ok(s.leases()?))
+            .map(|leases| leases.iter().any(|l| l.environment == environment))
+            .unwrap_or(false)
+    }
+
+    fn environments(&self, request: &RunRequest) -> Vec<String> {
+        let mut envs: Vec<String> = self
+            .select(&request.selection)
+            .map(|ps| ps.into_iter().map(|p| p.environment).collect())
+            .unwrap_or_default();
+        envs.sort();
+        envs.dedup();
+        envs
+    }
+}
+
+/// Builds the local API's executor once the server knows its application and its wake
+/// channel (the command line parses what clients send; the server runs it).
+pub type Commands = Box<dyn FnOnce(Arc<App>, UnboundedSender<Wake>) -> Executor + Send>;
+
+/// Runs the server until Ctrl-C or SIGTERM; returns its exit code (130).
+pub fn serve(app: App, settings: Settings, commands: Commands) -> Result<i32, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::infra(format!("cannot start the server's runtime: {e}")))?;
+    runtime.block_on(start(Arc::new(app), settings, commands))
+}
+
+async fn start(app: Arc<App>, settings: Settings, commands: Commands) -> Result<i32, Error> {
+    let secret = std::env::var("LOWTOUCH_WEBHOOK_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty());
+    if secret.is_none() {
+        crate::errln!(
+            "note: LOWTOUCH_WEBHOOK_SECRET is not set: /hooks/github answers 503 to every delivery"
+        );
+    }
+    // Webhook peers may hold at most a quarter of the descriptors (see webhook_listener):
+    // the store, runs and the local API keep the rest.
+    let limits = match crate::webhook_listener::raise_open_files_limit() {
+        Ok(open_files) => Limits::default().within_open_files(open_files),
+        Err(e) => {
+            crate::errln!("note: cannot read the open-files limit ({e}); assuming 1024");
+            Limits::default().within_open_files(1024)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| Error::infra(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::infra(format!("no local address: {e}")))?;
+    // The store stays open while the server lives; everything it runs shares it. The
+    // data processor writes observations from inside the runtime: open the detail here,
+    // not in its first batch.
+    app.store()?.open_detail()?;
+    let local = Local::bind(&app.project().socket()).map_err(Error::infra)?;
+    crate::outln!("lowtouch serve: listening on http://{addr} (webhooks: POST /hooks/github)");
+    crate::outln!(
+        "lowtouch serve: local API on {} (run, history, status, pause, resume, lock, unlock, cancel)",
+        local.path().display()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let activity = Activity::default();
+    activity.set(Now {
+        doing: "starting".into(),
+        queue: Vec::new(),
+    });
+    app.attach_activity(activity.clone());
+
+    let (wake_tx, wakes) = unbounded_channel::<Wake>();
+    let executor = commands(app.clone(), wake_tx.clone());
+    let api = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            axum::serve(local, crate::api::server::router(executor))
+                .with_graceful_shutdown(stopped(app))
+                .await
+        })
+    };
+    let _router = daemons::start(&app, &settings.router, wake_tx.clone()).await?;
+    let routes = {
+        let app = app.clone();
+        hooks::routes(
+            secret.map(String::into_bytes),
+            BodyBudget::new(limits.clone()),
+            wake_tx.clone(),
+            move || app.runs().preempt(),
+        )
+    };
+    let webhooks = tokio::spawn(crate::webhook_listener::serve(
+        listener,
+        routes,
+        limits,
+        stopped(app.clone()),
+    ));
+    // Ctrl-C or SIGTERM wakes the loop.
+    {
+        let (app, wake) = (app.clone(), wake_tx.clone());
+        tokio::spawn(async move {
+            stopped(app).await;
+            let _ = wake.send(Wake::Stop);
+        });
+    }
+    drop(wake_tx);
+    Server::new(app.clone(), settings, activity)
+        .run(wakes)
+        .await;
+    let _ = webhooks.await;
+    let _ = api.await;
+    crate::errln!("lowtouch serve: stopped");
+    Ok(exit::INTERRUPTED)
+}
+
+/// Resolves when Ctrl-C or SIGTERM arrived (the handlers are lowtouch's own).
+async fn stopped(app: Arc<App>) {
+    while !app.shutting_down() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A run waiting for its environment or running.
+struct Job {
+    request: RunRequest,
+    environments: Vec<String>,
+    origin: Origin,
+    /// How it reads in the log and in `lowtouch status`.
+    what: String,
+}
+
+impl Needs for Job {
+    fn environments(&self) -> &[String] {
+        &self.environments
+    }
+}
+
+/// Who asked for a job: it decides where its output goes and what follows it.
+enum Origin {
+    /// A person, through the local API: output and exit code go back to them.
+    Api {
+        sink: Arc<ClientSink>,
+        finish: Box<dyn FnOnce(Result<Ran, Error>) -> i32 + Send>,
+    },
+    /// A change a round found.
+    Change,
+    Schedule,
+    Continuous,
+    Event,
+}
+
+impl Origin {
+    /// Runs the server started itself post their verdict; a person's and an event's
+    /// diagnostics do not.
+    fn publishes(&self) -> bool {
+        matches!(self, Origin::Change | Origin::Schedule | Origin::Continuous)
+    }
+}
+
+/// What a finished task was.
+enum Done {
+    Job {
+        id: u64,
+        environments: Vec<String>,
+        continuous: bool,
+        person: bool,
+    },
+    Round(Result<Vec<Due>, Error>),
+}
+
+/// How far apart continuous iterations are at least: a pipeline that fails at once must
+/// not spin (and a round between them finds new commits).
+const BREATH: Duration = Duration::from_millis(500);
+
+struct Server<W: Work> {
+    work: Arc<W>,
+    settings: Settings,
+    activity: Activity,
+    scheduler: Scheduler<Job>,
+    tasks: JoinSet<Done>,
+    /// Jobs running: what they are, the environments they hold, their controls.
+    running: BTreeMap<u64, Running>,
+    next_id: u64,
+    /// A round is running / another is wanted after it (with its reason).
+    round_running: bool,
+    round_wanted: Option<String>,
+    next_poll: Instant,
+    /// Cron patterns fire after this time (the last fire, or the start).
+    cron_from: chrono::DateTime<chrono::Utc>,
+    /// Continuous pipelines wait until then.
+    breath_until: Option<Instant>,
+    /// Per environment: when its last run ended (events before are a run's doing).
+    quiet_since: BTreeMap<String, i64>,
+    started_us: i64,
+}
+
+struct Running {
+    what: String,
+    environments: Vec<String>,
+    control: RunControl,
+    continuous: bool,
+}
+
+impl<W: Work> Server<W> {
+    fn new(work: Arc<W>, settings: Settings, activity: Activity) -> Server<W> {
+        Server {
+            work,
+            next_poll: Instant::now() + settings.poll_interval,
+            settings,
+            activity,
+            scheduler: Scheduler::default(),
+            tasks: JoinSet::new(),
+            running: BTreeMap::new(),
+            next_id: 0,
+            round_running: false,
+            round_wanted: None,
+            cron_from: chrono::Utc::now(),
+            breath_until: None,
+            quiet_since: BTreeMap::new(),
+            started_us: crate::clock::now_us(),
+        }
+    }
+
+    /// The loop: wake, decide, start; until a stop, then finish what runs.
+    async fn run(mut self, mut wakes: UnboundedReceiver<Wake>) {
+        self.want_round("start");
+        loop {
+            if self.work.stopping() {
+                break;
+            }
+            let served = self.work.served(&self.settings.pipelines);
+            self.start_ready(&served);
+            self.show();
+            let cron = triggers::next_schedule(&served, &self.cron_from);
+            let cron_at = cron.as_ref().map(|(at, _, _)| {
+                Instant::now()
+                    + (*at - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+            });
+            let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+            tokio::select! {
+                wake = wakes.recv() => match wake {
+                    None | Some(Wake::Stop) => break,
+                    Some(wake) => self.on_wake(wake, &served),
+                },
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    match done {
+                        Ok(done) => self.on_done(done),
+                        Err(e) => crate::errln!("panicked (the server goes on): {e}"),
+                    }
+                }
+                _ = tokio::time::sleep_until(self.next_poll) => {
+                    self.next_poll = Instant::now() + self.settings.poll_interval;
+                    self.want_round("schedule");
+                }
+                _ = tokio::time::sleep_until(cron_at.unwrap_or(far)), if cron_at.is_some() => {
+                    if let Some((at, pipeline, pattern)) = cron {
+                        self.cron_from = at;
+                        self.on_wake(Wake::Schedule { pipeline, pattern }, &served);
+                    }
+                }
+                _ = tokio::time::sleep_until(self.breath_until.unwrap_or(far)), if self.breath_until.is_some() => {
+                    self.breath_until = None;
+                }
+            }
+        }
+        self.stop(wakes).await;
+    }
+
+    fn on_wake(&mut self, wake: Wake, served: &[Pipeline]) {
+        let reason = wake.reason();
+        match wake {
+            Wake::Poll { .. } | Wake::Webhook { .. } => self.want_round(&reason),
+            Wake::Schedule { pipeline, .. } => {
+                // A fire while the last one still waits is the same fire.
+                if self.scheduler.waiting().any(|j| {
+                    matches!(j.origin, Origin::Schedule)
+                        && j.request.describe() == format!("run {pipeline}")
+                }) {
+                    return;
+                }
+                let Some(p) = served.iter().find(|p| p.name == pipeline) else {
+                    return;
+                };
+                self.submit(Job {
+                    request: RunRequest::pipelines(
+                        vec![pipeline.clone()],
+                        Trigger::Schedule {
+                            pattern: reason.clone(),
+                        },
+                    ),
+                    environments: vec![p.environment.clone()],
+                    origin: Origin::Schedule,
+                    what: format!("run {pipeline} ({reason})"),
+                });
+            }
+            Wake::Event(d) => {
+                let quiet = self
+                    .quiet_since
+                    .get(&d.environment)
+                    .copied()
+                    .unwrap_or(self.started_us);
+                let Some(event) = triggers::event_run(served, &d, quiet) else {
+                    return;
+                };
+                if self.scheduler.claimed(&event.environment)
+                    || self.work.leased(&event.environment)
+                {
+                    return;
+                }
+                let why = event.reason();
+                self.submit(Job {
+                    request: RunRequest::pipelines(
+                        vec![event.pipeline.clone()],
+                        Trigger::Event {
+                            entry: event.entry,
+                            vars: event.vars,
+                        },
+                    ),
+                    environments: vec![event.environment],
+                    origin: Origin::Event,
+                    what: format!("run {} ({why})", event.pipeline),
+                });
+            }
+            Wake::Api(api) => {
+                let environments = self.work.environments(&api.request);
+                self.submit(Job {
+                    what: format!("{} (asked through the local API)", api.request.describe()),
+                    environments,
+                    request: api.request,
+                    origin: Origin::Api {
+                        sink: api.sink,
+                        finish: api.finish,
+                    },
+                });
+            }
+            Wake::Stop => {}
+        }
+    }
+
+    /// Queues a job; a continuous run on its environment gives way at its next scenario
+    /// boundary.
+    fn submit(&mut self, job: Job) {
+        if !matches!(job.origin, Origin::Continuous) {
+            for r in self.running.values() {
+                if r.continuous && r.environments.iter().any(|e| job.environments.contains(e)) {
+                    r.control.preempt();
+                }
+            }
+        }
+        self.scheduler.submit(job);
+    }
+
+    fn want_round(&mut self, reason: &str) {
+        self.round_wanted = Some(match self.round_wanted.take() {
+            Some(earlier) => format!("{earlier}; {reason}"),
+            None => reason.to_string(),
+        });
+    }
+
+    /// Starts the round wanted, the jobs whose environments are free, and the continuous
+    /// pipelines of environments nothing else wants.
+    fn start_ready(&mut self, served: &[Pipeline]) {
+        if !self.round_running
+            && let Some(reason) = self.round_wanted.take()
+        {
+            crate::errln!("poll ({reason})");
+            self.round_running = true;
+            self.next_poll = Instant::now() + self.settings.poll_interval;
+            let (work, only) = (self.work.clone(), self.settings.pipelines.clone());
+            self.tasks
+                .spawn_blocking(move || Done::Round(work.round(&only)));
+        }
+        let quiet =
+            !self.round_running && self.round_wanted.is_none() && self.breath_until.is_none();
+        if quiet {
+            for p in served.iter().filter(|p| p.continuous) {
+                if self.scheduler.claimed(&p.environment) {
+                    continue;
+                }
+                self.scheduler.submit(Job {
+                    request: RunRequest::pipelines(vec![p.name.clone()], Trigger::Continuous),
+                    environments: vec![p.environment.clone()],
+                    origin: Origin::Continuous,
+                    what: format!("run {} (continuous)", p.name),
+                });
+            }
+        }
+        for job in self.scheduler.start() {
+            self.launch(job);
+        }
+    }
+
+    fn launch(&mut self, job: Job) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let control = self.work.control();
+        let continuous = matches!(job.origin, Origin::Continuous);
+        let person = matches!(job.origin, Origin::Api { .. });
+        self.running.insert(
+            id,
+            Running {
+                what: job.what.clone(),
+                environments: job.environments.clone(),
+                control: control.clone(),
+                continuous,
+            },
+        );
+        let work = self.work.clone();
+        let environments = job.environments.clone();
+        match job.origin {
+            Origin::Api { sink, finish } => {
+                crate::errln!("{}", job.what);
+                // A client that hangs up (Ctrl-C) cancels its run.
+                let watch = {
+                    let (sink, control) = (sink.clone(), control.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            if sink.gone() {
+                                control.cancel();
+                                break;
+                            }
+                        }
+                    })
+                };
+                self.tasks.spawn_blocking(move || {
+                    let out: Arc<dyn Sink> = sink.clone();
+                    let code =
+                        crate::console::capture(out, || finish(work.run(&job.request, &control)));
+                    sink.exit(code);
+                    watch.abort();
+                    Done::Job {
+                        id,
+                        environments,
+                        continuous,
+                        person,
+                    }
+                });
+            }
+            origin => {
+                crate::errln!("{}", job.what);
+                let publishes = origin.publishes();
+                self.tasks.spawn_blocking(move || {
+                    match work.run(&job.request, &control) {
+                        Ok(Ran::Done(outcome)) if publishes => work.publish(&outcome),
+                        Ok(_) => {}
+                        Err(e) => crate::errln!("failed (the server goes on): {e}"),
+                    }
+                    Done::Job {
+                        id,
+                        environments,
+                        continuous,
+                        person,
+                    }
+                });
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Round(result) => {
+                self.round_running = false;
+                let due = match result {
+                    Ok(due) => due,
+                    Err(e) => {
+                        crate::errln!("failed (the server goes on): {e}");
+                        Vec::new()
+                    }
+                };
+                if due.is_empty() {
+                    crate::outln!("nothing new to run");
+                }
+                crate::errln!(
+                    "poll done: {} run{}",
+                    due.len(),
+                    if due.len() == 1 { "" } else { "s" }
+                );
+                for d in due {
+                    self.submit(Job {
+                        request: d.request(),
+                        environments: vec![d.environment.clone()],
+                        origin: Origin::Change,
+                        what: format!(
+                            "running {} ({}): {}",
+                            d.pipeline,
+                            d.action.as_str(),
+                            d.because
+                        ),
+                    });
+                }
+            }
+            Done::Job {
+                id,
+                environments,
+                continuous,
+                person,
+            } => {
+                self.running.remove(&id);
+                self.scheduler.finished(&environments);
+                let now = crate::clock::now_us();
+                for e in &environments {
+                    self.quiet_since.insert(e.clone(), now);
+                }
+                if continuous {
+                    self.breath_until = Some(Instant::now() + BREATH);
+                    self.want_round("continuous");
+                } else if person {
+                    self.want_round("after a run asked through the local API");
+                }
+            }
+        }
+    }
+
+    /// What `lowtouch status` shows.
+    fn show(&self) {
+        let doing = if self.running.is_empty() && !self.round_running {
+            "idle: waiting for a change, a schedule or a request".to_string()
+        } else {
+            let mut parts: Vec<String> = self
+                .running
+                .values()
+                .map(|r| format!("running {}", r.what.trim_start_matches("run ")))
+                .collect();
+            if self.round_running {
+                parts.push("polling for changes".to_string());
+            }
+            parts.join("; ")
+        };
+        self.activity.set(Now {
+            doing,
+            queue: self.scheduler.waiting().map(|j| j.what.clone()).collect(),
+        });
+    }
+
+    /// Stops: what waits is told so, what runs stops (its control sees the signal) and is
+    /// waited for.
+    async fn stop(&mut self, mut wakes: UnboundedReceiver<Wake>) {
+        wakes.close();
+        let mut waiting: Vec<Job> = self.scheduler.drain();
+        while let Ok(wake) = wakes.try_recv() {
+            if let Wake::Api(api) = wake {
+                waiting.push(Job {
+                    request: api.request,
+                    environments: Vec::new(),
+                    origin: Origin::Api {
+                        sink: api.sink,
+                        finish: api.finish,
+                    },
+                    what: String::new(),
+                });
+            }
+        }
+        for job in waiting {
+            if let Origin::Api { sink, .. } = job.origin {
+                sink.write(
+                    Stream::Err,
+                    "lowtouch serve stopped before this run started\n",
+                );
+                sink.exit(exit::INTERRUPTED);
+            }
+        }
+        for r in self.running.values() {
+            r.control.cancel();
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
