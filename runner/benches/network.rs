@@ -142,7 +142,7 @@ fn follow_busy_log(
             outbox_capacity: 1_000_000,
             dead_after: Duration::from_secs(3),
             max_backoff: Duration::from_millis(200),
-            stop: lowtouch::execute::control::RunControl::detached(),
+            stop: lowtouch::process::control::RunControl::detached(),
         },
         std::future::pending(),
     ));
@@ -355,7 +355,7 @@ fn main() {
         outbox_capacity: 100_000,
         dead_after: Duration::from_secs(3),
         max_backoff: Duration::from_millis(200),
-        stop: lowtouch::execute::control::RunControl::detached(),
+        stop: lowtouch::process::control::RunControl::detached(),
     };
     rt.spawn(lowtouch::daemon::run(options, std::future::pending()));
     rt.block_on(async {

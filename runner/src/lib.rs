@@ -4,7 +4,8 @@
 //! - [`scenario`]: the scenario language — lexer, parser, checks, interpreter. No I/O.
 //! - [`pipeline`]: pipeline YAML, loading, planning against an environment.
 //! - [`environment`]: environment YAML: hosts, components, aliases, variables.
-//! - [`execute`]: runs a plan: processes, components, hooks, limits; emits events.
+//! - [`execute`]: runs a plan: steps, hooks, conditions, groups; emits events.
+//! - [`process`]: processes: one command with limits, components, what stops a run.
 //! - [`event`]: the event type, the seam between execution and its listeners.
 //! - [`store`]: the only module that touches sled: runs, scenarios, steps.
 //! - [`watch`]: watched repositories: gix mirrors, change detection, classification.
@@ -32,6 +33,7 @@ pub mod github;
 pub mod monitor;
 pub mod net;
 pub mod pipeline;
+pub mod process;
 pub mod record;
 pub mod report;
 pub mod revision;

@@ -83,6 +83,24 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// Whether the run ran under every wanted condition (`KEY=VALUE`, as `history
+    /// --condition` takes them): a commit or hash matches by a prefix of 7 or more.
+    pub fn holds(&self, wanted: &[(String, String)]) -> bool {
+        if wanted.is_empty() {
+            return true;
+        }
+        let have = self.condition_pairs();
+        wanted.iter().all(|(k, v)| {
+            have.get(k).is_some_and(|h| {
+                h == v
+                    || (v.len() >= 7
+                        && h.len() >= 40
+                        && h.chars().all(|c| c.is_ascii_hexdigit())
+                        && h.starts_with(v.as_str()))
+            })
+        })
+    }
+
     /// The conditions it ran under as flat `key = value` pairs, the form `history
     /// --condition` matches: `config.ENV` (config commit), `test_data.ENV`,
     /// `load.ENV.VAR`, `host.cores|memory_bytes|kernel`, `hosts.ENV/DAEMON.cores|…`.

@@ -34,8 +34,8 @@ pub use run::{Ran, RunOutcome};
 pub use runs::Runs;
 
 use crate::daemon::local::Network;
-use crate::execute::control::RunControl;
-use crate::execute::interrupt::Signals;
+use crate::process::control::RunControl;
+use crate::process::interrupt::Signals;
 use crate::store::Store;
 
 /// One lowtouch process's application: a project, its store, its runs.
@@ -101,7 +101,7 @@ impl App {
 
     /// What the process's signals tell (the handlers are installed on first use).
     pub fn signals(&self) -> Signals {
-        *self.signals.get_or_init(crate::execute::interrupt::install)
+        *self.signals.get_or_init(crate::process::interrupt::install)
     }
 
     /// The server's way to the daemons, if this process has one.

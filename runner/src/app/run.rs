@@ -10,9 +10,9 @@ use super::request::{RunRequest, Selection, Trigger};
 use super::{App, Error};
 use crate::compare::Comparison;
 use crate::event::Fanout;
-use crate::execute::control::RunControl;
 use crate::execute::{self, RunSettings};
 use crate::pipeline::{Pipeline, Plan};
+use crate::process::control::RunControl;
 use crate::record::{RunRecord, ScenarioRecord, Status, StepRecord, StoredRun};
 use crate::report::terminal::{Detail, Progress};
 use crate::scenario::diagnostic::did_you_mean;
@@ -677,5 +677,121 @@ fn revisions_of(plan: &Plan, revision: &str) -> crate::environment::render::Revi
         product: of(Role::Product),
         tools: of(Role::Tools),
         data: of(Role::Data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Project;
+    use crate::process::interrupt::Signals;
+
+    fn project(files: &[(&str, &str)]) -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let app = App::new(Project::new(dir.path().to_path_buf(), None, None))
+            .with_signals(Signals::ignored());
+        (dir, app)
+    }
+
+    fn scenario(file: &str) -> RunRequest {
+        RunRequest {
+            selection: Selection::Scenario {
+                file: file.into(),
+                environment: "local".into(),
+            },
+            trigger: Trigger::Person,
+            tools: Vec::new(),
+            overrides: Vec::new(),
+            junit: "reports/junit.xml".into(),
+            verbose: false,
+        }
+    }
+
+    #[test]
+    fn a_run_returns_what_it_stored_and_wrote() {
+        let (dir, app) = project(&[
+            (
+                "environments/local.yaml",
+                "aliases:\n  fail:\n    shell: 'exit 1'\n",
+            ),
+            ("pipelines/ok.scn", "echo hello\n"),
+            ("pipelines/bad.scn", "fail\n"),
+        ]);
+        let Ran::Done(ok) = app.run(&scenario("pipelines/ok.scn")).unwrap() else {
+            panic!("not run");
+        };
+        assert_eq!(ok.run().status, Status::Passed);
+        assert_eq!(ok.exit_code(), 0);
+        assert_eq!(ok.stored.scenarios.len(), 1);
+        assert_eq!(ok.stored.scenarios[0].1[0].stdout, "hello\n");
+        assert!(ok.compared.is_none(), "no release to compare with");
+        let junit = std::fs::read_to_string(dir.path().join("reports/junit.xml")).unwrap();
+        assert!(junit.contains(&ok.run().id), "{junit}");
+        // The same app runs again on the one store it opened.
+        let Ran::Done(bad) = app.run(&scenario("pipelines/bad.scn")).unwrap() else {
+            panic!("not run");
+        };
+        assert_eq!(bad.exit_code(), 1);
+        let stored = app.store().unwrap().runs(10).unwrap();
+        let ids: Vec<&str> = stored.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, [bad.id(), ok.id()]);
+        assert!(app.runs().ids().is_empty(), "finished runs are forgotten");
+    }
+
+    #[test]
+    fn a_run_stopped_by_its_control_is_stored_interrupted_and_cancelled() {
+        let (_dir, app) = project(&[
+            ("environments/local.yaml", "variables: {}\n"),
+            ("pipelines/long.scn", "sleep 60s\n"),
+        ]);
+        let control = app.new_control();
+        let canceller = {
+            let control = control.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                control.cancel();
+            })
+        };
+        let Ran::Done(outcome) = app
+            .run_with(&scenario("pipelines/long.scn"), &control)
+            .unwrap()
+        else {
+            panic!("not run");
+        };
+        canceller.join().unwrap();
+        assert_eq!(outcome.run().status, Status::Interrupted);
+        assert_eq!(outcome.exit_code(), 130);
+        assert!(
+            outcome
+                .run()
+                .note
+                .as_deref()
+                .unwrap_or("")
+                .contains("cancelled"),
+            "{:?}",
+            outcome.run().note
+        );
+    }
+
+    #[test]
+    fn bad_input_is_an_error_of_kind_input_and_nothing_is_stored() {
+        let (dir, app) = project(&[("environments/local.yaml", "variables: {}\n")]);
+        let e = app.run(&scenario("pipelines/none.scn")).err().unwrap();
+        assert_eq!(e.exit_code(), super::super::exit::BAD_INPUT);
+        assert!(e.to_string().contains("no such file"), "{e}");
+        let e = app
+            .run(&RunRequest::pipelines(vec!["nope".into()], Trigger::Person))
+            .err()
+            .unwrap();
+        assert_eq!(e.exit_code(), super::super::exit::BAD_INPUT);
+        assert!(
+            !dir.path().join(".lowtouch/db").exists(),
+            "the store was not opened"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::execute::control::RunControl;
+use crate::process::control::RunControl;
 
 #[derive(Default)]
 pub struct Runs {

@@ -1,17 +1,15 @@
 //! `lowtouch history`: stored candidates (or runs, `--runs`), newest first; one run's
 //! events, metrics and steps; flaky scenarios.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use clap::Args;
 
-use std::collections::BTreeMap;
-
 use crate::app::{App, Error};
-use crate::compare::candidates::{self, Candidate, Stretch};
-use crate::record::{RunRecord, Status};
+use crate::compare::candidates;
+use crate::record::RunRecord;
+use crate::report::history;
 use crate::report::terminal::Style;
-use crate::scenario::duration::human;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Args)]
@@ -74,7 +72,7 @@ pub fn history(app: &App, args: &HistoryArgs) -> Result<i32, Error> {
                 .environment
                 .as_ref()
                 .is_none_or(|e| r.environments.contains(e))
-            && holds(&wanted, r)
+            && r.holds(&wanted)
     };
     // Newest first, filtered, read as needed.
     let runs: Box<dyn Iterator<Item = Result<RunRecord, StoreError>>> = match &args.revision {
@@ -105,19 +103,22 @@ pub fn history(app: &App, args: &HistoryArgs) -> Result<i32, Error> {
         if args.json {
             print_json(&runs)?;
         } else if !runs.is_empty() {
-            print_runs(&runs, &releases, &style);
+            crate::out!("{}", history::runs_table(&runs, &releases, &style));
         }
         runs.len()
     } else {
         let stretches = candidates::stretches(runs, args.limit)?;
         if args.json {
-            let rows: Vec<CandidateRow> = stretches
+            let rows: Vec<history::CandidateRow> = stretches
                 .iter()
-                .map(|s| CandidateRow::of(s, &releases))
+                .map(|s| history::CandidateRow::of(s, &releases))
                 .collect();
             print_json(&rows)?;
         } else if !stretches.is_empty() {
-            print_candidates(&stretches, &releases, &style);
+            crate::out!(
+                "{}",
+                history::candidates_table(&stretches, &releases, &style)
+            );
         }
         stretches.len()
     };
@@ -159,203 +160,10 @@ fn parse_conditions(given: &[String]) -> Result<Vec<(String, String)>, Error> {
         .collect()
 }
 
-/// Whether the run ran under every wanted condition.
-fn holds(wanted: &[(String, String)], run: &RunRecord) -> bool {
-    if wanted.is_empty() {
-        return true;
-    }
-    let have = run.condition_pairs();
-    wanted.iter().all(|(k, v)| {
-        have.get(k).is_some_and(|h| {
-            h == v
-                || (v.len() >= 7
-                    && h.len() >= 40
-                    && h.chars().all(|c| c.is_ascii_hexdigit())
-                    && h.starts_with(v.as_str()))
-        })
-    })
-}
-
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::infra(e.to_string()))?;
     crate::outln!("{text}");
     Ok(())
-}
-
-/// One candidate's stretch, as `history --json` gives it.
-#[derive(serde::Serialize)]
-struct CandidateRow<'a> {
-    #[serde(flatten)]
-    candidate: &'a Candidate,
-    pipelines: &'a [String],
-    environments: &'a [String],
-    /// The newest run's status.
-    verdict: Status,
-    /// Why the store lacks some of the newest run's records, if it does.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    incomplete: Option<&'a str>,
-    /// The stretch's runs, newest first.
-    runs: Vec<&'a str>,
-    /// How many of them passed and failed (crashed and interrupted count as failed).
-    runs_passed: usize,
-    runs_failed: usize,
-    first_started_at: &'a str,
-    last_started_at: &'a str,
-    /// The newest run's scenario counts and duration.
-    passed: u32,
-    failed: u32,
-    skipped: u32,
-    flaky: u32,
-    duration_ms: u64,
-    /// The release names of its runs.
-    releases: Vec<&'a str>,
-}
-
-impl<'a> CandidateRow<'a> {
-    fn of(s: &'a Stretch, releases: &'a BTreeMap<String, String>) -> CandidateRow<'a> {
-        let newest = s.newest();
-        let oldest = s.runs.last().unwrap_or(newest);
-        let finished = |st: Status| s.runs.iter().filter(|r| r.status == st).count();
-        CandidateRow {
-            candidate: &s.candidate,
-            pipelines: &newest.pipelines,
-            environments: &newest.environments,
-            verdict: newest.status,
-            incomplete: newest.incomplete.as_deref(),
-            runs: s.runs.iter().map(|r| r.id.as_str()).collect(),
-            runs_passed: finished(Status::Passed),
-            runs_failed: s
-                .runs
-                .iter()
-                .filter(|r| {
-                    matches!(
-                        r.status,
-                        Status::Failed | Status::Crashed | Status::Interrupted
-                    )
-                })
-                .count(),
-            first_started_at: &oldest.started_at,
-            last_started_at: &newest.started_at,
-            passed: newest.passed,
-            failed: newest.failed,
-            skipped: newest.skipped,
-            flaky: newest.flaky,
-            duration_ms: newest.duration_ms,
-            releases: s
-                .runs
-                .iter()
-                .filter_map(|r| releases.get(&r.id).map(String::as_str))
-                .collect(),
-        }
-    }
-}
-
-fn colored_status(style: &Style, run: &RunRecord) -> String {
-    let s = run.shown_status();
-    match run.status {
-        _ if run.incomplete.is_some() => style.yellow(&format!("{s:<11}")),
-        Status::Passed => style.green(&format!("{s:<11}")),
-        Status::Failed | Status::Crashed => style.red(&format!("{s:<11}")),
-        _ => style.yellow(&format!("{s:<11}")),
-    }
-}
-
-/// A revision short enough for a table: 12 hex digits, `-dirty` kept.
-fn short_revision(revision: &str) -> String {
-    if let Some(hash) = revision.strip_prefix("unversioned-") {
-        format!("unversioned-{}", &hash[..hash.len().min(8)])
-    } else if revision.len() > 20 {
-        let dirty = if revision.ends_with("-dirty") {
-            "-dirty"
-        } else {
-            ""
-        };
-        format!("{}{dirty}", &revision[..12])
-    } else {
-        revision.to_string()
-    }
-}
-
-/// The candidate's revisions on one line: the project's, each repository's, each config
-/// commit.
-fn revisions(c: &Candidate) -> String {
-    let short = |c: &str| c[..c.len().min(12)].to_string();
-    let mut out = short_revision(&c.revision);
-    for (repo, commit) in &c.candidate {
-        out.push_str(&format!(" {repo}@{}", short(commit)));
-    }
-    for (env, commit) in &c.config_commits {
-        out.push_str(&format!(" config:{env}@{}", &commit[..commit.len().min(8)]));
-    }
-    out
-}
-
-fn print_candidates(stretches: &[Stretch], releases: &BTreeMap<String, String>, style: &Style) {
-    crate::outln!(
-        "{:<26} {:<11} {:>7} {:>6} {:>6} {:>6} {:>8}  {:<18} REVISIONS",
-        "NEWEST RUN",
-        "VERDICT",
-        "RUNS OK",
-        "PASS",
-        "FAIL",
-        "SKIP",
-        "TIME",
-        "PIPELINES"
-    );
-    for s in stretches {
-        let row = CandidateRow::of(s, releases);
-        let newest = s.newest();
-        let runs = format!("{}/{}", row.runs_passed, s.runs.len());
-        let released = match row.releases.as_slice() {
-            [] => String::new(),
-            names => format!("  release {}", names.join(", ")),
-        };
-        crate::outln!(
-            "{:<26} {} {runs:>7} {:>6} {:>6} {:>6} {:>8}  {:<18} {}{released}",
-            newest.id,
-            colored_status(style, newest),
-            newest.passed,
-            newest.failed,
-            newest.skipped,
-            human(Duration::from_millis(newest.duration_ms)),
-            format!(
-                "{}@{}",
-                newest.pipelines.join(","),
-                newest.environments.join(",")
-            ),
-            revisions(&s.candidate),
-        );
-    }
-}
-
-fn print_runs(runs: &[RunRecord], releases: &BTreeMap<String, String>, style: &Style) {
-    crate::outln!(
-        "{:<26} {:<11} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {:<25} RELEASE",
-        "RUN",
-        "STATUS",
-        "REVISION",
-        "PIPELINES",
-        "PASS",
-        "FAIL",
-        "SKIP",
-        "TIME",
-        "STARTED"
-    );
-    for run in runs {
-        crate::outln!(
-            "{:<26} {} {:<20} {:<18} {:>6} {:>6} {:>6} {:>8}  {:<25} {}",
-            run.id,
-            colored_status(style, run),
-            short_revision(&run.revision),
-            run.pipelines.join(","),
-            run.passed,
-            run.failed,
-            run.skipped,
-            human(Duration::from_millis(run.duration_ms)),
-            run.started_at,
-            releases.get(&run.id).map_or("", String::as_str)
-        );
-    }
 }
 
 /// `history --run ID --events` / `--metrics NAME`: what the daemons observed while the
@@ -410,36 +218,12 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, Erro
         );
         return Ok(0);
     }
-    crate::outln!(
-        "{:<27} {:>9} {:<12} {:<24} {:<22} VALUE",
-        "TIME",
-        "+S",
-        "DAEMON",
-        "SOURCE",
-        "NAME"
-    );
-    for o in &rows {
-        let time = chrono::DateTime::from_timestamp_micros(o.at_us)
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
-            .unwrap_or_default();
-        let since = (o.at_us - from) as f64 / 1e6;
-        let value = match (&o.text, o.number) {
-            (Some(t), _) => t.clone(),
-            (None, Some(n)) => format!("{n}"),
-            _ => String::new(),
-        };
-        crate::outln!(
-            "{time:<27} {since:>9.3} {:<12} {:<24} {:<22} {value}",
-            o.daemon,
-            o.source,
-            o.name
-        );
-    }
+    crate::out!("{}", history::observations_table(&rows, from));
     Ok(0)
 }
 
 /// `history --run ID --steps`: every step of the run with the system around it.
-fn steps(store: &Store, run: &crate::record::RunRecord, json: bool) -> Result<i32, Error> {
+fn steps(store: &Store, run: &RunRecord, json: bool) -> Result<i32, Error> {
     let mut all = Vec::new();
     for sc in store.scenarios(&run.id)? {
         for step in store.steps(&run.id, sc.index)? {
@@ -459,128 +243,21 @@ fn steps(store: &Store, run: &crate::record::RunRecord, json: bool) -> Result<i3
         crate::outln!("{text}");
         return Ok(0);
     }
-    for (scenario, step) in &all {
-        let line = std::iter::once(step.command.as_str())
-            .chain(step.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let phase = step
-            .phase
-            .as_deref()
-            .map_or(String::new(), |p| format!(" [{p}]"));
-        crate::outln!(
-            "{scenario} #{}{phase} {line}: {} in {}",
-            step.seq,
-            if step.status == 0 {
-                "ok".to_string()
-            } else {
-                format!("status {}", step.status)
-            },
-            human(Duration::from_micros(step.duration_us))
-        );
-        let Some(around) = &step.around else { continue };
-        for e in &around.events {
-            crate::outln!(
-                "    event  {} {} {} ({})",
-                e.source,
-                e.name,
-                e.text,
-                e.daemon
-            );
-        }
-        for (before, after) in changed(&around.before, &around.after) {
-            crate::outln!(
-                "    metric {} {}: {} -> {}",
-                after.source,
-                after.name,
-                before.map_or("-".to_string(), |b| format!("{}", b.value)),
-                after.value
-            );
-        }
-    }
+    crate::out!("{}", history::steps_text(&all));
     Ok(0)
 }
 
-/// The metrics whose value differs from before to after (or that appeared).
-fn changed<'a>(
-    before: &'a [crate::record::Sample],
-    after: &'a [crate::record::Sample],
-) -> Vec<(Option<&'a crate::record::Sample>, &'a crate::record::Sample)> {
-    after
-        .iter()
-        .filter_map(|a| {
-            let b = before
-                .iter()
-                .find(|b| b.daemon == a.daemon && b.source == a.source && b.name == a.name);
-            match b {
-                Some(b) if b.value == a.value => None,
-                b => Some((b, a)),
-            }
-        })
-        .collect()
-}
-
 /// `history --flaky`: per scenario, its outcomes across runs of the same candidate.
-fn flaky(store: &Store, runs: &[crate::record::RunRecord]) -> Result<i32, Error> {
-    use crate::record::{ScenarioKind, Status};
-    use std::collections::BTreeMap;
-    /// (candidate, pipeline, environment, scenario).
-    type Key = (String, String, String, String);
-    // → (passed, failed, passed after a retry)
-    let mut seen: BTreeMap<Key, (u32, u32, u32)> = BTreeMap::new();
+fn flaky(store: &Store, runs: &[RunRecord]) -> Result<i32, Error> {
+    let mut with_scenarios = Vec::new();
     for run in runs {
-        let candidate = format!(
-            "{}{}",
-            run.revision,
-            run.candidate
-                .iter()
-                .map(|(r, c)| format!(" {r}@{}", &c[..c.len().min(12)]))
-                .collect::<String>()
-        );
-        for sc in store.scenarios(&run.id)? {
-            if sc.kind != ScenarioKind::Scenario || sc.retried {
-                continue;
-            }
-            let e = seen
-                .entry((
-                    candidate.clone(),
-                    sc.pipeline.clone(),
-                    sc.environment.clone(),
-                    sc.name.clone(),
-                ))
-                .or_default();
-            match sc.status {
-                Status::Passed if sc.attempt > 0 => {
-                    e.0 += 1;
-                    e.2 += 1;
-                }
-                Status::Passed => e.0 += 1,
-                Status::Skipped => {}
-                _ => e.1 += 1,
-            }
-        }
+        with_scenarios.push((run.clone(), store.scenarios(&run.id)?));
     }
-    let flaky: Vec<_> = seen
-        .into_iter()
-        .filter(|(_, (p, f, r))| (*p > 0 && *f > 0) || *r > 0)
-        .collect();
+    let flaky = crate::compare::flaky::flaky(&with_scenarios);
     if flaky.is_empty() {
         crate::errln!("no flaky scenario in the last {} runs", runs.len());
-        return Ok(0);
-    }
-    crate::outln!(
-        "{:<28} {:<24} {:>6} {:>6} {:>8}  CANDIDATE",
-        "SCENARIO",
-        "WHERE",
-        "PASS",
-        "FAIL",
-        "RETRIED"
-    );
-    for ((candidate, pipeline, env, name), (p, f, r)) in flaky {
-        crate::outln!(
-            "{name:<28} {:<24} {p:>6} {f:>6} {r:>8}  {candidate}",
-            format!("{pipeline}.{env}")
-        );
+    } else {
+        crate::out!("{}", history::flaky_table(&flaky));
     }
     Ok(0)
 }

@@ -9,6 +9,7 @@
 
 pub mod candidates;
 pub mod changes;
+pub mod flaky;
 pub mod history;
 pub mod mask;
 

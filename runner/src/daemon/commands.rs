@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Shared;
-use crate::execute::components::{Components, Place, signal_name};
-use crate::execute::process;
 use crate::net::codec::{Command, DaemonConfig};
+use crate::process;
+use crate::process::components::{Components, Place, signal_name};
 
 /// What came of a command, as the daemon reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::environment::{AliasKind, Environment};
-use crate::execute::components::control_spec;
 use crate::net::codec::{CommandSpec, ComponentWatch, DaemonConfig, RuleConfig};
+use crate::process::components::control_spec;
 
 /// `ENVIRONMENT/DAEMON` → configuration, for every daemon `env` declares, with the
 /// environment's own variables (what a server configures before any run). `state_dir` is

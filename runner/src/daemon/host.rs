@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::execute::interrupt;
+use crate::process::interrupt;
 
 /// A host daemon's settings, as either command line gives them.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ pub fn run(settings: &HostSettings) -> Result<(), HostError> {
         outbox_capacity: settings.buffer,
         dead_after: Duration::from_secs(3),
         max_backoff: Duration::from_secs(5),
-        stop: crate::execute::control::RunControl::new(signals),
+        stop: crate::process::control::RunControl::new(signals),
     };
     // Small on purpose: one thread for the connection, one for the collectors.
     #[cfg(target_env = "gnu")]

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use crate::environment::Environment;
-use crate::execute::control::RunControl;
 use crate::net::codec::Command;
 use crate::net::router::{Outcome, Router, RouterConfig, RouterError};
+use crate::process::control::RunControl;
 use crate::store::Store;
 
 /// A run's way to the daemons: a router and the runtime it lives on. Its calls block, for

@@ -50,7 +50,7 @@ pub struct Options {
     pub max_backoff: Duration,
     /// What gives up a component start half-way: the daemon process's signals, or the
     /// run a local daemon serves.
-    pub stop: crate::execute::control::RunControl,
+    pub stop: crate::process::control::RunControl,
 }
 
 impl std::fmt::Debug for Options {
@@ -77,9 +77,9 @@ pub struct Shared {
     /// The connection's sending end while connected: the collector sends through it.
     pub wire: Mutex<Option<Arc<wire::Wire>>>,
     /// The components of this host, controlled as the router asks.
-    pub components: crate::execute::components::Components,
+    pub components: crate::process::components::Components,
     /// See [`Options::stop`].
-    pub stop: crate::execute::control::RunControl,
+    pub stop: crate::process::control::RunControl,
 }
 
 /// Runs the daemon until `stop` resolves.
@@ -97,8 +97,8 @@ pub async fn run(options: Options, stop: impl std::future::Future<Output = ()>) 
             .expect("a socket pair"),
         wire: Mutex::new(None),
         stop: options.stop.clone(),
-        components: crate::execute::components::Components::new(
-            crate::execute::components::Place {
+        components: crate::process::components::Components::new(
+            crate::process::components::Place {
                 dir: std::env::current_dir().unwrap_or_default(),
                 cwd: std::env::current_dir().unwrap_or_default(),
                 remove_env: Vec::new(),

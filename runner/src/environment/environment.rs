@@ -111,15 +111,7 @@ pub struct TemplateFile {
     pub vars: BTreeMap<String, String>,
 }
 
-/// A data set to generate: `testdata/<generator>` to `<runtime dir>/data/<dest>`.
-#[derive(Debug, Clone)]
-pub struct DataSet {
-    pub generator: String,
-    pub path: PathBuf,
-    pub dest: String,
-    /// Parameter overrides, variables already filled in.
-    pub params: BTreeMap<String, String>,
-}
+pub use crate::testdata::DataSet;
 
 #[derive(Debug, Clone)]
 pub enum Secret {

@@ -7,14 +7,14 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::control::{self as run_control, RunControl};
-use super::process::{self, Captured};
 use super::route::{Control, ControlError, Routed};
 use crate::clock;
 use crate::environment::environment::When;
 use crate::environment::{AliasKind, Resolved, Resolver};
 use crate::event::{Fanout, RunEvent};
 use crate::pipeline::Plan;
+use crate::process::control::{self as run_control, RunControl};
+use crate::process::{self, Captured};
 use crate::record::{Around, Sample, Seen, StepRecord};
 use crate::scenario::check::parse_signal;
 use crate::scenario::duration::{human, parse_duration};

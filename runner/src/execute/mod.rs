@@ -2,13 +2,8 @@
 //! hooks, limits, interruption — and emits [`crate::event::RunEvent`]s. It writes no
 //! record and prints nothing itself: listeners do.
 
-pub mod components;
-pub mod control;
 pub mod host;
-pub mod interrupt;
 pub mod observe;
-mod pid_record;
-pub mod process;
 pub mod route;
 pub mod run;
 

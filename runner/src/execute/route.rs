@@ -5,16 +5,16 @@
 //! the daemon checks the rest (the component is one it controls and, for `kill`, that
 //! it runs).
 
-use super::control::RunControl;
+use crate::process::control::RunControl;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use super::components::{Components, signal_name};
 use crate::daemon::local::{Failed, Network};
 use crate::environment::{AliasKind, Environment};
 use crate::net::codec::Command;
 use crate::net::router::{Outcome, RouterError};
+use crate::process::components::{Components, signal_name};
 
 /// A daemon a step can be routed to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::control::RunControl;
 use super::host::{RunContext, StepHost};
 use super::route::Control;
 use crate::clock;
 use crate::event::{Fanout, RunEvent};
 use crate::pipeline::{HookLine, Plan, ScenarioFile};
+use crate::process::control::RunControl;
 use crate::record::{RunRecord, ScenarioKind, ScenarioRecord, Status};
 use crate::scenario::Scenario;
 use crate::scenario::interpreter::{Interpreter, Verdict};
@@ -278,7 +278,7 @@ fn artifacts_of(
     let env = &plan.env;
     let mut out = Vec::new();
     for (name, c) in &env.components {
-        let Some(log) = super::components::control_spec(c, env_dir, vars)
+        let Some(log) = crate::process::components::control_spec(c, env_dir, vars)
             .ok()
             .and_then(|s| s.log)
         else {

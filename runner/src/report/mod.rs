@@ -2,6 +2,7 @@
 //! stored runs; none of them runs anything.
 
 pub mod attempts;
+pub mod history;
 pub mod html;
 pub mod junit;
 pub mod terminal;

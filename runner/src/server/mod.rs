@@ -34,8 +34,8 @@ use crate::app::activity::Now;
 use crate::app::round::Due;
 use crate::app::{Activity, App, Error, Ran, RunOutcome, RunRequest, Trigger, exit};
 use crate::console::{Sink, Stream};
-use crate::execute::control::RunControl;
 use crate::pipeline::Pipeline;
+use crate::process::control::RunControl;
 use crate::webhook_listener::{BodyBudget, Limits};
 use scheduler::{Needs, Scheduler};
 pub use wake::{ApiRun, Wake};
@@ -675,5 +675,201 @@ impl<W: Work> Server<W> {
             r.control.cancel();
         }
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::app::round::Chosen;
+    use crate::app::{RunOutcome, Selection};
+    use crate::watch::Action;
+
+    /// Work that records what it was asked and holds each run until its pipeline is
+    /// released (or its control stops it).
+    #[derive(Default)]
+    struct Fake {
+        due: Mutex<Vec<Due>>,
+        running: Mutex<Vec<String>>,
+        /// Every pipeline that was running at once with another, as seen at its start.
+        overlapped: Mutex<Vec<(String, Vec<String>)>>,
+        released: Mutex<Vec<String>>,
+        finished: Mutex<Vec<(String, bool)>>,
+        stopping: AtomicBool,
+    }
+
+    fn pipeline_of(request: &RunRequest) -> String {
+        match &request.selection {
+            Selection::Pipelines(names) => names.join(","),
+            other => format!("{other:?}"),
+        }
+    }
+
+    impl Work for Fake {
+        fn run(&self, request: &RunRequest, control: &RunControl) -> Result<Ran, Error> {
+            let name = pipeline_of(request);
+            {
+                let mut running = self.running.lock().unwrap();
+                self.overlapped
+                    .lock()
+                    .unwrap()
+                    .push((name.clone(), running.clone()));
+                running.push(name.clone());
+            }
+            while !self.released.lock().unwrap().contains(&name) && !control.stop_requested() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            self.running.lock().unwrap().retain(|n| *n != name);
+            self.finished
+                .lock()
+                .unwrap()
+                .push((name.clone(), control.stop_requested()));
+            Ok(Ran::Skipped {
+                pipeline: name,
+                why: "fake".into(),
+            })
+        }
+        fn round(&self, _: &[String]) -> Result<Vec<Due>, Error> {
+            Ok(std::mem::take(&mut *self.due.lock().unwrap()))
+        }
+        fn publish(&self, _: &RunOutcome) {}
+        fn served(&self, _: &[String]) -> Vec<Pipeline> {
+            Vec::new()
+        }
+        fn control(&self) -> RunControl {
+            RunControl::detached()
+        }
+        fn stopping(&self) -> bool {
+            self.stopping.load(Ordering::SeqCst)
+        }
+        fn leased(&self, _: &str) -> bool {
+            false
+        }
+        fn environments(&self, _: &RunRequest) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    fn due(pipeline: &str, environment: &str) -> Due {
+        Due {
+            pipeline: pipeline.into(),
+            environment: environment.into(),
+            action: Action::RunPipeline,
+            because: format!("r main {pipeline}"),
+            chosen: Chosen {
+                repository: "r".into(),
+                git_ref: "refs/heads/main".into(),
+                commit: "c0ffee".into(),
+            },
+            candidate: None,
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            listen: String::new(),
+            router: String::new(),
+            poll_interval: Duration::from_secs(3600),
+            pipelines: Vec::new(),
+        }
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..2500 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(4)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_on_two_environments_overlap_and_a_third_waits_for_its_environment() {
+        let fake = Arc::new(Fake::default());
+        *fake.due.lock().unwrap() = vec![due("a", "env-a"), due("b", "env-b"), due("a2", "env-a")];
+        let activity = Activity::default();
+        let server = Server::new(fake.clone(), settings(), activity.clone());
+        let (wake, wakes) = unbounded_channel();
+        let looping = tokio::spawn(server.run(wakes));
+
+        until("a and b run at once", || {
+            fake.running.lock().unwrap().len() == 2
+        })
+        .await;
+        let running = fake.running.lock().unwrap().clone();
+        assert!(running.contains(&"a".to_string()) && running.contains(&"b".to_string()));
+        until("a2 shows as waiting", || activity.get().queue.len() == 1).await;
+        assert!(
+            activity.get().queue[0].starts_with("running a2"),
+            "{:?}",
+            activity.get()
+        );
+
+        // b ends; a2 still waits for a's environment.
+        fake.released.lock().unwrap().push("b".into());
+        until("b finished", || fake.finished.lock().unwrap().len() == 1).await;
+        assert!(!fake.running.lock().unwrap().contains(&"a2".to_string()));
+        fake.released.lock().unwrap().push("a".into());
+        until("a2 runs after a", || {
+            fake.running.lock().unwrap().contains(&"a2".to_string())
+        })
+        .await;
+        let overlapped = fake.overlapped.lock().unwrap().clone();
+        assert_eq!(
+            overlapped.last().unwrap(),
+            &("a2".to_string(), Vec::<String>::new())
+        );
+
+        // A stop cancels what runs and ends the loop.
+        wake.send(Wake::Stop).unwrap();
+        looping.await.unwrap();
+        let finished = fake.finished.lock().unwrap().clone();
+        assert_eq!(
+            finished,
+            vec![
+                ("b".to_string(), false),
+                ("a".to_string(), false),
+                ("a2".to_string(), true)
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhooks_during_a_round_coalesce_into_one_more_round() {
+        let fake = Arc::new(Fake::default());
+        let server = Server::new(fake.clone(), settings(), Activity::default());
+        let (wake, wakes) = unbounded_channel();
+        let mut server = server;
+        // Fed by hand: a round is running, three deliveries arrive.
+        server.want_round("start");
+        server.start_ready(&[]);
+        assert!(server.round_running);
+        for n in 0..3 {
+            server.on_wake(
+                Wake::Webhook {
+                    repository: "o/r".into(),
+                    git_ref: format!("refs/heads/b{n}"),
+                    created: false,
+                },
+                &[],
+            );
+        }
+        assert_eq!(
+            server.round_wanted.as_deref(),
+            Some(
+                "webhook: push to o/r refs/heads/b0; webhook: push to o/r refs/heads/b1; \
+                 webhook: push to o/r refs/heads/b2"
+            )
+        );
+        // While the first round runs, the second does not start.
+        server.start_ready(&[]);
+        assert!(server.round_wanted.is_some());
+        drop(wake);
+        fake.stopping.store(true, Ordering::SeqCst);
+        server.run(wakes).await;
     }
 }

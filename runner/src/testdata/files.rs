@@ -13,8 +13,18 @@ use sha2::{Digest, Sha256};
 use super::GENERATOR_VERSION;
 use super::definition::{Definition, is_plain_relative};
 use super::generate::{Generator, prepare};
-use crate::environment::environment::DataSet;
 use crate::source::{Finding, SourceFile};
+
+/// A data set to generate: `testdata/<generator>` to `<runtime dir>/data/<dest>` (an
+/// environment's `data:` entry, variables filled in).
+#[derive(Debug, Clone)]
+pub struct DataSet {
+    pub generator: String,
+    pub path: PathBuf,
+    pub dest: String,
+    /// Parameter overrides, variables already filled in.
+    pub params: BTreeMap<String, String>,
+}
 
 /// The manifest in the output directory: what was generated from which inputs.
 pub const MANIFEST_FILE: &str = ".lowtouch-data.json";

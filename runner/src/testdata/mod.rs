@@ -18,7 +18,7 @@ pub mod rng;
 pub mod snapshot;
 
 pub use definition::{Definition, Kind};
-pub use files::{Loaded, MANIFEST_FILE, Outcome, apply, check, load, manifest_text, plan};
+pub use files::{DataSet, Loaded, MANIFEST_FILE, Outcome, apply, check, load, manifest_text, plan};
 pub use generate::{Generator, prepare};
 
 /// Part of every input hash: bump it whenever the same inputs would generate different

@@ -206,3 +206,84 @@ fn commands_go_through_a_running_server() {
     );
     p.assert_nothing_left_running();
 }
+
+/// One server runs pipelines on different environments at the same time; cancelling one
+/// run cancels that run only.
+#[test]
+fn runs_on_two_environments_overlap_and_a_cancel_stops_only_its_own() {
+    let p = Project::empty();
+    let env = "aliases:\n  mark:\n    shell: 'touch \"$1\"'\n  await:\n    shell: 'while [ ! -e \"$1\" ]; do sleep 0.05; done'\n";
+    p.write("environments/a.yaml", env);
+    p.write("environments/b.yaml", env);
+    p.write("pipelines/a.scn", "mark started-a\nawait go-a\n");
+    p.write("pipelines/b.scn", "mark started-b\nawait go-b\n");
+    let mut server = p
+        .lowtouch(&["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"])
+        .spawn();
+    let stdout = server.stdout.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
+    let stderr = server.stderr.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+    assert!(
+        wait_until(Duration::from_secs(30), || p
+            .lowtouch(&["status"])
+            .output()
+            .stdout
+            .contains("server: idle")),
+        "the server never became idle"
+    );
+
+    let a = p
+        .lowtouch(&["run", "--scenario", "pipelines/a.scn", "--env", "a"])
+        .spawn();
+    let b = p
+        .lowtouch(&["run", "--scenario", "pipelines/b.scn", "--env", "b"])
+        .spawn();
+    // Both started, and neither can end before the test lets it: they overlap.
+    assert!(
+        wait_until(Duration::from_secs(30), || p
+            .path()
+            .join("started-a")
+            .exists()
+            && p.path().join("started-b").exists()),
+        "{}",
+        p.lowtouch(&["status"]).output().stdout
+    );
+    let rows = status_json(&p);
+    let lease = |env: &str| {
+        rows.iter()
+            .find(|r| r["environment"] == env)
+            .and_then(|r| r["lease"]["run_id"].as_str())
+            .map(str::to_string)
+    };
+    let (run_a, run_b) = (lease("a").expect("a runs"), lease("b").expect("b runs"));
+    assert_ne!(run_a, run_b);
+
+    let out = p.lowtouch(&["cancel", &run_a]).output().expect_code(0);
+    assert!(out.stdout.contains("cancelling run"), "{}", out.stdout);
+    let a = a.wait_with_output().unwrap();
+    assert_eq!(a.status.code(), Some(130));
+    // b goes on after a was cancelled, and passes once let go.
+    assert!(!p.path().join("go-b").exists());
+    std::fs::write(p.path().join("go-b"), "").unwrap();
+    let b = b.wait_with_output().unwrap();
+    assert_eq!(
+        b.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let out = p
+        .lowtouch(&["history", "--runs", "--json"])
+        .output()
+        .expect_code(0);
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let status_of = |id: &str| {
+        runs.iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["status"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(status_of(&run_a).as_deref(), Some("interrupted"));
+    assert_eq!(status_of(&run_b).as_deref(), Some("passed"));
+    assert_eq!(stop(server), Some(130));
+}

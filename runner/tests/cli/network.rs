@@ -24,7 +24,7 @@ fn options(server: &str, name: &str, secret: &[u8]) -> Options {
         outbox_capacity: 10_000,
         dead_after: Duration::from_secs(3),
         max_backoff: Duration::from_millis(500),
-        stop: lowtouch::execute::control::RunControl::detached(),
+        stop: lowtouch::process::control::RunControl::detached(),
     }
 }
 

@@ -17,10 +17,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::kill_group;
 use super::pid_record::{self, PreExecRecord};
-use super::process::{self, kill_group};
 use crate::environment::{Component, Environment, Find};
 use crate::net::codec::{ControlSpec, FindSpec};
+use crate::process;
 
 /// A component's control, ready to use: its spec with the regexes compiled.
 struct Ready {

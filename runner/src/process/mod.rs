@@ -1,5 +1,8 @@
-//! Running one command: no shell, its own process group, bounded output capture, a
-//! timeout that kills the whole group, and an early stop on Ctrl-C.
+//! Processes, below execution and the daemons alike: running one command (here: no
+//! shell, its own process group, bounded output capture, a timeout that kills the whole
+//! group, an early stop when its run must stop), the environment's long-running
+//! [`components`], and what stops a run ([`control`], fed by the [`interrupt`] signal
+//! bridge).
 //!
 //! One thread waits on everything at once with poll(2): the two output pipes, a pidfd
 //! for the child's exit, and the interrupt descriptor. That keeps a step's overhead close
@@ -13,7 +16,12 @@ use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::control::RunControl;
+pub mod components;
+pub mod control;
+pub mod interrupt;
+mod pid_record;
+
+use control::RunControl;
 
 pub struct Spec<'a> {
     pub program: &'a OsStr,
@@ -382,7 +390,7 @@ mod tests {
             .unwrap();
         let gone = (0..500).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
-            !crate::execute::components::alive(pid)
+            !components::alive(pid)
         });
         assert!(gone, "the step's background child survived it");
     }
