@@ -13,6 +13,7 @@
 //! github) and no terminal formatting (report): it decides and calls them.
 
 pub mod activity;
+mod check;
 mod deploy;
 pub mod environments;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod runs;
 use std::sync::{Mutex, OnceLock};
 
 pub use activity::Activity;
+pub use check::Checked;
 pub use error::{Error, exit};
 pub use project::Project;
 pub use request::{RunRequest, Selection, Trigger};

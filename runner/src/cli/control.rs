@@ -164,67 +164,15 @@ pub fn status(app: &App, args: &StatusArgs) -> Result<i32, Error> {
         );
         return Ok(0);
     }
-    crate::outln!("{:<12} {:<60} LAST RUN", "ENVIRONMENT", "STATE");
-    for r in &rows {
-        let last = match &r["last_run"] {
-            serde_json::Value::Null => "-".to_string(),
-            l => format!(
-                "{} {} ({} passed, {} failed)",
-                l["id"].as_str().unwrap_or(""),
-                l["status"].as_str().unwrap_or(""),
-                l["passed"],
-                l["failed"]
-            ),
-        };
-        crate::outln!(
-            "{:<12} {:<60} {last}",
-            r["environment"].as_str().unwrap_or(""),
-            r["state"].as_str().unwrap_or("")
-        );
-    }
-    match app.activity().map(crate::app::Activity::get) {
-        Some(a) => {
-            crate::outln!("server: {}", a.doing);
-            match app.network() {
-                None => crate::outln!("daemons: the router is off (LOWTOUCH_DAEMON_SECRET unset)"),
-                Some(network) => {
-                    let connected = network.router.connected();
-                    if connected.is_empty() {
-                        crate::outln!("daemons: none connected");
-                    }
-                    for d in connected {
-                        crate::outln!(
-                            "daemon {}/{} from {}: {}{}",
-                            d.environment,
-                            d.name,
-                            d.peer,
-                            if d.configured {
-                                "following its logs"
-                            } else {
-                                "configuring"
-                            },
-                            d.offset_us
-                                .map(|(o, e)| format!(
-                                    ", clock {:+.3} ms (±{:.3})",
-                                    -o as f64 / 1000.0,
-                                    e as f64 / 1000.0
-                                ))
-                                .unwrap_or_default()
-                        );
-                    }
-                }
-            }
-            if a.queue.is_empty() {
-                crate::outln!("queue: empty");
-            } else {
-                crate::outln!("queue: {} waiting", a.queue.len());
-                for q in &a.queue {
-                    crate::outln!("  {q}");
-                }
-            }
+    let server = app.activity().map(|a| {
+        let now = a.get();
+        crate::report::status::Server {
+            doing: now.doing,
+            queue: now.queue,
+            daemons: app.network().map(|n| n.router.connected()),
         }
-        None => crate::outln!("server: none running (`lowtouch serve` keeps the queue)"),
-    }
+    });
+    crate::out!("{}", crate::report::status::text(&rows, server.as_ref()));
     Ok(0)
 }
 

@@ -1,13 +1,11 @@
 //! `lowtouch diff A B` and `lowtouch release NAME`: a run against an earlier one, and
 //! naming a run a release.
 
-use std::fmt::Write as _;
-
 use clap::Args;
 
 use crate::app::{App, Error};
 use crate::compare::history::{self, RELEASE_PATTERN};
-use crate::compare::{Change, Comparison};
+
 use crate::store::Store;
 
 #[derive(Debug, Clone, Args)]
@@ -74,63 +72,9 @@ pub fn diff(app: &App, args: &DiffArgs) -> Result<i32, Error> {
         let text = serde_json::to_string_pretty(&c).map_err(|e| Error::infra(e.to_string()))?;
         crate::outln!("{text}");
     } else {
-        crate::out!("{}", render(&c, &label));
+        crate::out!("{}", crate::report::comparison::text(&c, &label));
     }
     Ok(if c.new_failures() > 0 { 1 } else { 0 })
-}
-
-/// The comparison as a person reads it.
-pub fn render(c: &Comparison, label: &str) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{} against {label}", c.current);
-    let counts: Vec<String> = Change::ALL
-        .iter()
-        .filter(|ch| c.count(**ch) > 0)
-        .map(|ch| format!("{} {}", c.count(*ch), ch.as_str()))
-        .collect();
-    let _ = writeln!(out, "{}\n", counts.join(", "));
-    for s in &c.scenarios {
-        let status = |x: Option<crate::record::Status>| x.map_or("-", |s| s.as_str());
-        let time = match (s.before_ms, s.after_ms, s.duration_change_pct) {
-            (Some(b), Some(a), Some(p)) => format!("{b}ms -> {a}ms ({p:+.0}%)"),
-            (_, Some(a), _) => format!("{a}ms"),
-            (Some(b), None, _) => format!("{b}ms before"),
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "{:<14} {}.{} {}  {} -> {}  {time}",
-            s.change.as_str(),
-            s.pipeline,
-            s.environment,
-            s.name,
-            status(s.before),
-            status(s.after),
-        );
-        for step in &s.steps {
-            let _ = writeln!(out, "  line {}: {}", step.line, step.command);
-            for line in step.diff.lines() {
-                let _ = writeln!(out, "    {line}");
-            }
-        }
-    }
-    if !c.metrics.is_empty() {
-        let _ = writeln!(out, "\nmetrics");
-        for m in &c.metrics {
-            let v = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}"));
-            let pct = m
-                .change_pct
-                .map_or(String::new(), |p| format!(" ({p:+.1}%)"));
-            let _ = writeln!(
-                out,
-                "  {:<36} {} -> {}{pct}",
-                m.name,
-                v(m.before),
-                v(m.after)
-            );
-        }
-    }
-    out
 }
 
 pub fn release(app: &App, args: &ReleaseArgs) -> Result<i32, Error> {
@@ -178,42 +122,6 @@ pub struct ReportArgs {
     /// Print one of its artifacts.
     #[arg(long, value_name = "NAME")]
     pub artifact: Option<String>,
-}
-
-/// The metrics a report plots, per source: latencies, memory, CPU.
-fn plotted(name: &str) -> bool {
-    name.ends_with("_us") || name.ends_with("_ms") || name == "rss_bytes" || name == "cpu_percent"
-}
-
-/// Each plotted metric of `run` over time: (source name) → points (seconds since start).
-fn series_of(
-    store: &Store,
-    run: &crate::record::RunRecord,
-) -> Result<std::collections::BTreeMap<String, Vec<(f64, f64)>>, Error> {
-    let micros = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .map(|d| d.timestamp_micros())
-            .ok()
-    };
-    let mut out = std::collections::BTreeMap::new();
-    let Some(from) = micros(&run.started_at) else {
-        return Ok(out);
-    };
-    let to = run
-        .finished_at
-        .as_deref()
-        .and_then(micros)
-        .unwrap_or(i64::MAX);
-    for env in &run.environments {
-        for o in store.observations(env, from, to)? {
-            if let Some(v) = o.number.filter(|_| plotted(&o.name)) {
-                out.entry(format!("{} {}", o.source, o.name))
-                    .or_insert_with(Vec::new)
-                    .push(((o.at_us - from) as f64 / 1e6, v));
-            }
-        }
-    }
-    Ok(out)
 }
 
 pub fn report(app: &App, args: &ReportArgs) -> Result<i32, Error> {
@@ -279,9 +187,9 @@ pub fn report(app: &App, args: &ReportArgs) -> Result<i32, Error> {
     }
     if let Some(path) = &args.html {
         let path = &app.project().resolve(path);
-        let current = series_of(&store, &run)?;
+        let current = history::series(&store, &run)?;
         let before = match &previous {
-            Some((_, r)) => series_of(&store, r)?,
+            Some((_, r)) => history::series(&store, r)?,
             None => Default::default(),
         };
         let series: Vec<crate::report::html::Series> = current

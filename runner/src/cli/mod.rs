@@ -164,6 +164,50 @@ pub fn parse_set(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Prints what a run came to (a summary, or JSON with `--json`); returns its exit code.
+pub fn report_run(
+    app: &App,
+    json: bool,
+    ran: Result<crate::app::Ran, Error>,
+) -> Result<i32, Error> {
+    let ran = ran?;
+    if let crate::app::Ran::Done(outcome) = &ran {
+        let records: Vec<_> = outcome
+            .stored
+            .scenarios
+            .iter()
+            .map(|(sc, _)| sc.clone())
+            .collect();
+        if json {
+            let value = serde_json::json!({
+                "run": outcome.run(),
+                "scenarios": records,
+                "junit": outcome.junit.display().to_string(),
+                "store": outcome.store.display().to_string(),
+            });
+            crate::outln!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+        } else {
+            let style = crate::report::terminal::Style::detect(crate::console::is_terminal(
+                crate::console::Stream::Out,
+            ));
+            crate::out!(
+                "{}",
+                crate::report::terminal::summary(outcome.run(), &records, style)
+            );
+            crate::outln!(
+                "junit: {}  store: {} ({} runs)",
+                crate::source::display_path(&outcome.junit),
+                crate::source::display_path(&outcome.store),
+                app.store()?.run_count()
+            );
+        }
+    }
+    Ok(ran.exit_code())
+}
+
 /// Reports a command's error on the console; returns the exit code.
 pub fn finish(result: Result<i32, Error>) -> i32 {
     match result {

@@ -7,13 +7,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::app::{App, Error};
-use crate::environment::Environment;
 use crate::environment::apply::{self, ApplyError};
 use crate::environment::history::History;
-use crate::environment::render::{self as templates, Revisions};
+use crate::environment::render::Revisions;
 use crate::report::terminal::Style;
 use crate::revision;
-use crate::scenario::diagnostic::did_you_mean;
 
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
@@ -31,42 +29,9 @@ pub struct RenderArgs {
     pub set: Vec<(String, String)>,
 }
 
-/// Loads an environment by name, with every finding of its templates and data.
-pub fn load_env(
-    project: &std::path::Path,
-    name: &str,
-    set: &[(String, String)],
-) -> Result<Environment, Error> {
-    let Some(path) = Environment::path_for(project, name) else {
-        let names = Environment::names(project);
-        let hint = match did_you_mean(name, names.iter().map(String::as_str)) {
-            Some(c) => format!("did you mean `{c}`?"),
-            None => format!("environments: {}", names.join(", ")),
-        };
-        return Err(Error::input(format!(
-            "no environment named `{name}`; {hint}"
-        )));
-    };
-    let env = Environment::load(&path, set).map_err(Error::Findings)?;
-    let mut findings = templates::check(&env);
-    findings.extend(crate::testdata::check(&env.data));
-    if !findings.is_empty() {
-        return Err(Error::Findings(findings));
-    }
-    Ok(env)
-}
-
-pub fn apply_error(e: ApplyError) -> Error {
-    match e {
-        ApplyError::Input(findings) => Error::Findings(findings),
-        e if e.exit_code() == 2 => Error::input(e.to_string()),
-        e => Error::infra(e.to_string()),
-    }
-}
-
 pub fn render(app: &App, args: &RenderArgs) -> Result<i32, Error> {
     let project = app.project().root();
-    let env = load_env(project, &args.env, &args.set)?;
+    let env = crate::app::environments::load(app.project(), &args.env, &args.set)?;
     let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
     let rev = revision::detect(project)
         .resolve(revision::project_inputs(project).iter().map(String::as_str));
@@ -76,7 +41,7 @@ pub fn render(app: &App, args: &RenderArgs) -> Result<i32, Error> {
     let runtime_dir = match &args.out {
         Some(d) if d.is_relative() => project.join(d),
         Some(d) => d.clone(),
-        None => env.runtime_dir(&crate::execute::run::state_dir(project)),
+        None => env.runtime_dir(&app.project().state_dir()),
     };
     if !apply::renders(&env) {
         crate::outln!(
@@ -85,12 +50,10 @@ pub fn render(app: &App, args: &RenderArgs) -> Result<i32, Error> {
         );
         return Ok(0);
     }
-    let history =
-        History::open(app.project().config_history()).map_err(|e| apply_error(e.into()))?;
+    let history = History::open(app.project().config_history()).map_err(ApplyError::from)?;
 
     if args.diff {
-        let preview =
-            apply::preview(&env, &runtime_dir, &history, &revisions).map_err(apply_error)?;
+        let preview = apply::preview(&env, &runtime_dir, &history, &revisions)?;
         let base = preview
             .base
             .as_deref()
@@ -136,8 +99,7 @@ pub fn render(app: &App, args: &RenderArgs) -> Result<i32, Error> {
         return Ok(0);
     }
 
-    let applied =
-        apply::apply(&env, &runtime_dir, &history, &revisions, !export).map_err(apply_error)?;
+    let applied = apply::apply(&env, &runtime_dir, &history, &revisions, !export)?;
     crate::outln!(
         "rendered {} into {}",
         env.name,

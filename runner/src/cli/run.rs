@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::app::{App, Error, Ran, RunRequest, Selection, Trigger};
-use crate::report::terminal::{Style, summary};
+use crate::app::{App, Error, RunRequest, Selection, Trigger};
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -63,40 +62,5 @@ impl RunArgs {
 }
 
 pub fn run(app: &App, args: &RunArgs) -> Result<i32, Error> {
-    report(app, args, app.run(&args.request()))
-}
-
-/// Prints what a run came to (a summary, or JSON with `--json`); returns its exit code.
-pub fn report(app: &App, args: &RunArgs, ran: Result<Ran, Error>) -> Result<i32, Error> {
-    let ran = ran?;
-    if let Ran::Done(outcome) = &ran {
-        let records: Vec<_> = outcome
-            .stored
-            .scenarios
-            .iter()
-            .map(|(sc, _)| sc.clone())
-            .collect();
-        if args.json {
-            let value = serde_json::json!({
-                "run": outcome.run(),
-                "scenarios": records,
-                "junit": outcome.junit.display().to_string(),
-                "store": outcome.store.display().to_string(),
-            });
-            crate::outln!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            );
-        } else {
-            let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
-            crate::out!("{}", summary(outcome.run(), &records, style));
-            crate::outln!(
-                "junit: {}  store: {} ({} runs)",
-                crate::source::display_path(&outcome.junit),
-                crate::source::display_path(&outcome.store),
-                app.store()?.run_count()
-            );
-        }
-    }
-    Ok(ran.exit_code())
+    super::report_run(app, args.json, app.run(&args.request()))
 }

@@ -77,7 +77,7 @@ fn executor(app: Arc<App>, wake: tokio::sync::mpsc::UnboundedSender<Wake>) -> Ex
             let request = args.request();
             let finish = {
                 let app = app.clone();
-                Box::new(move |ran| super::finish(super::run::report(&app, &args, ran)))
+                Box::new(move |ran| super::finish(super::report_run(&app, args.json, ran)))
             };
             let run = ApiRun {
                 request,

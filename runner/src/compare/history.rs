@@ -10,8 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::record::RunRecord;
-use crate::record::StoredRun;
+use crate::record::{RunRecord, StoredRun};
 use crate::store::{Store, StoreError};
 
 /// Why a name names no run.
@@ -288,4 +287,40 @@ pub fn comparison(
     let before = summaries(store, baseline)?;
     let after = summaries(store, current)?;
     Ok(super::compare(&a, &b, masks, (&before, &after)))
+}
+
+/// The metrics a report plots, per source: latencies, memory, CPU.
+fn plotted(name: &str) -> bool {
+    name.ends_with("_us") || name.ends_with("_ms") || name == "rss_bytes" || name == "cpu_percent"
+}
+
+/// Each plotted metric of `run` over time: (source name) → points (seconds since start).
+pub fn series(
+    store: &Store,
+    run: &RunRecord,
+) -> Result<std::collections::BTreeMap<String, Vec<(f64, f64)>>, StoreError> {
+    let micros = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| d.timestamp_micros())
+            .ok()
+    };
+    let mut out = std::collections::BTreeMap::new();
+    let Some(from) = micros(&run.started_at) else {
+        return Ok(out);
+    };
+    let to = run
+        .finished_at
+        .as_deref()
+        .and_then(micros)
+        .unwrap_or(i64::MAX);
+    for env in &run.environments {
+        for o in store.observations(env, from, to)? {
+            if let Some(v) = o.number.filter(|_| plotted(&o.name)) {
+                out.entry(format!("{} {}", o.source, o.name))
+                    .or_insert_with(Vec::new)
+                    .push(((o.at_us - from) as f64 / 1e6, v));
+            }
+        }
+    }
+    Ok(out)
 }

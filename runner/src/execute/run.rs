@@ -3,7 +3,7 @@
 //! as events, never written here directly.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -724,11 +724,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
-}
-
-/// `.lowtouch` under the project.
-pub fn state_dir(project: &Path) -> PathBuf {
-    project.join(".lowtouch")
 }
 
 #[cfg(test)]

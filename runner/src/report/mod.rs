@@ -2,7 +2,9 @@
 //! stored runs; none of them runs anything.
 
 pub mod attempts;
+pub mod comparison;
 pub mod history;
 pub mod html;
 pub mod junit;
+pub mod status;
 pub mod terminal;
