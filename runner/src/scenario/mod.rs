@@ -5,6 +5,7 @@
 //! [`check::Catalog`]. That keeps the language testable, fuzzable and fast.
 
 pub mod ast;
+pub mod builtin;
 pub mod check;
 pub mod diagnostic;
 pub mod duration;
