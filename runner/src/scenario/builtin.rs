@@ -678,6 +678,20 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_name_is_a_command() {
+        let commands: std::collections::HashSet<Command> = BUILTINS
+            .iter()
+            .map(|name| {
+                let command = Command::parse(name).expect("a builtin's name");
+                assert_eq!(command.as_str(), *name);
+                command
+            })
+            .collect();
+        assert_eq!(commands.len(), BUILTINS.len());
+        assert_eq!(Command::parse("wait_for_it"), None);
+    }
+
+    #[test]
     fn a_run_reports_the_first_error_as_it_always_has() {
         check("sleep soon", "error: `soon` is not a duration");
         check("sleep", "error: `sleep` takes one duration: `sleep 500ms`");
@@ -819,5 +833,65 @@ mod tests {
             "`soon` is not a duration"
         );
         assert!(error("event (").starts_with("bad pattern: "));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::scenario::ast::{Arg, Name};
+    use crate::scenario::token::Part;
+
+    /// Words that builtins take, and some they do not.
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "timeout", "event", "5s", "500ms", "soon", "-9", "-KILL", "-NOPE", "9", "(",
+                "a.*b", "Primary", "ACTIVE", "",
+            ])
+            .prop_map(str::to_string),
+            "\\PC{0,6}",
+        ]
+    }
+
+    /// A call of the source whose words are all literal.
+    fn call(name: &str, words: &[String]) -> Call {
+        let span = Span::default();
+        Call {
+            name: Name {
+                text: name.to_string(),
+                span,
+            },
+            args: words
+                .iter()
+                .map(|w| Arg {
+                    parts: vec![Part::Lit(w.clone())],
+                    span,
+                })
+                .collect(),
+            timeout: None,
+        }
+    }
+
+    proptest! {
+        /// `check` and the run read literal words alike: the run's error is `check`'s
+        /// first, and a step the run reads is one `check` finds nothing wrong with.
+        #[test]
+        fn check_and_run_agree(
+            name in prop::sample::select(BUILTINS.to_vec()),
+            words in prop::collection::vec(word(), 0..5),
+        ) {
+            let run = Builtin::parse(name, &words).expect("a builtin");
+            let checked = Builtin::check(&call(name, &words)).expect("a builtin");
+            match run {
+                Ok(builtin) => {
+                    prop_assert!(checked.errors.is_empty(), "{:?}", checked.errors);
+                    prop_assert_eq!(checked.builtin.map(|b| b.command()), Some(builtin.command()));
+                }
+                Err(e) => prop_assert_eq!(checked.errors.first().map(|c| &c.kind), Some(&e.kind)),
+            }
+        }
     }
 }
