@@ -325,8 +325,8 @@ impl StepHost<'_> {
             .values()
             .any(|d| d.collectors.iter().any(|c| c == "process"));
         if watched
-            && let Some(Builtin::Kill { signal, component }) = builtin
-            && signal.unwrap_or(Signal::TERM).is_fatal()
+            && let Some(Builtin::Control { action, component }) = builtin
+            && action.signal().is_some_and(Signal::is_fatal)
         {
             expected.push((
                 words.join(" "),
@@ -616,40 +616,35 @@ impl StepHost<'_> {
         own: bool,
         scope: Scope,
     ) -> Exec {
-        let (signal, component) = match builtin {
-            Builtin::Echo => return Exec::ok("builtin", format!("{}\n", args.join(" "))),
-            Builtin::WaitFor(wait_for) => return self.wait_for(wait_for, limit, own, scope),
-            Builtin::Metric { source, name } => return self.metric(source.as_deref(), name),
+        match builtin {
+            Builtin::Echo => Exec::ok("builtin", format!("{}\n", args.join(" "))),
+            Builtin::WaitFor(wait_for) => self.wait_for(wait_for, limit, own, scope),
+            Builtin::Metric { source, name } => self.metric(source.as_deref(), name),
             Builtin::Sleep(d) => {
                 let slept = interrupt::sleep((*d).min(limit), self.interruptible);
-                return if !slept {
+                if !slept {
                     Exec::interrupted("builtin")
                 } else if *d > limit {
                     Exec::failed("builtin", 124, self.limit_message(limit, own, scope))
                 } else {
                     Exec::ok("builtin", String::new())
-                };
+                }
             }
-            Builtin::Kill { signal, component } => {
-                (signal.unwrap_or(Signal::TERM).number(), component)
+            Builtin::Control { action, component } => {
+                self.targeted.borrow_mut().push(component.clone());
+                let result =
+                    self.ctx
+                        .control
+                        .component(action, component, limit, self.interruptible);
+                match result {
+                    Err(ControlError::Interrupted) => Exec::interrupted("component"),
+                    Err(ControlError::Failed(_)) if self.interrupted() => {
+                        Exec::interrupted("component")
+                    }
+                    Err(ControlError::Failed(e)) => Exec::control("component", Err(e)),
+                    Ok(m) => Exec::control("component", Ok(m)),
+                }
             }
-            Builtin::Start(component) | Builtin::Stop(component) | Builtin::Restart(component) => {
-                (0, component)
-            }
-        };
-        self.targeted.borrow_mut().push(component.clone());
-        let result = self.ctx.control.component(
-            builtin.command().as_str(),
-            component,
-            signal,
-            limit,
-            self.interruptible,
-        );
-        match result {
-            Err(ControlError::Interrupted) => Exec::interrupted("component"),
-            Err(ControlError::Failed(_)) if self.interrupted() => Exec::interrupted("component"),
-            Err(ControlError::Failed(e)) => Exec::control("component", Err(e)),
-            Ok(m) => Exec::control("component", Ok(m)),
         }
     }
 

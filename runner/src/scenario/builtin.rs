@@ -243,17 +243,12 @@ pub enum Builtin<S: Stage = Run> {
     Echo,
     /// `sleep DURATION`.
     Sleep(S::Part<Duration>),
-    /// `kill [-SIGNAL] COMPONENT`; no signal is TERM.
-    Kill {
-        signal: Option<S::Part<Signal>>,
+    /// `kill [-SIGNAL] COMPONENT`, `start COMPONENT`, `stop COMPONENT`,
+    /// `restart COMPONENT`: a component the environment names, controlled.
+    Control {
+        action: Action<S>,
         component: S::Part<String>,
     },
-    /// `start COMPONENT`.
-    Start(S::Part<String>),
-    /// `stop COMPONENT`.
-    Stop(S::Part<String>),
-    /// `restart COMPONENT`.
-    Restart(S::Part<String>),
     /// `wait_for COMPONENT STATE [timeout D]` / `wait_for event 'REGEX' [timeout D]`.
     WaitFor(WaitFor<S>),
     /// `metric NAME` / `metric SOURCE NAME`: the latest sample's value.
@@ -261,6 +256,37 @@ pub enum Builtin<S: Stage = Run> {
         source: Option<S::Part<String>>,
         name: S::Part<String>,
     },
+}
+
+/// What a component control does.
+#[derive(Clone, Debug)]
+pub enum Action<S: Stage = Run> {
+    Start,
+    Stop,
+    Restart,
+    /// The signal as written; none is TERM.
+    Kill(Option<S::Part<Signal>>),
+}
+
+impl<S: Stage> Action<S> {
+    pub fn command(&self) -> Command {
+        match self {
+            Action::Start => Command::Start,
+            Action::Stop => Command::Stop,
+            Action::Restart => Command::Restart,
+            Action::Kill(_) => Command::Kill,
+        }
+    }
+}
+
+impl Action {
+    /// The signal `kill` sends (TERM unless written); `None` for the other controls.
+    pub fn signal(&self) -> Option<Signal> {
+        match self {
+            Action::Kill(signal) => Some(signal.unwrap_or(Signal::TERM)),
+            Action::Start | Action::Stop | Action::Restart => None,
+        }
+    }
 }
 
 /// What `wait_for` (or an environment's condition) waits for, and for how long at most.
@@ -292,10 +318,7 @@ impl<S: Stage> Builtin<S> {
         match self {
             Builtin::Echo => Command::Echo,
             Builtin::Sleep(_) => Command::Sleep,
-            Builtin::Kill { .. } => Command::Kill,
-            Builtin::Start(_) => Command::Start,
-            Builtin::Stop(_) => Command::Stop,
-            Builtin::Restart(_) => Command::Restart,
+            Builtin::Control { action, .. } => action.command(),
             Builtin::WaitFor(_) => Command::WaitFor,
             Builtin::Metric { .. } => Command::Metric,
         }
@@ -304,10 +327,7 @@ impl<S: Stage> Builtin<S> {
     /// The component it names: the one it controls, or whose state it awaits.
     pub fn component(&self) -> Option<&S::Part<String>> {
         match self {
-            Builtin::Kill { component, .. }
-            | Builtin::Start(component)
-            | Builtin::Stop(component)
-            | Builtin::Restart(component)
+            Builtin::Control { component, .. }
             | Builtin::WaitFor(WaitFor {
                 awaited: Awaited::State { component, .. },
                 ..
@@ -450,17 +470,17 @@ impl<'w, S: Stage> Reader<'w, S> {
         Some(match (self.command, words) {
             (Command::Echo, _) => Builtin::Echo,
             (Command::Sleep, [duration]) => Builtin::Sleep(self.parse_duration(duration)?),
-            (Command::Kill, [component]) => Builtin::Kill {
-                signal: None,
+            (Command::Kill, [component]) => Builtin::Control {
+                action: Action::Kill(None),
                 component: self.parse_text(component)?,
             },
-            (Command::Kill, [signal, component]) => Builtin::Kill {
-                signal: Some(self.parse_signal(signal)?),
+            (Command::Kill, [signal, component]) => Builtin::Control {
+                action: Action::Kill(Some(self.parse_signal(signal)?)),
                 component: self.parse_text(component)?,
             },
-            (Command::Start, [component]) => Builtin::Start(self.parse_text(component)?),
-            (Command::Stop, [component]) => Builtin::Stop(self.parse_text(component)?),
-            (Command::Restart, [component]) => Builtin::Restart(self.parse_text(component)?),
+            (Command::Start, [component]) => self.parse_control(Action::Start, component)?,
+            (Command::Stop, [component]) => self.parse_control(Action::Stop, component)?,
+            (Command::Restart, [component]) => self.parse_control(Action::Restart, component)?,
             (Command::WaitFor, _) => Builtin::WaitFor(self.parse_wait_for()?),
             (Command::Metric, [name]) => Builtin::Metric {
                 source: None,
@@ -505,6 +525,13 @@ impl<'w, S: Stage> Reader<'w, S> {
             }
         };
         Some(WaitFor { awaited, timeout })
+    }
+
+    fn parse_control(&mut self, action: Action<S>, component: &S::Word) -> Option<Builtin<S>> {
+        Some(Builtin::Control {
+            action,
+            component: self.parse_text(component)?,
+        })
     }
 
     fn parse_text(&mut self, word: &S::Word) -> Option<S::Part<String>> {
@@ -597,12 +624,11 @@ mod tests {
         match builtin {
             Builtin::Echo => "echo".into(),
             Builtin::Sleep(d) => format!("sleep {d:?}"),
-            Builtin::Kill { signal, component } => {
-                format!("kill {:?} {component}", signal.map(Signal::number))
-            }
-            Builtin::Start(c) => format!("start {c}"),
-            Builtin::Stop(c) => format!("stop {c}"),
-            Builtin::Restart(c) => format!("restart {c}"),
+            Builtin::Control {
+                action: Action::Kill(signal),
+                component,
+            } => format!("kill {:?} {component}", signal.map(Signal::number)),
+            Builtin::Control { action, component } => format!("{} {component}", action.command()),
             Builtin::WaitFor(w) => format!("wait_for {}", wait(w)),
             Builtin::Metric { source, name } => format!("metric {source:?} {name}"),
         }
@@ -753,10 +779,19 @@ mod tests {
         else {
             panic!("both are kills")
         };
-        let (Builtin::Kill { signal: a, .. }, Builtin::Kill { signal: b, .. }) = (a, b) else {
+        let (Builtin::Control { action: a, .. }, Builtin::Control { action: b, .. }) = (a, b)
+        else {
             panic!("both are kills")
         };
-        assert_eq!(a, b);
+        assert_eq!(a.signal(), b.signal());
+        assert!(matches!(
+            run("kill Primary"),
+            Some(Ok(Builtin::Control { action, .. })) if action.signal() == Some(Signal::TERM)
+        ));
+        assert!(matches!(
+            run("stop Primary"),
+            Some(Ok(Builtin::Control { action, .. })) if action.signal().is_none()
+        ));
         assert!(Signal::parse("-KILL").is_some_and(Signal::is_fatal));
         assert!(Signal::TERM.is_fatal());
         assert!(!Signal::parse("-HUP").is_some_and(Signal::is_fatal));
