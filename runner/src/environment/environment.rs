@@ -8,6 +8,7 @@ use regex::Regex;
 
 use super::model::{AliasSpec, ComponentSpec, DaemonSpec, EnvironmentFile};
 use super::template::Template;
+use crate::scenario::builtin::{Awaited, WaitFor};
 use crate::scenario::diagnostic::did_you_mean;
 use crate::scenario::duration::parse_duration;
 use crate::scenario::{self, Scenario};
@@ -85,13 +86,17 @@ pub struct Environment {
     pub conditions: Vec<Condition>,
 }
 
-/// After a step whose words start with `after`, `expect` (`wait_for` arguments) must hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Before or after a step whose words start with `step`, `expect` (`wait_for` arguments)
+/// must hold.
+#[derive(Debug, Clone)]
 pub struct Condition {
     pub when: When,
     /// The first words of the steps it applies to.
     pub step: Vec<String>,
+    /// What must hold, as written (for messages).
     pub expect: Vec<String>,
+    /// What must hold, read once by `wait_for`'s parser when the environment loads.
+    pub awaited: WaitFor,
 }
 
 /// Whether a condition must hold before a step runs or after it succeeded.
@@ -495,10 +500,11 @@ impl Environment {
                 ));
                 continue;
             }
-            match crate::execute::observe::Awaited::parse(&expect) {
-                Ok((crate::execute::observe::Awaited::State { component, .. }, _))
-                    if !env.components.contains_key(&component) =>
-                {
+            match WaitFor::parse(&expect) {
+                Ok(WaitFor {
+                    awaited: Awaited::State { component, .. },
+                    ..
+                }) if !env.components.contains_key(&component) => {
                     findings.push(
                         env.value_at(
                             &["conditions"],
@@ -511,7 +517,12 @@ impl Environment {
                         )),
                     );
                 }
-                Ok(_) => env.conditions.push(Condition { when, step, expect }),
+                Ok(awaited) => env.conditions.push(Condition {
+                    when,
+                    step,
+                    expect,
+                    awaited,
+                }),
                 Err(e) => findings.push(
                     env.value_at(&["conditions"], &c.expect, format!("`expect`: {e}"))
                         .help("write it as `wait_for` takes it: `COMPONENT STATE [timeout D]` or `event 'REGEX' [timeout D]`"),
@@ -910,7 +921,7 @@ impl Environment {
 
     fn alias(&self, name: &str, spec: AliasSpec) -> Result<Alias, Vec<Finding>> {
         let path = ["aliases", name];
-        if !scenario::token::is_ident(name) || scenario::check::BUILTINS.contains(&name) {
+        if !scenario::token::is_ident(name) || scenario::builtin::BUILTINS.contains(&name) {
             return Err(vec![self.at(&path, format!("`{name}` cannot be an alias name")).help(
                 "alias names are letters, digits, `_` and `-`, and not a builtin (echo, sleep, kill, start, stop, restart)",
             )]);

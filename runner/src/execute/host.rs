@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 
 use super::route::{Control, ControlError, Routed};
 use crate::clock;
-use crate::environment::environment::When;
+use crate::environment::environment::{Condition, When};
 use crate::environment::{AliasKind, Resolved, Resolver};
 use crate::event::{Fanout, RunEvent};
 use crate::pipeline::Plan;
 use crate::process::control::{self as run_control, RunControl};
 use crate::process::{self, Captured};
 use crate::record::{Around, Sample, Seen, StepRecord};
-use crate::scenario::check::parse_signal;
-use crate::scenario::duration::{human, parse_duration};
+use crate::scenario::builtin::{Awaited, Builtin, BuiltinError, Signal, WaitFor};
+use crate::scenario::duration::human;
 use crate::scenario::interpreter::{Host, Interpreter, StepRequest, StepResult, Verdict};
 
 /// What every step of a run shares.
@@ -96,13 +96,12 @@ pub struct StepHost<'a> {
     pub targeted: std::cell::RefCell<Vec<String>>,
 }
 
-/// The environment's conditions of one kind for a step's words: (the step, as the
-/// condition names it; what must hold).
-fn conditions_of(
-    env: &crate::environment::Environment,
+/// The environment's conditions of one kind whose step starts the step's words.
+fn conditions_of<'e>(
+    env: &'e crate::environment::Environment,
     when: When,
     words: &[&str],
-) -> Vec<(String, Vec<String>)> {
+) -> Vec<&'e Condition> {
     env.conditions
         .iter()
         .filter(|c| {
@@ -110,8 +109,22 @@ fn conditions_of(
                 && c.step.len() <= words.len()
                 && c.step.iter().zip(words).all(|(a, w)| a == w)
         })
-        .map(|c| (c.step.join(" "), c.expect.clone()))
         .collect()
+}
+
+/// A step's builtin, read once from its words: `None` for an alias or a plugin.
+type Parsed = Option<Result<Builtin, BuiltinError>>;
+
+/// The component a step controls, whose metrics describe it: the parsed control's, or
+/// — when its words did not parse — its last word, the component it was meant for.
+fn controlled_component<'s>(parsed: &'s Parsed, args: &'s [String]) -> Option<&'s str> {
+    match parsed {
+        Some(Ok(builtin)) if builtin.command().controls_a_component() => {
+            builtin.component().map(String::as_str)
+        }
+        Some(Err(e)) if e.command.controls_a_component() => args.last().map(String::as_str),
+        _ => None,
+    }
 }
 
 /// `steps:` aliases calling each other deeper than this are a cycle.
@@ -188,12 +201,10 @@ impl<'a> StepHost<'a> {
     /// The newest samples of the metrics that describe a step: for a component command,
     /// the component's and its host's system metrics; for anything else, all of the
     /// environment's. `None` when nothing observes the environment.
-    fn metrics_around(&self, name: &str, args: &[String]) -> Option<Vec<Sample>> {
+    fn metrics_around(&self, component: Option<&str>) -> Option<Vec<Sample>> {
         let observed = self.ctx.observed?;
         let mut samples = observed.latest(&self.ctx.plan.env.name);
-        if matches!(name, "start" | "stop" | "restart" | "kill")
-            && let Some(component) = args.last()
-        {
+        if let Some(component) = component {
             let daemon = self
                 .ctx
                 .control
@@ -201,7 +212,7 @@ impl<'a> StepHost<'a> {
                 .component(component)
                 .map(|d| &d.name);
             samples.retain(|s| {
-                &s.source == component
+                s.source == component
                     || (s.source == "system" && daemon.is_none_or(|d| d == &s.daemon))
             });
         }
@@ -228,12 +239,9 @@ impl<'a> StepHost<'a> {
     }
 
     /// `wait_for COMPONENT STATE [timeout D]` / `wait_for event 'REGEX' [timeout D]`.
-    fn wait_for(&self, args: &[String], limit: Duration, own: bool, scope: Scope) -> Exec {
-        use super::observe::Awaited;
-        let (awaited, timeout) = match Awaited::parse(args) {
-            Ok(x) => x,
-            Err(e) => return Exec::failed("builtin", 2, e),
-        };
+    fn wait_for(&self, wait_for: &WaitFor, limit: Duration, own: bool, scope: Scope) -> Exec {
+        let WaitFor { awaited, timeout } = wait_for;
+        let timeout = *timeout;
         let Some(observed) = self.ctx.observed else {
             return Exec::failed(
                 "builtin",
@@ -278,21 +286,19 @@ impl<'a> StepHost<'a> {
     /// report needs to arrive). Judged on what was observed since the run began, so a
     /// state reported before this scenario counts. `None` when all hold.
     fn pre_conditions(&self, name: &str, args: &[String]) -> Option<String> {
-        use super::observe::Awaited;
         let observed = self.ctx.observed?;
         let env = &self.ctx.plan.env;
         let words: Vec<&str> = std::iter::once(name)
             .chain(args.iter().map(String::as_str))
             .collect();
-        for (step, expect) in conditions_of(env, When::Before, &words) {
-            let Ok((awaited, timeout)) = Awaited::parse(&expect) else {
-                continue;
-            };
+        for condition in conditions_of(env, When::Before, &words) {
+            let WaitFor { awaited, timeout } = &condition.awaited;
             let wait = timeout.unwrap_or(Duration::from_secs(1));
-            if let Some(why) = self.judge(observed, &awaited, self.ctx.started_us, wait) {
+            if let Some(why) = self.judge(observed, awaited, self.ctx.started_us, wait) {
                 return Some(format!(
-                    "pre-condition of `{step}` (`{}`) does not hold, so the step did not run: {why}",
-                    expect.join(" ")
+                    "pre-condition of `{}` (`{}`) does not hold, so the step did not run: {why}",
+                    condition.step.join(" "),
+                    condition.expect.join(" ")
                 ));
             }
         }
@@ -303,53 +309,44 @@ impl<'a> StepHost<'a> {
     /// `after` starts its command line, and — built in — a component killed with a fatal
     /// signal must be seen CRASHED within 2 s. Judged on what was observed since the step
     /// began; `None` when all hold (or nothing observes this environment).
-    fn post_conditions(&self, name: &str, args: &[String]) -> Option<String> {
-        use super::observe::Awaited;
+    fn post_conditions(
+        &self,
+        name: &str,
+        args: &[String],
+        builtin: Option<&Builtin>,
+    ) -> Option<String> {
         let observed = self.ctx.observed?;
         let env = &self.ctx.plan.env;
         let words: Vec<&str> = std::iter::once(name)
             .chain(args.iter().map(String::as_str))
             .collect();
-        let mut expected = conditions_of(env, When::After, &words);
+        let mut expected: Vec<(String, WaitFor)> = conditions_of(env, When::After, &words)
+            .into_iter()
+            .map(|c| (c.step.join(" "), c.awaited.clone()))
+            .collect();
         let watched = env
             .daemons
             .values()
             .any(|d| d.collectors.iter().any(|c| c == "process"));
-        if name == "kill" && watched {
-            let (sig, component) = match args {
-                [s, c] => (parse_signal(s), c),
-                [c] => (Some(libc::SIGTERM), c),
-                _ => (None, &String::new()),
-            };
-            if sig.is_some_and(|s| {
-                matches!(
-                    s,
-                    libc::SIGKILL
-                        | libc::SIGTERM
-                        | libc::SIGINT
-                        | libc::SIGQUIT
-                        | libc::SIGABRT
-                        | libc::SIGSEGV
-                )
-            }) {
-                expected.push((
-                    words.join(" "),
-                    vec![
-                        component.clone(),
-                        "CRASHED".into(),
-                        "timeout".into(),
-                        "2s".into(),
-                    ],
-                ));
-            }
+        if watched
+            && let Some(Builtin::Control { action, component }) = builtin
+            && action.signal().is_some_and(Signal::is_fatal)
+        {
+            expected.push((
+                words.join(" "),
+                WaitFor {
+                    awaited: Awaited::State {
+                        component: component.clone(),
+                        state: "CRASHED".into(),
+                    },
+                    timeout: Some(Duration::from_secs(2)),
+                },
+            ));
         }
         let since = self.previous_step_us.get();
-        for (after, expect) in expected {
-            let Ok((awaited, timeout)) = Awaited::parse(&expect) else {
-                continue;
-            };
+        for (after, WaitFor { awaited, timeout }) in &expected {
             let wait = timeout.unwrap_or(Duration::from_secs(5));
-            if let Some(why) = self.judge(observed, &awaited, since, wait) {
+            if let Some(why) = self.judge(observed, awaited, since, wait) {
                 return Some(format!("post-condition of `{after}`: {why}"));
             }
         }
@@ -362,7 +359,7 @@ impl<'a> StepHost<'a> {
     fn judge(
         &self,
         observed: &dyn super::observe::Observations,
-        awaited: &super::observe::Awaited,
+        awaited: &Awaited,
         since_us: i64,
         wait: Duration,
     ) -> Option<String> {
@@ -383,7 +380,7 @@ impl<'a> StepHost<'a> {
     }
 
     /// `metric NAME` / `metric SOURCE NAME`: prints the latest sample (for `set`).
-    fn metric(&self, args: &[String]) -> Exec {
+    fn metric(&self, source: Option<&str>, name: &str) -> Exec {
         let Some(observed) = self.ctx.observed else {
             return Exec::failed(
                 "builtin",
@@ -395,7 +392,7 @@ impl<'a> StepHost<'a> {
             );
         };
         let samples = observed.latest(&self.ctx.plan.env.name);
-        match super::observe::latest_metric(&samples, args) {
+        match super::observe::latest_metric(&samples, source, name) {
             Ok(v) => Exec::ok("builtin", format!("{v}\n")),
             Err(e) => Exec::failed("builtin", 1, e),
         }
@@ -431,7 +428,9 @@ impl Host for StepHost<'_> {
         let step_us = crate::clock::now_us();
         // `wait_for event` looks back to the start of the step before it.
         self.since_us.set(self.previous_step_us.replace(step_us));
-        let before = self.metrics_around(step.name, &step.args);
+        let parsed = Builtin::parse(step.name, &step.args);
+        let component = controlled_component(&parsed, &step.args);
+        let before = self.metrics_around(component);
         self.targeted.borrow_mut().clear();
         let exec = match self.pre_conditions(step.name, &step.args) {
             Some(why) => Exec::failed("condition", 1, why),
@@ -439,6 +438,7 @@ impl Host for StepHost<'_> {
             None if self.interrupted() => Exec::interrupted("condition"),
             None => self.dispatch(
                 step.name,
+                parsed.as_ref(),
                 &step.args,
                 step.timeout,
                 seq,
@@ -454,7 +454,11 @@ impl Host for StepHost<'_> {
         let mut exec = exec;
         if exec.status == 0
             && !exec.interrupted
-            && let Some(why) = self.post_conditions(step.name, &step.args)
+            && let Some(why) = self.post_conditions(
+                step.name,
+                &step.args,
+                parsed.as_ref().and_then(|p| p.as_ref().ok()),
+            )
         {
             exec.status = 1;
             exec.stderr.text.push_str(&why);
@@ -474,9 +478,7 @@ impl Host for StepHost<'_> {
         };
         let around = before.map(|before| Around {
             before,
-            after: self
-                .metrics_around(step.name, &step.args)
-                .unwrap_or_default(),
+            after: self.metrics_around(component).unwrap_or_default(),
             events: self.events_since(step_us),
         });
         if let Some(around) = &around {
@@ -536,10 +538,13 @@ impl StepHost<'_> {
         }
     }
 
-    /// Runs one command within `deadline` (the scenario's, or an enclosing alias's).
+    /// Runs one command within `deadline` (the scenario's, or an enclosing alias's):
+    /// `builtin` is what its words read as when it names a builtin.
+    #[expect(clippy::too_many_arguments, reason = "one step's request, taken apart")]
     fn dispatch(
         &self,
         name: &str,
+        builtin: Option<&Result<Builtin, BuiltinError>>,
         args: &[String],
         timeout: Option<Duration>,
         seq: u64,
@@ -556,8 +561,13 @@ impl StepHost<'_> {
                 self.limit_message(Duration::ZERO, false, scope),
             );
         }
-        let alias = match Resolver::new(&ctx.plan.env, &ctx.plan.tools).resolve(name) {
-            Some(Resolved::Alias(a)) if !is_builtin(name) => Some(a),
+        // A builtin's name is never an alias's; a plugin cannot take it either.
+        let resolved = match builtin {
+            Some(_) => None,
+            None => Resolver::new(&ctx.plan.env, &ctx.plan.tools).resolve(name),
+        };
+        let alias = match resolved {
+            Some(Resolved::Alias(a)) => Some(a),
             _ => None,
         };
         let wanted = timeout
@@ -566,49 +576,69 @@ impl StepHost<'_> {
         // The step's own limit, unless the scenario (or enclosing alias) ends sooner.
         let own = wanted <= remaining;
         let limit = wanted.min(remaining);
-        match name {
-            "echo" => Exec::ok("builtin", format!("{}\n", args.join(" "))),
-            "wait_for" => self.wait_for(args, limit, own, scope),
-            "metric" => self.metric(args),
-            "sleep" => {
-                let Some(d) = args.first().and_then(|a| parse_duration(a)) else {
-                    return Exec::failed(
-                        "builtin",
-                        2,
-                        format!("`{}` is not a duration", args.join(" ")),
-                    );
+        match (builtin, resolved) {
+            (Some(Ok(builtin)), _) => self.builtin(builtin, args, limit, own, scope),
+            (Some(Err(e)), _) => {
+                let resolved = if e.command.controls_a_component() {
+                    "component"
+                } else {
+                    "builtin"
                 };
-                let slept = run_control::sleep(d.min(limit), self.stop());
+                Exec::failed(resolved, 2, e.to_string())
+            }
+            (None, Some(Resolved::Plugin(path))) => {
+                let why = self.limit_message(limit, own, scope);
+                self.spawn("plugin", path.as_os_str(), args, limit, why, seq)
+            }
+            (None, Some(Resolved::Alias(alias))) => {
+                let exec = self.alias(alias, name, args, vars, limit, own, scope, seq);
+                if let Some(phase) = &alias.phase
+                    && exec.status == 0
+                    && !exec.interrupted
+                {
+                    *ctx.phase.lock().unwrap_or_else(|e| e.into_inner()) = Some(phase.clone());
+                }
+                exec
+            }
+            (None, None) => Exec::failed(
+                "unknown",
+                127,
+                format!(
+                    "unknown command `{name}` (neither an alias of the environment nor a plugin)"
+                ),
+            ),
+        }
+    }
+
+    /// Runs a builtin: `args` are its words (what `echo` prints).
+    fn builtin(
+        &self,
+        builtin: &Builtin,
+        args: &[String],
+        limit: Duration,
+        own: bool,
+        scope: Scope,
+    ) -> Exec {
+        match builtin {
+            Builtin::Echo => Exec::ok("builtin", format!("{}\n", args.join(" "))),
+            Builtin::WaitFor(wait_for) => self.wait_for(wait_for, limit, own, scope),
+            Builtin::Metric { source, name } => self.metric(source.as_deref(), name),
+            Builtin::Sleep(d) => {
+                let slept = run_control::sleep((*d).min(limit), self.stop());
                 if !slept {
                     Exec::interrupted("builtin")
-                } else if d > limit {
+                } else if *d > limit {
                     Exec::failed("builtin", 124, self.limit_message(limit, own, scope))
                 } else {
                     Exec::ok("builtin", String::new())
                 }
             }
-            "start" | "stop" | "restart" | "kill" => {
-                let (sig, component) = match (name, args) {
-                    ("kill", [s, c]) => match parse_signal(s) {
-                        Some(sig) => (sig, c),
-                        None => {
-                            return Exec::failed("component", 2, format!("`{s}` is not a signal"));
-                        }
-                    },
-                    ("kill", [c]) => (libc::SIGTERM, c),
-                    (_, [c]) => (0, c),
-                    _ => {
-                        return Exec::failed(
-                            "component",
-                            2,
-                            format!("`{name}` takes one component"),
-                        );
-                    }
-                };
+            Builtin::Control { action, component } => {
                 self.targeted.borrow_mut().push(component.clone());
-                let result = ctx
+                let result = self
+                    .ctx
                     .control
-                    .component(name, component, sig, limit, self.stop());
+                    .component(action, component, limit, self.stop());
                 match result {
                     Err(ControlError::Interrupted) => Exec::interrupted("component"),
                     Err(ControlError::Failed(_)) if self.interrupted() => {
@@ -618,29 +648,6 @@ impl StepHost<'_> {
                     Ok(m) => Exec::control("component", Ok(m)),
                 }
             }
-            _ => match Resolver::new(&ctx.plan.env, &ctx.plan.tools).resolve(name) {
-                Some(Resolved::Plugin(path)) => {
-                    let why = self.limit_message(limit, own, scope);
-                    self.spawn("plugin", path.as_os_str(), args, limit, why, seq)
-                }
-                Some(Resolved::Alias(alias)) => {
-                    let exec = self.alias(alias, name, args, vars, limit, own, scope, seq);
-                    if let Some(phase) = &alias.phase
-                        && exec.status == 0
-                        && !exec.interrupted
-                    {
-                        *ctx.phase.lock().unwrap_or_else(|e| e.into_inner()) = Some(phase.clone());
-                    }
-                    exec
-                }
-                None => Exec::failed(
-                    "unknown",
-                    127,
-                    format!(
-                        "unknown command `{name}` (neither an alias of the environment nor a plugin)"
-                    ),
-                ),
-            },
         }
     }
 
@@ -813,8 +820,10 @@ impl StepHost<'_> {
         }
         impl Host for Nested<'_, '_> {
             fn run_step(&mut self, step: &StepRequest<'_>) -> StepResult {
+                let parsed = Builtin::parse(step.name, &step.args);
                 let exec = self.host.dispatch(
                     step.name,
+                    parsed.as_ref(),
                     &step.args,
                     step.timeout,
                     step.seq,
@@ -900,8 +909,4 @@ enum Scope {
     Scenario,
     /// An enclosing `steps:` alias step with this limit.
     Step(Duration),
-}
-
-fn is_builtin(name: &str) -> bool {
-    crate::scenario::check::BUILTINS.contains(&name)
 }

@@ -3,9 +3,8 @@
 //! observations come from the store, where the data processor puts them; this module
 //! only reads and judges. Pure apart from [`Observations`].
 
-use regex::Regex;
-
 use crate::record::Sample;
+use crate::scenario::builtin::Awaited;
 use crate::store::ObservationRecord;
 
 /// Where a run reads observations from (the store).
@@ -27,49 +26,10 @@ impl Observations for crate::store::Store {
     }
 }
 
-/// What `wait_for` waits for.
-#[derive(Debug, Clone)]
-pub enum Awaited {
-    /// `wait_for COMPONENT STATE`: the component's state is STATE — already, or once it
-    /// changes. Its state is its latest log `state` event, unless its process ended since
-    /// (CRASHED, STOPPED). A process event (STARTED, RESTARTED, CRASHED, STOPPED) of the
-    /// scenario also counts when that is what is awaited.
-    State { component: String, state: String },
-    /// `wait_for event 'REGEX'`: an event whose `SOURCE NAME VALUE` matches, since the
-    /// step before this one began (so one that step caused is never missed).
-    Event(Regex),
-}
-
+/// Judging what `wait_for` (or a condition) awaits, parsed by the scenario's builtin
+/// parser, against what was observed: that needs the store's records, which the pure
+/// scenario language knows nothing of.
 impl Awaited {
-    /// Parses `wait_for`'s arguments; returns what to wait for and an explicit timeout.
-    pub fn parse(args: &[String]) -> Result<(Awaited, Option<std::time::Duration>), String> {
-        let (head, timeout) = match args {
-            [a, b, t, d] if t == "timeout" => (
-                [a.clone(), b.clone()],
-                Some(
-                    crate::scenario::duration::parse_duration(d)
-                        .ok_or_else(|| format!("`{d}` is not a duration"))?,
-                ),
-            ),
-            [a, b] => ([a.clone(), b.clone()], None),
-            _ => {
-                return Err(
-                    "`wait_for` takes `COMPONENT STATE [timeout D]` or `event 'REGEX' [timeout D]`"
-                        .into(),
-                );
-            }
-        };
-        let awaited = if head[0] == "event" {
-            Awaited::Event(Regex::new(&head[1]).map_err(|e| format!("bad pattern: {e}"))?)
-        } else {
-            Awaited::State {
-                component: head[0].clone(),
-                state: head[1].clone(),
-            }
-        };
-        Ok((awaited, timeout))
-    }
-
     /// Whether it is met, looking at the scenario's observations (`all`, in time order)
     /// and at those since `since_us`.
     pub fn met(&self, all: &[ObservationRecord], since_us: i64) -> bool {
@@ -177,12 +137,7 @@ pub fn event_line(o: &ObservationRecord) -> String {
 
 /// `metric NAME` or `metric SOURCE NAME`: the newest sample's value, among the newest
 /// sample of each series (`Observations::latest`).
-pub fn latest_metric(samples: &[Sample], args: &[String]) -> Result<f64, String> {
-    let (source, name) = match args {
-        [name] => (None, name.as_str()),
-        [source, name] => (Some(source.as_str()), name.as_str()),
-        _ => return Err("`metric` takes `NAME` or `SOURCE NAME`".into()),
-    };
+pub fn latest_metric(samples: &[Sample], source: Option<&str>, name: &str) -> Result<f64, String> {
     samples
         .iter()
         .filter(|s| s.name == name && source.is_none_or(|src| s.source == src))
@@ -199,6 +154,7 @@ pub fn latest_metric(samples: &[Sample], args: &[String]) -> Result<f64, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::builtin::WaitFor;
 
     fn ev(at_us: i64, source: &str, name: &str, text: &str) -> ObservationRecord {
         ObservationRecord {
@@ -213,8 +169,11 @@ mod tests {
         }
     }
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
+    /// What `wait_for`'s words (split at spaces) await, and their timeout.
+    fn wait(words: &str) -> (Awaited, Option<std::time::Duration>) {
+        let words: Vec<String> = words.split_whitespace().map(str::to_string).collect();
+        let wait = WaitFor::parse(&words).unwrap();
+        (wait.awaited, wait.timeout)
     }
 
     #[test]
@@ -224,14 +183,14 @@ mod tests {
             ev(2, "Primary", "process", "CRASHED"),
             ev(3, "Backup", "state", "ACTIVE"),
         ];
-        let (a, t) = Awaited::parse(&args("Backup ACTIVE timeout 5s")).unwrap();
+        let (a, t) = wait("Backup ACTIVE timeout 5s");
         assert_eq!(t, Some(std::time::Duration::from_secs(5)));
         assert!(a.met(&all, 10));
-        let (b, _) = Awaited::parse(&args("Backup STANDBY")).unwrap();
+        let (b, _) = wait("Backup STANDBY");
         assert!(!b.met(&all, 0), "STANDBY is over");
         let why = b.why_not(&all, 0, std::time::Duration::from_secs(2));
         assert!(why.contains("its state is ACTIVE"), "{why}");
-        let (c, _) = Awaited::parse(&args("Primary CRASHED")).unwrap();
+        let (c, _) = wait("Primary CRASHED");
         assert!(c.met(&all, 0));
     }
 
@@ -243,9 +202,9 @@ mod tests {
             // The process watcher polls: it may report the new process after its log did.
             ev(3, "Backup", "process", "RESTARTED"),
         ];
-        let (a, _) = Awaited::parse(&args("Backup ACTIVE")).unwrap();
+        let (a, _) = wait("Backup ACTIVE");
         assert!(a.met(&all, 0));
-        let (r, _) = Awaited::parse(&args("Backup RESTARTED")).unwrap();
+        let (r, _) = wait("Backup RESTARTED");
         assert!(r.met(&all, 0));
         let mut crashed = all.clone();
         crashed.push(ev(4, "Backup", "process", "CRASHED"));
@@ -258,16 +217,15 @@ mod tests {
     #[test]
     fn an_event_counts_from_the_previous_step_on() {
         let all = vec![ev(5, "Primary", "process", "CRASHED")];
-        let (a, _) = Awaited::parse(&["event".into(), "Primary process CRASH".into()]).unwrap();
+        let a = WaitFor::parse(&["event".into(), "Primary process CRASH".into()])
+            .unwrap()
+            .awaited;
         assert!(a.met(&all, 5));
         assert!(!a.met(&all, 6));
         assert!(
             a.why_not(&all, 0, std::time::Duration::from_secs(1))
                 .contains("Primary process CRASHED")
         );
-        assert!(Awaited::parse(&args("event (")).is_err());
-        assert!(Awaited::parse(&args("Backup")).is_err());
-        assert!(Awaited::parse(&args("Backup ACTIVE timeout soon")).is_err());
     }
 
     #[test]
@@ -280,13 +238,13 @@ mod tests {
             at_us,
         };
         let all = vec![sample(1, "Primary", 12.0), sample(2, "Backup", 30.0)];
-        assert_eq!(latest_metric(&all, &args("internal_latency_us")), Ok(30.0));
+        assert_eq!(latest_metric(&all, None, "internal_latency_us"), Ok(30.0));
         assert_eq!(
-            latest_metric(&all, &args("Primary internal_latency_us")),
+            latest_metric(&all, Some("Primary"), "internal_latency_us"),
             Ok(12.0)
         );
         assert!(
-            latest_metric(&all, &args("rss_bytes"))
+            latest_metric(&all, None, "rss_bytes")
                 .unwrap_err()
                 .contains("no sample")
         );

@@ -15,6 +15,7 @@ use crate::environment::{AliasKind, Environment};
 use crate::net::codec::Command;
 use crate::net::router::{Outcome, RouterError};
 use crate::process::components::{Components, signal_name};
+use crate::scenario::builtin::{Action, Signal};
 
 /// A daemon a step can be routed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,57 +160,62 @@ impl<'a> Control<'a> {
         }
     }
 
-    /// A component command (`start`, `stop`, `restart`, `kill` with `sig`), here or on the
-    /// daemon of the component's host.
+    /// A component control (`start`, `stop`, `restart`, `kill`), here or on the daemon
+    /// of the component's host.
     pub fn component(
         &self,
-        verb: &str,
+        action: &Action,
         component: &str,
-        sig: i32,
         limit: Duration,
         stop: Option<&RunControl>,
     ) -> Result<String, ControlError> {
         let Some(daemon) = self.routes.component(component) else {
             let local = &self.local;
-            return match verb {
-                "start" => local.start(component, limit, stop),
-                "stop" => local.stop(component),
-                "restart" => local.restart(component, limit, stop),
-                _ => local
-                    .kill(component, sig)
-                    .map_err(|e| format!("{e} (kill {} {component})", signal_name(sig))),
+            return match action {
+                Action::Start => local.start(component, limit, stop),
+                Action::Stop => local.stop(component),
+                Action::Restart => local.restart(component, limit, stop),
+                Action::Kill(signal) => {
+                    let sig = signal.unwrap_or(Signal::TERM).number();
+                    local
+                        .kill(component, sig)
+                        .map_err(|e| format!("{e} (kill {} {component})", signal_name(sig)))
+                }
             }
             .map_err(ControlError::Failed);
         };
         let limit_ms = Some(limit.as_millis() as u64);
-        let (command, line) = match verb {
-            "start" => (
+        let (command, line) = match action {
+            Action::Start => (
                 Command::Start {
                     component: component.into(),
                     limit_ms,
                 },
                 format!("start {component}"),
             ),
-            "stop" => (
+            Action::Stop => (
                 Command::Stop {
                     component: component.into(),
                 },
                 format!("stop {component}"),
             ),
-            "restart" => (
+            Action::Restart => (
                 Command::Restart {
                     component: component.into(),
                     limit_ms,
                 },
                 format!("restart {component}"),
             ),
-            _ => (
-                Command::Kill {
-                    component: component.into(),
-                    signal: sig,
-                },
-                format!("kill {} {component}", signal_name(sig)),
-            ),
+            Action::Kill(signal) => {
+                let sig = signal.unwrap_or(Signal::TERM).number();
+                (
+                    Command::Kill {
+                        component: component.into(),
+                        signal: sig,
+                    },
+                    format!("kill {} {component}", signal_name(sig)),
+                )
+            }
         };
         match self.send(daemon, &line, command, limit, stop) {
             Routed::Done(o) => match o.error {

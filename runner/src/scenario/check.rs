@@ -5,16 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::ast::{Arg, Call, Op, Scenario, Stmt, StmtKind};
+use super::builtin::{BUILTINS, Builtin};
 use super::diagnostic::{Diagnostic, did_you_mean};
-use super::duration::parse_duration;
-
-/// Builtin commands the interpreter's host always knows.
-pub const BUILTINS: &[&str] = &[
-    "echo", "sleep", "kill", "start", "stop", "restart", "wait_for", "metric",
-];
-
-/// Builtins that act on a component named by the environment.
-pub const COMPONENT_COMMANDS: &[&str] = &["kill", "start", "stop", "restart"];
+use super::span::Span;
 
 /// What a scenario's names resolve against: the environment and the tool directories.
 pub trait Catalog {
@@ -160,114 +153,48 @@ impl Checker<'_> {
     fn call(&mut self, call: &Call) {
         self.args(call.args.iter());
         let name = call.name.text.as_str();
-        match name {
-            "echo" => {}
-            "sleep" => {
-                if call.args.len() != 1 {
-                    self.arity(call, "`sleep` takes one duration: `sleep 500ms`");
-                } else if let Some(lit) = call.args[0].literal()
-                    && parse_duration(&lit).is_none()
-                {
-                    self.diagnostics.push(
-                        Diagnostic::new(call.args[0].span, format!("`{lit}` is not a duration"))
-                            .help("write it as 500ms, 5s or 2m; a bare number is seconds"),
-                    );
-                }
+        // A builtin's words are read by the parser the run uses: each error at its word.
+        if let Some(checked) = Builtin::check(call) {
+            self.diagnostics
+                .extend(checked.errors.iter().map(|e| e.diagnostic()));
+            if let Some(component) = checked.builtin.as_ref().and_then(|b| b.component()) {
+                self.component(component.value.as_deref(), component.span);
             }
-            "kill" => match call.args.as_slice() {
-                [component] => self.component(component),
-                [signal, component] => {
-                    if let Some(lit) = signal.literal()
-                        && parse_signal(&lit).is_none()
-                    {
-                        self.diagnostics.push(
-                            Diagnostic::new(signal.span, format!("`{lit}` is not a signal"))
-                                .help("write it as -9, -KILL or -SIGKILL"),
-                        );
-                    }
-                    self.component(component);
-                }
-                _ => self.arity(call, "`kill` takes `[-SIGNAL] COMPONENT`"),
-            },
-            "start" | "stop" | "restart" => match call.args.as_slice() {
-                [component] => self.component(component),
-                _ => self.arity(call, &format!("`{name}` takes one component")),
-            },
-            "wait_for" => {
-                let usage =
-                    "`wait_for` takes `COMPONENT STATE [timeout D]` or `event 'REGEX' [timeout D]`";
-                let (head, tail) = match call.args.len() {
-                    2 => (&call.args[..2], None),
-                    4 => (&call.args[..2], Some(&call.args[2..])),
-                    _ => {
-                        self.arity(call, usage);
-                        return;
-                    }
-                };
-                if let Some(tail) = tail {
-                    if tail[0].literal().as_deref() != Some("timeout") {
-                        self.diagnostics.push(
-                            Diagnostic::new(tail[0].span, "expected `timeout`".to_string())
-                                .help(usage),
-                        );
-                    } else if let Some(lit) = tail[1].literal()
-                        && parse_duration(&lit).is_none()
-                    {
-                        self.diagnostics.push(
-                            Diagnostic::new(tail[1].span, format!("`{lit}` is not a duration"))
-                                .help("write it as 500ms, 5s or 2m; a bare number is seconds"),
-                        );
-                    }
-                }
-                if head[0].literal().as_deref() == Some("event") {
-                    if let Some(pattern) = head[1].literal()
-                        && let Err(e) = regex::Regex::new(&pattern)
-                    {
-                        self.diagnostics
-                            .push(Diagnostic::new(head[1].span, format!("bad pattern: {e}")));
-                    }
-                } else {
-                    self.component(&head[0]);
-                }
-            }
-            "metric" => {
-                if !(1..=2).contains(&call.args.len()) {
-                    self.arity(call, "`metric` takes `NAME` or `SOURCE NAME`");
-                }
-            }
-            _ if self.catalog.has_command(name) => {}
-            _ => {
-                let catalog = self.catalog;
-                let close = memo(&mut self.suggested_commands, name, || {
-                    let names = catalog.command_names();
-                    let candidates = names
-                        .iter()
-                        .map(String::as_str)
-                        .chain(BUILTINS.iter().copied());
-                    did_you_mean(name, candidates).map(str::to_string)
-                });
-                let mut d = Diagnostic::new(call.name.span, format!("unknown command `{name}`"));
-                if let Some(close) = close {
-                    d = d.label(format!("did you mean `{close}`?"));
-                } else {
-                    d = d.help(format!(
-                        "define `{name}` as an alias in the environment, or put an executable \
-                         `lowtouch-{name}` in one of the pipeline's tool directories"
-                    ));
-                }
-                self.diagnostics.push(d);
-            }
+            return;
         }
+        if self.catalog.has_command(name) {
+            return;
+        }
+        let catalog = self.catalog;
+        let close = memo(&mut self.suggested_commands, name, || {
+            let names = catalog.command_names();
+            let candidates = names
+                .iter()
+                .map(String::as_str)
+                .chain(BUILTINS.iter().copied());
+            did_you_mean(name, candidates).map(str::to_string)
+        });
+        let mut d = Diagnostic::new(call.name.span, format!("unknown command `{name}`"));
+        if let Some(close) = close {
+            d = d.label(format!("did you mean `{close}`?"));
+        } else {
+            d = d.help(format!(
+                "define `{name}` as an alias in the environment, or put an executable \
+                 `lowtouch-{name}` in one of the pipeline's tool directories"
+            ));
+        }
+        self.diagnostics.push(d);
     }
 
-    fn component(&mut self, arg: &Arg) {
-        let Some(name) = arg.literal() else { return };
-        if self.catalog.has_component(&name) {
+    /// A component the source names (`None`: only the run knows which).
+    fn component(&mut self, name: Option<&str>, span: Span) {
+        let Some(name) = name else { return };
+        if self.catalog.has_component(name) {
             return;
         }
         let names = self.catalog.component_names();
-        let mut d = Diagnostic::new(arg.span, format!("unknown component `{name}`"));
-        if let Some(close) = did_you_mean(&name, names.iter().map(String::as_str)) {
+        let mut d = Diagnostic::new(span, format!("unknown component `{name}`"));
+        if let Some(close) = did_you_mean(name, names.iter().map(String::as_str)) {
             d = d.label(format!("did you mean `{close}`?"));
         } else if names.is_empty() {
             d = d.help("the environment defines no components");
@@ -279,41 +206,6 @@ impl Checker<'_> {
         }
         self.diagnostics.push(d);
     }
-
-    fn arity(&mut self, call: &Call, message: &str) {
-        let span = match call.args.last() {
-            Some(last) => call.name.span.to(last.span),
-            None => call.name.span,
-        };
-        self.diagnostics
-            .push(Diagnostic::new(span, message.to_string()));
-    }
-}
-
-/// `-9`, `-KILL`, `-SIGKILL` (case-insensitive) to a signal number.
-pub fn parse_signal(text: &str) -> Option<i32> {
-    let body = text.strip_prefix('-')?;
-    if let Ok(n) = body.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
-    }
-    let upper = body.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    Some(match name {
-        "HUP" => 1,
-        "INT" => 2,
-        "QUIT" => 3,
-        "ABRT" => 6,
-        "KILL" => 9,
-        "USR1" => 10,
-        "SEGV" => 11,
-        "USR2" => 12,
-        "PIPE" => 13,
-        "ALRM" => 14,
-        "TERM" => 15,
-        "CONT" => 18,
-        "STOP" => 19,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -387,14 +279,5 @@ mod tests {
              6:9: invalid regular expression (error: unclosed group)\n\
              7:1: unknown command `frobnicate`\n",
         );
-    }
-
-    #[test]
-    fn signals() {
-        assert_eq!(parse_signal("-9"), Some(9));
-        assert_eq!(parse_signal("-KILL"), Some(9));
-        assert_eq!(parse_signal("-sigterm"), Some(15));
-        assert_eq!(parse_signal("9"), None);
-        assert_eq!(parse_signal("-0"), None);
     }
 }

@@ -243,3 +243,92 @@ fn environments_refuse_what_cannot_work() {
         out.stderr
     );
 }
+
+#[test]
+fn builtin_words_made_of_variables_are_read_when_the_step_runs() {
+    let p = project("variables: {}\n");
+    // Each word passes `check` (only the run knows it) and is wrong once filled in: the
+    // step fails as bad input, status 2, before anything is waited for or controlled.
+    p.write(
+        "statuses.scn",
+        "set d echo soon\nset r sleep #{d}\nassert #{r.status} == 2\n\
+         set s echo -NOPE\nset k kill #{s} #{d}\nassert #{k.status} == 2\n\
+         set p echo '('\nset w wait_for event #{p}\nassert #{w.status} == 2\n",
+    );
+    p.lowtouch(&["run", "--scenario", "statuses.scn"])
+        .output()
+        .expect_code(0);
+    for (name, scenario, says) in [
+        (
+            "sleep",
+            "set d echo soon\nsleep #{d}\n",
+            "sleep.scn:2: `sleep` `soon` is not a duration",
+        ),
+        (
+            "kill",
+            "set s echo -NOPE\nkill #{s} #{s}\n",
+            "kill.scn:2: `kill` `-NOPE` is not a signal",
+        ),
+        (
+            "pattern",
+            "set p echo '('\nwait_for event #{p} timeout 1s\n",
+            "pattern.scn:2: `wait_for` bad pattern: regex parse error:",
+        ),
+        (
+            "timeout",
+            "set t echo soon\nwait_for event x timeout #{t}\n",
+            "timeout.scn:2: `wait_for` `soon` is not a duration",
+        ),
+    ] {
+        let file = format!("{name}.scn");
+        p.write(&file, scenario);
+        let out = p
+            .lowtouch(&["run", "--scenario", &file])
+            .output()
+            .expect_code(1);
+        assert!(out.stderr.contains(says), "{name}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn environment_conditions_are_read_as_wait_for_reads_them() {
+    let p = project(
+        "components:\n  X:\n    start: ['true']\nconditions:\n\
+         \x20 - after: kill X\n    expect: X\n\
+         \x20 - after: kill X\n    expect: X UP within 5s\n\
+         \x20 - after: kill X\n    expect: X UP timeout soon\n\
+         \x20 - before: start X\n    expect: event (\n\
+         \x20 - after: stop X\n    expect: Y UP\n\
+         \x20 - after: stop X\n    expect: X STOPPED timeout 1s\n",
+    );
+    p.write("s.scn", "echo hi\n");
+    let out = p.lowtouch(&["check", "s.scn"]).output().expect_code(1);
+    let usage = "`wait_for` takes `COMPONENT STATE [timeout D]` or `event 'REGEX' [timeout D]`";
+    let mut from = 0;
+    for (message, place) in [
+        (format!("`expect`: {usage}"), "local.yaml:5:17"),
+        (format!("`expect`: {usage}"), "local.yaml:8:13"),
+        (
+            "`expect`: `soon` is not a duration".into(),
+            "local.yaml:10:13",
+        ),
+        (
+            "`expect`: bad pattern: regex parse error:".into(),
+            "local.yaml:12:13",
+        ),
+        (
+            "condition on `Y`, which is no component here".into(),
+            "local.yaml:14:13",
+        ),
+    ] {
+        // In file order: each after the one before.
+        let at = from
+            + out.stderr[from..]
+                .find(&format!("error: {message}"))
+                .unwrap_or_else(|| panic!("no `{message}`:\n{}", out.stderr));
+        let next = out.stderr[at..].lines().nth(1).unwrap_or_default();
+        assert!(next.ends_with(place), "`{message}` at {next}, not {place}");
+        from = at + 1;
+    }
+    assert!(out.stderr.contains("5 problems"), "{}", out.stderr);
+}
