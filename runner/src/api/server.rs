@@ -1,11 +1,12 @@
 //! The server side: the socket (stale ones replaced, a live one refused), the peer check,
 //! the endpoint, and the sink that streams a command's output back to its client.
-//! What a command does is the executor's business (`lowtouch serve` passes one in).
+//! What a command does is the executor's business (`lowtouch serve` passes one in, with
+//! the [`Activity`] its loop keeps up to date).
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -16,6 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::activity::Activity;
+use super::error::BindError;
 use super::protocol::{Frame, Request};
 use crate::console::{Sink, Stream};
 
@@ -56,9 +59,17 @@ impl Sink for ClientSink {
     }
 }
 
-/// Runs a client's command: gets the request and the sink, and must end with
-/// [`ClientSink::exit`] (from whatever thread does the work).
-pub type Executor = Arc<dyn Fn(Request, Arc<ClientSink>) + Send + Sync>;
+/// Runs a client's command: gets the request, the sink, and the server's activity (to
+/// queue a run in, or to report), and must end with [`ClientSink::exit`] (from whatever
+/// thread does the work).
+pub type Executor = Arc<dyn Fn(Request, Arc<ClientSink>, &Activity) + Send + Sync>;
+
+/// What the endpoint needs.
+#[derive(Clone)]
+struct Api {
+    executor: Executor,
+    activity: Activity,
+}
 
 /// The response body: the frames as they come, one JSON line each.
 struct Frames(UnboundedReceiver<Frame>);
@@ -72,7 +83,7 @@ impl futures_core::Stream for Frames {
     }
 }
 
-async fn command(State(executor): State<Executor>, body: Bytes) -> Response {
+async fn command(State(api): State<Api>, body: Bytes) -> Response {
     let request: Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -89,17 +100,19 @@ async fn command(State(executor): State<Executor>, body: Bytes) -> Response {
         terminal_out: request.terminal_out,
         terminal_err: request.terminal_err,
     });
-    executor(request, sink);
+    (api.executor)(request, sink, &api.activity);
     Response::builder()
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(Frames(rx)))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-pub fn router(executor: Executor) -> Router {
+/// The local API's endpoint: commands go to `executor`, which reports and queues runs
+/// in `activity`.
+pub fn router(executor: Executor, activity: Activity) -> Router {
     Router::new()
         .route("/v1/command", post(command))
-        .with_state(executor)
+        .with_state(Api { executor, activity })
 }
 
 /// A Unix socket that serves only peers running as this process's user.
@@ -112,20 +125,22 @@ pub struct Local {
 impl Local {
     /// Binds `path` (0600). A socket a dead server left is replaced; one a live server
     /// answers on is an error naming it.
-    pub fn bind(path: &Path) -> Result<Local, String> {
+    pub fn bind(path: &Path) -> Result<Local, BindError> {
+        let socket = || path.to_path_buf();
         if path.exists() {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "another `lowtouch serve` answers on {} already; one server per store",
-                    path.display()
-                ));
+                return Err(BindError::Live { socket: socket() });
             }
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot replace the stale socket {}: {e}", path.display()))?;
+            std::fs::remove_file(path).map_err(|error| BindError::Stale {
+                socket: socket(),
+                error,
+            })?;
         }
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|error| BindError::Directory {
+                dir: dir.to_path_buf(),
+                error,
+            })?;
         }
         // Created 0600 from the start (no moment in which others could connect), then
         // set again in case the file system ignores the mask.
@@ -134,10 +149,17 @@ impl Local {
         let bound = tokio::net::UnixListener::bind(path);
         // SAFETY: as above.
         unsafe { libc::umask(old_mask) };
-        let listener = bound.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        let listener = bound.map_err(|error| BindError::Listen {
+            socket: socket(),
+            error,
+        })?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |error| BindError::Restrict {
+                socket: socket(),
+                error,
+            },
+        )?;
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
         Ok(Local {
@@ -185,24 +207,4 @@ impl axum::serve::Listener for Local {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.listener.local_addr()
     }
-}
-
-/// What the server is doing and what waits, for `lowtouch status` (run inside it).
-#[derive(Debug, Clone, Default)]
-pub struct Activity {
-    pub doing: String,
-    pub queue: Vec<String>,
-}
-
-static ACTIVITY: Mutex<Option<Activity>> = Mutex::new(None);
-
-/// Updates what this process (a server) says it is doing.
-pub fn set_activity(update: impl FnOnce(&mut Activity)) {
-    let mut a = ACTIVITY.lock().unwrap_or_else(|e| e.into_inner());
-    update(a.get_or_insert_with(Activity::default));
-}
-
-/// What this process is doing, when it is a server.
-pub fn activity() -> Option<Activity> {
-    ACTIVITY.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }

@@ -8,6 +8,7 @@
 use clap::Args;
 
 use super::{Cli, CliError};
+use crate::api::ActivitySnapshot;
 use crate::clock;
 use crate::environment::Environment;
 use crate::scenario::diagnostic::did_you_mean;
@@ -128,7 +129,13 @@ pub fn unlock(cli: &Cli, args: &EnvArg) -> Result<i32, CliError> {
     Ok(0)
 }
 
-pub fn status(cli: &Cli, args: &StatusArgs) -> Result<i32, CliError> {
+/// `server`: what the server is doing, when `status` runs inside one (through its
+/// local API).
+pub fn status(
+    cli: &Cli,
+    args: &StatusArgs,
+    server: Option<&ActivitySnapshot>,
+) -> Result<i32, CliError> {
     let project = cli.project()?;
     let store = Store::open(&cli.db_path(&project))?;
     let leases = store.leases()?;
@@ -185,7 +192,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<i32, CliError> {
             r["state"].as_str().unwrap_or("")
         );
     }
-    match crate::api::server::activity() {
+    match server {
         Some(a) => {
             crate::outln!("server: {}", a.doing);
             match crate::daemon::local::SERVER.get() {

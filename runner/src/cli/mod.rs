@@ -172,8 +172,8 @@ pub fn dispatch(cli: &Cli, argv: Vec<String>) -> Result<i32, CliError> {
             terminal_out: crate::console::is_terminal(crate::console::Stream::Out),
             terminal_err: crate::console::is_terminal(crate::console::Stream::Err),
         };
-        if let Some(code) =
-            crate::api::client::forward(&socket, &request).map_err(CliError::infra)?
+        if let Some(code) = crate::api::client::forward(&socket, &request)
+            .map_err(|e| CliError::infra(e.to_string()))?
         {
             return Ok(code);
         }
@@ -212,7 +212,7 @@ pub fn execute(cli: &Cli) -> Result<i32, CliError> {
         Command::Daemon(args) => daemon::daemon(args),
         Command::Rollout(args) => rollout::rollout(cli, args),
         Command::Demo { args } => Ok(demo::demo(args)),
-        Command::Status(args) => control::status(cli, args),
+        Command::Status(args) => control::status(cli, args, None),
         Command::Pause(args) => control::pause(cli, args, true),
         Command::Resume(args) => control::pause(cli, args, false),
         Command::Lock(args) => control::lock(cli, args),

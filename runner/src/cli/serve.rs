@@ -27,7 +27,8 @@ use clap::Args;
 use super::poll::round;
 use super::run::{RunArgs, run};
 use super::{Cli, CliError, Command};
-use crate::api::server::{ClientSink, Executor, Local, set_activity};
+use crate::api::Activity;
+use crate::api::server::{ClientSink, Executor, Local};
 use crate::console::{self, Sink, Stream};
 use crate::execute::interrupt;
 use crate::pipeline::Pipeline;
@@ -114,7 +115,8 @@ async fn run_server(
     // here, not in its first batch.
     store.open_detail()?;
     store.pin();
-    let local = Local::bind(&crate::api::socket_path(&db)).map_err(CliError::infra)?;
+    let local =
+        Local::bind(&crate::api::socket_path(&db)).map_err(|e| CliError::infra(e.to_string()))?;
     crate::outln!("lowtouch serve: listening on http://{addr} (webhooks: POST /hooks/github)");
     crate::outln!(
         "lowtouch serve: local API on {} (run, history, status, pause, resume, lock, unlock, cancel)",
@@ -122,11 +124,13 @@ async fn run_server(
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    set_activity(|a| a.doing = "starting".into());
+    // What `status` through the local API reports; this loop keeps it up to date.
+    let activity = Activity::new("starting");
     let (api_tx, mut api_runs) = tokio::sync::mpsc::unbounded_channel::<ApiRun>();
     let executor = executor(cli_for_api(&cli, &project), api_tx);
+    let api_activity = activity.clone();
     let api = tokio::spawn(async move {
-        axum::serve(local, crate::api::server::router(executor))
+        axum::serve(local, crate::api::server::router(executor, api_activity))
             .with_graceful_shutdown(interrupted())
             .await
     });
@@ -163,7 +167,7 @@ async fn run_server(
             waiting.push_back(r);
         }
         while let Some(r) = waiting.pop_front() {
-            run_for_client(r).await;
+            run_for_client(r, &activity).await;
             quiet_since = crate::net::router::now_us();
             while let Ok(r) = api_runs.try_recv() {
                 waiting.push_back(r);
@@ -181,7 +185,7 @@ async fn run_server(
         let ran = if let Some((name, index, vars)) = triggered.take() {
             // A component crashed (or whatever the pipeline listens for) while nothing ran.
             crate::errln!("run {name} ({reason})");
-            set_activity(|a| a.doing = format!("running {name} ({reason})"));
+            activity.update(|a| a.doing = format!("running {name} ({reason})"));
             let c = cli.clone();
             let ran = report(
                 tokio::task::spawn_blocking(move || {
@@ -201,7 +205,7 @@ async fn run_server(
         {
             // A cron pattern fired: run that pipeline whatever changed.
             crate::errln!("run {name} ({reason})");
-            set_activity(|a| a.doing = format!("running {name} ({reason})"));
+            activity.update(|a| a.doing = format!("running {name} ({reason})"));
             let (c, p, name) = (cli.clone(), project.clone(), name.to_string());
             report(
                 tokio::task::spawn_blocking(move || {
@@ -213,7 +217,7 @@ async fn run_server(
             )
         } else {
             crate::errln!("poll ({reason})");
-            set_activity(|a| a.doing = format!("polling and running what changed ({reason})"));
+            activity.update(|a| a.doing = format!("polling and running what changed ({reason})"));
             let (c, p, only) = (cli.clone(), project.clone(), args.pipelines.clone());
             let ran = report(
                 tokio::task::spawn_blocking(move || round(&c, &p, &only, false).map(|r| r.ran))
@@ -240,7 +244,7 @@ async fn run_server(
                     break;
                 }
                 crate::errln!("run {name} (continuous)");
-                set_activity(|a| a.doing = format!("running {name} (continuous)"));
+                activity.update(|a| a.doing = format!("running {name} (continuous)"));
                 let (c, p) = (cli.clone(), project.clone());
                 report(
                     tokio::task::spawn_blocking(move || {
@@ -282,9 +286,8 @@ async fn run_server(
                         .unwrap_or(Duration::ZERO)
                 })
                 .unwrap_or(Duration::from_secs(365 * 24 * 3600));
-            set_activity(|a| {
-                a.doing = "idle: waiting for a change, a schedule or a request".into()
-            });
+            activity
+                .update(|a| a.doing = "idle: waiting for a change, a schedule or a request".into());
             let poll_at = tokio::time::Instant::now() + args.poll_interval;
             let cron_at = tokio::time::Instant::now() + until_cron;
             reason = loop {
@@ -531,7 +534,7 @@ fn cli_for_api(cli: &Cli, project: &std::path::Path) -> Cli {
 
 /// What the local API does with a client's command line.
 fn executor(base: Cli, runs: tokio::sync::mpsc::UnboundedSender<ApiRun>) -> Executor {
-    Arc::new(move |request, sink| {
+    Arc::new(move |request, sink, activity| {
         let argv = std::iter::once("lowtouch".to_string()).chain(request.argv.iter().cloned());
         let mut cli = match <Cli as clap::Parser>::try_parse_from(argv) {
             Ok(c) => c,
@@ -558,7 +561,7 @@ fn executor(base: Cli, runs: tokio::sync::mpsc::UnboundedSender<ApiRun>) -> Exec
             } + " (asked through the local API)";
             // A continuous pipeline gives way at its next scenario boundary.
             interrupt::request_preemption();
-            set_activity(|a| a.queue.push(what.clone()));
+            activity.update(|a| a.queue.push(what.clone()));
             if let Err(refused) = runs.send(ApiRun { cli, sink, what }) {
                 refused
                     .0
@@ -576,9 +579,18 @@ fn executor(base: Cli, runs: tokio::sync::mpsc::UnboundedSender<ApiRun>) -> Exec
             sink.exit(super::error::exit::BAD_INPUT);
             return;
         }
+        // `status` also reports what this server is doing.
+        let activity = activity.clone();
         tokio::task::spawn_blocking(move || {
             let out: Arc<dyn Sink> = sink.clone();
-            let code = console::capture(out, || super::finish(super::execute(&cli)));
+            let code = console::capture(out, || {
+                super::finish(match &cli.command {
+                    Command::Status(args) => {
+                        super::control::status(&cli, args, Some(&activity.snapshot()))
+                    }
+                    _ => super::execute(&cli),
+                })
+            });
             sink.exit(code);
         });
     })
@@ -586,9 +598,9 @@ fn executor(base: Cli, runs: tokio::sync::mpsc::UnboundedSender<ApiRun>) -> Exec
 
 /// Runs a client's `lowtouch run` with its output going back to the client. A client
 /// that hangs up (Ctrl-C) cancels its run.
-async fn run_for_client(r: ApiRun) {
+async fn run_for_client(r: ApiRun, activity: &Activity) {
     crate::errln!("{}", r.what);
-    set_activity(|a| {
+    activity.update(|a| {
         a.doing = format!("running {}", r.what.trim_start_matches("run "));
         if let Some(i) = a.queue.iter().position(|q| *q == r.what) {
             a.queue.remove(i);
