@@ -208,3 +208,37 @@ impl axum::serve::Listener for Local {
         self.listener.local_addr()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_socket_is_refused_a_stale_one_replaced_and_a_dropped_one_removed() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _inside = runtime.enter();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store/serve.sock");
+        let first = Local::bind(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let refused = Local::bind(&path).err().unwrap();
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "another `lowtouch serve` answers on {} already; one server per store",
+                path.display()
+            )
+        );
+        drop(first);
+        assert!(!path.exists(), "the socket outlived its server");
+        // What a killed server leaves: the file, nobody listening.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        Local::bind(&path).unwrap();
+    }
+}
