@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::error::BindError;
 use super::protocol::{Frame, Request};
 use crate::console::{Sink, Stream};
 
@@ -96,6 +97,7 @@ async fn command(State(executor): State<Executor>, body: Bytes) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// The local API's endpoint: commands go to `executor`.
 pub fn router(executor: Executor) -> Router {
     Router::new()
         .route("/v1/command", post(command))
@@ -112,20 +114,22 @@ pub struct Local {
 impl Local {
     /// Binds `path` (0600). A socket a dead server left is replaced; one a live server
     /// answers on is an error naming it.
-    pub fn bind(path: &Path) -> Result<Local, String> {
+    pub fn bind(path: &Path) -> Result<Local, BindError> {
+        let socket = || path.to_path_buf();
         if path.exists() {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "another `lowtouch serve` answers on {} already; one server per store",
-                    path.display()
-                ));
+                return Err(BindError::Live { socket: socket() });
             }
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot replace the stale socket {}: {e}", path.display()))?;
+            std::fs::remove_file(path).map_err(|error| BindError::Stale {
+                socket: socket(),
+                error,
+            })?;
         }
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|error| BindError::Directory {
+                dir: dir.to_path_buf(),
+                error,
+            })?;
         }
         // Created 0600 from the start (no moment in which others could connect), then
         // set again in case the file system ignores the mask.
@@ -134,10 +138,17 @@ impl Local {
         let bound = tokio::net::UnixListener::bind(path);
         // SAFETY: as above.
         unsafe { libc::umask(old_mask) };
-        let listener = bound.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        let listener = bound.map_err(|error| BindError::Listen {
+            socket: socket(),
+            error,
+        })?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |error| BindError::Restrict {
+                socket: socket(),
+                error,
+            },
+        )?;
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
         Ok(Local {
@@ -184,5 +195,39 @@ impl axum::serve::Listener for Local {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.listener.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_socket_is_refused_a_stale_one_replaced_and_a_dropped_one_removed() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _inside = runtime.enter();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store/serve.sock");
+        let first = Local::bind(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let refused = Local::bind(&path).err().unwrap();
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "another `lowtouch serve` answers on {} already; one server per store",
+                path.display()
+            )
+        );
+        drop(first);
+        assert!(!path.exists(), "the socket outlived its server");
+        // What a killed server leaves: the file, nobody listening.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        Local::bind(&path).unwrap();
     }
 }

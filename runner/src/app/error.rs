@@ -37,6 +37,12 @@ pub enum Error {
     Apply(ApplyError),
     #[error(transparent)]
     Resolve(ResolveError),
+    /// The local API: a server's socket that cannot be trusted or stopped answering.
+    #[error(transparent)]
+    Client(#[from] crate::api::ClientError),
+    /// The local API's socket cannot be made.
+    #[error(transparent)]
+    Bind(#[from] crate::api::BindError),
 }
 
 fn render(findings: &[Finding]) -> String {
@@ -61,7 +67,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Findings(_) | Error::Input(_) => exit::BAD_INPUT,
-            Error::Infra(_) | Error::Store(_) => exit::INFRA,
+            Error::Infra(_) | Error::Store(_) | Error::Client(_) | Error::Bind(_) => exit::INFRA,
             Error::Apply(e) => e.exit_code(),
             Error::Resolve(ResolveError::Store(_)) => exit::INFRA,
             Error::Resolve(_) => exit::BAD_INPUT,

@@ -145,7 +145,7 @@ pub fn dispatch(cli: &Cli, argv: Vec<String>) -> Result<i32, Error> {
             terminal_out: crate::console::is_terminal(crate::console::Stream::Out),
             terminal_err: crate::console::is_terminal(crate::console::Stream::Err),
         };
-        if let Some(code) = crate::api::client::forward(&socket, &request).map_err(Error::infra)? {
+        if let Some(code) = crate::api::client::forward(&socket, &request)? {
             return Ok(code);
         }
     }

@@ -163,7 +163,7 @@ async fn start(app: Arc<App>, settings: Settings, commands: Commands) -> Result<
     // data processor writes observations from inside the runtime: open the detail here,
     // not in its first batch.
     app.store()?.open_detail()?;
-    let local = Local::bind(&app.project().socket()).map_err(Error::infra)?;
+    let local = Local::bind(&app.project().socket())?;
     crate::outln!("lowtouch serve: listening on http://{addr} (webhooks: POST /hooks/github)");
     crate::outln!(
         "lowtouch serve: local API on {} (run, history, status, pause, resume, lock, unlock, cancel)",

@@ -55,15 +55,7 @@ fn cgi(stream: TcpStream, root: &Path) -> std::io::Result<()> {
         body.resize(len, 0);
         reader.read_exact(&mut body)?;
     } else if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-        let mut dechunker = lowtouch::api::protocol::Dechunker::default();
-        let mut buf = [0u8; 8192];
-        while !dechunker.finished() {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            body.extend(dechunker.feed(&buf[..n]).map_err(std::io::Error::other)?);
-        }
+        body = dechunk(&mut reader)?;
     }
     let mut backend = Command::new("git")
         .arg("http-backend")
@@ -122,6 +114,34 @@ fn cgi(stream: TcpStream, root: &Path) -> std::io::Result<()> {
     )?;
     stream.write_all(payload)?;
     stream.flush()
+}
+
+/// A chunked request body (git sends one when it is larger than its post buffer).
+fn dechunk(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let size = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size, 16).map_err(|_| bad("bad chunk size"))?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            while {
+                line.clear();
+                reader.read_line(&mut line)? > 0 && !line.trim_end().is_empty()
+            } {}
+            return Ok(body);
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf)?;
+        if &crlf != b"\r\n" {
+            return Err(bad("a chunk does not end with CRLF"));
+        }
+    }
 }
 
 #[test]
