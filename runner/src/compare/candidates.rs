@@ -15,7 +15,7 @@ use crate::record::RunRecord;
 
 /// What a run tested.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Candidate {
+pub struct Tested {
     pub revision: String,
     /// Repository name → commit.
     pub candidate: BTreeMap<String, String>,
@@ -23,9 +23,9 @@ pub struct Candidate {
     pub config_commits: BTreeMap<String, String>,
 }
 
-impl Candidate {
-    pub fn of(run: &RunRecord) -> Candidate {
-        Candidate {
+impl Tested {
+    pub fn of(run: &RunRecord) -> Tested {
+        Tested {
             revision: run.revision.clone(),
             candidate: run.candidate.clone(),
             config_commits: run.config_commits.clone(),
@@ -36,7 +36,7 @@ impl Candidate {
 /// A candidate's consecutive runs on one lane, newest first (never empty).
 #[derive(Debug, Clone)]
 pub struct Stretch {
-    pub candidate: Candidate,
+    pub candidate: Tested,
     pub runs: Vec<RunRecord>,
 }
 
@@ -79,7 +79,7 @@ pub fn stretches<E>(
         let Some(run) = runs.next() else { break };
         let run = run?;
         let lane = (run.pipelines.clone(), run.environments.clone());
-        let candidate = Candidate::of(&run);
+        let candidate = Tested::of(&run);
         match open.get(&lane) {
             Some(Some(i)) if out[*i].candidate == candidate => out[*i].runs.push(run),
             Some(None) => {}

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::terminal::Style;
-use crate::compare::candidates::{Candidate, Stretch};
+use crate::compare::candidates::{Stretch, Tested};
 use crate::compare::flaky::Flaky;
 use crate::record::{RunRecord, Sample, Status, StepRecord};
 use crate::scenario::duration::human;
@@ -16,7 +16,7 @@ use crate::store::ObservationRecord;
 #[derive(serde::Serialize)]
 pub struct CandidateRow<'a> {
     #[serde(flatten)]
-    candidate: &'a Candidate,
+    candidate: &'a Tested,
     pipelines: &'a [String],
     environments: &'a [String],
     /// The newest run's status.
@@ -108,7 +108,7 @@ fn short_revision(revision: &str) -> String {
 
 /// The candidate's revisions on one line: the project's, each repository's, each config
 /// commit.
-fn revisions(c: &Candidate) -> String {
+fn revisions(c: &Tested) -> String {
     let short = |c: &str| c[..c.len().min(12)].to_string();
     let mut out = short_revision(&c.revision);
     for (repo, commit) in &c.candidate {
