@@ -83,6 +83,38 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// A run that starts now in this process: nothing counted, nothing noted yet.
+    pub fn begun(
+        id: &str,
+        pipelines: Vec<String>,
+        environments: Vec<String>,
+        revision: &str,
+    ) -> RunRecord {
+        RunRecord {
+            id: id.to_string(),
+            pipelines,
+            environments,
+            revision: revision.to_string(),
+            started_at: crate::clock::now(),
+            finished_at: None,
+            status: Status::Running,
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+            interrupted: 0,
+            flaky: 0,
+            duration_ms: 0,
+            pid: std::process::id(),
+            hostname: String::new(),
+            overrides: Vec::new(),
+            config_commits: Default::default(),
+            note: None,
+            incomplete: None,
+            conditions: Default::default(),
+            candidate: Default::default(),
+        }
+    }
+
     /// Whether the run ran under every wanted condition (`KEY=VALUE`, as `history
     /// --condition` takes them): a commit or hash matches by a prefix of 7 or more.
     pub fn holds(&self, wanted: &[(String, String)]) -> bool {
@@ -169,27 +201,11 @@ impl RunRecord {
     /// A run of pipeline `demo` on `local` for unit tests, to change what a test is about.
     pub fn for_test(id: &str) -> RunRecord {
         RunRecord {
-            id: id.into(),
-            pipelines: vec!["demo".into()],
-            environments: vec!["local".into()],
-            revision: "r".into(),
             started_at: "2026-11-25T00:00:00Z".into(),
-            finished_at: None,
             status: Status::Passed,
-            passed: 0,
-            failed: 0,
-            skipped: 0,
-            interrupted: 0,
-            flaky: 0,
-            duration_ms: 0,
             pid: 1,
             hostname: "h".into(),
-            overrides: vec![],
-            config_commits: Default::default(),
-            note: None,
-            conditions: Default::default(),
-            candidate: Default::default(),
-            incomplete: None,
+            ..RunRecord::begun(id, vec!["demo".into()], vec!["local".into()], "r")
         }
     }
 }

@@ -284,34 +284,20 @@ impl App {
 
 /// A candidate a newer one replaced: stored as a run that was skipped, so history shows it.
 fn record_skipped(store: &Store, p: &Pipeline, skipped: &Due, winner: &str) -> Result<(), Error> {
-    let now = crate::clock::now();
-    let run = RunRecord {
-        id: crate::clock::new_run_id(),
-        pipelines: vec![p.name.clone()],
-        environments: vec![p.environment.clone()],
-        revision: skipped.chosen.commit[..skipped.chosen.commit.len().min(12)].to_string(),
-        started_at: now.clone(),
-        finished_at: Some(now),
-        status: Status::Skipped,
-        passed: 0,
-        failed: 0,
-        skipped: 0,
-        interrupted: 0,
-        flaky: 0,
-        duration_ms: 0,
-        pid: std::process::id(),
-        hostname: String::new(),
-        overrides: Vec::new(),
-        config_commits: Default::default(),
-        note: Some(format!("{}: superseded by {winner}", skipped.because)),
-        incomplete: None,
-        conditions: Default::default(),
-        candidate: [(
-            skipped.chosen.repository.clone(),
-            skipped.chosen.commit.clone(),
-        )]
-        .into(),
-    };
+    let mut run = RunRecord::begun(
+        &crate::clock::new_run_id(),
+        vec![p.name.clone()],
+        vec![p.environment.clone()],
+        &skipped.chosen.commit[..skipped.chosen.commit.len().min(12)],
+    );
+    run.finished_at = Some(run.started_at.clone());
+    run.status = Status::Skipped;
+    run.note = Some(format!("{}: superseded by {winner}", skipped.because));
+    run.candidate = [(
+        skipped.chosen.repository.clone(),
+        skipped.chosen.commit.clone(),
+    )]
+    .into();
     store.begin_run(&run)?;
     store.finish_run(&run)?;
     Ok(())

@@ -42,31 +42,21 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
     let started = Instant::now();
     let started_us = crate::clock::now_us();
     let mut run = RunRecord {
-        id: settings.run_id.to_string(),
-        pipelines: plans.iter().map(|p| p.pipeline.name.clone()).collect(),
-        environments: plans.iter().map(|p| p.env.name.clone()).collect(),
-        revision: settings.revision.clone(),
-        started_at: clock::now(),
-        finished_at: None,
-        status: Status::Running,
-        passed: 0,
-        failed: 0,
-        skipped: 0,
-        interrupted: 0,
-        flaky: 0,
-        duration_ms: 0,
-        pid: std::process::id(),
         hostname: hostname(),
         overrides: masked(&settings.overrides, &secret_masks(plans)),
         config_commits: settings.config_commits.clone(),
         conditions: conditions(plans, settings),
-        note: None,
-        incomplete: None,
         candidate: plans
             .iter()
             .filter_map(|p| p.candidate.as_ref())
             .flat_map(|c| c.commits())
             .collect(),
+        ..RunRecord::begun(
+            settings.run_id,
+            plans.iter().map(|p| p.pipeline.name.clone()).collect(),
+            plans.iter().map(|p| p.env.name.clone()).collect(),
+            &settings.revision,
+        )
     };
     events.emit(&RunEvent::RunStarted(&run));
     let index = AtomicU32::new(0);

@@ -11,16 +11,14 @@ use crate::harness::{Project, stop, wait_until};
 
 /// Starts `lowtouch serve demo` and waits until its local API answers.
 fn serve(p: &Project) -> Child {
-    let mut child = p
-        .lowtouch(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "1h",
-            "demo",
-        ])
-        .spawn();
+    serve_pipelines(p, &["demo"])
+}
+
+/// Starts `lowtouch serve PIPELINES…` and waits until its local API answers.
+fn serve_pipelines(p: &Project, pipelines: &[&str]) -> Child {
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"];
+    args.extend_from_slice(pipelines);
+    let mut child = p.lowtouch(&args).spawn();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let first = lines.next().unwrap().unwrap();
@@ -217,21 +215,7 @@ fn runs_on_two_environments_overlap_and_a_cancel_stops_only_its_own() {
     p.write("environments/b.yaml", env);
     p.write("pipelines/a.scn", "mark started-a\nawait go-a\n");
     p.write("pipelines/b.scn", "mark started-b\nawait go-b\n");
-    let mut server = p
-        .lowtouch(&["serve", "--listen", "127.0.0.1:0", "--poll-interval", "1h"])
-        .spawn();
-    let stdout = server.stdout.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
-    let stderr = server.stderr.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-    assert!(
-        wait_until(Duration::from_secs(30), || p
-            .lowtouch(&["status"])
-            .output()
-            .stdout
-            .contains("server: idle")),
-        "the server never became idle"
-    );
+    let server = serve_pipelines(&p, &[]);
 
     let a = p
         .lowtouch(&["run", "--scenario", "pipelines/a.scn", "--env", "a"])
