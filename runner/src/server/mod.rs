@@ -381,7 +381,7 @@ impl<W: Work> Server<W> {
         let reason = wake.reason();
         match wake {
             Wake::Poll { .. } | Wake::Webhook { .. } => self.want_round(&reason),
-            Wake::Schedule { pipeline, .. } => {
+            Wake::Schedule { pipeline, pattern } => {
                 // A fire while the last one still waits is the same fire.
                 if self.scheduler.waiting().any(|j| {
                     matches!(j.origin, Origin::Schedule)
@@ -395,9 +395,7 @@ impl<W: Work> Server<W> {
                 self.submit(Job {
                     request: RunRequest::pipelines(
                         vec![pipeline.clone()],
-                        Trigger::Schedule {
-                            pattern: reason.clone(),
-                        },
+                        Trigger::Schedule { pattern },
                     ),
                     environments: vec![p.environment.clone()],
                     origin: Origin::Schedule,
@@ -631,7 +629,10 @@ impl<W: Work> Server<W> {
             let mut parts: Vec<String> = self
                 .running
                 .values()
-                .map(|r| format!("running {}", r.what.trim_start_matches("run ")))
+                .map(|r| {
+                    let what = r.what.trim_start_matches("run ");
+                    format!("running {}", what.trim_start_matches("running "))
+                })
                 .collect();
             if self.round_running {
                 parts.push("polling for changes".to_string());

@@ -361,3 +361,21 @@ fn an_unreachable_remote_is_retried_with_backoff_and_the_server_goes_on() {
     stop(child);
     std::fs::rename(&moved, product.path()).unwrap();
 }
+
+/// An address the server cannot bind is the machine's problem, not bad input: exit 3.
+#[test]
+fn a_listen_address_in_use_is_infrastructure() {
+    let p = Project::empty();
+    p.write("environments/local.yaml", "variables: {}\n");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = p
+        .lowtouch(&["serve", "--listen", &addr])
+        .output()
+        .expect_code(3);
+    assert!(
+        out.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        out.stderr
+    );
+}
