@@ -737,3 +737,114 @@ mod tests {
         check("", "");
     }
 }
+
+#[cfg(test)]
+mod execution {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::event::Listener;
+    use crate::pipeline::Pipeline;
+
+    /// Writes down what happened, as a word per event.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Listener for Recorder {
+        fn on_event(&self, event: &RunEvent<'_>) {
+            let word = match event {
+                RunEvent::RunStarted(_) => "run".to_string(),
+                RunEvent::ScenarioStarted(sc) => format!("scenario {}", sc.name),
+                RunEvent::StepStarted { command, .. } => format!("step {command}"),
+                RunEvent::StepFinished(s) => format!("done {} {}", s.command, s.status),
+                RunEvent::ScenarioFinished(sc) => format!("end {} {}", sc.name, sc.status.as_str()),
+                RunEvent::RunFinished(r) => format!("finished {}", r.status.as_str()),
+                _ => return,
+            };
+            self.0.lock().unwrap().push(word);
+        }
+    }
+
+    fn plan(dir: &Path, scenario: &str) -> Plan {
+        std::fs::create_dir_all(dir.join("environments")).unwrap();
+        std::fs::write(dir.join("environments/local.yaml"), "variables: {}\n").unwrap();
+        let file = dir.join("s.scn");
+        std::fs::write(&file, scenario).unwrap();
+        Plan::new(Pipeline::adhoc(&file, "local").unwrap(), dir, &[], &[]).unwrap()
+    }
+
+    fn settings<'a>(dir: &'a Path, control: &'a RunControl) -> RunSettings<'a> {
+        RunSettings {
+            run_id: "r1",
+            project: dir,
+            state_dir: dir,
+            revision: "rev".into(),
+            overrides: Vec::new(),
+            config_commits: Default::default(),
+            preemptible: false,
+            control,
+            network: None,
+            observed: None,
+        }
+    }
+
+    #[test]
+    fn a_run_emits_what_happened_in_order_and_returns_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let plans = [plan(dir.path(), "echo one\necho two\n")];
+        let control = RunControl::detached();
+        let recorder = Recorder::default();
+        let run = execute(
+            &plans,
+            &settings(dir.path(), &control),
+            &Fanout {
+                listeners: vec![&recorder],
+            },
+        );
+        assert_eq!(run.status, Status::Passed);
+        assert_eq!((run.passed, run.failed), (1, 0));
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            [
+                "run",
+                "scenario s",
+                "step echo",
+                "done echo 0",
+                "step echo",
+                "done echo 0",
+                "end s passed",
+                "finished passed"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cancelled_control_stops_the_run_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let plans = [plan(dir.path(), "sleep 30s\necho never\n")];
+        let control = RunControl::detached();
+        let stopper = {
+            let control = control.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                control.cancel();
+            })
+        };
+        let recorder = Recorder::default();
+        let run = execute(
+            &plans,
+            &settings(dir.path(), &control),
+            &Fanout {
+                listeners: vec![&recorder],
+            },
+        );
+        stopper.join().unwrap();
+        assert_eq!(run.status, Status::Interrupted);
+        assert_eq!(run.note.as_deref(), Some("cancelled (`lowtouch cancel`)"));
+        assert!(
+            !recorder.0.lock().unwrap().iter().any(|e| e == "step echo"),
+            "{:?}",
+            recorder.0.lock().unwrap()
+        );
+    }
+}
