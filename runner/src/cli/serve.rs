@@ -474,7 +474,8 @@ async fn start_router(
         );
         return Ok(None);
     };
-    crate::net::auth::check_secret(secret.as_bytes()).map_err(CliError::input)?;
+    crate::net::auth::check_secret(secret.as_bytes())
+        .map_err(|e| CliError::input(e.to_string()))?;
     let state_dir = crate::execute::run::state_dir(project);
     let mut config = RouterConfig::default();
     for name in crate::environment::Environment::names(project) {
