@@ -168,12 +168,15 @@ impl Ready {
     }
 }
 
+/// A component's control, or why it cannot be used (shared by every command on it).
+type Usable = Result<std::sync::Arc<Ready>, std::sync::Arc<ComponentError>>;
+
 /// Controls the components of one host. A run uses one for the components no daemon
 /// covers; a daemon uses one for the components of its host (the script manager routes
 /// their commands to it). Owns what it started: reaps it, stops it at the end.
 pub struct Components {
     /// Name → how to control it, or why it cannot be (a template that did not render).
-    specs: Mutex<BTreeMap<String, Result<std::sync::Arc<Ready>, std::sync::Arc<ComponentError>>>>,
+    specs: Mutex<BTreeMap<String, Usable>>,
     /// Where they run and what they do not inherit.
     place: Mutex<Place>,
     /// Components this process started, kept to reap them and to stop them at the end.
