@@ -43,6 +43,12 @@ pub enum Error {
     /// The local API's socket cannot be made.
     #[error(transparent)]
     Bind(#[from] crate::api::BindError),
+    /// The monitoring network: a secret too short, a connection that failed.
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    /// A watched repository: a `repositories:` entry, a remote.
+    #[error(transparent)]
+    Watch(#[from] crate::watch::WatchError),
 }
 
 fn render(findings: &[Finding]) -> String {
@@ -71,6 +77,9 @@ impl Error {
             Error::Apply(e) => e.exit_code(),
             Error::Resolve(ResolveError::Store(_)) => exit::INFRA,
             Error::Resolve(_) => exit::BAD_INPUT,
+            Error::Net(e) if e.is_bad_input() => exit::BAD_INPUT,
+            Error::Watch(e) if e.is_bad_input() => exit::BAD_INPUT,
+            Error::Net(_) | Error::Watch(_) => exit::INFRA,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::Shared;
 use crate::net::codec::{Command, DaemonConfig};
 use crate::process;
-use crate::process::components::{Components, Place, signal_name};
+use crate::process::components::{Components, Control, Place};
 
 /// What came of a command, as the daemon reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,7 +30,7 @@ fn refused(message: String) -> Done {
 }
 
 /// A component command's result as an answer.
-fn control(result: Result<String, String>) -> Done {
+fn control(result: Control) -> Done {
     match result {
         Ok(text) => Done {
             stdout: format!("{text}\n"),
@@ -38,7 +38,7 @@ fn control(result: Result<String, String>) -> Done {
         },
         Err(e) => Done {
             status: 1,
-            error: Some(e),
+            error: Some(e.to_string()),
             ..Done::default()
         },
     }
@@ -111,7 +111,7 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
             control(
                 components
                     .kill(name, *signal)
-                    .map_err(|e| format!("{e} (kill {} {name})", signal_name(*signal))),
+                    .map_err(|e| e.in_kill(*signal, name)),
             )
         }
         Command::Start {

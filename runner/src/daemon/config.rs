@@ -73,11 +73,10 @@ pub fn for_run(
                 let AliasKind::Run(argv) = &alias.kind else {
                     return None;
                 };
-                let argv: Result<Vec<String>, String> =
-                    argv.iter().map(|t| t.render(vars)).collect();
+                let argv: Option<Vec<String>> = argv.iter().map(|t| t.render(vars).ok()).collect();
                 Some(CommandSpec {
                     name: name.clone(),
-                    argv: argv.ok()?,
+                    argv: argv?,
                 })
             })
             .collect();

@@ -51,7 +51,7 @@ pub fn run(settings: &HostSettings) -> Result<(), HostError> {
             })?
             .into_bytes(),
     };
-    crate::net::auth::check_secret(&secret).map_err(HostError::Input)?;
+    crate::net::auth::check_secret(&secret).map_err(|e| HostError::Input(e.to_string()))?;
     if !settings.server.contains(':') {
         return Err(HostError::Input(format!(
             "--server {}: give HOST:PORT, for example 127.0.0.1:7471",

@@ -17,6 +17,7 @@
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod error;
 pub mod host;
 pub mod local;
 pub mod processor;
@@ -27,6 +28,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+pub use error::ConnectError;
 
 use crate::clock::now_us;
 use crate::net::auth;
@@ -138,10 +141,13 @@ async fn connect_once(
     options: &Options,
     boot: &str,
     shared: &Arc<Shared>,
-) -> Result<String, String> {
+) -> Result<String, ConnectError> {
     let stream = TcpStream::connect(&options.server)
         .await
-        .map_err(|e| format!("cannot reach the router at {}: {e}", options.server))?;
+        .map_err(|source| ConnectError::Unreachable {
+            server: options.server.clone(),
+            source,
+        })?;
     let _ = stream.set_nodelay(true);
     let (mut read, mut write) = stream.into_split();
     let hello = encode(&Message::Hello {
@@ -150,53 +156,47 @@ async fn connect_once(
         boot: boot.to_string(),
         facts: crate::monitor::procfs::host_facts(std::path::Path::new("/proc")),
     });
-    let (initiator, first) = Initiator::start(&options.secret, &options.environment, &hello)
-        .map_err(|e| e.to_string())?;
-    write.write_all(&first).await.map_err(|e| e.to_string())?;
+    let (initiator, first) = Initiator::start(&options.secret, &options.environment, &hello)?;
+    write.write_all(&first).await?;
     let mut decoder = Decoder::default();
     let handshake = async {
         let mut records = Records::default();
         let router = format!("the router at {}", options.server);
         let answer = crate::net::next_record(&mut read, &mut records, &router)
             .await
-            .map_err(|e| {
-                format!(
-                    "{e}: it does not hold environment `{}`'s secret, does not serve it, or \
-                     is an older lowtouch",
-                    options.environment
-                )
+            .map_err(|source| ConnectError::NoAnswer {
+                environment: options.environment.clone(),
+                source,
             })?;
-        let (greeting, mut sealer, mut opener) = initiator.finish(&answer).map_err(|_| {
-            format!(
-                "the router at {} could not prove it holds environment `{}`'s secret; not obeying it",
-                options.server, options.environment
-            )
-        })?;
+        let (greeting, mut sealer, mut opener) =
+            initiator
+                .finish(&answer)
+                .map_err(|_| ConnectError::Unproven {
+                    server: options.server.clone(),
+                    environment: options.environment.clone(),
+                })?;
         let received = now_us();
         opener.feed(records.rest());
         let Message::Greeting { .. } = crate::net::payload_message(&greeting)? else {
-            return Err("the router's answer was not a greeting".to_string());
+            return Err(ConnectError::NotGreeting);
         };
         let auth = Message::Auth {
             received_us: received,
             sent_us: now_us(),
         };
-        let sealed = sealer.sealed(&encode(&auth)).map_err(|e| e.to_string())?;
-        write.write_all(&sealed).await.map_err(|e| e.to_string())?;
+        let sealed = sealer.sealed(&encode(&auth))?;
+        write.write_all(&sealed).await?;
         match crate::net::next_sealed_message(&mut read, &mut opener, &mut decoder, "the router")
             .await?
         {
             Message::Welcome { .. } => Ok((sealer, opener)),
-            Message::Refused { reason } => Err(format!("refused: {reason}")),
-            other => Err(format!(
-                "unexpected answer to the handshake: a `{}` message",
-                other.kind()
-            )),
+            Message::Refused { reason } => Err(ConnectError::Refused { reason }),
+            other => Err(ConnectError::Unexpected { kind: other.kind() }),
         }
     };
     let (sealer, mut opener) = tokio::time::timeout(Duration::from_secs(10), handshake)
         .await
-        .map_err(|_| "the handshake took over 10s".to_string())??;
+        .map_err(|_| ConnectError::Timeout)??;
     crate::errln!("daemon {}: connected to {}", options.name, options.server);
 
     let wire = Arc::new(wire::Wire::new(write, sealer));

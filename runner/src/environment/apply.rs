@@ -32,7 +32,8 @@ pub enum ApplyError {
 impl ApplyError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            ApplyError::Input(_) | ApplyError::History(HistoryError::NotARepository { .. }) => 2,
+            ApplyError::Input(_) => 2,
+            ApplyError::History(h) if h.is_bad_input() => 2,
             _ => 3,
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use super::error::EnvironmentError;
 use super::model::{AliasSpec, ComponentSpec, DaemonSpec, EnvironmentFile};
 use super::template::Template;
 use crate::scenario::builtin::{Awaited, WaitFor};
@@ -126,14 +127,17 @@ pub enum Secret {
 
 impl Secret {
     /// The secret's value. Never log it, never write it into history or a report.
-    pub fn resolve(&self) -> Result<String, String> {
+    pub fn resolve(&self) -> Result<String, EnvironmentError> {
         match self {
             Secret::Env(var) => {
-                std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))
+                std::env::var(var).map_err(|_| EnvironmentError::SecretUnset { var: var.clone() })
             }
             Secret::File(path) => std::fs::read_to_string(path)
                 .map(|s| s.strip_suffix('\n').unwrap_or(&s).to_string())
-                .map_err(|e| format!("cannot read {}: {e}", path.display())),
+                .map_err(|source| EnvironmentError::SecretUnreadable {
+                    path: path.clone(),
+                    source,
+                }),
         }
     }
 }
@@ -319,9 +323,9 @@ impl Environment {
 
         let variables = match resolve_variables(variables) {
             Ok(v) => v,
-            Err(message) => {
+            Err(e) => {
                 findings.push(
-                    Finding::file(&file.path, message)
+                    Finding::file(&file.path, e.to_string())
                         .help("fix the variable's value under `variables:`"),
                 );
                 BTreeMap::new()
@@ -377,15 +381,14 @@ impl Environment {
             let in_data = Path::new(&t.dest).starts_with("data");
             if let Err(f) = relative_dest(&t.dest).and_then(|()| {
                 if in_data {
-                    Err(format!(
-                        "`{}` is inside `data/`, where the generated test data lives",
-                        t.dest
-                    ))
+                    Err(EnvironmentError::DestInData {
+                        dest: t.dest.clone(),
+                    })
                 } else {
                     Ok(())
                 }
             }) {
-                findings.push(env.value_at(&["templates"], &t.dest, f));
+                findings.push(env.value_at(&["templates"], &t.dest, f.to_string()));
                 continue;
             }
             if spec.templates[..i].iter().any(|o| o.dest == t.dest) {
@@ -424,14 +427,14 @@ impl Environment {
                 continue;
             }
             if let Err(f) = relative_dest(&d.dest) {
-                findings.push(env.value_at(&["data"], &d.dest, f));
+                findings.push(env.value_at(&["data"], &d.dest, f.to_string()));
                 continue;
             }
             let mut params = BTreeMap::new();
             for (k, v) in &d.params {
                 let rendered = env.template(&["data"], &v.0, &[]).and_then(|t| {
                     t.render(&env.variables)
-                        .map_err(|e| env.value_at(&["data"], &v.0, e))
+                        .map_err(|e| env.value_at(&["data"], &v.0, e.to_string()))
                 });
                 match rendered {
                     Ok(value) => {
@@ -980,21 +983,17 @@ impl Environment {
 
 /// A destination inside the runtime directory: relative, no `..`, and none of the names
 /// lowtouch keeps there itself.
-fn relative_dest(dest: &str) -> Result<(), String> {
+fn relative_dest(dest: &str) -> Result<(), EnvironmentError> {
     let p = Path::new(dest);
     if dest.is_empty()
         || p.is_absolute()
         || p.components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
     {
-        return Err(format!(
-            "`{dest}` must be a relative path inside the runtime directory"
-        ));
+        return Err(EnvironmentError::DestOutside { dest: dest.into() });
     }
     if ["config-commit", "data.lock"].contains(&dest) || dest.ends_with(".lowtouch-tmp") {
-        return Err(format!(
-            "`{dest}` is a name lowtouch keeps for itself; pick another"
-        ));
+        return Err(EnvironmentError::DestReserved { dest: dest.into() });
     }
     Ok(())
 }
@@ -1008,7 +1007,7 @@ fn ok<T>(findings: &mut Vec<Finding>, result: Result<T, Finding>) -> Option<T> {
 /// nothing changes. A cycle or an unknown name is an error.
 fn resolve_variables(
     mut vars: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, EnvironmentError> {
     for _ in 0..=vars.len() {
         let mut changed = false;
         let snapshot = vars.clone();
@@ -1016,15 +1015,18 @@ fn resolve_variables(
             if !value.contains("#{") {
                 continue;
             }
-            let t = Template::parse(value)
-                .map_err(|e| format!("variable `{name}`: bad interpolation: {e:?}"))?;
+            let t = Template::parse(value).map_err(|error| EnvironmentError::BadInterpolation {
+                name: name.clone(),
+                error,
+            })?;
             if let Some(unknown) = t
                 .vars()
                 .find(|v| !snapshot.contains_key(*v) && !BUILTIN_VARS.contains(v))
             {
-                return Err(format!(
-                    "variable `{name}` uses `{unknown}`, which is not defined"
-                ));
+                return Err(EnvironmentError::UnknownVariable {
+                    name: name.clone(),
+                    unknown: unknown.to_string(),
+                });
             }
             // Builtins are filled in at run time; leave them in place.
             let rendered = t.render_with(|v| {
@@ -1045,13 +1047,10 @@ fn resolve_variables(
             return Ok(vars);
         }
     }
-    let cyclic: Vec<&str> = vars
+    let names = vars
         .iter()
         .filter(|(_, v)| v.contains("#{"))
-        .map(|(k, _)| k.as_str())
+        .map(|(k, _)| k.clone())
         .collect();
-    Err(format!(
-        "variables refer to each other in a cycle: {}",
-        cyclic.join(", ")
-    ))
+    Err(EnvironmentError::Cycle { names })
 }

@@ -54,6 +54,15 @@ pub enum HistoryError {
     },
 }
 
+impl HistoryError {
+    /// Whether `--history` names something that is no config history (exit 2). A lock, a
+    /// diverged or missing branch and git's own failures are the state of the machine
+    /// (exit 3): each message says what to do about it.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, HistoryError::NotARepository { .. })
+    }
+}
+
 pub struct History {
     repo: Repository,
     path: PathBuf,
@@ -424,9 +433,11 @@ mod tests {
     fn a_directory_that_is_not_a_repository_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("junk"), "x").unwrap();
-        assert!(matches!(
-            History::open(dir.path()),
-            Err(HistoryError::NotARepository { .. })
-        ));
+        let refused = History::open(dir.path()).err().unwrap();
+        assert!(matches!(refused, HistoryError::NotARepository { .. }));
+        assert!(
+            refused.is_bad_input(),
+            "--history names no repository: exit 2"
+        );
     }
 }

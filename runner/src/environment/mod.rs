@@ -7,6 +7,7 @@ pub mod apply;
 pub mod catalog;
 #[expect(clippy::module_inception, reason = "the main type of the module")]
 pub mod environment;
+pub mod error;
 pub mod executable;
 pub mod history;
 pub mod model;
@@ -15,3 +16,4 @@ pub mod template;
 
 pub use catalog::{Resolved, Resolver, Tools};
 pub use environment::{Alias, AliasKind, Component, Environment, Find, Override, OverridePlace};
+pub use error::EnvironmentError;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::error::EnvironmentError;
 use crate::scenario::lexer::interpolated;
 use crate::scenario::token::{LexError, Part};
 
@@ -28,14 +29,14 @@ impl Template {
     pub fn render_with<'a>(
         &self,
         lookup: impl Fn(&str) -> Option<&'a str>,
-    ) -> Result<String, String> {
+    ) -> Result<String, EnvironmentError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),
                 Part::Var { name, .. } => match lookup(name) {
                     Some(v) => out.push_str(v),
-                    None => return Err(format!("variable `{name}` is not set")),
+                    None => return Err(EnvironmentError::Unset { name: name.clone() }),
                 },
             }
         }
@@ -62,7 +63,7 @@ impl Template {
         out
     }
 
-    pub fn render(&self, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    pub fn render(&self, vars: &BTreeMap<String, String>) -> Result<String, EnvironmentError> {
         self.render_with(|n| vars.get(n).map(String::as_str))
     }
 }

@@ -674,7 +674,7 @@ impl StepHost<'_> {
                 for t in argv {
                     match t.render(vars) {
                         Ok(s) => full.push(s),
-                        Err(e) => return Exec::failed("alias", 2, e),
+                        Err(e) => return Exec::failed("alias", 2, e.to_string()),
                     }
                 }
                 full.extend(args.iter().cloned());

@@ -179,10 +179,10 @@ impl<'a> Control<'a> {
                     let sig = signal.unwrap_or(Signal::TERM).number();
                     local
                         .kill(component, sig)
-                        .map_err(|e| format!("{e} (kill {} {component})", signal_name(sig)))
+                        .map_err(|e| e.in_kill(sig, component))
                 }
             }
-            .map_err(ControlError::Failed);
+            .map_err(|e| ControlError::Failed(e.to_string()));
         };
         let limit_ms = Some(limit.as_millis() as u64);
         let (command, line) = match action {

@@ -13,6 +13,50 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::signature::RsaKeyPair;
 
+/// Why the App's key cannot be used: the variables that name it, its PEM text, or the
+/// signature made with it.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read LOWTOUCH_GITHUB_APP_KEY={path}: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// What is wrong with the key in the file `LOWTOUCH_GITHUB_APP_KEY` names.
+    #[error("LOWTOUCH_GITHUB_APP_KEY={path}: {source}")]
+    InFile {
+        path: String,
+        #[source]
+        source: Box<KeyError>,
+    },
+    #[error("the App id must be a number, not {0:?}")]
+    AppId(String),
+    #[error("no `-----BEGIN …-----` line: not a PEM file")]
+    NoBegin,
+    #[error("a broken BEGIN line")]
+    BrokenBegin,
+    #[error("no `-----END {label}-----` line")]
+    NoEnd { label: String },
+    #[error("the PEM body is not base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+    #[error("a `{label}` block is not an RSA private key")]
+    NotRsa { label: String },
+    #[error("not a usable RSA private key: {0}")]
+    Rejected(#[source] ring::error::KeyRejected),
+    #[error("signing the App's JWT failed")]
+    Signing,
+}
+
+impl KeyError {
+    /// Whether the person's settings are the cause: the variables, the key file and what
+    /// it holds. A key file that cannot be read counts too (the variable names it). Only a
+    /// failed signature is the machine's.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, KeyError::Signing)
+    }
+}
+
 use super::status::{FIRST_BACKOFF, GithubError, TRIES, api_url, describe, timeout};
 
 /// A GitHub App's identity: its id and private key.
@@ -40,27 +84,32 @@ impl AppKey {
             .filter(|v| !v.is_empty())?;
         Some(
             std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read LOWTOUCH_GITHUB_APP_KEY={path}: {e}"))
+                .map_err(|source| KeyError::Unreadable {
+                    path: path.clone(),
+                    source,
+                })
                 .and_then(|pem| {
-                    AppKey::parse(&id, &pem)
-                        .map_err(|e| format!("LOWTOUCH_GITHUB_APP_KEY={path}: {e}"))
+                    AppKey::parse(&id, &pem).map_err(|e| KeyError::InFile {
+                        path: path.clone(),
+                        source: Box::new(e),
+                    })
                 })
                 .map_err(GithubError::App),
         )
     }
 
     /// The key from its PEM text.
-    pub fn parse(app_id: &str, pem: &str) -> Result<AppKey, String> {
+    pub fn parse(app_id: &str, pem: &str) -> Result<AppKey, KeyError> {
         if app_id.is_empty() || !app_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("the App id must be a number, not {app_id:?}"));
+            return Err(KeyError::AppId(app_id.to_string()));
         }
         let (label, der) = pem_block(pem)?;
         let key = match label.as_str() {
             "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der),
             "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),
-            other => return Err(format!("a `{other}` block is not an RSA private key")),
+            _ => return Err(KeyError::NotRsa { label }),
         }
-        .map_err(|e| format!("not a usable RSA private key: {e}"))?;
+        .map_err(KeyError::Rejected)?;
         Ok(AppKey {
             app_id: app_id.to_string(),
             key,
@@ -69,7 +118,7 @@ impl AppKey {
 
     /// The App's JWT at `now` (seconds since the epoch): issued a minute back (clocks
     /// drift), valid for nine minutes (GitHub allows ten).
-    pub fn jwt(&self, now: u64) -> Result<String, String> {
+    pub fn jwt(&self, now: u64) -> Result<String, KeyError> {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = serde_json::json!({
             "iat": now.saturating_sub(60),
@@ -86,7 +135,7 @@ impl AppKey {
                 signing_input.as_bytes(),
                 &mut signature,
             )
-            .map_err(|_| "signing the App's JWT failed".to_string())?;
+            .map_err(|_| KeyError::Signing)?;
         Ok(format!(
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(signature)
@@ -95,25 +144,21 @@ impl AppKey {
 }
 
 /// The one PEM block of `text`: its label and its bytes.
-fn pem_block(text: &str) -> Result<(String, Vec<u8>), String> {
-    let begin = text
-        .find("-----BEGIN ")
-        .ok_or("no `-----BEGIN …-----` line: not a PEM file")?;
+fn pem_block(text: &str) -> Result<(String, Vec<u8>), KeyError> {
+    let begin = text.find("-----BEGIN ").ok_or(KeyError::NoBegin)?;
     let rest = &text[begin + 11..];
-    let label_end = rest.find("-----").ok_or("a broken BEGIN line")?;
+    let label_end = rest.find("-----").ok_or(KeyError::BrokenBegin)?;
     let label = rest[..label_end].to_string();
     let body_start = label_end + 5;
     let end_marker = format!("-----END {label}-----");
-    let end = rest
-        .find(&end_marker)
-        .ok_or_else(|| format!("no `{end_marker}` line"))?;
+    let end = rest.find(&end_marker).ok_or_else(|| KeyError::NoEnd {
+        label: label.clone(),
+    })?;
     let body: String = rest[body_start..end]
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
-    let der = STANDARD
-        .decode(body)
-        .map_err(|e| format!("the PEM body is not base64: {e}"))?;
+    let der = STANDARD.decode(body).map_err(KeyError::Base64)?;
     Ok((label, der))
 }
 
@@ -159,7 +204,7 @@ pub fn post_check_run(app: &AppKey, check: &CheckRun) -> Result<u64, GithubError
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| GithubError::App(e.to_string()))?;
+        .map_err(GithubError::Runtime)?;
     let mut wait = FIRST_BACKOFF;
     let mut last = String::new();
     for attempt in 1..=TRIES {
@@ -201,7 +246,7 @@ async fn attempt_check_run(
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs();
-    let jwt = app.jwt(now).map_err(|e| (true, e))?;
+    let jwt = app.jwt(now).map_err(|e| (true, e.to_string()))?;
     let as_app = client(url, jwt)?;
     let installation: serde_json::Value = as_app
         .get(
@@ -290,19 +335,43 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_key_is_bad_input_a_failed_signature_is_not() {
+        let bad = AppKey::parse("1", "hello").unwrap_err();
+        assert!(bad.is_bad_input());
+        let in_file = KeyError::InFile {
+            path: "/k.pem".into(),
+            source: Box::new(bad),
+        };
+        assert!(GithubError::App(in_file).is_bad_input());
+        assert!(!GithubError::App(KeyError::Signing).is_bad_input());
+    }
+
+    #[test]
     fn bad_keys_say_what_is_wrong() {
-        assert!(AppKey::parse("12a", KEY).unwrap_err().contains("number"));
+        assert!(
+            AppKey::parse("12a", KEY)
+                .unwrap_err()
+                .to_string()
+                .contains("number")
+        );
         assert!(
             AppKey::parse("1", "hello")
                 .unwrap_err()
+                .to_string()
                 .contains("not a PEM")
         );
         let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        assert!(AppKey::parse("1", cert).unwrap_err().contains("not an RSA"));
+        assert!(
+            AppKey::parse("1", cert)
+                .unwrap_err()
+                .to_string()
+                .contains("not an RSA")
+        );
         let broken = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
         assert!(
             AppKey::parse("1", broken)
                 .unwrap_err()
+                .to_string()
                 .contains("not a usable")
         );
     }

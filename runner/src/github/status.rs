@@ -77,7 +77,23 @@ pub enum GithubError {
         message: String,
     },
     #[error("the GitHub App cannot be used: {0}")]
-    App(String),
+    App(#[source] super::app::KeyError),
+    #[error("the GitHub App cannot be used: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl GithubError {
+    /// Whether the person's settings are the cause (the App's key); GitHub refusing or
+    /// not answering, and the machine, are not.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            GithubError::App(key) => key.is_bad_input(),
+            GithubError::Setup { .. }
+            | GithubError::Refused { .. }
+            | GithubError::Unavailable { .. }
+            | GithubError::Runtime(_) => false,
+        }
+    }
 }
 
 pub struct GitHub {

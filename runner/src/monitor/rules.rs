@@ -19,6 +19,19 @@ pub enum RuleKind {
     Metric(String),
 }
 
+/// Why a rule's pattern is not a regular expression. Always the person's environment file
+/// (checked where the environment is loaded).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct RuleError(#[from] regex::Error);
+
+impl RuleError {
+    /// Always: a pattern is what a person wrote.
+    pub fn is_bad_input(&self) -> bool {
+        true
+    }
+}
+
 /// One rule, compiled.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -32,8 +45,8 @@ pub struct Rule {
 
 impl Rule {
     /// Compiles a rule. `pattern` is a regular expression (Rust `regex` syntax).
-    pub fn new(pattern: &str, kind: RuleKind) -> Result<Rule, String> {
-        let regex = Regex::new(pattern).map_err(|e| e.to_string())?;
+    pub fn new(pattern: &str, kind: RuleKind) -> Result<Rule, RuleError> {
+        let regex = Regex::new(pattern)?;
         let names: Vec<(usize, String)> = regex
             .capture_names()
             .enumerate()
@@ -261,7 +274,8 @@ mod tests {
             collect(&rules, "lat=1.5e3\nlat=fast\n"),
             vec![(0, "1.5e3".into(), Some(1500.0)), (0, "fast".into(), None)]
         );
-        assert!(Rule::new("(", RuleKind::Event("x".into())).is_err());
+        let bad = Rule::new("(", RuleKind::Event("x".into())).unwrap_err();
+        assert!(bad.is_bad_input());
     }
 
     proptest::proptest! {

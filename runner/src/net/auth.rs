@@ -2,6 +2,8 @@
 //! random ids (a daemon process's boot, a connection's session). How the secret
 //! authenticates both ends and every frame is [`super::channel`]'s job.
 
+use super::error::NetError;
+
 /// A fresh nonce: 32 random bytes from the OS, as hex.
 pub fn nonce() -> String {
     let mut bytes = [0u8; 32];
@@ -23,12 +25,9 @@ pub fn nonce() -> String {
 }
 
 /// A secret good enough to use: at least 16 bytes.
-pub fn check_secret(secret: &[u8]) -> Result<(), String> {
+pub fn check_secret(secret: &[u8]) -> Result<(), NetError> {
     if secret.len() < 16 {
-        return Err(format!(
-            "the daemon secret is {} bytes; use at least 16 (for example `openssl rand -hex 32`)",
-            secret.len()
-        ));
+        return Err(NetError::ShortSecret { len: secret.len() });
     }
     Ok(())
 }
@@ -48,7 +47,12 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused() {
-        assert!(check_secret(b"short").unwrap_err().contains("at least 16"));
+        assert!(
+            check_secret(b"short")
+                .unwrap_err()
+                .to_string()
+                .contains("at least 16")
+        );
         assert!(check_secret(K).is_ok());
     }
 }

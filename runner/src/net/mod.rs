@@ -12,11 +12,13 @@
 pub mod auth;
 pub mod channel;
 pub mod codec;
+pub mod error;
 pub mod outbox;
 pub mod router;
 pub mod timeline;
 
 pub use codec::{Command, Decoder, Message, Observation};
+pub use error::NetError;
 
 /// Reads from `read` into `records` until a whole record arrived (a handshake's step).
 /// `peer` names the other side in the error when it closes first.
@@ -24,16 +26,16 @@ pub(crate) async fn next_record(
     read: &mut tokio::net::tcp::OwnedReadHalf,
     records: &mut channel::Records,
     peer: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, NetError> {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 4096];
     loop {
         if let Some(record) = records.next_record() {
             return Ok(record.to_vec());
         }
-        let n = read.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let n = read.read(&mut buf).await?;
         if n == 0 {
-            return Err(format!("{peer} closed the connection during the handshake"));
+            return Err(NetError::Closed { peer: peer.into() });
         }
         records.feed(&buf[..n]);
     }
@@ -45,23 +47,23 @@ pub(crate) async fn next_sealed_message(
     opener: &mut channel::Opener,
     decoder: &mut Decoder,
     peer: &str,
-) -> Result<Message, String> {
+) -> Result<Message, NetError> {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 4096];
     let mut plain = Vec::new();
     loop {
-        if let Some(m) = decoder.next_message().map_err(|e| e.to_string())? {
+        if let Some(m) = decoder.next_message()? {
             return Ok(m);
         }
         plain.clear();
-        opener.open(&mut plain).map_err(|e| e.to_string())?;
+        opener.open(&mut plain)?;
         if !plain.is_empty() {
             decoder.feed(&plain);
             continue;
         }
-        let n = read.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let n = read.read(&mut buf).await?;
         if n == 0 {
-            return Err(format!("{peer} closed the connection during the handshake"));
+            return Err(NetError::Closed { peer: peer.into() });
         }
         opener.feed(&buf[..n]);
     }
@@ -77,24 +79,24 @@ pub(crate) fn receive_sealed(
     plain: &mut Vec<u8>,
     decoder: &mut Decoder,
     on_message: impl FnMut(Message),
-) -> Result<bool, String> {
+) -> Result<bool, NetError> {
     opener.feed(bytes);
     plain.clear();
-    let opened = opener.open(plain).map_err(|e| e.to_string())?;
+    let opened = opener.open(plain)?;
     decoder.feed(plain);
     decoder
         .for_each_message(on_message)
-        .map_err(|e| format!("bad frame: {e}"))?;
+        .map_err(NetError::BadFrame)?;
     Ok(opened > 0)
 }
 
 /// The one message a handshake record's payload holds.
-pub(crate) fn payload_message(payload: &[u8]) -> Result<Message, String> {
+pub(crate) fn payload_message(payload: &[u8]) -> Result<Message, NetError> {
     let mut decoder = Decoder::default();
     decoder.feed(payload);
     match decoder.next_message() {
         Ok(Some(m)) if decoder.pending() == 0 => Ok(m),
-        Ok(_) => Err("the handshake's payload is not one message".into()),
-        Err(e) => Err(format!("the handshake's payload: {e}")),
+        Ok(_) => Err(NetError::PayloadNotOne),
+        Err(e) => Err(NetError::Payload(e)),
     }
 }

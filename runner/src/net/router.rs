@@ -602,7 +602,9 @@ impl Router {
             if preface != channel::PREFACE {
                 return Err(channel::ChannelError::Preface.to_string());
             }
-            crate::net::next_record(read, &mut records, "the peer").await
+            crate::net::next_record(read, &mut records, "the peer")
+                .await
+                .map_err(|e| e.to_string())
         })
         .await
         .map_err(|_| {
@@ -620,7 +622,7 @@ impl Router {
             environment: claimed,
             boot,
             facts,
-        } = crate::net::payload_message(&hello).map_err(silent)?
+        } = crate::net::payload_message(&hello).map_err(|e| silent(e.to_string()))?
         else {
             return Err(silent("the first message was not a hello".into()));
         };

@@ -56,6 +56,19 @@ pub struct Pipeline {
     pub output_limit: usize,
 }
 
+/// Why a `schedule:` or `maintenance:` pattern is not a cron pattern. Always the person's
+/// pipeline file: the caller places it at the pattern's `file:line:col`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ScheduleError(#[from] croner::errors::CronError);
+
+impl ScheduleError {
+    /// Always: a pattern is what a person wrote.
+    pub fn is_bad_input(&self) -> bool {
+        true
+    }
+}
+
 /// A cron pattern, parsed.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -65,7 +78,7 @@ pub struct Schedule {
 
 impl Schedule {
     /// Five fields, or six with seconds first; `@daily` and friends.
-    pub fn parse(pattern: &str) -> Result<Schedule, String> {
+    pub fn parse(pattern: &str) -> Result<Schedule, ScheduleError> {
         let parser = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .build();
@@ -75,7 +88,7 @@ impl Schedule {
                 pattern: pattern.to_string(),
                 cron,
             })
-            .map_err(|e| e.to_string())
+            .map_err(ScheduleError)
     }
 
     /// The next time it fires after `after`.
@@ -775,6 +788,7 @@ mod tests {
     fn schedules_take_five_or_six_fields() {
         assert!(Schedule::parse("0 2 * * *").is_ok());
         assert!(Schedule::parse("*/5 * * * * *").is_ok());
-        assert!(Schedule::parse("every night").is_err());
+        let bad = Schedule::parse("every night").unwrap_err();
+        assert!(bad.is_bad_input());
     }
 }

@@ -19,9 +19,130 @@ use std::time::{Duration, Instant};
 
 use super::kill_group;
 use super::pid_record::{self, PreExecRecord};
-use crate::environment::{Component, Environment, Find};
+use crate::environment::{Component, Environment, EnvironmentError, Find};
 use crate::net::codec::{ControlSpec, FindSpec};
 use crate::process;
+
+/// Why a component command did not do what it was asked. A step that gets one fails (the
+/// system under test did not start, stop or die as asked), unless [`is_bad_input`] says
+/// the environment file or the step named something wrong.
+///
+/// [`is_bad_input`]: ComponentError::is_bad_input
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    /// A component's `ready.log` or `find` pattern is not a regex.
+    #[error("`{pattern}`: {source}")]
+    Pattern {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    /// A component's control did not render with the run's variables.
+    #[error(transparent)]
+    Template(#[from] EnvironmentError),
+    /// A daemon was sent a control it cannot use.
+    #[error("`{name}` cannot be controlled: {source}")]
+    Uncontrollable {
+        name: String,
+        #[source]
+        source: Box<ComponentError>,
+    },
+    /// Why the component's control is unusable, found when it was configured and shared
+    /// by every command on it.
+    #[error(transparent)]
+    Unusable(std::sync::Arc<ComponentError>),
+    #[error(
+        "`{name}` is not a component controlled here (these are: {})",
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )]
+    NotHere { name: String, known: Vec<String> },
+    #[error("`{name}` is already running (pid {pid}); stop it first or use `restart`")]
+    AlreadyRunning { name: String, pid: i32 },
+    #[error("`{name}` has no start command")]
+    NoStartCommand { name: String },
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open {}: {source}", path.display())]
+    OpenOutput {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("cannot record `{name}`: {source}")]
+    Record {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start `{name}` ({program}): {source}")]
+    Spawn {
+        name: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{name}` exited while starting; its output ends with:\n{tail}")]
+    ExitedWhileStarting { name: String, tail: String },
+    #[error(
+        "`{name}` (pid {pid}) was not ready within {}s; it keeps running, its output ends with:\n{tail}",
+        within.as_secs_f64()
+    )]
+    NotReady {
+        name: String,
+        pid: i32,
+        within: Duration,
+        tail: String,
+    },
+    #[error("interrupted while `{name}` was starting")]
+    Interrupted { name: String },
+    #[error("`{name}` (pid {pid}) survived SIGKILL")]
+    SurvivedKill { name: String, pid: i32 },
+    #[error("`{name}` is not running: there is nothing to kill")]
+    NotRunning { name: String },
+    #[error("`{name}` (pid {pid}) is still there 5s after SIGKILL")]
+    StillThere { name: String, pid: i32 },
+    /// A failed `kill`, with the command that asked for it.
+    #[error("{source} (kill {signal} {name})")]
+    Kill {
+        signal: String,
+        name: String,
+        #[source]
+        source: Box<ComponentError>,
+    },
+}
+
+impl ComponentError {
+    /// Whether the environment file or the step is the cause (a pattern that is no regex,
+    /// a variable not set, a component not controlled here) rather than the component or
+    /// the machine.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            ComponentError::Pattern { .. }
+            | ComponentError::Template(_)
+            | ComponentError::NotHere { .. } => true,
+            ComponentError::Uncontrollable { source, .. } | ComponentError::Kill { source, .. } => {
+                source.is_bad_input()
+            }
+            ComponentError::Unusable(e) => e.is_bad_input(),
+            _ => false,
+        }
+    }
+
+    /// This error as the answer to `kill -SIG name`.
+    pub fn in_kill(self, sig: i32, name: &str) -> ComponentError {
+        ComponentError::Kill {
+            signal: signal_name(sig),
+            name: name.to_string(),
+            source: Box::new(self),
+        }
+    }
+}
 
 /// A component's control, ready to use: its spec with the regexes compiled.
 struct Ready {
@@ -31,8 +152,13 @@ struct Ready {
 }
 
 impl Ready {
-    fn compile(spec: ControlSpec) -> Result<Ready, String> {
-        let re = |p: &str| regex::Regex::new(p).map_err(|e| format!("`{p}`: {e}"));
+    fn compile(spec: ControlSpec) -> Result<Ready, ComponentError> {
+        let re = |p: &str| {
+            regex::Regex::new(p).map_err(|source| ComponentError::Pattern {
+                pattern: p.to_string(),
+                source,
+            })
+        };
         Ok(Ready {
             ready_log: spec.ready_log.as_deref().map(re).transpose()?,
             find_cmdline: match &spec.find {
@@ -44,12 +170,15 @@ impl Ready {
     }
 }
 
+/// A component's control, or why it cannot be used (shared by every command on it).
+type Usable = Result<std::sync::Arc<Ready>, std::sync::Arc<ComponentError>>;
+
 /// Controls the components of one host. A run uses one for the components no daemon
 /// covers; a daemon uses one for the components of its host (the script manager routes
 /// their commands to it). Owns what it started: reaps it, stops it at the end.
 pub struct Components {
     /// Name → how to control it, or why it cannot be (a template that did not render).
-    specs: Mutex<BTreeMap<String, Result<std::sync::Arc<Ready>, String>>>,
+    specs: Mutex<BTreeMap<String, Usable>>,
     /// Where they run and what they do not inherit.
     place: Mutex<Place>,
     /// Components this process started, kept to reap them and to stop them at the end.
@@ -70,7 +199,7 @@ pub struct Place {
 }
 
 /// What a control command did, for the step's output.
-pub type Control = Result<String, String>;
+pub type Control = Result<String, ComponentError>;
 
 /// A component's control rendered with a run's variables: its log path (relative to
 /// `dir`) becomes `#{log}` for its start command.
@@ -78,7 +207,7 @@ pub fn control_spec(
     c: &Component,
     dir: &Path,
     vars: &BTreeMap<String, String>,
-) -> Result<ControlSpec, String> {
+) -> Result<ControlSpec, EnvironmentError> {
     let log = match &c.log {
         Some(t) => {
             let p = PathBuf::from(t.render(vars)?);
@@ -169,7 +298,9 @@ impl Components {
             .map(|(name, c)| {
                 (
                     name.clone(),
-                    control_spec(c, &dir, vars).and_then(Ready::compile),
+                    control_spec(c, &dir, vars)
+                        .map_err(ComponentError::from)
+                        .and_then(Ready::compile),
                 )
             })
             .collect();
@@ -188,18 +319,20 @@ impl Components {
         let specs = specs
             .into_iter()
             .map(|(name, spec)| {
-                let ready =
-                    Ready::compile(spec).map_err(|e| format!("`{name}` cannot be controlled: {e}"));
+                let ready = Ready::compile(spec).map_err(|e| ComponentError::Uncontrollable {
+                    name: name.clone(),
+                    source: Box::new(e),
+                });
                 (name, ready)
             })
             .collect();
         self.replace_specs(specs);
     }
 
-    fn replace_specs(&self, specs: BTreeMap<String, Result<Ready, String>>) {
+    fn replace_specs(&self, specs: BTreeMap<String, Result<Ready, ComponentError>>) {
         *self.specs.lock().unwrap_or_else(|e| e.into_inner()) = specs
             .into_iter()
-            .map(|(n, r)| (n, r.map(std::sync::Arc::new)))
+            .map(|(n, r)| (n, r.map(std::sync::Arc::new).map_err(std::sync::Arc::new)))
             .collect();
     }
 
@@ -213,18 +346,14 @@ impl Components {
             .collect()
     }
 
-    fn spec(&self, name: &str) -> Result<std::sync::Arc<Ready>, String> {
+    fn spec(&self, name: &str) -> Result<std::sync::Arc<Ready>, ComponentError> {
         let specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
         match specs.get(name) {
-            Some(r) => r.clone(),
-            None => Err(format!(
-                "`{name}` is not a component controlled here (these are: {})",
-                if specs.is_empty() {
-                    "none".to_string()
-                } else {
-                    specs.keys().cloned().collect::<Vec<_>>().join(", ")
-                }
-            )),
+            Some(r) => r.clone().map_err(ComponentError::Unusable),
+            None => Err(ComponentError::NotHere {
+                name: name.to_string(),
+                known: specs.keys().cloned().collect(),
+            }),
         }
     }
 
@@ -238,7 +367,7 @@ impl Components {
     }
 
     /// The component's pid when its process is alive.
-    pub fn find(&self, name: &str) -> Result<Option<i32>, String> {
+    pub fn find(&self, name: &str) -> Result<Option<i32>, ComponentError> {
         let c = self.spec(name)?;
         Ok(self.find_with(name, &c))
     }
@@ -273,18 +402,23 @@ impl Components {
         let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         let c = self.spec(name)?;
         if let Some(pid) = self.find_with(name, &c) {
-            return Err(format!(
-                "`{name}` is already running (pid {pid}); stop it first or use `restart`"
-            ));
+            return Err(ComponentError::AlreadyRunning {
+                name: name.to_string(),
+                pid,
+            });
         }
         let started = Instant::now();
         let place = self.place();
-        std::fs::create_dir_all(&place.dir)
-            .map_err(|e| format!("cannot create {}: {e}", place.dir.display()))?;
+        std::fs::create_dir_all(&place.dir).map_err(|source| ComponentError::CreateDir {
+            dir: place.dir.clone(),
+            source,
+        })?;
         let log = c.spec.log.as_ref().map(PathBuf::from);
         let argv = &c.spec.start;
         if argv.is_empty() {
-            return Err(format!("`{name}` has no start command"));
+            return Err(ComponentError::NoStartCommand {
+                name: name.to_string(),
+            });
         }
         let log_offset = log
             .as_ref()
@@ -295,11 +429,17 @@ impl Components {
             .create(true)
             .append(true)
             .open(&out_path)
-            .map_err(|e| format!("cannot open {}: {e}", out_path.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
+            .map_err(|source| ComponentError::OpenOutput {
+                path: out_path.clone(),
+                source,
+            })?;
+        let err = out.try_clone()?;
         let _ = std::fs::remove_file(self.stop_marker(name));
-        let record = PreExecRecord::new(&self.pidfile(name))
-            .map_err(|e| format!("cannot record `{name}`: {e}"))?;
+        let record =
+            PreExecRecord::new(&self.pidfile(name)).map_err(|source| ComponentError::Record {
+                name: name.to_string(),
+                source,
+            })?;
         let mut command = Command::new(&argv[0]);
         // SAFETY: the hook runs between fork and exec and makes only async-signal-safe
         // calls (`write_in_child` allocates nothing).
@@ -318,10 +458,14 @@ impl Components {
             .stderr(err)
             .process_group(0)
             .spawn()
-            .map_err(|e| {
+            .map_err(|source| {
                 // A child whose exec failed may have recorded itself: it is gone.
                 let _ = std::fs::remove_file(self.pidfile(name));
-                format!("cannot start `{name}` ({}): {e}", argv[0])
+                ComponentError::Spawn {
+                    name: name.to_string(),
+                    program: argv[0].clone(),
+                    source,
+                }
             })?;
         // The child recorded itself before exec (see `pid_record`).
         let pid = child.id() as i32;
@@ -343,10 +487,10 @@ impl Components {
             self.reap(name);
             if !alive(pid) {
                 let _ = std::fs::remove_file(self.pidfile(name));
-                return Err(format!(
-                    "`{name}` exited while starting; its output ends with:\n{}",
-                    tail(&out_path, 10)
-                ));
+                return Err(ComponentError::ExitedWhileStarting {
+                    name: name.to_string(),
+                    tail: tail(&out_path, 10),
+                });
             }
             if !log_ready && let (Some(re), Some(path)) = (&c.ready_log, &log) {
                 log_ready = scan_log(path, &mut log_pos, &mut pending, re);
@@ -367,14 +511,17 @@ impl Components {
                 ));
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "`{name}` (pid {pid}) was not ready within {}s; it keeps running, its output ends with:\n{}",
-                    ready_timeout.min(limit).as_secs_f64(),
-                    tail(&out_path, 10)
-                ));
+                return Err(ComponentError::NotReady {
+                    name: name.to_string(),
+                    pid,
+                    within: ready_timeout.min(limit),
+                    tail: tail(&out_path, 10),
+                });
             }
             if !super::control::sleep(Duration::from_millis(5), stop) {
-                return Err(format!("interrupted while `{name}` was starting"));
+                return Err(ComponentError::Interrupted {
+                    name: name.to_string(),
+                });
             }
         }
     }
@@ -433,7 +580,10 @@ impl Components {
         } else {
             signal(pid, libc::SIGKILL, own);
             if !self.wait_gone(name, pid, Duration::from_secs(5)) {
-                return Err(format!("`{name}` (pid {pid}) survived SIGKILL"));
+                return Err(ComponentError::SurvivedKill {
+                    name: name.to_string(),
+                    pid,
+                });
             }
             "killed (it ignored SIGTERM)"
         };
@@ -450,7 +600,9 @@ impl Components {
         let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         let c = self.spec(name)?;
         let Some(pid) = self.find_with(name, &c) else {
-            return Err(format!("`{name}` is not running: there is nothing to kill"));
+            return Err(ComponentError::NotRunning {
+                name: name.to_string(),
+            });
         };
         let started = Instant::now();
         signal(pid, sig, self.is_ours(name, pid));
@@ -479,9 +631,10 @@ impl Components {
                 signal_name(sig)
             ))
         } else if sig == libc::SIGKILL {
-            Err(format!(
-                "`{name}` (pid {pid}) is still there 5s after SIGKILL"
-            ))
+            Err(ComponentError::StillThere {
+                name: name.to_string(),
+                pid,
+            })
         } else {
             Ok(format!(
                 "sent {} to {name} (pid {pid}); it is still running",
@@ -721,6 +874,66 @@ while not os.path.exists(sys.argv[2]):
     time.sleep(0.01)
 ctypes.CDLL(None).pthread_exit(None)
 "#;
+
+    #[test]
+    fn a_name_or_pattern_is_bad_input_a_component_that_will_not_start_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let components = Components::new(Place {
+            dir: dir.path().to_path_buf(),
+            cwd: dir.path().to_path_buf(),
+            remove_env: Vec::new(),
+        });
+        let bad_pattern = ControlSpec {
+            start: vec!["true".into()],
+            ready_log: Some("(".into()),
+            ..ControlSpec::default()
+        };
+        let exits = ControlSpec {
+            start: vec!["false".into()],
+            // Never ready (nothing listens on port 1): it is found exited, not ready.
+            ready_tcp: Some("127.0.0.1:1".into()),
+            ready_timeout_ms: 10_000,
+            ..ControlSpec::default()
+        };
+        components.configure(
+            components.place(),
+            [("db".to_string(), bad_pattern), ("app".to_string(), exits)],
+        );
+
+        let unknown = components.stop("web").unwrap_err();
+        assert!(unknown.is_bad_input());
+        assert_eq!(
+            unknown.to_string(),
+            "`web` is not a component controlled here (these are: app, db)"
+        );
+        let unusable = components
+            .start("db", Duration::from_secs(5), None)
+            .unwrap_err();
+        assert!(unusable.is_bad_input());
+        assert!(
+            unusable
+                .to_string()
+                .starts_with("`db` cannot be controlled: `(`: "),
+            "{unusable}"
+        );
+        let exited = components
+            .start("app", Duration::from_secs(5), None)
+            .unwrap_err();
+        assert!(
+            matches!(exited, ComponentError::ExitedWhileStarting { .. }),
+            "{exited}"
+        );
+        assert!(!exited.is_bad_input());
+        let not_running = components
+            .kill("app", libc::SIGTERM)
+            .unwrap_err()
+            .in_kill(libc::SIGTERM, "app");
+        assert!(!not_running.is_bad_input());
+        assert_eq!(
+            not_running.to_string(),
+            "`app` is not running: there is nothing to kill (kill SIGTERM app)"
+        );
+    }
 
     /// Whatever a failed assertion leaves running goes with the test.
     struct KillGroupOnDrop(i32);

@@ -22,7 +22,7 @@ pub async fn start(
         );
         return Ok(None);
     };
-    crate::net::auth::check_secret(secret.as_bytes()).map_err(Error::input)?;
+    crate::net::auth::check_secret(secret.as_bytes())?;
     let project = app.project();
     let state_dir = project.state_dir();
     let mut config = RouterConfig::default();

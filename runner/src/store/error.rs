@@ -55,6 +55,14 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Never: every store error is the disk, the store's files or another process holding
+    /// them (exit 3), however much a person can do about it (a full disk, a lock).
+    pub fn is_bad_input(&self) -> bool {
+        false
+    }
+}
+
 /// A full disk (or a full quota): the one i/o failure a person can do something about.
 pub(super) fn is_no_space(e: &sled::Error) -> bool {
     match e {
@@ -64,5 +72,20 @@ pub(super) fn is_no_space(e: &sled::Error) -> bool {
                 || io.raw_os_error() == Some(libc::EDQUOT)
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_error_is_never_bad_input() {
+        assert!(!StoreError::NoSpace { path: None }.is_bad_input());
+        let locked = StoreError::Locked {
+            path: "/s".into(),
+            owner: String::new(),
+        };
+        assert!(!locked.is_bad_input());
     }
 }

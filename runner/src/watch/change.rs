@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::error::WatchError;
+use super::error::{SpecError, WatchError};
 
 /// One ref as the remote advertised it (`ls-refs`), after a fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,21 +42,21 @@ pub struct RefPattern(String);
 
 impl RefPattern {
     /// Checks a pattern; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<RefPattern, String> {
+    pub fn parse(text: &str) -> Result<RefPattern, SpecError> {
         if text.is_empty() {
-            return Err("an empty ref pattern follows nothing".into());
+            return Err(SpecError::EmptyRefPattern);
         }
         if let Some(c) = text
             .chars()
             .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '~' | '^' | ':' | '\\'))
         {
-            return Err(format!("a ref name cannot contain {c:?}"));
+            return Err(SpecError::RefChar(c));
         }
         if text.starts_with('/') || text.ends_with('/') || text.contains("//") {
-            return Err("a ref pattern cannot start or end with `/` or contain `//`".into());
+            return Err(SpecError::RefSlashes);
         }
         if text.contains("..") || text.contains("@{") || text.ends_with(".lock") {
-            return Err("a ref name cannot contain `..` or `@{` or end in `.lock`".into());
+            return Err(SpecError::RefReserved);
         }
         Ok(RefPattern(text.to_string()))
     }

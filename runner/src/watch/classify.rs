@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::change::glob;
+use super::error::SpecError;
 use super::repository::Role;
 
 /// A path filter of a repository's `paths:` list, matched like git's wildmatch against
@@ -14,18 +15,16 @@ use super::repository::Role;
 pub struct PathFilter(String);
 
 impl PathFilter {
-    pub fn parse(text: &str) -> Result<PathFilter, String> {
+    pub fn parse(text: &str) -> Result<PathFilter, SpecError> {
         let trimmed = text.trim_end_matches('/');
         if trimmed.is_empty() {
-            return Err("an empty path filter matches nothing".into());
+            return Err(SpecError::EmptyPathFilter);
         }
         if trimmed.starts_with('/') {
-            return Err(
-                "path filters are relative to the repository root; drop the leading `/`".into(),
-            );
+            return Err(SpecError::AbsolutePathFilter);
         }
         if trimmed.split('/').any(|part| part == ".." || part == ".") {
-            return Err("a path filter cannot contain `.` or `..` parts".into());
+            return Err(SpecError::DotPathFilter);
         }
         Ok(PathFilter(trimmed.to_string()))
     }

@@ -18,7 +18,7 @@ use std::sync::atomic::AtomicBool;
 use sha2::{Digest, Sha256};
 
 use super::change::{Ancestry, RefTip};
-use super::error::{WatchError, describe};
+use super::error::{SpecError, WatchError, describe};
 
 /// The refspecs every fetch uses: branches and tags mirrored under their own names,
 /// force-updated (a force push upstream is a force update here). A bare repository has
@@ -27,7 +27,7 @@ pub const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:ref
 
 /// Whether lowtouch can fetch from `url` (a URL with a scheme, or scp-like `host:path`);
 /// plain paths always can.
-pub fn url_support(url: &str) -> Result<(), String> {
+pub fn url_support(url: &str) -> Result<(), SpecError> {
     let scheme = match url.split_once("://") {
         Some((scheme, _)) => scheme.to_ascii_lowercase(),
         None if url.contains(':') && !url.starts_with('/') => "ssh".into(),
@@ -41,16 +41,14 @@ pub fn url_support(url: &str) -> Result<(), String> {
                 .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
                 .unwrap_or("");
             if authority.contains('@') {
-                return Err(format!(
-                    "{scheme}://…@…: credentials in a repository URL end up in logs; drop them \
-                     and put the token in LOWTOUCH_GIT_TOKEN"
-                ));
+                return Err(SpecError::Credentials { scheme });
             }
             Ok(())
         }
-        other => Err(format!(
-            "{url}: {other} remotes are not supported; use https:// or a local path"
-        )),
+        _ => Err(SpecError::Scheme {
+            url: url.to_string(),
+            scheme,
+        }),
     }
 }
 
@@ -150,16 +148,16 @@ impl Mirror {
     /// [`Mirror::fetch`] fills it. Creation is atomic (a temp dir renamed into place), so
     /// a crash never leaves half a mirror behind.
     pub fn open_or_create(url: &str, dir: &Path) -> Result<Mirror, WatchError> {
-        url_support(url).map_err(|message| WatchError::Unsupported {
+        url_support(url).map_err(|reason| WatchError::Unsupported {
             url: url.to_string(),
-            message,
+            reason,
         })?;
         let mirror_err = |message: String| WatchError::Mirror {
             dir: dir.to_path_buf(),
             message,
         };
         if !dir.exists() {
-            create(url, dir).map_err(&mirror_err)?;
+            create(url, dir)?;
         }
         let repo = gix::open_opts(dir, gix::open::Options::isolated())
             .map_err(|e| mirror_err(describe(&e)))?;
@@ -202,7 +200,7 @@ impl Mirror {
             .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
             .map_err(|e| WatchError::Unsupported {
                 url: self.url.clone(),
-                message: describe(&e),
+                reason: SpecError::Unparsable(describe(&e)),
             })?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
         install_tls_provider();
@@ -485,17 +483,20 @@ impl Mirror {
 
 /// `git init --bare` into a temp dir beside `dir`, the remote written to its config (for
 /// people who look into it with git), then renamed into place.
-fn create(url: &str, dir: &Path) -> Result<(), String> {
+fn create(url: &str, dir: &Path) -> Result<(), WatchError> {
+    let mirror_err = |message: String| WatchError::Mirror {
+        dir: dir.to_path_buf(),
+        message,
+    };
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
-        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        .map_err(|e| mirror_err(format!("cannot create {}: {e}", parent.display())))?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let tmp = parent.join(format!(".mirror-{}-{nanos}", std::process::id()));
-    let result = init_into(url, &tmp);
-    if let Err(e) = result {
+    if let Err(e) = init_into(url, &tmp, dir) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -503,31 +504,39 @@ fn create(url: &str, dir: &Path) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&tmp);
         // Another process made it first: use theirs.
         if !dir.exists() {
-            return Err(format!("cannot move the new mirror into place: {e}"));
+            return Err(mirror_err(format!(
+                "cannot move the new mirror into place: {e}"
+            )));
         }
     }
     Ok(())
 }
 
-fn init_into(url: &str, tmp: &Path) -> Result<(), String> {
-    let repo = gix::init_bare(tmp).map_err(|e| describe(&e))?;
+/// The new mirror's repository and config in `tmp`, to be renamed to `dir` (the error
+/// names `dir`: the temp dir is gone by the time anyone reads it).
+fn init_into(url: &str, tmp: &Path, dir: &Path) -> Result<(), WatchError> {
+    let mirror_err = |message: String| WatchError::Mirror {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    let repo = gix::init_bare(tmp).map_err(|e| mirror_err(describe(&e)))?;
     let config_path = repo.git_dir().join("config");
     let mut config =
         gix::config::File::from_path_no_includes(config_path.clone(), gix::config::Source::Local)
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| mirror_err(describe(&e)))?;
     repo.remote_at(url)
         .and_then(|r| r.with_refspecs(REFSPECS, gix::remote::Direction::Fetch))
         .and_then(|mut r| {
             r.save_as_to("origin", &mut config)?;
             Ok(())
         })
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| mirror_err(describe(&e)))?;
     let mut out = Vec::new();
     config
         .write_to(&mut out)
-        .map_err(|e| format!("cannot write the mirror's config: {e}"))?;
+        .map_err(|e| mirror_err(format!("cannot write the mirror's config: {e}")))?;
     std::fs::write(&config_path, out)
-        .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+        .map_err(|e| mirror_err(format!("cannot write {}: {e}", config_path.display())))?;
     Ok(())
 }
 
@@ -541,7 +550,9 @@ mod tests {
         assert!(url_support("file:///srv/repo").is_ok());
         assert!(url_support("https://github.com/o/r.git").is_ok());
         assert!(url_support("http://127.0.0.1:8080/r.git").is_ok());
-        let leaky = url_support("https://me:ghp_secret@github.com/o/r").unwrap_err();
+        let leaky = url_support("https://me:ghp_secret@github.com/o/r")
+            .unwrap_err()
+            .to_string();
         assert!(!leaky.contains("ghp_secret"), "{leaky}");
         assert!(leaky.contains("LOWTOUCH_GIT_TOKEN"), "{leaky}");
         assert!(url_support("ssh://host/r").is_err());

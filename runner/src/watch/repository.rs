@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::change::RefPattern;
 use super::classify::PathFilter;
+use super::error::SpecError;
 use super::mirror::url_support;
 use crate::source::{Finding, SourceFile, locate_key, locate_value};
 
@@ -119,7 +120,7 @@ pub fn check(
             match resolve_url(&spec.url, base) {
                 Ok(url) => Some(url),
                 Err(why) => {
-                    findings.push(at_value("url", &spec.url, why).help(
+                    findings.push(at_value("url", &spec.url, why.to_string()).help(
                         "use a path (relative to this file), a file:// URL or an https:// URL",
                     ));
                     None
@@ -161,7 +162,9 @@ pub fn check(
             Some(Ok(g)) => Some(g),
             Some(Err(why)) => {
                 let text = spec.github.as_deref().unwrap_or_default();
-                findings.push(at_value("github", text, why).help("write it as `OWNER/NAME`"));
+                findings.push(
+                    at_value("github", text, why.to_string()).help("write it as `OWNER/NAME`"),
+                );
                 None
             }
         };
@@ -179,23 +182,23 @@ pub fn check(
     (ok, findings)
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), SpecError> {
     let mut chars = name.chars();
     match chars.next() {
-        None => Err("a name cannot be empty".into()),
-        Some(c) if !c.is_ascii_alphabetic() => Err("a name starts with a letter".into()),
+        None => Err(SpecError::EmptyName),
+        Some(c) if !c.is_ascii_alphabetic() => Err(SpecError::NameStart),
         _ if chars.any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')) => {
-            Err("a name holds only letters, digits, `_` and `-`".into())
+            Err(SpecError::NameChars)
         }
         _ => Ok(()),
     }
 }
 
 /// A path made absolute against `base`; URLs checked for a scheme lowtouch can fetch.
-pub fn resolve_url(url: &str, base: &Path) -> Result<String, String> {
+pub fn resolve_url(url: &str, base: &Path) -> Result<String, SpecError> {
     let url = url.trim();
     if url.is_empty() {
-        return Err("the URL is empty".into());
+        return Err(SpecError::EmptyUrl);
     }
     if url.contains("://") || looks_like_scp(url) {
         url_support(url)?;
@@ -209,7 +212,7 @@ pub fn resolve_url(url: &str, base: &Path) -> Result<String, String> {
     };
     path.to_str()
         .map(str::to_string)
-        .ok_or_else(|| format!("the path {} is not UTF-8", path.display()))
+        .ok_or_else(|| SpecError::NonUtf8Path(path.clone()))
 }
 
 /// `git@host:owner/repo` — ssh in scp form.
@@ -220,7 +223,7 @@ fn looks_like_scp(url: &str) -> bool {
     }
 }
 
-fn parse_github(text: &str) -> Result<GithubRepo, String> {
+fn parse_github(text: &str) -> Result<GithubRepo, SpecError> {
     let valid = |s: &str| {
         !s.is_empty()
             && s.chars()
@@ -231,7 +234,7 @@ fn parse_github(text: &str) -> Result<GithubRepo, String> {
             owner: owner.into(),
             name: name.into(),
         }),
-        _ => Err(format!("`{text}` is not a GitHub repository")),
+        _ => Err(SpecError::NotGithub(text.to_string())),
     }
 }
 
