@@ -35,7 +35,10 @@ n=0
 for bin in "$@"; do
   n=$((n + 1))
   nm --defined-only "$bin" | awk '$2 == "t" || $2 == "T" { print $3 }' > "$work/symbols.$n"
+  # Profiled twice: on an empty store (creating it) and on one holding runs (opening
+  # and recovering it), which is the usual case.
   for args in "run --scenario one.scn --env bench" "run --scenario ten.scn --env bench" \
+              "run --scenario one.scn --env bench" "run --scenario ten.scn --env bench" \
               "check --env bench one.scn" "history"; do
     # shellcheck disable=SC2086 # the arguments are split on purpose
     valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
