@@ -2,13 +2,22 @@
 //!
 //! `cargo bench -p lowtouch --bench overhead` prints one table:
 //!
-//! 1. Per step: 1,000 alias steps running `true` vs a bash script making 1,000
-//!    `/bin/true` calls; medians of 21 interleaved runs each; ratio ≤ 1.1.
+//! 1. Per step, three ways interleaved in one run (floor, bash, lowtouch, floor, …;
+//!    medians of 21 each): 1,000 alias steps running `true`; a bash script making
+//!    1,000 `/bin/true` calls; and the floor, 1,000 `posix_spawn` + `waitpid` of
+//!    `/bin/true` made by this bench process itself. Target: lowtouch ≤ 1.1× the floor
+//!    (so faster than bash, which measures about 1.2×). Also printed: the CPU time
+//!    (user + system, children included) of each, which other work on a shared
+//!    machine does not inflate the way it inflates wall time.
 //! 2. Start-up: `lowtouch run --scenario one.scn` (`echo hi`), store opened and closed,
 //!    JUnit written; median wall of 21 runs < 20 ms, peak RSS (per run, from `wait4`)
 //!    < 10 MiB.
 //! 3. Parsing: `lowtouch check` of a generated 100,000-line scenario, median of 11 runs
 //!    < 100 ms (process start-up included).
+//!
+//! `LOWTOUCH_BENCH_BIN=path` measures another build instead of Cargo's;
+//! `LOWTOUCH_BENCH_BEFORE=path` measures an older build beside it in the same rounds
+//! (sections 1 and 2), so before and after are compared under one load.
 //!
 //! Every run uses one temporary project (environments/bench.yaml) and its one store,
 //! `.lowtouch/db`, which grows with every run as it does in real use. lowtouch's output
@@ -22,7 +31,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const LOWTOUCH: &str = env!("CARGO_BIN_EXE_lowtouch");
+/// The binary measured: Cargo's, or `LOWTOUCH_BENCH_BIN` (an older build kept aside,
+/// so that before and after can be measured by the same bench in one sitting).
+fn lowtouch_bin() -> String {
+    std::env::var("LOWTOUCH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lowtouch").into())
+}
 const ENV: &str = "bench";
 
 const STEPS: usize = 1_000;
@@ -40,6 +53,27 @@ const PARSE_MAX_MS: f64 = 100.0;
 struct Sample {
     wall: Duration,
     max_rss_kib: i64,
+    /// User + system CPU of the process and the children it reaped: unlike wall time,
+    /// it does not grow when other work on the machine takes the CPUs.
+    cpu: Duration,
+}
+
+fn cpu_of(usage: &libc::rusage) -> Duration {
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// CPU used so far by this process and by its reaped children.
+fn cpu_so_far() -> Duration {
+    let mut total = Duration::ZERO;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: a zeroed rusage is a valid value; getrusage fills it in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: usage is valid for writes.
+        unsafe { libc::getrusage(who, &mut usage) };
+        total += cpu_of(&usage);
+    }
+    total
 }
 
 /// Spawns `program args…` with all of stdin/stdout/stderr on /dev/null, reaps it with
@@ -102,20 +136,91 @@ fn measure(project: &Path, program: &str, args: &[&str]) -> Sample {
     Sample {
         wall,
         max_rss_kib: usage.ru_maxrss,
+        cpu: cpu_of(&usage),
     }
 }
 
+/// The floor a step runner cannot go below: `STEPS` times `posix_spawn` of `/bin/true`
+/// and `waitpid` for it, by this process, one after the other; the wall time of all of
+/// them. libc's `posix_spawn` directly, not `std::process::Command`: no file actions, no
+/// attributes, no pipes, the environment as it is — the fewest system calls that start a
+/// program and wait for it (glibc does it with one `clone(CLONE_VM|CLONE_VFORK)`, the
+/// `execve`, and the `wait4`), so everything a runner adds on top (capturing output,
+/// a process group, records) is counted as its overhead. `true` inherits this process's
+/// stdio and writes nothing.
+fn spawn_floor() -> (Duration, Duration) {
+    let path = c"/bin/true";
+    let argv: [*mut libc::c_char; 2] = [path.as_ptr().cast_mut(), std::ptr::null_mut()];
+    unsafe extern "C" {
+        static environ: *const *mut libc::c_char;
+    }
+    let cpu_before = cpu_so_far();
+    let start = Instant::now();
+    for _ in 0..STEPS {
+        let mut pid: libc::pid_t = 0;
+        // SAFETY: path and argv are NUL-terminated and outlive the call; null file
+        // actions and attributes mean "none"; environ is the process's environment.
+        let rc = unsafe {
+            libc::posix_spawn(
+                &mut pid,
+                path.as_ptr(),
+                std::ptr::null(),
+                std::ptr::null(),
+                argv.as_ptr(),
+                environ.cast(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "posix_spawn(/bin/true): {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
+        let mut status: libc::c_int = 0;
+        loop {
+            // SAFETY: pid is our own unreaped child; status is valid for writes.
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if r == pid {
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::Interrupted,
+                "waitpid({pid}): {e}"
+            );
+        }
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "/bin/true failed (wait status {status:#x})"
+        );
+    }
+    (start.elapsed(), cpu_so_far() - cpu_before)
+}
+
 fn lowtouch(project: &Path, args: &[&str]) -> Sample {
+    lowtouch_of(&lowtouch_bin(), project, args)
+}
+
+fn lowtouch_of(bin: &str, project: &Path, args: &[&str]) -> Sample {
     let dir = project.to_str().expect("UTF-8 temp path");
     let mut full = vec!["-C", dir];
     full.extend_from_slice(args);
-    measure(project, LOWTOUCH, &full)
+    measure(project, bin, &full)
+}
+
+/// An older build to measure beside this one in the same rounds
+/// (`LOWTOUCH_BENCH_BEFORE=path`): before and after under the same load.
+fn before_bin() -> Option<String> {
+    std::env::var("LOWTOUCH_BENCH_BEFORE")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// `lowtouch run --json` once, untimed, to make sure the scenario really ran `steps`
 /// steps and passed (exit 0 alone would not catch a scenario that ran nothing).
 fn verify_steps(project: &Path, scenario: &str, steps: usize) {
-    let out = Command::new(LOWTOUCH)
+    let out = Command::new(lowtouch_bin())
         .arg("-C")
         .arg(project)
         .args(["run", "--scenario", scenario, "--env", ENV, "--json"])
@@ -364,7 +469,7 @@ fn main() {
     let bash = "bash";
 
     println!("lowtouch overhead benchmark");
-    println!("  binary:  {LOWTOUCH}");
+    println!("  binary:  {}", lowtouch_bin());
     println!("  project: {} (environment `{ENV}`)", project.display());
 
     // Untimed: the scenarios do what we think, and the page cache is warm.
@@ -372,32 +477,61 @@ fn main() {
     verify_steps(&project, "one.scn", 1);
     measure(&project, bash, &["steps.sh"]);
 
-    // 1. Per step, interleaved: bash, lowtouch, bash, lowtouch…
+    // 1. Per step, interleaved: floor, bash, lowtouch, floor, bash, lowtouch…
+    let _ = spawn_floor(); // untimed: warms the same paths
+    let mut floor_ms = Vec::with_capacity(STEP_RUNS);
     let mut bash_ms = Vec::with_capacity(STEP_RUNS);
     let mut lt_ms = Vec::with_capacity(STEP_RUNS);
     let mut lt_rss: i64 = 0;
+    let (mut floor_cpu, mut bash_cpu, mut lt_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let before = before_bin();
+    let (mut old_ms, mut old_cpu) = (Vec::new(), Vec::new());
+    let steps_args = ["run", "--scenario", "steps.scn", "--env", ENV];
     for _ in 0..STEP_RUNS {
-        bash_ms.push(ms(measure(&project, bash, &["steps.sh"]).wall));
-        let s = lowtouch(&project, &["run", "--scenario", "steps.scn", "--env", ENV]);
+        let (wall, cpu) = spawn_floor();
+        floor_ms.push(ms(wall));
+        floor_cpu.push(ms(cpu));
+        let s = measure(&project, bash, &["steps.sh"]);
+        bash_ms.push(ms(s.wall));
+        bash_cpu.push(ms(s.cpu));
+        let s = lowtouch(&project, &steps_args);
         lt_ms.push(ms(s.wall));
+        lt_cpu.push(ms(s.cpu));
         lt_rss = lt_rss.max(s.max_rss_kib);
+        if let Some(old) = &before {
+            let s = lowtouch_of(old, &project, &steps_args);
+            old_ms.push(ms(s.wall));
+            old_cpu.push(ms(s.cpu));
+        }
     }
+    let floor_med = median(&floor_ms);
     let bash_med = median(&bash_ms);
     let lt_med = median(&lt_ms);
-    let ratio = lt_med / bash_med;
-    // The same ratio taken pair by pair (each lowtouch run against the bash run just
+    let ratio = lt_med / floor_med;
+    let bash_ratio = bash_med / floor_med;
+    // The same ratios taken round by round (each run against the floor measured just
     // before it): a check that the medians' ratio is not an accident of the noise.
-    let pair_ratios: Vec<f64> = lt_ms.iter().zip(&bash_ms).map(|(l, b)| l / b).collect();
+    let pair_ratios: Vec<f64> = lt_ms.iter().zip(&floor_ms).map(|(l, f)| l / f).collect();
     let pair_ratio_med = median(&pair_ratios);
+    let bash_pairs: Vec<f64> = bash_ms.iter().zip(&floor_ms).map(|(b, f)| b / f).collect();
 
     // 2. Start-up: a one-line scenario, the store (now holding the runs above) opened
     //    and closed, JUnit written.
     let mut st_ms = Vec::with_capacity(STARTUP_RUNS);
     let mut st_rss = Vec::with_capacity(STARTUP_RUNS);
+    let mut old_st_rss = Vec::new();
     for _ in 0..STARTUP_RUNS {
         let s = lowtouch(&project, &["run", "--scenario", "one.scn", "--env", ENV]);
         st_ms.push(ms(s.wall));
         st_rss.push(s.max_rss_kib as f64);
+        if let Some(old) = &before {
+            let s = lowtouch_of(
+                old,
+                &project,
+                &["run", "--scenario", "one.scn", "--env", ENV],
+            );
+            old_st_rss.push(s.max_rss_kib as f64);
+        }
     }
     let st_med = median(&st_ms);
     let rss_max = max(&st_rss) as i64;
@@ -425,13 +559,21 @@ fn main() {
     let per_step_net = (lt_med - st_med) / STEPS as f64;
     let bash_per_call = bash_med / STEPS as f64;
     println!();
+    let floor_per_spawn = floor_med / STEPS as f64;
     println!(
-        "1. per step: {STEP_RUNS} interleaved runs each, {STEPS} steps (alias `t` -> true, no shell) vs bash calling /bin/true {STEPS} times"
+        "1. per step: {STEP_RUNS} interleaved rounds of {STEPS}: the floor (posix_spawn + waitpid of /bin/true, in this process), bash calling /bin/true, lowtouch (alias `t` -> true, no shell)"
     );
     println!(
-        "   bash      median {bash_med:8.1} ms  (min {:.1}, max {:.1})  {bash_per_call:.3} ms/call",
+        "   floor     median {floor_med:8.1} ms  (min {:.1}, max {:.1})  {floor_per_spawn:.3} ms/spawn",
+        min(&floor_ms),
+        max(&floor_ms)
+    );
+    println!(
+        "   bash      median {bash_med:8.1} ms  (min {:.1}, max {:.1})  {bash_per_call:.3} ms/call; {bash_ratio:.3}x the floor (per round {:.3}..{:.3})",
         min(&bash_ms),
-        max(&bash_ms)
+        max(&bash_ms),
+        min(&bash_pairs),
+        max(&bash_pairs)
     );
     println!(
         "   lowtouch  median {lt_med:8.1} ms  (min {:.1}, max {:.1})  {per_step:.3} ms/step, {per_step_net:.3} ms/step net of start-up",
@@ -439,14 +581,39 @@ fn main() {
         max(&lt_ms)
     );
     println!(
-        "   lowtouch - bash: {:.3} ms/step (start-up difference included); lowtouch peak RSS max {lt_rss} KiB",
+        "   lowtouch beyond the spawn: {:.3} ms/step ({:.3} net of start-up); lowtouch - bash: {:.3} ms/step; lowtouch peak RSS max {lt_rss} KiB",
+        (lt_med - floor_med) / STEPS as f64,
+        (lt_med - st_med - floor_med) / STEPS as f64,
         (lt_med - bash_med) / STEPS as f64
     );
     println!(
-        "   ratio of medians {ratio:.3}  (median of per-pair ratios {pair_ratio_med:.3}, range {:.3}..{:.3})",
+        "   lowtouch / floor: ratio of medians {ratio:.3}  (median of per-round ratios {pair_ratio_med:.3}, range {:.3}..{:.3}); lowtouch / bash {:.3}",
         min(&pair_ratios),
-        max(&pair_ratios)
+        max(&pair_ratios),
+        lt_med / bash_med
     );
+    let (floor_cpu_med, bash_cpu_med, lt_cpu_med) =
+        (median(&floor_cpu), median(&bash_cpu), median(&lt_cpu));
+    println!(
+        "   CPU (user+sys, children included), medians: floor {floor_cpu_med:.0} ms, bash {bash_cpu_med:.0} ms ({:.3}x), lowtouch {lt_cpu_med:.0} ms ({:.3}x; {:.3} ms/step beyond the floor)",
+        bash_cpu_med / floor_cpu_med,
+        lt_cpu_med / floor_cpu_med,
+        (lt_cpu_med - floor_cpu_med) / STEPS as f64
+    );
+    if let Some(old) = &before {
+        let (old_med, old_cpu_med) = (median(&old_ms), median(&old_cpu));
+        println!(
+            "   before ({old}): median {old_med:.1} ms, {:.3}x the floor (lowtouch now {ratio:.3}x); CPU {old_cpu_med:.0} ms, {:.3}x the floor's, {:.3} ms/step beyond it",
+            old_med / floor_med,
+            old_cpu_med / floor_cpu_med,
+            (old_cpu_med - floor_cpu_med) / STEPS as f64
+        );
+        println!(
+            "   before, start-up peak RSS: median {} KiB, max {} KiB",
+            median(&old_st_rss) as i64,
+            max(&old_st_rss) as i64
+        );
+    }
     println!(
         "2. start-up: {STARTUP_RUNS} runs of one.scn (`echo hi`), store {:.1} MiB after {} runs",
         store_bytes as f64 / 1048576.0,
@@ -489,8 +656,10 @@ fn main() {
     let rows = [
         (
             "1. per step (1,000 x true)".to_string(),
-            format!("<= {STEP_RATIO_MAX:.1}x bash"),
-            format!("{ratio:.3}x ({lt_med:.0} vs {bash_med:.0} ms; {per_step:.3} ms/step)"),
+            format!("<= {STEP_RATIO_MAX:.1}x spawn floor"),
+            format!(
+                "{ratio:.3}x ({lt_med:.0} vs {floor_med:.0} ms; {per_step:.3} ms/step; bash {bash_ratio:.3}x)"
+            ),
             verdict(ratio <= STEP_RATIO_MAX),
         ),
         (
