@@ -229,10 +229,11 @@ fn verify_steps(project: &Path, scenario: &str, steps: usize) {
         .output()
         .expect("cannot start lowtouch");
     let text = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     assert!(
         out.status.success()
-            && text.contains(&format!("\"steps\": {steps},"))
-            && text.contains("\"status\": \"passed\""),
+            && result["scenarios"][0]["steps"] == steps
+            && result["run"]["status"] == "passed",
         "{scenario}: expected a passed run of {steps} steps, got {}:\n{text}",
         out.status
     );
