@@ -277,6 +277,9 @@ enum Done {
     Round(Result<Vec<Due>, Error>),
 }
 
+/// How long the pipelines read stay fresh: a repository's change to them is seen within it.
+const REREAD: Duration = Duration::from_secs(1);
+
 /// How far apart continuous iterations are at least: a pipeline that fails at once must
 /// not spin (and a round between them finds new commits).
 const BREATH: Duration = Duration::from_millis(500);
@@ -301,6 +304,8 @@ struct Server<W: Work> {
     /// Per environment: when its last run ended (events before are a run's doing).
     quiet_since: BTreeMap<String, i64>,
     started_us: i64,
+    /// The pipelines served, and when they were read.
+    served: Option<(Instant, Arc<Vec<Pipeline>>)>,
 }
 
 struct Running {
@@ -327,6 +332,7 @@ impl<W: Work> Server<W> {
             breath_until: None,
             quiet_since: BTreeMap::new(),
             started_us: crate::clock::now_us(),
+            served: None,
         }
     }
 
@@ -337,7 +343,7 @@ impl<W: Work> Server<W> {
             if self.work.stopping() {
                 break;
             }
-            let served = self.work.served(&self.settings.pipelines);
+            let served = self.served();
             self.start_ready(&served);
             self.show();
             let cron = triggers::next_schedule(&served, &self.cron_from);
@@ -375,6 +381,19 @@ impl<W: Work> Server<W> {
             }
         }
         self.stop(wakes).await;
+    }
+
+    /// The pipelines served, read again at most every [`REREAD`]: a daemon's events wake
+    /// the loop often, and reading means parsing every pipeline and its scenarios.
+    fn served(&mut self) -> Arc<Vec<Pipeline>> {
+        match &self.served {
+            Some((at, served)) if at.elapsed() < REREAD => served.clone(),
+            _ => {
+                let served = Arc::new(self.work.served(&self.settings.pipelines));
+                self.served = Some((Instant::now(), served.clone()));
+                served
+            }
+        }
     }
 
     fn on_wake(&mut self, wake: Wake, served: &[Pipeline]) {
