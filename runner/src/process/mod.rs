@@ -9,7 +9,7 @@
 //! to the spawn itself.
 
 use std::ffi::OsStr;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -79,6 +79,8 @@ pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
     let mut err = Pipe::new(child.stderr.take().map(Stream::Err), spec.limit);
     let pidfd = PidFd::open(pid);
 
+    // One read buffer for both pipes, allocated once and never zeroed.
+    let mut scratch: Vec<u8> = Vec::with_capacity(16 * 1024);
     // Readable when the run must stop: looked up once, polled with the pipes.
     let stop_fds = spec.stop.map(RunControl::fds).unwrap_or_default();
     let mut deadline = start + spec.timeout;
@@ -149,7 +151,7 @@ pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
         for pipe in [&mut out, &mut err] {
             if pipe.open() {
                 if fds[idx].revents != 0 {
-                    pipe.read_available();
+                    pipe.read_available(&mut scratch);
                     progressed = true;
                 }
                 idx += 1;
@@ -263,29 +265,45 @@ impl Pipe {
         }
     }
 
-    fn read_available(&mut self) {
-        let mut buf = [0u8; 16 * 1024];
+    /// Reads what the pipe holds now into `scratch` (a buffer of the caller's: no
+    /// zeroing per read), keeping up to the limit and counting the rest.
+    fn read_available(&mut self, scratch: &mut Vec<u8>) {
         loop {
-            let Some(stream) = &mut self.stream else {
+            let Some(stream) = &self.stream else {
                 return;
             };
-            match stream.read(&mut buf) {
-                Ok(0) => {
+            scratch.clear();
+            // SAFETY: read(2) writes at most `capacity` bytes into the buffer `scratch` owns;
+            // its length is set to exactly what was written.
+            let n = unsafe {
+                libc::read(
+                    stream.fd(),
+                    scratch.as_mut_ptr().cast(),
+                    scratch.capacity(),
+                )
+            };
+            match n {
+                0 => {
                     self.close();
                     return;
                 }
-                Ok(n) => {
+                n if n > 0 => {
+                    // SAFETY: the kernel initialised the first `n` bytes.
+                    unsafe { scratch.set_len(n as usize) };
+                    let n = n as usize;
                     let room = self.limit.saturating_sub(self.bytes.len());
                     let keep = n.min(room);
-                    self.bytes.extend_from_slice(&buf[..keep]);
+                    self.bytes.extend_from_slice(&scratch[..keep]);
                     self.captured.dropped += (n - keep) as u64;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.close();
-                    return;
-                }
+                _ => match io::Error::last_os_error().kind() {
+                    io::ErrorKind::WouldBlock => return,
+                    io::ErrorKind::Interrupted => continue,
+                    _ => {
+                        self.close();
+                        return;
+                    }
+                },
             }
         }
     }
@@ -301,13 +319,6 @@ impl Stream {
         match self {
             Stream::Out(s) => s.as_raw_fd(),
             Stream::Err(s) => s.as_raw_fd(),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Out(s) => s.read(buf),
-            Stream::Err(s) => s.read(buf),
         }
     }
 }
