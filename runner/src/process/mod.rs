@@ -275,13 +275,8 @@ impl Pipe {
             scratch.clear();
             // SAFETY: read(2) writes at most `capacity` bytes into the buffer `scratch` owns;
             // its length is set to exactly what was written.
-            let n = unsafe {
-                libc::read(
-                    stream.fd(),
-                    scratch.as_mut_ptr().cast(),
-                    scratch.capacity(),
-                )
-            };
+            let n =
+                unsafe { libc::read(stream.fd(), scratch.as_mut_ptr().cast(), scratch.capacity()) };
             match n {
                 0 => {
                     self.close();
