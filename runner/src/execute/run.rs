@@ -773,8 +773,10 @@ mod execution {
         Plan::new(Pipeline::adhoc(&file, "local").unwrap(), dir, &[], &[]).unwrap()
     }
 
-    fn settings<'a>(dir: &'a Path, control: &'a RunControl) -> RunSettings<'a> {
-        RunSettings {
+    /// Runs `scenario` in `dir` under `control`; returns the record and the events' words.
+    fn run_recorded(dir: &Path, scenario: &str, control: &RunControl) -> (RunRecord, Vec<String>) {
+        let plans = [plan(dir, scenario)];
+        let settings = RunSettings {
             run_id: "r1",
             project: dir,
             state_dir: dir,
@@ -785,26 +787,27 @@ mod execution {
             control,
             network: None,
             observed: None,
-        }
+        };
+        let recorder = Recorder::default();
+        let run = execute(
+            &plans,
+            &settings,
+            &Fanout {
+                listeners: vec![&recorder],
+            },
+        );
+        (run, recorder.0.into_inner().unwrap())
     }
 
     #[test]
     fn a_run_emits_what_happened_in_order_and_returns_its_record() {
         let dir = tempfile::tempdir().unwrap();
-        let plans = [plan(dir.path(), "echo one\necho two\n")];
         let control = RunControl::detached();
-        let recorder = Recorder::default();
-        let run = execute(
-            &plans,
-            &settings(dir.path(), &control),
-            &Fanout {
-                listeners: vec![&recorder],
-            },
-        );
+        let (run, events) = run_recorded(dir.path(), "echo one\necho two\n", &control);
         assert_eq!(run.status, Status::Passed);
         assert_eq!((run.passed, run.failed), (1, 0));
         assert_eq!(
-            *recorder.0.lock().unwrap(),
+            events,
             [
                 "run",
                 "scenario s",
@@ -821,7 +824,6 @@ mod execution {
     #[test]
     fn a_cancelled_control_stops_the_run_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
-        let plans = [plan(dir.path(), "sleep 30s\necho never\n")];
         let control = RunControl::detached();
         let stopper = {
             let control = control.clone();
@@ -830,21 +832,10 @@ mod execution {
                 control.cancel();
             })
         };
-        let recorder = Recorder::default();
-        let run = execute(
-            &plans,
-            &settings(dir.path(), &control),
-            &Fanout {
-                listeners: vec![&recorder],
-            },
-        );
+        let (run, events) = run_recorded(dir.path(), "sleep 30s\necho never\n", &control);
         stopper.join().unwrap();
         assert_eq!(run.status, Status::Interrupted);
         assert_eq!(run.note.as_deref(), Some("cancelled (`lowtouch cancel`)"));
-        assert!(
-            !recorder.0.lock().unwrap().iter().any(|e| e == "step echo"),
-            "{:?}",
-            recorder.0.lock().unwrap()
-        );
+        assert!(!events.iter().any(|e| e == "step echo"), "{events:?}");
     }
 }
