@@ -10,7 +10,6 @@ use clap::Args;
 use crate::app::{App, Error};
 use crate::clock;
 use crate::environment::Environment;
-use crate::scenario::diagnostic::did_you_mean;
 use crate::store::control::EnvLock;
 
 #[derive(Debug, Clone, Args)]
@@ -44,24 +43,9 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-fn known(project: &std::path::Path, env: &str) -> Result<(), Error> {
-    let names = Environment::names(project);
-    if names.iter().any(|n| n == env) {
-        return Ok(());
-    }
-    let hint = match did_you_mean(env, names.iter().map(String::as_str)) {
-        Some(c) => format!("did you mean `{c}`?"),
-        None => format!("environments: {}", names.join(", ")),
-    };
-    Err(Error::input(format!(
-        "no environment named `{env}`; {hint}"
-    )))
-}
-
 /// `pause` and `resume`.
 pub fn pause(app: &App, args: &EnvArg, paused: bool) -> Result<i32, Error> {
-    let project = app.project().root();
-    known(project, &args.env)?;
+    crate::app::environments::known(app.project(), &args.env)?;
     let store = app.store()?;
     let mut c = store.control(&args.env)?;
     c.paused = paused;
@@ -80,8 +64,7 @@ pub fn pause(app: &App, args: &EnvArg, paused: bool) -> Result<i32, Error> {
 }
 
 pub fn lock(app: &App, args: &LockArgs) -> Result<i32, Error> {
-    let project = app.project().root();
-    known(project, &args.env)?;
+    crate::app::environments::known(app.project(), &args.env)?;
     let store = app.store()?;
     let mut c = store.control(&args.env)?;
     if let Some(l) = &c.lock {
@@ -106,8 +89,7 @@ pub fn lock(app: &App, args: &LockArgs) -> Result<i32, Error> {
 }
 
 pub fn unlock(app: &App, args: &EnvArg) -> Result<i32, Error> {
-    let project = app.project().root();
-    known(project, &args.env)?;
+    crate::app::environments::known(app.project(), &args.env)?;
     let store = app.store()?;
     let mut c = store.control(&args.env)?;
     match c.lock.take() {

@@ -367,7 +367,7 @@ impl<W: Work> Server<W> {
                 }
                 _ = tokio::time::sleep_until(self.next_poll) => {
                     self.next_poll = Instant::now() + self.settings.poll_interval;
-                    self.want_round("schedule");
+                    self.on_wake(Wake::Poll { why: "schedule".into() }, &served);
                 }
                 _ = tokio::time::sleep_until(cron_at.unwrap_or(far)), if cron_at.is_some() => {
                     if let Some((at, pipeline, pattern)) = cron {
