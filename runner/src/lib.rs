@@ -30,6 +30,7 @@ pub mod environment;
 pub mod event;
 pub mod execute;
 pub mod github;
+pub mod judge;
 pub mod monitor;
 pub mod net;
 pub mod pipeline;

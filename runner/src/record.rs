@@ -80,6 +80,48 @@ pub struct RunRecord {
     /// a run's verdict stands, but it is no release and no baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<String>,
+    /// The judge's verdict in short (the whole one is stored with the run's detail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgement: Option<Judgement>,
+}
+
+/// What the judge made of a run, against comparable history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Some feature regressed, improved or changed.
+    Different,
+    Same,
+    /// Leaning, not decided: the candidate runs again and its runs are judged together.
+    Inconclusive,
+    /// Too few comparable runs to judge.
+    NotEnoughHistory,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Different => "DIFFERENT",
+            Outcome::Same => "SAME",
+            Outcome::Inconclusive => "INCONCLUSIVE",
+            Outcome::NotEnoughHistory => "NOT ENOUGH HISTORY",
+        }
+    }
+}
+
+/// A run's verdict in short, kept on its record: what baselines and history read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Judgement {
+    pub outcome: Outcome,
+    /// The policy failed the run for it.
+    pub fails: bool,
+    /// Features that regressed (not report-only): such a run is no one's baseline.
+    pub regressed: u32,
+    /// Earlier runs of the same candidate judged together with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pooled: Vec<String>,
+    /// The verdict's headline.
+    pub headline: String,
 }
 
 impl RunRecord {
@@ -110,6 +152,7 @@ impl RunRecord {
             config_commits: Default::default(),
             note: None,
             incomplete: None,
+            judgement: None,
             conditions: Default::default(),
             candidate: Default::default(),
         }
@@ -263,6 +306,16 @@ pub struct ScenarioRecord {
     /// A later attempt of the same scenario replaced this one: it counts as a rerun.
     #[serde(default)]
     pub retried: bool,
+    /// What the scenario's file said (a SHA-256 prefix of its text): the judge compares a
+    /// scenario's features only with runs of the same text. None for hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// The `content` of a scenario whose file holds `text`.
+pub fn content_of(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
 }
 
 #[cfg(test)]
@@ -286,6 +339,7 @@ impl ScenarioRecord {
             steps: 0,
             attempt: 0,
             retried: false,
+            content: None,
         }
     }
 }

@@ -328,16 +328,24 @@ impl PlanRunner<'_> {
             steps: 0,
             attempt: 0,
             retried: false,
+            content: None,
         }
     }
 
-    fn skipped(&self, sc: &ScenarioFile, why: &str) -> ScenarioRecord {
+    /// A scenario file's record: its content known, so history compares like with like.
+    fn scenario_record(&self, index: u32, sc: &ScenarioFile) -> ScenarioRecord {
         let mut rec = self.record(
-            self.next_index(),
+            index,
             ScenarioKind::Scenario,
             &sc.name,
             &display_path(&sc.file.path),
         );
+        rec.content = Some(crate::record::content_of(&sc.file.text));
+        rec
+    }
+
+    fn skipped(&self, sc: &ScenarioFile, why: &str) -> ScenarioRecord {
+        let mut rec = self.scenario_record(self.next_index(), sc);
         rec.status = Status::Skipped;
         rec.reason = Some(format!("not run: {why}"));
         self.ctx.events.emit(&RunEvent::ScenarioFinished(&rec));
@@ -345,12 +353,7 @@ impl PlanRunner<'_> {
     }
 
     fn failed_by_bug(&self, sc: &ScenarioFile, index: u32) -> ScenarioRecord {
-        let mut rec = self.record(
-            index,
-            ScenarioKind::Scenario,
-            &sc.name,
-            &display_path(&sc.file.path),
-        );
+        let mut rec = self.scenario_record(index, sc);
         rec.status = Status::Failed;
         rec.reason =
             Some("lowtouch panicked while running this scenario: a bug, please report it".into());
@@ -365,23 +368,13 @@ impl PlanRunner<'_> {
 
     /// Attempt `attempt` of a scenario that failed before (`retries:`).
     fn scenario_again(&self, sc: &ScenarioFile, attempt: u32) -> ScenarioRecord {
-        let mut rec = self.record(
-            self.next_index(),
-            ScenarioKind::Scenario,
-            &sc.name,
-            &display_path(&sc.file.path),
-        );
+        let mut rec = self.scenario_record(self.next_index(), sc);
         rec.attempt = attempt;
         self.interpret(rec, &sc.ast, sc.timeout)
     }
 
     fn scenario_at(&self, sc: &ScenarioFile, index: u32) -> ScenarioRecord {
-        let rec = self.record(
-            index,
-            ScenarioKind::Scenario,
-            &sc.name,
-            &display_path(&sc.file.path),
-        );
+        let rec = self.scenario_record(index, sc);
         self.interpret(rec, &sc.ast, sc.timeout)
     }
 

@@ -1,0 +1,452 @@
+//! A run reduced to features: one number per (scenario, phase, source, name, statistic) —
+//! everything the daemons observed and everything the run timed, with no list of metric
+//! names anywhere. Thousands per run is normal; [`Packed`] stores them with each name
+//! written once.
+//!
+//! - Every metric series of every source (the host, each component, each log rule, any
+//!   collector), per scenario and phase: count, mean, p50, p95, p99, max, slope per
+//!   second, and the series cut into [`BLOCKS`] block means (the judge's in-run samples:
+//!   per-second points follow each other too closely to count as independent).
+//! - Events: how many per source and name, and per value where a name has few values.
+//! - Timing: each step's duration, each scenario's, and the time from a step to each
+//!   event that followed it in its window (`kill -9 Primary` → Primary `state=CRASHED` →
+//!   Backup `state=ACTIVE`: the failover time is a feature of its own).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::stats;
+use crate::record::{ScenarioKind, StepRecord, StoredRun};
+use crate::store::observations::ObservationRecord;
+
+/// Blocks a series is cut into for the in-run rank tests.
+pub const BLOCKS: usize = 8;
+/// The longest step text kept in a feature's name.
+const STEP_TEXT: usize = 60;
+/// Event values counted one by one when a name has at most this many of them.
+const EVENT_VALUES: usize = 16;
+/// Longer event values are counted only under their name.
+const EVENT_VALUE_LEN: usize = 40;
+
+/// What a feature measures of its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stat {
+    Count,
+    Mean,
+    P50,
+    P95,
+    P99,
+    Max,
+    /// Change per second over the phase: a leak climbs.
+    Slope,
+    /// Events of a name (or a name and value).
+    Events,
+    /// µs from a step's start to an event that followed it.
+    After,
+    /// µs a step or a scenario took.
+    Duration,
+}
+
+impl Stat {
+    pub const ALL: [Stat; 10] = [
+        Stat::Count,
+        Stat::Mean,
+        Stat::P50,
+        Stat::P95,
+        Stat::P99,
+        Stat::Max,
+        Stat::Slope,
+        Stat::Events,
+        Stat::After,
+        Stat::Duration,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stat::Count => "count",
+            Stat::Mean => "mean",
+            Stat::P50 => "p50",
+            Stat::P95 => "p95",
+            Stat::P99 => "p99",
+            Stat::Max => "max",
+            Stat::Slope => "slope",
+            Stat::Events => "events",
+            Stat::After => "after",
+            Stat::Duration => "duration",
+        }
+    }
+
+    /// Whether the statistic is in the unit of its series (what a declared unit,
+    /// direction and limit apply to).
+    pub fn in_series_unit(self) -> bool {
+        matches!(
+            self,
+            Stat::Mean | Stat::P50 | Stat::P95 | Stat::P99 | Stat::Max
+        )
+    }
+
+    /// Whether the statistic is a time lowtouch measured itself (µs).
+    pub fn is_time(self) -> bool {
+        matches!(self, Stat::After | Stat::Duration)
+    }
+}
+
+/// Which series a feature is of.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Series {
+    /// The scenario or hook (prefixed `ENVIRONMENT/` in a run of several environments).
+    pub scope: String,
+    /// The phase the system was in (`idle`, `load`…); empty where none is declared.
+    pub phase: String,
+    /// A component, `DAEMON host` for a host's own metrics, `steps` or `scenario`.
+    pub source: String,
+    /// The metric's or event's name as its source calls it, or a step's text.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FeatureId {
+    pub series: Series,
+    pub stat: Stat,
+}
+
+impl std::fmt::Display for FeatureId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.series;
+        write!(f, "{}", s.scope)?;
+        if !s.phase.is_empty() {
+            write!(f, " [{}]", s.phase)?;
+        }
+        write!(f, " {} {} {}", s.source, s.name, self.stat.as_str())
+    }
+}
+
+/// One run's features.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Features {
+    /// Scenario scope → its content (`ScenarioRecord::content`): features of a scope are
+    /// compared only with runs where it had the same text.
+    pub scopes: BTreeMap<String, String>,
+    pub values: BTreeMap<FeatureId, f64>,
+    /// Series → its block means, in time order.
+    pub blocks: BTreeMap<Series, Vec<f64>>,
+}
+
+fn micros(t: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_micros())
+        .ok()
+}
+
+/// A scenario's time on its environment, with its steps' starts and phases.
+struct Window<'a> {
+    scope: String,
+    environment: &'a str,
+    from: i64,
+    to: i64,
+    /// (start µs, phase) of each step, in time order.
+    steps: Vec<(i64, &'a str)>,
+}
+
+impl Window<'_> {
+    fn phase_at(&self, at: i64) -> &str {
+        let i = self.steps.partition_point(|(t, _)| *t <= at);
+        if i == 0 { "" } else { self.steps[i - 1].1 }
+    }
+}
+
+/// A step's text in a feature name: `L7 kill -9 Primary`, cut to a readable length.
+fn step_name(step: &StepRecord) -> String {
+    let mut text = step.command_line();
+    if text.chars().count() > STEP_TEXT {
+        text = text.chars().take(STEP_TEXT - 1).collect::<String>() + "…";
+    }
+    format!("L{} {text}", step.line)
+}
+
+/// The source a series is attributed to: the component, or the daemon's host.
+fn source_of(daemon: &str, source: &str) -> String {
+    if source == "system" {
+        format!("{daemon} host")
+    } else {
+        source.to_string()
+    }
+}
+
+/// The features of `run`, from its records and the observations of its time range.
+pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features {
+    let several = run.run.environments.len() > 1;
+    let mut out = Features::default();
+    let mut windows: Vec<Window<'_>> = Vec::new();
+    for (sc, steps) in &run.scenarios {
+        if sc.retried || sc.status == crate::record::Status::Skipped {
+            continue;
+        }
+        let Some(from) = micros(&sc.started_at) else {
+            continue;
+        };
+        let scope = if several {
+            format!("{}/{}", sc.environment, sc.name)
+        } else {
+            sc.name.clone()
+        };
+        if sc.kind == ScenarioKind::Scenario
+            && let Some(content) = &sc.content
+        {
+            out.scopes.insert(scope.clone(), content.clone());
+        }
+        out.values.insert(
+            FeatureId {
+                series: Series {
+                    scope: scope.clone(),
+                    phase: String::new(),
+                    source: "scenario".into(),
+                    name: "duration".into(),
+                },
+                stat: Stat::Duration,
+            },
+            sc.duration_ms as f64 * 1000.0,
+        );
+        let mut starts: Vec<(i64, &str)> = Vec::new();
+        let mut durations: BTreeMap<Series, Vec<f64>> = BTreeMap::new();
+        for step in steps {
+            let Some(at) = micros(&step.started_at) else {
+                continue;
+            };
+            let phase = step.phase.as_deref().unwrap_or("");
+            starts.push((at, phase));
+            let name = step_name(step);
+            durations
+                .entry(Series {
+                    scope: scope.clone(),
+                    phase: phase.to_string(),
+                    source: "steps".into(),
+                    name: name.clone(),
+                })
+                .or_default()
+                .push(step.duration_us as f64);
+            // The first time each event followed the step, within its window.
+            if let Some(around) = &step.around {
+                let mut seen = BTreeSet::new();
+                for e in around.events.iter().filter(|e| e.at_us >= at) {
+                    let what = format!("{}={}", e.name, e.text);
+                    let source = source_of(&e.daemon, &e.source);
+                    if e.text.len() > EVENT_VALUE_LEN
+                        || !seen.insert((source.clone(), what.clone()))
+                    {
+                        continue;
+                    }
+                    out.values.insert(
+                        FeatureId {
+                            series: Series {
+                                scope: scope.clone(),
+                                phase: phase.to_string(),
+                                source,
+                                name: format!("{name} → {what}"),
+                            },
+                            stat: Stat::After,
+                        },
+                        (e.at_us - at) as f64,
+                    );
+                }
+            }
+        }
+        // A line run more than once (a loop) is one feature: its median.
+        for (series, d) in durations {
+            out.values.insert(
+                FeatureId {
+                    series,
+                    stat: Stat::Duration,
+                },
+                stats::median(&d),
+            );
+        }
+        starts.sort_by_key(|s| s.0);
+        windows.push(Window {
+            scope,
+            environment: &sc.environment,
+            from,
+            to: from + sc.duration_ms as i64 * 1000,
+            steps: starts,
+        });
+    }
+    windows.sort_by_key(|w| w.from);
+
+    let mut series: BTreeMap<Series, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut events: BTreeMap<Series, BTreeMap<&str, u32>> = BTreeMap::new();
+    for o in observations {
+        let Some(w) = windows
+            .iter()
+            .rev()
+            .find(|w| w.environment == o.environment && w.from <= o.at_us && o.at_us <= w.to)
+        else {
+            continue;
+        };
+        let key = Series {
+            scope: w.scope.clone(),
+            phase: w.phase_at(o.at_us).to_string(),
+            source: source_of(&o.daemon, &o.source),
+            name: o.name.clone(),
+        };
+        match (o.number, &o.text) {
+            (Some(v), _) if v.is_finite() => series.entry(key).or_default().push((o.at_us, v)),
+            (None, Some(text)) if o.kind == "event" => {
+                *events.entry(key).or_default().entry(text).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    for (key, points) in series {
+        summarise(&mut out, key, points);
+    }
+    for (key, values) in events {
+        let total: u32 = values.values().sum();
+        if values.len() <= EVENT_VALUES {
+            for (text, n) in &values {
+                if text.len() <= EVENT_VALUE_LEN {
+                    let mut each = key.clone();
+                    each.name = format!("{}={text}", key.name);
+                    out.values.insert(
+                        FeatureId {
+                            series: each,
+                            stat: Stat::Events,
+                        },
+                        *n as f64,
+                    );
+                }
+            }
+        }
+        out.values.insert(
+            FeatureId {
+                series: key,
+                stat: Stat::Events,
+            },
+            total as f64,
+        );
+    }
+    out
+}
+
+/// A metric series' statistics and blocks.
+fn summarise(out: &mut Features, key: Series, mut points: Vec<(i64, f64)>) {
+    points.sort_by_key(|p| p.0);
+    let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let sorted = stats::sorted(&values);
+    let t0 = points[0].0;
+    let timed: Vec<(f64, f64)> = points
+        .iter()
+        .map(|(t, v)| ((t - t0) as f64 / 1e6, *v))
+        .collect();
+    let mut put = |stat: Stat, v: f64| {
+        out.values.insert(
+            FeatureId {
+                series: key.clone(),
+                stat,
+            },
+            v,
+        );
+    };
+    put(Stat::Count, values.len() as f64);
+    put(Stat::Mean, stats::mean(&values));
+    put(Stat::P50, stats::quantile(&sorted, 0.5));
+    put(Stat::P95, stats::quantile(&sorted, 0.95));
+    put(Stat::P99, stats::quantile(&sorted, 0.99));
+    put(Stat::Max, *sorted.last().unwrap_or(&f64::NAN));
+    put(Stat::Slope, stats::slope(&timed));
+    out.blocks.insert(key, block_means(&values));
+}
+
+/// `values` cut into at most [`BLOCKS`] contiguous blocks of (nearly) equal length, each
+/// reduced to its mean.
+pub fn block_means(values: &[f64]) -> Vec<f64> {
+    let n = values.len();
+    let blocks = BLOCKS.min(n);
+    (0..blocks)
+        .map(|b| stats::mean(&values[b * n / blocks..(b + 1) * n / blocks]))
+        .collect()
+}
+
+/// Features as stored: each distinct name once, rows of indices.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Packed {
+    scopes: BTreeMap<String, String>,
+    names: Vec<String>,
+    /// scope, phase, source, name (indices into `names`), stat, value.
+    rows: Vec<(u32, u32, u32, u32, Stat, f64)>,
+    /// scope, phase, source, name, block means.
+    blocks: Vec<(u32, u32, u32, u32, Vec<f64>)>,
+}
+
+impl From<&Features> for Packed {
+    fn from(f: &Features) -> Packed {
+        let mut index: std::collections::HashMap<String, u32> = Default::default();
+        let mut names: Vec<String> = Vec::new();
+        let mut id = |s: &str| -> u32 {
+            if let Some(i) = index.get(s) {
+                return *i;
+            }
+            names.push(s.to_string());
+            let i = names.len() as u32 - 1;
+            index.insert(s.to_string(), i);
+            i
+        };
+        let mut ids = |s: &Series| (id(&s.scope), id(&s.phase), id(&s.source), id(&s.name));
+        let rows = f
+            .values
+            .iter()
+            .map(|(k, v)| {
+                let (a, b, c, d) = ids(&k.series);
+                (a, b, c, d, k.stat, *v)
+            })
+            .collect();
+        let blocks = f
+            .blocks
+            .iter()
+            .map(|(s, v)| {
+                let (a, b, c, d) = ids(s);
+                (a, b, c, d, v.clone())
+            })
+            .collect();
+        Packed {
+            scopes: f.scopes.clone(),
+            names,
+            rows,
+            blocks,
+        }
+    }
+}
+
+impl Packed {
+    pub fn unpack(self) -> Features {
+        let name = |i: u32| self.names.get(i as usize).cloned().unwrap_or_default();
+        let series = |a, b, c, d| Series {
+            scope: name(a),
+            phase: name(b),
+            source: name(c),
+            name: name(d),
+        };
+        Features {
+            values: self
+                .rows
+                .iter()
+                .map(|&(a, b, c, d, stat, v)| {
+                    (
+                        FeatureId {
+                            series: series(a, b, c, d),
+                            stat,
+                        },
+                        v,
+                    )
+                })
+                .collect(),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|(a, b, c, d, v)| (series(*a, *b, *c, *d), v.clone()))
+                .collect(),
+            scopes: self.scopes,
+        }
+    }
+}
