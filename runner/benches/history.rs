@@ -54,6 +54,7 @@ fn run_record(id: &str, i: usize) -> RunRecord {
         candidate: Default::default(),
         conditions: Default::default(),
         incomplete: None,
+        judgement: None,
     }
 }
 
@@ -74,6 +75,7 @@ fn scenario(run: &str, index: u32, status: Status) -> ScenarioRecord {
         steps: 2,
         attempt: 0,
         retried: false,
+        content: None,
     }
 }
 
@@ -232,6 +234,7 @@ fn main() {
             &lowtouch::report::junit::Compared {
                 with: Some("v1"),
                 comparison: Some(&comparison),
+                verdict: None,
             },
         )
         .unwrap();

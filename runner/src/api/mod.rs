@@ -33,6 +33,6 @@ pub fn socket_path(db: &Path) -> PathBuf {
 
 /// The commands that go through a running server's local API.
 pub const FORWARDED: &[&str] = &[
-    "run", "history", "diff", "release", "report", "status", "pause", "resume", "lock", "unlock",
-    "cancel",
+    "run", "history", "diff", "judge", "baseline", "release", "report", "status", "pause",
+    "resume", "lock", "unlock", "cancel",
 ];

@@ -201,7 +201,7 @@ impl Rollout<'_> {
             .root()
             .join("reports")
             .join(format!("rollout-{}.xml", env.name));
-        let (stored, _) = self
+        let super::run::Executed { stored, .. } = self
             .app
             .execute(
                 &Execution {

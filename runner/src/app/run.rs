@@ -32,8 +32,9 @@ pub struct RunOutcome {
     pub junit: PathBuf,
     /// Where the store is.
     pub store: PathBuf,
-    // The judge's verdict joins here (issue 14): a run's outcome is the one value every
-    // reporter reads.
+    /// The judge's verdict against comparable history (none for a run that did not end
+    /// on its own, or that could not be judged).
+    pub verdict: Option<crate::judge::Verdict>,
 }
 
 impl RunOutcome {
@@ -212,7 +213,11 @@ impl App {
         } else {
             Detail::Scenarios
         };
-        let (stored, compared) = self.execute(
+        let Executed {
+            stored,
+            compared,
+            verdict,
+        } = self.execute(
             &Execution {
                 plans: &plans,
                 revision,
@@ -228,6 +233,7 @@ impl App {
         Ok(Ran::Done(Box::new(RunOutcome {
             stored,
             compared,
+            verdict,
             pipelines: plans.into_iter().map(|p| p.pipeline).collect(),
             junit: self.project().resolve(&request.junit),
             store: store.path().to_path_buf(),
@@ -240,7 +246,7 @@ impl App {
         &self,
         x: &Execution<'_>,
         control: &RunControl,
-    ) -> Result<(StoredRun, Option<(String, Comparison)>), Error> {
+    ) -> Result<Executed, Error> {
         let store = self.store()?;
         let project = self.project().root();
         // Where its scenarios and steps go: a full disk or a damaged file stops the run
@@ -323,7 +329,7 @@ impl App {
             // The JUnit of this run, not the previous one's: the store holds part of it, the
             // sink kept the rest.
             let cut = cut_short(&store, &sink, run);
-            if let Err(why) = write_junit(&cut, None, &x.junit) {
+            if let Err(why) = write_junit(&cut, None, None, &x.junit) {
                 crate::errln!("{why}");
             }
             return Err(Error::Store(e));
@@ -335,10 +341,38 @@ impl App {
             scenarios.push((sc, steps));
         }
         let artifacts = store.artifacts(&run.id)?;
-        let stored = StoredRun {
+        let mut stored = StoredRun {
             run,
             scenarios,
             artifacts,
+        };
+        // The judge, against comparable history, before anything reports the run. A run
+        // stopped short, or one the store lacks part of, is not judged.
+        let verdict = match stored.run.status {
+            Status::Passed | Status::Failed if stored.run.incomplete.is_none() => {
+                let mut declared = std::collections::BTreeMap::new();
+                for p in x.plans {
+                    for (name, d) in &p.env.metrics {
+                        declared.entry(name.clone()).or_insert_with(|| d.clone());
+                    }
+                }
+                match self.judge(
+                    &stored.run,
+                    &declared,
+                    &crate::judge::Policy::default(),
+                    true,
+                ) {
+                    Ok(judged) => {
+                        stored.run = judged.record;
+                        Some(judged.verdict)
+                    }
+                    Err(e) => {
+                        crate::errln!("warning: the run was not judged: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
         };
         // The comparison with the previous release, in the JUnit file.
         let previous = crate::compare::history::previous_release(
@@ -364,9 +398,14 @@ impl App {
         write_junit(
             &stored,
             compared.as_ref().map(|(l, c)| (l.as_str(), c)),
+            verdict.as_ref(),
             &x.junit,
         )?;
-        Ok((stored, compared))
+        Ok(Executed {
+            stored,
+            compared,
+            verdict,
+        })
     }
 
     /// The candidate a pipeline with repositories runs against: the one a change chose,
@@ -586,6 +625,7 @@ fn take_leases<'p>(store: &Store, plans: &'p [Plan], run_id: &str) -> Result<Vec
 fn write_junit(
     stored: &StoredRun,
     compared: Option<(&str, &Comparison)>,
+    verdict: Option<&crate::judge::Verdict>,
     junit_path: &Path,
 ) -> Result<(), Error> {
     let xml = report::junit::render_compared(
@@ -593,6 +633,7 @@ fn write_junit(
         &report::junit::Compared {
             with: compared.map(|(label, _)| label),
             comparison: compared.map(|(_, c)| c),
+            verdict,
         },
     )
     .map_err(|e| Error::infra(format!("cannot render JUnit: {e}")))?;
@@ -678,6 +719,14 @@ fn revisions_of(plan: &Plan, revision: &str) -> crate::environment::render::Revi
         tools: of(Role::Tools),
         data: of(Role::Data),
     }
+}
+
+/// What executing plans left: the stored run, its comparison with the previous release,
+/// the judge's verdict.
+pub(super) struct Executed {
+    pub stored: StoredRun,
+    pub compared: Option<(String, Comparison)>,
+    pub verdict: Option<crate::judge::Verdict>,
 }
 
 #[cfg(test)]

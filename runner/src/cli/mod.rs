@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod demo;
 pub mod diff;
 pub mod history;
+pub mod judge;
 pub mod poll;
 pub mod render;
 pub mod rollout;
@@ -58,6 +59,10 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Compare two runs (or the newest with its previous release): changes, diffs, metrics.
     Diff(diff::DiffArgs),
+    /// A run's verdict against comparable history: what regressed, by how much, how sure.
+    Judge(judge::JudgeArgs),
+    /// The runs a run is judged against, and why the others are not.
+    Baseline(judge::BaselineArgs),
     /// Name a stored run a release (the baseline later runs are compared with).
     Release(diff::ReleaseArgs),
     /// Write a stored run's JUnit XML or a single-file HTML report.
@@ -115,6 +120,8 @@ impl Command {
             Command::Check(_) => "check",
             Command::History(_) => "history",
             Command::Diff(_) => "diff",
+            Command::Judge(_) => "judge",
+            Command::Baseline(_) => "baseline",
             Command::Release(_) => "release",
             Command::Report(_) => "report",
             Command::Gc(_) => "gc",
@@ -181,6 +188,7 @@ pub fn report_run(
         if json {
             let value = serde_json::json!({
                 "run": outcome.run(),
+                "verdict": outcome.verdict,
                 "scenarios": records,
                 "junit": outcome.junit.display().to_string(),
                 "store": outcome.store.display().to_string(),
@@ -197,6 +205,9 @@ pub fn report_run(
                 "{}",
                 crate::report::terminal::summary(outcome.run(), &records, style)
             );
+            if let Some(v) = &outcome.verdict {
+                crate::out!("{}", crate::report::verdict::text(v, 3));
+            }
             crate::outln!(
                 "junit: {}  store: {} ({} runs)",
                 crate::source::display_path(&outcome.junit),
@@ -243,6 +254,8 @@ pub fn execute(app: &App, command: &Command) -> Result<i32, Error> {
         Command::Lock(args) => control::lock(app, args),
         Command::Unlock(args) => control::unlock(app, args),
         Command::Cancel(args) => control::cancel(app, args),
+        Command::Judge(args) => judge::judge(app, args),
+        Command::Baseline(args) => judge::baseline(app, args),
         Command::Daemon(args) => daemon::daemon(args),
         Command::Demo { args } => Ok(demo::demo(args)),
     }

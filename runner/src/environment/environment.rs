@@ -85,6 +85,8 @@ pub struct Environment {
     pub daemons: BTreeMap<String, Daemon>,
     /// Post-conditions of steps (data, so conditions learned later join them).
     pub conditions: Vec<Condition>,
+    /// What the environment declares about its metrics, by name (`metrics:`).
+    pub metrics: BTreeMap<String, crate::judge::declared::Declared>,
 }
 
 /// Before or after a step whose words start with `step`, `expect` (`wait_for` arguments)
@@ -350,6 +352,7 @@ impl Environment {
             secrets: BTreeMap::new(),
             daemons: BTreeMap::new(),
             conditions: Vec::new(),
+            metrics: BTreeMap::new(),
         };
         let hosts: Vec<String> = spec.hosts.keys().cloned().collect();
         for (cname, cspec) in spec.components {
@@ -529,6 +532,17 @@ impl Environment {
                 Err(e) => findings.push(
                     env.value_at(&["conditions"], &c.expect, format!("`expect`: {e}"))
                         .help("write it as `wait_for` takes it: `COMPONENT STATE [timeout D]` or `event 'REGEX' [timeout D]`"),
+                ),
+            }
+        }
+        for (name, m) in &spec.metrics {
+            match m.read() {
+                Ok(d) => {
+                    env.metrics.insert(name.clone(), d);
+                }
+                Err(e) => findings.push(
+                    env.at(&["metrics", name, e.field()], format!("metric `{name}`: {e}"))
+                        .help("see README, Judging a run: `unit`, `better`, `critical`, `min_effect`, `max`"),
                 ),
             }
         }

@@ -39,6 +39,9 @@ pub struct EnvironmentFile {
     /// must hold (`wait_for` syntax).
     #[serde(default)]
     pub conditions: Vec<ConditionSpec>,
+    /// What is known about metrics, by name (all optional: every metric is judged anyway).
+    #[serde(default)]
+    pub metrics: BTreeMap<String, crate::judge::declared::MetricSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

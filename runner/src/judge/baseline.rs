@@ -110,8 +110,13 @@ fn unaccepted(other: &RunRecord) -> Option<Left> {
     None
 }
 
+/// The same thing under test: the same project revision and candidate commits, config
+/// and `--set` overrides (a knob turned is another system).
 fn same_candidate(a: &RunRecord, b: &RunRecord) -> bool {
-    a.revision == b.revision && a.candidate == b.candidate
+    a.revision == b.revision
+        && a.candidate == b.candidate
+        && a.config_commits == b.config_commits
+        && a.overrides == b.overrides
 }
 
 /// Chooses `run`'s baseline from `history` (any runs, newest first; those that did not
@@ -272,6 +277,22 @@ mod tests {
         let c = choose(&me, &history, None, &policy);
         assert_eq!(c.pooled, ["49", "48"]);
         assert_eq!(c.chosen.len(), 8);
+    }
+
+    #[test]
+    fn a_turned_knob_is_another_candidate_judged_against_the_runs_without_it() {
+        let mut me = run("50");
+        me.overrides = vec![("latency_us".into(), "3000".into())];
+        let history: Vec<RunRecord> = (40..50)
+            .rev()
+            .map(|i| RunRecord {
+                revision: me.revision.clone(),
+                ..judged(run(&i.to_string()), Outcome::Same, 0)
+            })
+            .collect();
+        let c = choose(&me, &history, None, &Policy::default());
+        assert!(c.pooled.is_empty());
+        assert_eq!(c.chosen.len(), 10);
     }
 
     #[test]

@@ -146,10 +146,24 @@ pub struct MetricSpec {
     pub better: Option<String>,
     #[serde(default)]
     pub critical: bool,
+    /// `10%`, or an amount (a number, or text such as `2ms`).
     #[serde(default)]
-    pub min_effect: Option<crate::environment::model::Scalar>,
+    pub min_effect: Option<serde_yaml::Value>,
     #[serde(default)]
-    pub max: Option<crate::environment::model::Scalar>,
+    pub max: Option<serde_yaml::Value>,
+}
+
+/// A YAML scalar as text (`max: 2GiB` and `max: 5` alike).
+fn text_of(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
 }
 
 /// Why a declaration cannot be read: which field, and what it takes.
@@ -192,7 +206,7 @@ impl MetricSpec {
         let min_effect = match &self.min_effect {
             None => None,
             Some(v) => {
-                let text = v.0.clone();
+                let text = text_of(v);
                 Some(
                     match text.trim().strip_suffix('%') {
                         Some(pct) => pct
@@ -212,7 +226,7 @@ impl MetricSpec {
         let max = match &self.max {
             None => None,
             Some(v) => {
-                let text = v.0.clone();
+                let text = text_of(v);
                 Some(amount(&text, unit).ok_or(DeclarationError::Max(text))?)
             }
         };
@@ -285,7 +299,6 @@ pub fn own(name: &str) -> Option<Declared> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::model::Scalar;
 
     fn spec(yaml: &str) -> MetricSpec {
         serde_yaml::from_str(yaml).unwrap()
@@ -325,7 +338,7 @@ mod tests {
         let e = spec("{ better: sideways }").read().unwrap_err();
         assert_eq!(e.field(), "better");
         let e = MetricSpec {
-            min_effect: Some(Scalar("lots".into())),
+            min_effect: Some(serde_yaml::Value::String("lots".into())),
             ..spec("{}")
         }
         .read()

@@ -22,8 +22,6 @@ use crate::store::observations::ObservationRecord;
 
 /// Blocks a series is cut into for the in-run rank tests.
 pub const BLOCKS: usize = 8;
-/// The longest step text kept in a feature's name.
-const STEP_TEXT: usize = 60;
 /// Event values counted one by one when a name has at most this many of them.
 const EVENT_VALUES: usize = 16;
 /// Longer event values are counted only under their name.
@@ -119,7 +117,11 @@ impl std::fmt::Display for FeatureId {
         if !s.phase.is_empty() {
             write!(f, " [{}]", s.phase)?;
         }
-        write!(f, " {} {} {}", s.source, s.name, self.stat.as_str())
+        write!(f, " {}", s.source)?;
+        if !s.name.is_empty() {
+            write!(f, " {}", s.name)?;
+        }
+        write!(f, " {}", self.stat.as_str())
     }
 }
 
@@ -157,13 +159,10 @@ impl Window<'_> {
     }
 }
 
-/// A step's text in a feature name: `L7 kill -9 Primary`, cut to a readable length.
+/// A step in a feature's name: its line and command (`L7 kill`) — not its arguments, which
+/// carry variables: a step is the same step whatever value a knob gave it.
 fn step_name(step: &StepRecord) -> String {
-    let mut text = step.command_line();
-    if text.chars().count() > STEP_TEXT {
-        text = text.chars().take(STEP_TEXT - 1).collect::<String>() + "…";
-    }
-    format!("L{} {text}", step.line)
+    format!("L{} {}", step.line, step.command)
 }
 
 /// The source a series is attributed to: the component, or the daemon's host.
@@ -203,7 +202,7 @@ pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features 
                     scope: scope.clone(),
                     phase: String::new(),
                     source: "scenario".into(),
-                    name: "duration".into(),
+                    name: String::new(),
                 },
                 stat: Stat::Duration,
             },

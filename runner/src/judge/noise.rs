@@ -172,6 +172,12 @@ pub fn learn(baseline: &[f64], candidate: f64) -> Noise {
 }
 
 fn finish(reference: Vec<f64>, shape: Shape) -> Noise {
+    // A cluster of one value is a constant, whatever the rest of the baseline does.
+    let shape = if reference.first() == reference.last() {
+        Shape::Constant
+    } else {
+        shape
+    };
     let center = stats::quantile(&reference, 0.5);
     let scale = match shape {
         Shape::Constant => 0.0,

@@ -164,12 +164,22 @@ fn kolmogorov_q(lambda: f64) -> f64 {
 
 /// Two-sided p of a standard normal statistic.
 pub fn normal_two_sided(z: f64) -> f64 {
+    if z.is_nan() {
+        return 1.0;
+    }
     let n = Normal::standard();
     (2.0 * (1.0 - n.cdf(z.abs()))).clamp(0.0, 1.0)
 }
 
 /// Two-sided p of a t statistic with `df` degrees of freedom.
 pub fn t_two_sided(t: f64, df: f64) -> f64 {
+    // statrs panics outside the finite reals.
+    if t.is_nan() {
+        return 1.0;
+    }
+    if t.is_infinite() {
+        return 0.0;
+    }
     match StudentsT::new(0.0, 1.0, df.max(1.0)) {
         Ok(dist) => (2.0 * (1.0 - dist.cdf(t.abs()))).clamp(0.0, 1.0),
         Err(_) => 1.0,
@@ -292,6 +302,10 @@ mod tests {
         // t(10): two-sided 5 % at 2.228139.
         assert!(close(t_two_sided(2.228139, 10.0), 0.05, 1e-5));
         assert!(close(t_quantile(0.975, 10.0), 2.228139, 1e-5));
+        // No panic at the edges: a zero noise divides by zero.
+        assert_eq!(t_two_sided(f64::NAN, 10.0), 1.0);
+        assert_eq!(t_two_sided(f64::INFINITY, 10.0), 0.0);
+        assert_eq!(normal_two_sided(f64::NAN), 1.0);
     }
 
     #[test]

@@ -28,6 +28,8 @@ use crate::record::{
 pub struct Compared<'a> {
     pub with: Option<&'a str>,
     pub comparison: Option<&'a crate::compare::Comparison>,
+    /// The judge's verdict: suite properties `lowtouch.judge.*` and a suite of its own.
+    pub verdict: Option<&'a crate::judge::Verdict>,
 }
 
 pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError> {
@@ -36,6 +38,7 @@ pub fn render(stored: &StoredRun) -> Result<String, quick_junit::SerializeError>
         &Compared {
             with: None,
             comparison: None,
+            verdict: None,
         },
     )
 }
@@ -217,7 +220,70 @@ pub fn render_compared(
         }
         report.add_test_suite(suite);
     }
+    if let Some(v) = compared.verdict {
+        report.add_test_suite(judge_suite(run, v));
+    }
     report.to_string()
+}
+
+/// The judge's suite: its verdict as properties, and a testcase per feature that
+/// regressed, changed, went missing or broke a limit — failed where the verdict fails the
+/// run, passed with the warning in its output where the policy only warns.
+fn judge_suite(run: &crate::record::RunRecord, v: &crate::judge::Verdict) -> TestSuite {
+    use crate::judge::{Decision, Direction};
+    let mut suite = TestSuite::new("lowtouch.judge");
+    let c = &v.counts;
+    for (name, value) in [
+        ("lowtouch.judge.outcome", v.outcome.as_str().to_string()),
+        ("lowtouch.judge.fails", v.fails.to_string()),
+        ("lowtouch.judge.headline", v.headline()),
+        ("lowtouch.judge.features", c.features.to_string()),
+        ("lowtouch.judge.baseline_runs", v.baseline.len().to_string()),
+        ("lowtouch.judge.pooled_runs", v.pooled.len().to_string()),
+        ("lowtouch.judge.regressed", c.regressed.to_string()),
+        ("lowtouch.judge.changed", c.changed.to_string()),
+        ("lowtouch.judge.missing", c.missing.to_string()),
+        ("lowtouch.judge.improved", c.improved.to_string()),
+        ("lowtouch.judge.inconclusive", c.inconclusive.to_string()),
+        ("lowtouch.judge.report_only", c.report_only.to_string()),
+        ("lowtouch.judge.limits", c.limits.to_string()),
+    ] {
+        suite.add_property(Property::new(name, value));
+    }
+    suite.add_property(Property::new("lowtouch.run_id", run.id.as_str()));
+    for j in &v.findings {
+        let counted = j.limit.is_some()
+            || (!j.report_only
+                && (j.decision == Decision::Missing
+                    || (j.decision == Decision::Different
+                        && j.direction != Some(Direction::Improved))));
+        if !counted {
+            continue;
+        }
+        let fails_run = j.limit.is_some()
+            || (v.fails && j.critical && j.direction == Some(Direction::Regressed))
+            || (v.fails && v.policy.fail_on_any);
+        let status = if fails_run {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_type("regression");
+            s.set_message(j.summary());
+            s.set_description(j.explanation());
+            s
+        } else {
+            TestCaseStatus::success()
+        };
+        let mut case = TestCase::new(j.feature.to_string(), status);
+        case.set_classname("lowtouch.judge");
+        if !fails_run {
+            case.set_system_out(format!(
+                "lowtouch judge: warning: {}\n{}",
+                j.summary(),
+                j.explanation()
+            ));
+        }
+        suite.add_test_case(case);
+    }
+    suite
 }
 
 fn test_case(sc: &ScenarioRecord, steps: &[StepRecord], classname: &str) -> TestCase {

@@ -8,3 +8,4 @@ pub mod html;
 pub mod junit;
 pub mod status;
 pub mod terminal;
+pub mod verdict;

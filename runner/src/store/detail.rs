@@ -16,7 +16,7 @@ use std::sync::{Mutex, OnceLock};
 use super::error::StoreError;
 
 /// The trees that live in the detail database.
-pub const TREES: [&str; 4] = ["scenarios", "steps", "artifacts", "observations"];
+pub const TREES: [&str; 5] = ["scenarios", "steps", "artifacts", "observations", "judged"];
 
 /// The detail database's directory inside the store's.
 pub fn path_of(store: &Path) -> PathBuf {
@@ -29,6 +29,8 @@ pub(super) struct Detail {
     pub steps: sled::Tree,
     pub artifacts: sled::Tree,
     pub observations: sled::Tree,
+    /// The judge's features and verdicts ([`super::judged`]).
+    pub judged: sled::Tree,
 }
 
 impl Detail {
@@ -39,6 +41,7 @@ impl Detail {
             steps: db.open_tree("steps")?,
             artifacts: db.open_tree("artifacts")?,
             observations: db.open_tree("observations")?,
+            judged: db.open_tree("judged")?,
             db,
         })
     }
@@ -48,6 +51,7 @@ impl Detail {
             "scenarios" => &self.scenarios,
             "steps" => &self.steps,
             "artifacts" => &self.artifacts,
+            "judged" => &self.judged,
             _ => &self.observations,
         }
     }

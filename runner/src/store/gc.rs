@@ -101,10 +101,12 @@ impl Store {
             let mut prefix = id.as_bytes().to_vec();
             prefix.push(0);
             let mut artifacts = 0;
+            let mut judged = 0;
             for (tree, count) in [
                 (&detail.scenarios, &mut pruned.scenarios),
                 (&detail.steps, &mut pruned.steps),
                 (&detail.artifacts, &mut artifacts),
+                (&detail.judged, &mut judged),
             ] {
                 let keys: Vec<_> = tree.scan_prefix(&prefix).keys().collect::<Result<_, _>>()?;
                 *count += keys.len();

@@ -10,6 +10,7 @@ pub mod detail;
 mod encoding;
 pub mod error;
 pub mod gc;
+pub mod judged;
 pub mod migrate;
 pub mod observations;
 pub mod releases;

@@ -17,6 +17,7 @@
 //! | detail: `scenarios` | `<run id> 0x00 <index: u32 BE>` | [`ScenarioRecord`] |
 //! | detail: `steps` | `<run id> 0x00 <index: u32 BE> <seq: u64 BE>` | [`StepRecord`] |
 //! | detail: `artifacts` | `<run id> 0x00 <name>` | the bytes |
+//! | detail: `judged` | `<run id> 0x00 f` / `v` | the judge's features / verdict ([`super::judged`]) |
 //! | detail: `observations` | `<env> 0x00 <µs u64 BE> <daemon> 0x00 <n u32 BE>` | [`super::observations::ObservationRecord`] |
 //!
 //! Run ids sort by time, so a reverse scan of `runs` is newest first.
@@ -213,7 +214,7 @@ impl Store {
     }
 
     /// Writes a record, if the disk has room for it (see [`super::space`]).
-    fn put<T: Serialize>(
+    pub(super) fn put<T: Serialize>(
         &self,
         tree: &sled::Tree,
         key: &[u8],
@@ -222,7 +223,7 @@ impl Store {
         self.put_within(tree, key, value, super::space::RESERVE)
     }
 
-    fn put_within<T: Serialize>(
+    pub(super) fn put_within<T: Serialize>(
         &self,
         tree: &sled::Tree,
         key: &[u8],

@@ -14,6 +14,7 @@ mod github;
 mod harness;
 mod holes;
 mod http_remote;
+mod judge;
 mod junit_schema;
 mod language;
 mod netns;
