@@ -36,7 +36,10 @@ impl App {
     /// of its time range (and kept).
     pub fn features(&self, run: &RunRecord) -> Result<Features, Error> {
         let store = self.store()?;
-        if let Some(packed) = store.features::<Packed>(&run.id)? {
+        if let Some(packed) = store
+            .features::<Packed>(&run.id)?
+            .filter(|p| p.extraction == features::EXTRACTION)
+        {
             return Ok(packed.unpack());
         }
         let Some(stored) = crate::compare::history::load(&store, &run.id)? else {

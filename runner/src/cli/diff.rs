@@ -180,7 +180,7 @@ pub fn report(app: &App, args: &ReportArgs) -> Result<i32, Error> {
             &crate::report::junit::Compared {
                 with: label.as_deref(),
                 comparison: comparison.as_ref(),
-                verdict: None,
+                verdict: store.verdict(&run.id)?.as_ref(),
             },
         )
         .map_err(|e| Error::infra(format!("cannot render JUnit: {e}")))?;

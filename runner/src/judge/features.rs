@@ -367,9 +367,17 @@ pub fn block_means(values: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// What [`extract`] computes and how it names it, as a number: features stored by an
+/// earlier extraction are extracted again from the run's records, so a run's features
+/// always compare with its baseline's.
+pub const EXTRACTION: u32 = 1;
+
 /// Features as stored: each distinct name once, rows of indices.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Packed {
+    /// The [`EXTRACTION`] that made them (0: before extractions were numbered).
+    #[serde(default)]
+    pub extraction: u32,
     scopes: BTreeMap<String, String>,
     names: Vec<String>,
     /// scope, phase, source, name (indices into `names`), stat, value.
@@ -409,6 +417,7 @@ impl From<&Features> for Packed {
             })
             .collect();
         Packed {
+            extraction: EXTRACTION,
             scopes: f.scopes.clone(),
             names,
             rows,
@@ -447,5 +456,211 @@ impl Packed {
                 .collect(),
             scopes: self.scopes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Around, RunRecord, ScenarioRecord, Seen, Status, StepRecord};
+
+    const T0: i64 = 1_764_547_200_000_000; // 2025-12-01T00:00:00Z
+
+    fn at(us: i64) -> String {
+        chrono::DateTime::from_timestamp_micros(T0 + us)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    }
+
+    fn metric(us: i64, source: &str, name: &str, v: f64) -> ObservationRecord {
+        ObservationRecord {
+            at_us: T0 + us,
+            environment: "local".into(),
+            daemon: "matching".into(),
+            source: source.into(),
+            kind: "metric".into(),
+            name: name.into(),
+            text: None,
+            number: Some(v),
+        }
+    }
+
+    fn event(us: i64, source: &str, name: &str, text: &str) -> ObservationRecord {
+        ObservationRecord {
+            kind: "event".into(),
+            text: Some(text.into()),
+            number: None,
+            ..metric(us, source, name, 0.0)
+        }
+    }
+
+    /// A failover scenario: idle for a second, then `start_load` (load phase) and a kill
+    /// at +2 s that the daemons saw followed by CRASHED (+2.1 s) and ACTIVE (+2.5 s).
+    fn failover() -> StoredRun {
+        let sc = ScenarioRecord {
+            started_at: at(0),
+            duration_ms: 4000,
+            content: Some("abc".into()),
+            ..ScenarioRecord::for_test("r", 0, "failover", Status::Passed)
+        };
+        let step = |seq: u64, line: u32, command: &str, start: i64, phase: &str| StepRecord {
+            line,
+            started_at: at(start),
+            duration_us: 1000 * seq,
+            phase: Some(phase.into()),
+            ..StepRecord::for_test("r", 0, seq, command, "")
+        };
+        let mut kill = step(2, 7, "kill", 2_000_000, "load");
+        kill.args = vec!["-9".into(), "Primary".into()];
+        let seen = |us: i64, source: &str, text: &str| Seen {
+            at_us: T0 + us,
+            daemon: "matching".into(),
+            source: source.into(),
+            name: "state".into(),
+            text: text.into(),
+        };
+        kill.around = Some(Around {
+            before: vec![],
+            after: vec![],
+            events: vec![
+                seen(1_900_000, "Primary", "READY"),
+                seen(2_100_000, "Primary", "CRASHED"),
+                seen(2_500_000, "Backup", "ACTIVE"),
+                seen(2_600_000, "Backup", "ACTIVE"),
+            ],
+        });
+        StoredRun {
+            run: RunRecord::for_test("r"),
+            scenarios: vec![(sc, vec![step(1, 3, "start_load", 1_000_000, "load"), kill])],
+            artifacts: vec![],
+        }
+    }
+
+    fn get(f: &Features, phase: &str, source: &str, name: &str, stat: Stat) -> Option<f64> {
+        f.values
+            .get(&FeatureId {
+                series: Series {
+                    scope: "failover".into(),
+                    phase: phase.into(),
+                    source: source.into(),
+                    name: name.into(),
+                },
+                stat,
+            })
+            .copied()
+    }
+
+    #[test]
+    fn every_series_is_summarised_per_phase_with_no_name_known_in_advance() {
+        let mut obs = vec![metric(500_000, "Primary", "queue_depth", 5.0)];
+        // Under load: 1..=10 at one a second, a climbing series.
+        for i in 1..=10 {
+            obs.push(metric(
+                1_000_000 + i * 250_000,
+                "Primary",
+                "queue_depth",
+                i as f64,
+            ));
+        }
+        // A host metric, and something outside the scenario's time that belongs to none.
+        obs.push(metric(1_500_000, "system", "cpu_percent", 40.0));
+        obs.push(metric(9_000_000, "Primary", "queue_depth", 1e9));
+        let f = extract(&failover(), &obs);
+        assert_eq!(
+            get(&f, "", "Primary", "queue_depth", Stat::Count),
+            Some(1.0)
+        );
+        assert_eq!(
+            get(&f, "load", "Primary", "queue_depth", Stat::Count),
+            Some(10.0)
+        );
+        assert_eq!(
+            get(&f, "load", "Primary", "queue_depth", Stat::Mean),
+            Some(5.5)
+        );
+        assert_eq!(
+            get(&f, "load", "Primary", "queue_depth", Stat::Max),
+            Some(10.0)
+        );
+        assert_eq!(
+            get(&f, "load", "Primary", "queue_depth", Stat::P50),
+            Some(5.5)
+        );
+        // One per 0.25 s: 4 per second.
+        let slope = get(&f, "load", "Primary", "queue_depth", Stat::Slope).unwrap();
+        assert!((slope - 4.0).abs() < 1e-9, "{slope}");
+        assert_eq!(
+            get(&f, "load", "matching host", "cpu_percent", Stat::Mean),
+            Some(40.0)
+        );
+        let blocks = &f.blocks[&Series {
+            scope: "failover".into(),
+            phase: "load".into(),
+            source: "Primary".into(),
+            name: "queue_depth".into(),
+        }];
+        assert_eq!(blocks.len(), BLOCKS);
+        assert_eq!(f.scopes["failover"], "abc");
+    }
+
+    #[test]
+    fn the_failover_time_is_a_feature_of_its_own() {
+        let f = extract(&failover(), &[]);
+        // From the kill's start to each event that followed it (the first of each only);
+        // what happened before the step is not its doing.
+        let after = |source: &str, what: &str| {
+            get(
+                &f,
+                "load",
+                source,
+                &format!("L7 kill → state={what}"),
+                Stat::After,
+            )
+        };
+        assert_eq!(after("Primary", "CRASHED"), Some(100_000.0));
+        assert_eq!(after("Backup", "ACTIVE"), Some(500_000.0));
+        assert_eq!(after("Primary", "READY"), None);
+        assert_eq!(
+            get(&f, "load", "steps", "L7 kill", Stat::Duration),
+            Some(2000.0)
+        );
+        assert_eq!(
+            get(&f, "", "scenario", "", Stat::Duration),
+            Some(4_000_000.0)
+        );
+    }
+
+    #[test]
+    fn events_are_counted_by_name_and_by_value() {
+        let obs = vec![
+            event(1_200_000, "Primary", "state", "READY"),
+            event(2_100_000, "Primary", "state", "CRASHED"),
+            event(2_200_000, "Primary", "state", "CRASHED"),
+        ];
+        let f = extract(&failover(), &obs);
+        assert_eq!(get(&f, "load", "Primary", "state", Stat::Events), Some(3.0));
+        assert_eq!(
+            get(&f, "load", "Primary", "state=CRASHED", Stat::Events),
+            Some(2.0)
+        );
+        assert_eq!(
+            get(&f, "load", "Primary", "state=READY", Stat::Events),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn features_survive_packing() {
+        let mut obs = vec![event(2_100_000, "Primary", "state", "CRASHED")];
+        obs.extend(
+            (0..20).map(|i| metric(1_100_000 + i * 10_000, "Backup", "rss_bytes", i as f64)),
+        );
+        let f = extract(&failover(), &obs);
+        let text = serde_json::to_string(&Packed::from(&f)).unwrap();
+        let back: Packed = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.extraction, EXTRACTION);
+        assert_eq!(back.unpack(), f);
+        // Each name once: the packed form is smaller than the names written per row.
+        assert!(text.matches("rss_bytes").count() == 1, "{text}");
     }
 }

@@ -134,9 +134,14 @@ fn history_id(p: &Project, back: usize) -> String {
 fn a_metric_declared_wrongly_is_bad_input_with_its_place() {
     let p = paced();
     let env = p.read("environments/local.yaml");
+    let declared = "  internal_latency_us: { unit: us, better: lower }\n";
+    assert!(env.contains(declared), "the demo declares its latency");
     p.write(
         "environments/local.yaml",
-        &format!("{env}\nmetrics:\n  internal_latency_us: {{ unit: furlongs, better: lower }}\n"),
+        &env.replace(
+            declared,
+            "  internal_latency_us: { unit: furlongs, better: lower }\n",
+        ),
     );
     let done = p.lowtouch(&["run", "paced"]).output().expect_code(2);
     assert!(
@@ -152,8 +157,9 @@ fn a_metric_declared_wrongly_is_bad_input_with_its_place() {
     // Read right, it checks.
     p.write(
         "environments/local.yaml",
-        &format!(
-            "{env}\nmetrics:\n  internal_latency_us: {{ unit: us, better: lower, critical: true }}\n  rss_bytes: {{ unit: bytes, max: 2GiB }}\n"
+        &env.replace(
+            declared,
+            "  internal_latency_us: { unit: us, better: lower, critical: true }\n  rss_bytes: { unit: bytes, max: 2GiB }\n",
         ),
     );
     p.lowtouch(&["check"]).output().expect_code(0);
