@@ -36,3 +36,42 @@ fn unknown(project: &Project, name: &str) -> Error {
     };
     Error::input(format!("no environment named `{name}`; {hint}"))
 }
+
+impl super::App {
+    /// Each environment of the project: idle, running what (its lease), paused or locked
+    /// by whom, and its last run — what `lowtouch status` shows, as data.
+    pub fn environment_status(&self) -> Result<Vec<serde_json::Value>, Error> {
+        let store = self.store()?;
+        let leases = store.leases()?;
+        let runs = store.runs(200)?;
+        let mut rows = Vec::new();
+        for env in Environment::names(self.project().root()) {
+            let control = store.control(&env)?;
+            let lease = leases.iter().find(|l| l.environment == env);
+            let state = match (lease, control.hold()) {
+                (Some(l), _) => format!(
+                    "running {} (run {}, pid {})",
+                    l.pipelines.join(", "),
+                    l.run_id,
+                    l.pid
+                ),
+                (None, Some(hold)) => hold,
+                (None, None) => "idle".to_string(),
+            };
+            let last = runs.iter().find(|r| r.environments.contains(&env));
+            rows.push(serde_json::json!({
+                "environment": env,
+                "state": state,
+                "paused": control.paused,
+                "lock": control.lock,
+                "lease": lease,
+                "last_run": last.map(|r| serde_json::json!({
+                    "id": r.id, "status": r.status, "passed": r.passed, "failed": r.failed,
+                    "revision": r.revision, "started_at": r.started_at,
+                    "judged": r.judgement.as_ref().map(|j| j.outcome.as_str()),
+                })),
+            }));
+        }
+        Ok(rows)
+    }
+}

@@ -25,12 +25,6 @@ pub struct Judged {
     pub matches_stored: Option<bool>,
 }
 
-fn micros(t: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .map(|d| d.timestamp_micros())
-        .ok()
-}
-
 impl App {
     /// A run's features: kept ones, or extracted from its records and the observations
     /// of its time range (and kept).
@@ -45,16 +39,7 @@ impl App {
         let Some(stored) = crate::compare::history::load(&store, &run.id)? else {
             return Ok(Features::default());
         };
-        let from = micros(&run.started_at).unwrap_or(i64::MIN);
-        let to = run
-            .finished_at
-            .as_deref()
-            .and_then(micros)
-            .unwrap_or(i64::MAX);
-        let mut observations = Vec::new();
-        for env in &run.environments {
-            observations.extend(store.observations(env, from, to)?);
-        }
+        let observations = crate::compare::history::observed(&store, run, false)?;
         let f = features::extract(&stored, &observations);
         // Only a finished run's features are final.
         if run.finished_at.is_some() && run.status != Status::Running {

@@ -46,6 +46,17 @@ impl RunOutcome {
         &self.stored.run
     }
 
+    /// What the run prints when it ends; `runs`: how many the store holds now.
+    pub fn finished(&self, runs: usize) -> report::terminal::Finished<'_> {
+        report::terminal::Finished {
+            stored: &self.stored,
+            verdict: self.verdict.as_ref(),
+            junit: &self.junit,
+            store: &self.store,
+            runs,
+        }
+    }
+
     /// The process's exit code for this run.
     pub fn exit_code(&self) -> i32 {
         match self.stored.run.status {

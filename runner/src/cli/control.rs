@@ -9,7 +9,6 @@ use clap::Args;
 
 use crate::app::{App, Error};
 use crate::clock;
-use crate::environment::Environment;
 use crate::store::control::EnvLock;
 
 #[derive(Debug, Clone, Args)]
@@ -108,37 +107,7 @@ pub fn unlock(app: &App, args: &EnvArg) -> Result<i32, Error> {
 }
 
 pub fn status(app: &App, args: &StatusArgs) -> Result<i32, Error> {
-    let project = app.project().root();
-    let store = app.store()?;
-    let leases = store.leases()?;
-    let runs = store.runs(200)?;
-    let mut rows = Vec::new();
-    for env in Environment::names(project) {
-        let control = store.control(&env)?;
-        let lease = leases.iter().find(|l| l.environment == env);
-        let state = match (lease, control.hold()) {
-            (Some(l), _) => format!(
-                "running {} (run {}, pid {})",
-                l.pipelines.join(", "),
-                l.run_id,
-                l.pid
-            ),
-            (None, Some(hold)) => hold,
-            (None, None) => "idle".to_string(),
-        };
-        let last = runs.iter().find(|r| r.environments.contains(&env));
-        rows.push(serde_json::json!({
-            "environment": env,
-            "state": state,
-            "paused": control.paused,
-            "lock": control.lock,
-            "lease": lease,
-            "last_run": last.map(|r| serde_json::json!({
-                "id": r.id, "status": r.status, "passed": r.passed, "failed": r.failed,
-                "revision": r.revision, "started_at": r.started_at,
-            })),
-        }));
-    }
+    let rows = app.environment_status()?;
     if args.json {
         crate::outln!(
             "{}",

@@ -182,29 +182,14 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, Erro
     if args.steps {
         return steps(store, &run, args.json);
     }
-    let at = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .map(|d| d.timestamp_micros())
-            .ok()
-    };
-    let from = at(&run.started_at).unwrap_or(i64::MIN);
-    let to = run.finished_at.as_deref().and_then(at).unwrap_or(i64::MAX);
-    let mut rows = Vec::new();
-    for env in &run.environments {
-        if args.metrics.is_none() && args.events {
-            rows.extend(store.events(env, from, to)?);
-        } else {
-            rows.extend(store.observations(env, from, to)?);
-        }
-    }
-    rows.sort_by_key(|o| o.at_us);
+    let mut rows =
+        crate::compare::history::observed(store, &run, args.metrics.is_none() && args.events)?;
     rows.retain(|o| match &args.metrics {
         Some(name) => o.kind == "metric" && &o.name == name,
         None => !args.events || o.kind == "event",
     });
     if args.json {
-        let text = serde_json::to_string_pretty(&rows).map_err(|e| Error::infra(e.to_string()))?;
-        crate::outln!("{text}");
+        print_json(&rows)?;
         return Ok(0);
     }
     if rows.is_empty() {
@@ -218,6 +203,7 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, Erro
         );
         return Ok(0);
     }
+    let (from, _) = crate::compare::history::window(&run);
     crate::out!("{}", history::observations_table(&rows, from));
     Ok(0)
 }
@@ -231,16 +217,7 @@ fn steps(store: &Store, run: &RunRecord, json: bool) -> Result<i32, Error> {
         }
     }
     if json {
-        let rows: Vec<serde_json::Value> = all
-            .iter()
-            .map(|(scenario, step)| {
-                let mut v = serde_json::to_value(step).unwrap_or_default();
-                v["scenario"] = serde_json::Value::String(scenario.clone());
-                v
-            })
-            .collect();
-        let text = serde_json::to_string_pretty(&rows).map_err(|e| Error::infra(e.to_string()))?;
-        crate::outln!("{text}");
+        print_json(&history::steps_json(&all))?;
         return Ok(0);
     }
     crate::out!("{}", history::steps_text(&all));

@@ -46,11 +46,8 @@ pub fn judge(app: &App, args: &JudgeArgs) -> Result<i32, Error> {
     let run = history::resolve(&store, app.project().root(), name)?;
     let judged = app.rejudge(&run, &app.declared(&run), &Policy::default())?;
     if args.json {
-        let value = serde_json::json!({
-            "run": run.id,
-            "verdict": judged.verdict,
-            "matches_stored": judged.matches_stored,
-        });
+        let value = serde_json::json!({ "run": run.id, "verdict": judged.verdict,
+            "matches_stored": judged.matches_stored });
         crate::outln!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
@@ -66,13 +63,10 @@ pub fn judge(app: &App, args: &JudgeArgs) -> Result<i32, Error> {
             run.id,
             crate::report::verdict::text(&judged.verdict, limit)
         );
-        match judged.matches_stored {
-            Some(true) => crate::outln!("recomputed from the stored inputs: the same verdict"),
-            Some(false) => crate::outln!(
-                "recomputed from the stored inputs: DIFFERS from the stored verdict (a run it used was pruned, or lowtouch changed)"
-            ),
-            None => crate::outln!("judged now (it had no stored verdict); stored"),
-        }
+        crate::outln!(
+            "{}",
+            crate::report::verdict::recomputed(judged.matches_stored)
+        );
     }
     Ok(if judged.verdict.regressed() {
         exit::FAILED

@@ -179,40 +179,14 @@ pub fn report_run(
 ) -> Result<i32, Error> {
     let ran = ran?;
     if let crate::app::Ran::Done(outcome) = &ran {
-        let records: Vec<_> = outcome
-            .stored
-            .scenarios
-            .iter()
-            .map(|(sc, _)| sc.clone())
-            .collect();
+        let finished = outcome.finished(app.store()?.run_count());
         if json {
-            let value = serde_json::json!({
-                "run": outcome.run(),
-                "verdict": outcome.verdict,
-                "scenarios": records,
-                "junit": outcome.junit.display().to_string(),
-                "store": outcome.store.display().to_string(),
-            });
-            crate::outln!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            );
+            crate::outln!("{}", finished.json());
         } else {
-            let style = crate::report::terminal::Style::detect(crate::console::is_terminal(
-                crate::console::Stream::Out,
-            ));
+            let out = crate::console::is_terminal(crate::console::Stream::Out);
             crate::out!(
                 "{}",
-                crate::report::terminal::summary(outcome.run(), &records, style)
-            );
-            if let Some(v) = &outcome.verdict {
-                crate::out!("{}", crate::report::verdict::text(v, 3));
-            }
-            crate::outln!(
-                "junit: {}  store: {} ({} runs)",
-                crate::source::display_path(&outcome.junit),
-                crate::source::display_path(&outcome.store),
-                app.store()?.run_count()
+                finished.text(crate::report::terminal::Style::detect(out))
             );
         }
     }

@@ -226,6 +226,43 @@ pub fn previous_release(
     Ok(releases.into_iter().next())
 }
 
+/// A run's time range on the server's timeline (µs): from its start to its end, or on
+/// while it runs.
+pub fn window(run: &RunRecord) -> (i64, i64) {
+    let micros = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| d.timestamp_micros())
+            .ok()
+    };
+    let from = micros(&run.started_at).unwrap_or(i64::MIN);
+    let to = run
+        .finished_at
+        .as_deref()
+        .and_then(micros)
+        .unwrap_or(i64::MAX);
+    (from, to)
+}
+
+/// What the daemons observed on a run's environments in its time range, in time order:
+/// every observation, or only the events.
+pub fn observed(
+    store: &Store,
+    run: &RunRecord,
+    events_only: bool,
+) -> Result<Vec<crate::store::ObservationRecord>, StoreError> {
+    let (from, to) = window(run);
+    let mut rows = Vec::new();
+    for env in &run.environments {
+        if events_only {
+            rows.extend(store.events(env, from, to)?);
+        } else {
+            rows.extend(store.observations(env, from, to)?);
+        }
+    }
+    rows.sort_by_key(|o| o.at_us);
+    Ok(rows)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -234,25 +271,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// of every latency (`*_us`, `*_ms`), the peak of `rss_bytes`, the mean `cpu_percent`,
 /// all sources of the run's environments together.
 pub fn summaries(store: &Store, run: &RunRecord) -> Result<BTreeMap<String, f64>, StoreError> {
-    let micros = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .map(|d| d.timestamp_micros())
-            .ok()
-    };
-    let Some(from) = micros(&run.started_at) else {
+    if chrono::DateTime::parse_from_rfc3339(&run.started_at).is_err() {
         return Ok(BTreeMap::new());
-    };
-    let to = run
-        .finished_at
-        .as_deref()
-        .and_then(micros)
-        .unwrap_or(i64::MAX);
+    }
     let mut series: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for env in &run.environments {
-        for o in store.observations(env, from, to)? {
-            if let Some(v) = o.number {
-                series.entry(o.name).or_default().push(v);
-            }
+    for o in observed(store, run, false)? {
+        if let Some(v) = o.number {
+            series.entry(o.name).or_default().push(v);
         }
     }
     let mut out = BTreeMap::new();
@@ -299,27 +324,16 @@ pub fn series(
     store: &Store,
     run: &RunRecord,
 ) -> Result<std::collections::BTreeMap<String, Vec<(f64, f64)>>, StoreError> {
-    let micros = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .map(|d| d.timestamp_micros())
-            .ok()
-    };
     let mut out = std::collections::BTreeMap::new();
-    let Some(from) = micros(&run.started_at) else {
+    if chrono::DateTime::parse_from_rfc3339(&run.started_at).is_err() {
         return Ok(out);
-    };
-    let to = run
-        .finished_at
-        .as_deref()
-        .and_then(micros)
-        .unwrap_or(i64::MAX);
-    for env in &run.environments {
-        for o in store.observations(env, from, to)? {
-            if let Some(v) = o.number.filter(|_| plotted(&o.name)) {
-                out.entry(format!("{} {}", o.source, o.name))
-                    .or_insert_with(Vec::new)
-                    .push(((o.at_us - from) as f64 / 1e6, v));
-            }
+    }
+    let (from, _) = window(run);
+    for o in observed(store, run, false)? {
+        if let Some(v) = o.number.filter(|_| plotted(&o.name)) {
+            out.entry(format!("{} {}", o.source, o.name))
+                .or_insert_with(Vec::new)
+                .push(((o.at_us - from) as f64 / 1e6, v));
         }
     }
     Ok(out)

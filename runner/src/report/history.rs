@@ -304,3 +304,15 @@ pub fn flaky_table(flaky: &[Flaky]) -> String {
     }
     out
 }
+
+/// `history --run ID --steps --json`: each step as stored, with its scenario's name.
+pub fn steps_json(steps: &[(String, crate::record::StepRecord)]) -> Vec<serde_json::Value> {
+    steps
+        .iter()
+        .map(|(scenario, step)| {
+            let mut v = serde_json::to_value(step).unwrap_or_default();
+            v["scenario"] = serde_json::Value::String(scenario.clone());
+            v
+        })
+        .collect()
+}

@@ -310,3 +310,49 @@ pub fn summary(run: &RunRecord, scenarios: &[ScenarioRecord], style: Style) -> S
     ));
     out
 }
+
+/// What a finished run prints: its summary, the judge's verdict, where JUnit and the store
+/// are; or all of it as JSON (`--json`).
+pub struct Finished<'a> {
+    pub stored: &'a crate::record::StoredRun,
+    pub verdict: Option<&'a crate::judge::Verdict>,
+    pub junit: &'a std::path::Path,
+    pub store: &'a std::path::Path,
+    /// Runs in the store.
+    pub runs: usize,
+}
+
+impl Finished<'_> {
+    fn scenarios(&self) -> Vec<ScenarioRecord> {
+        self.stored
+            .scenarios
+            .iter()
+            .map(|(sc, _)| sc.clone())
+            .collect()
+    }
+
+    pub fn text(&self, style: Style) -> String {
+        let mut out = summary(&self.stored.run, &self.scenarios(), style);
+        if let Some(v) = self.verdict {
+            out.push_str(&super::verdict::text(v, 3));
+        }
+        out.push_str(&format!(
+            "junit: {}  store: {} ({} runs)\n",
+            crate::source::display_path(self.junit),
+            crate::source::display_path(self.store),
+            self.runs
+        ));
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let value = serde_json::json!({
+            "run": self.stored.run,
+            "verdict": self.verdict,
+            "scenarios": self.scenarios(),
+            "junit": self.junit.display().to_string(),
+            "store": self.store.display().to_string(),
+        });
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    }
+}

@@ -50,6 +50,17 @@ pub fn text(v: &Verdict, limit: usize) -> String {
     out
 }
 
+/// What recomputing a stored verdict came to (`None`: there was none; judged now).
+pub fn recomputed(matches_stored: Option<bool>) -> &'static str {
+    match matches_stored {
+        Some(true) => "recomputed from the stored inputs: the same verdict",
+        Some(false) => {
+            "recomputed from the stored inputs: DIFFERS from the stored verdict (a run it used was pruned, or lowtouch changed)"
+        }
+        None => "judged now (it had no stored verdict); stored",
+    }
+}
+
 /// A run's baseline: the runs chosen (with their revision and verdict), then why each
 /// earlier run was left out.
 pub fn baseline(run: &RunRecord, choice: &Choice, runs: &[RunRecord]) -> String {
