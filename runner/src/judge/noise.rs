@@ -42,8 +42,6 @@ pub struct Noise {
     pub scale: f64,
     /// Degrees of freedom of the scale's estimate (for the t test).
     pub df: f64,
-    /// Baseline runs that flagged against the others (leave-one-out), of `reference`.
-    pub self_flags: usize,
 }
 
 /// The per-feature level at which leave-one-out counts a baseline run as flagged.
@@ -52,10 +50,15 @@ pub const SELF_FLAG_LEVEL: f64 = 0.01;
 impl Noise {
     /// Whether history shows the feature flags far more often than the nominal rate: 10 %
     /// of its runs where 1 % is expected (binomially, under 0.4 % per clean feature of 30
-    /// runs), and never fewer than 2.
+    /// runs), and never fewer than 2. Computed when asked: it judges each baseline run
+    /// against the others, and only a feature that would flag needs to know.
     pub fn wild(&self) -> bool {
+        if self.shape == Shape::Constant {
+            return false;
+        }
         let n = self.reference.len();
-        self.self_flags >= 2 && self.self_flags * 10 >= n
+        let flags = leave_one_out_flags(&self.reference);
+        flags >= 2 && flags * 10 >= n
     }
 }
 
@@ -157,21 +160,23 @@ pub fn learn(baseline: &[f64], candidate: f64) -> Noise {
             } else {
                 hi
             };
-            return finish(near.to_vec(), Shape::Bimodal);
+            return finish(near.to_vec(), Shape::Bimodal, None);
         }
         None => sorted,
     };
+    let spread = qn(&reference);
     let shape = if reference.first() == reference.last() {
         Shape::Constant
-    } else if qn(&reference) == 0.0 {
+    } else if spread == 0.0 {
         Shape::Tied
     } else {
         Shape::Spread
     };
-    finish(reference, shape)
+    finish(reference, shape, Some(spread))
 }
 
-fn finish(reference: Vec<f64>, shape: Shape) -> Noise {
+/// The noise of `reference` in `shape`; `qn` if it is known already.
+fn finish(reference: Vec<f64>, shape: Shape, qn_known: Option<f64>) -> Noise {
     // A cluster of one value is a constant, whatever the rest of the baseline does.
     let shape = if reference.first() == reference.last() {
         Shape::Constant
@@ -182,22 +187,17 @@ fn finish(reference: Vec<f64>, shape: Shape) -> Noise {
     let scale = match shape {
         Shape::Constant => 0.0,
         Shape::Tied => tied_scale(&reference, center),
-        Shape::Spread | Shape::Bimodal => spread_of(&reference),
+        Shape::Spread => qn_known.unwrap_or_else(|| spread_of(&reference)),
+        Shape::Bimodal => spread_of(&reference),
     };
     let n = reference.len();
     let df = qn_df(n);
-    let self_flags = if shape == Shape::Constant {
-        0
-    } else {
-        leave_one_out_flags(&reference)
-    };
     Noise {
         shape,
         reference,
         center,
         scale,
         df,
-        self_flags,
     }
 }
 

@@ -393,19 +393,56 @@ struct Tested {
     in_critical: bool,
 }
 
-/// The values of `f` in `features`: an absent event count is 0 where its scenario ran.
-fn value_of(f: &FeatureId, features: &Features) -> Option<f64> {
-    match features.values.get(f) {
-        Some(v) => Some(*v),
-        None if f.stat == Stat::Events
-            && features
+/// One run's features read in ascending order of id, as a merge: thousands of features
+/// against 30 runs would otherwise be a tree search per feature and run.
+struct Cursor<'a> {
+    values: std::iter::Peekable<std::collections::btree_map::Iter<'a, FeatureId, f64>>,
+    /// Scenarios the run has features of: an event count it lacks there is 0.
+    scopes: std::collections::HashSet<&'a str>,
+    features: &'a Features,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(features: &'a Features) -> Cursor<'a> {
+        Cursor {
+            values: features.values.iter().peekable(),
+            scopes: features
                 .values
                 .keys()
-                .any(|k| k.series.scope == f.series.scope) =>
-        {
-            Some(0.0)
+                .map(|k| k.series.scope.as_str())
+                .collect(),
+            features,
         }
-        None => None,
+    }
+
+    /// The value of `f` (asked in ascending order of id), if finite.
+    fn value(&mut self, f: &FeatureId) -> Option<f64> {
+        while self.values.next_if(|(k, _)| *k < f).is_some() {}
+        let v = match self.values.peek() {
+            Some((k, v)) if *k == f => Some(**v),
+            _ if f.stat == Stat::Events && self.scopes.contains(f.series.scope.as_str()) => {
+                Some(0.0)
+            }
+            _ => None,
+        };
+        v.filter(|v| v.is_finite())
+    }
+}
+
+/// The ids of every feature any of `runs` has, ascending: a k-way merge of their sorted
+/// features (each step compares the heads, not a tree search per id and run).
+fn union<'a>(runs: impl Iterator<Item = &'a Features>) -> Vec<&'a FeatureId> {
+    let mut heads: Vec<_> = runs.map(|f| f.values.keys().peekable()).collect();
+    let mut out = Vec::new();
+    loop {
+        let next = heads.iter_mut().filter_map(|h| h.peek().copied()).min();
+        let Some(next) = next else {
+            return out;
+        };
+        for h in &mut heads {
+            h.next_if(|k| *k == next);
+        }
+        out.push(next);
     }
 }
 
@@ -414,28 +451,38 @@ pub fn judge(case: &Case<'_>) -> Verdict {
     let policy = case.policy;
     let look = case.pooled.len() + 1;
     let enough = case.baseline.len() >= policy.min_baseline;
-    let mut ids: std::collections::BTreeSet<&FeatureId> = case.run.values.keys().collect();
-    // Features the baseline had that this run lacks: missing (or a zero count).
-    for (_, b) in case.baseline {
-        ids.extend(b.values.keys());
-    }
+    // Every feature of the run or of its baseline (one it lacks is missing, or a zero
+    // count), in order: a merge of the runs' sorted features.
+    let ids = union(std::iter::once(case.run).chain(case.baseline.iter().map(|(_, b)| *b)));
     let mut tested: Vec<Tested> = Vec::new();
     let mut counts = Counts::default();
+    let mut quantiles = T975::default();
+    let mut own_values = Cursor::new(case.run);
+    let mut baseline: Vec<Cursor<'_>> = case.baseline.iter().map(|(_, b)| Cursor::new(b)).collect();
+    let mut pooled: Vec<Cursor<'_>> = case.pooled.iter().map(|p| Cursor::new(p)).collect();
+    // Which baseline runs had the scenario's text as this run has it: features come
+    // grouped by scenario, so this is worked out once per scenario.
+    let mut scope: Option<&str> = None;
+    let mut comparable: Vec<bool> = Vec::new();
     for f in ids {
-        // The scenario's text must be the same for its features to compare.
-        let content = case.run.scopes.get(&f.series.scope);
-        let comparable = |b: &Features| match (content, b.scopes.get(&f.series.scope)) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        };
-        let base: Vec<f64> = case
-            .baseline
-            .iter()
-            .filter(|(_, b)| comparable(b))
-            .filter_map(|(_, b)| value_of(f, b))
-            .filter(|v| v.is_finite())
+        if scope != Some(f.series.scope.as_str()) {
+            scope = Some(f.series.scope.as_str());
+            let content = case.run.scopes.get(&f.series.scope);
+            comparable = case
+                .baseline
+                .iter()
+                .map(|(_, b)| match (content, b.scopes.get(&f.series.scope)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                })
+                .collect();
+        }
+        let base: Vec<f64> = baseline
+            .iter_mut()
+            .zip(&comparable)
+            .filter_map(|(c, ok)| c.value(f).filter(|_| *ok))
             .collect();
-        let Some(own) = value_of(f, case.run).filter(|v| v.is_finite()) else {
+        let Some(own) = own_values.value(f) else {
             // Had by most comparable runs, not by this one.
             if enough && f.stat != Stat::Events && base.len() * 5 >= case.baseline.len() * 4 {
                 counts.missing += 1;
@@ -451,14 +498,9 @@ pub fn judge(case: &Case<'_>) -> Verdict {
         };
         counts.features += 1;
         let mut cand = vec![own];
-        cand.extend(
-            case.pooled
-                .iter()
-                .filter_map(|p| value_of(f, p))
-                .filter(|v| v.is_finite()),
-        );
+        cand.extend(pooled.iter_mut().filter_map(|p| p.value(f)));
         let d = declared_for(f, case.declared);
-        let mut t = test(f, &cand, &base, &d, policy);
+        let mut t = test(f, &cand, &base, &d, policy, &mut quantiles);
         if let Some(limit) = d.max.filter(|m| f.stat.in_series_unit() && own > *m) {
             t.judged.limit = Some(limit);
         }
@@ -466,8 +508,9 @@ pub fn judge(case: &Case<'_>) -> Verdict {
             let theirs: Vec<f64> = case
                 .baseline
                 .iter()
-                .filter(|(_, b)| comparable(b))
-                .filter_map(|(_, b)| b.blocks.get(&f.series))
+                .zip(&comparable)
+                .filter(|(_, ok)| **ok)
+                .filter_map(|((_, b), _)| b.blocks.get(&f.series))
                 .flatten()
                 .copied()
                 .collect();
@@ -673,8 +716,29 @@ fn missing(f: &FeatureId, base: &[f64], d: Declared) -> Judged {
     }
 }
 
+/// 97.5 % t quantiles by degrees of freedom: statrs finds one by search, and a verdict
+/// needs the same few (one per baseline size) thousands of times.
+#[derive(Default)]
+struct T975(std::collections::HashMap<u64, f64>);
+
+impl T975 {
+    fn get(&mut self, df: f64) -> f64 {
+        *self
+            .0
+            .entry(df.to_bits())
+            .or_insert_with(|| stats::t_quantile(0.975, df))
+    }
+}
+
 /// One feature's statistics, before any correction.
-fn test(f: &FeatureId, cand: &[f64], base: &[f64], d: &Declared, policy: &Policy) -> Tested {
+fn test(
+    f: &FeatureId,
+    cand: &[f64],
+    base: &[f64],
+    d: &Declared,
+    policy: &Policy,
+    quantiles: &mut T975,
+) -> Tested {
     // The mean of the candidate's few runs: its spread is what the t test assumes.
     let value = stats::mean(cand);
     let k = cand.len();
@@ -722,7 +786,6 @@ fn test(f: &FeatureId, cand: &[f64], base: &[f64], d: &Declared, policy: &Policy
     judged.noise = noise.scale;
     judged.effect = effect;
     judged.relative = (center != 0.0).then(|| effect / center.abs());
-    judged.report_only = noise.wild();
     judged.rank_p = if k == 1 {
         stats::rank_p(value, &noise.reference)
     } else {
@@ -779,6 +842,8 @@ fn test(f: &FeatureId, cand: &[f64], base: &[f64], d: &Declared, policy: &Policy
     };
     judged.p = p;
     judged.q = p;
+    // Whether history vouches for the feature matters only where it would flag or lean.
+    judged.report_only = (p <= 0.05 || departed == Some(true)) && noise.wild();
     judged.noise_units = if noise.scale > 0.0 {
         effect / noise.scale
     } else if effect == 0.0 {
@@ -786,7 +851,7 @@ fn test(f: &FeatureId, cand: &[f64], base: &[f64], d: &Declared, policy: &Policy
     } else {
         effect.signum() * 99.0
     };
-    let half = stats::t_quantile(0.975, noise.df) * se;
+    let half = quantiles.get(noise.df) * se;
     judged.interval = (effect - half, effect + half);
     Tested {
         judged,

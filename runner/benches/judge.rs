@@ -1,0 +1,131 @@
+//! The judge's own cost (issue 14 §6): `cargo bench -p lowtouch --bench judge`.
+//!
+//! 1. 10,000 features of one run judged against 30 baseline runs (the pure verdict, as
+//!    `App::judge` calls it once the features are read): target < 1 s.
+//! 2. The same with 3 earlier runs of the candidate pooled (a later look).
+//! 3. Packing and unpacking those features (what the store keeps per run), with the size.
+//!
+//! Synthetic features: 10 sources × 1,000 features, each with its own center and 2 %
+//! run-to-run noise (a deterministic sum of uniforms), a few hundred shifted by 10 noise
+//! units so the correction has work to do. Also prints what was flagged, as a sanity check.
+//! The demo's A/A and fault-knob campaign is not here yet.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use lowtouch::judge::declared::{Better, Declared, Unit};
+use lowtouch::judge::features::Packed;
+use lowtouch::judge::{Case, FeatureId, Features, Policy, Series, Stat};
+
+struct Noisy(u64);
+
+impl Noisy {
+    fn next(&mut self) -> f64 {
+        let mut s = 0.0;
+        for _ in 0..12 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            s += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
+        }
+        s - 6.0
+    }
+}
+
+const SOURCES: usize = 10;
+const PER_SOURCE: usize = 1000;
+const STATS: [Stat; 5] = [Stat::Mean, Stat::P50, Stat::P95, Stat::P99, Stat::Max];
+
+fn run(rng: &mut Noisy, shifted: bool) -> Features {
+    let mut f = Features::default();
+    for s in 0..SOURCES {
+        for i in 0..PER_SOURCE {
+            let center = 100.0 * (i + 1) as f64;
+            let mut v = center + 0.02 * center * rng.next();
+            if shifted && i % 37 == 0 {
+                v += 10.0 * 0.02 * center;
+            }
+            f.values.insert(
+                FeatureId {
+                    series: Series {
+                        scope: format!("scenario{}", i % 7),
+                        phase: if i % 2 == 0 { "load" } else { "idle" }.into(),
+                        source: format!("Component{s}"),
+                        name: format!("metric{}_us", i / STATS.len()),
+                    },
+                    stat: STATS[i % STATS.len()],
+                },
+                v,
+            );
+        }
+    }
+    f
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mut rng = Noisy(42);
+    let history: Vec<Features> = (0..30).map(|_| run(&mut rng, false)).collect();
+    let ids: Vec<String> = (0..30).map(|i| format!("run{i}")).collect();
+    let baseline: Vec<(&str, &Features)> = ids.iter().map(String::as_str).zip(&history).collect();
+    let me = run(&mut rng, true);
+    let pooled: Vec<Features> = (0..3).map(|_| run(&mut rng, true)).collect();
+    let pooled: Vec<&Features> = pooled.iter().collect();
+    let declared: BTreeMap<String, Declared> = [(
+        "metric0_us".to_string(),
+        Declared {
+            unit: Unit::Us,
+            better: Some(Better::Lower),
+            critical: true,
+            ..Declared::default()
+        },
+    )]
+    .into();
+    let policy = Policy::default();
+    println!(
+        "judge: {} features of one run against {} baseline runs",
+        me.values.len(),
+        baseline.len()
+    );
+    for (label, pool) in [("1 run", &[][..]), ("4 runs pooled", &pooled[..])] {
+        let mut times = Vec::new();
+        let mut verdict = None;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let v = lowtouch::judge::verdict::judge(&Case {
+                run: &me,
+                pooled: pool,
+                baseline: &baseline,
+                declared: &declared,
+                policy: &policy,
+            });
+            times.push(t.elapsed());
+            verdict = Some(v);
+        }
+        let v = verdict.expect("judged");
+        println!(
+            "  {label}: median {:.0} ms of 5 (target < 1,000 ms); {}",
+            median(times).as_secs_f64() * 1e3,
+            v.headline()
+        );
+    }
+    let t = Instant::now();
+    let text = serde_json::to_string(&Packed::from(&me)).expect("packed");
+    let packed = t.elapsed();
+    let t = Instant::now();
+    let back: Packed = serde_json::from_str(&text).expect("unpacked");
+    let _ = back.unpack();
+    println!(
+        "  stored form: {} KiB for {} features ({:.0} bytes each); pack {:.1} ms, read back {:.1} ms",
+        text.len() / 1024,
+        me.values.len(),
+        text.len() as f64 / me.values.len() as f64,
+        packed.as_secs_f64() * 1e3,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+}
