@@ -399,7 +399,6 @@ struct Cursor<'a> {
     values: std::iter::Peekable<std::collections::btree_map::Iter<'a, FeatureId, f64>>,
     /// Scenarios the run has features of: an event count it lacks there is 0.
     scopes: std::collections::HashSet<&'a str>,
-    features: &'a Features,
 }
 
 impl<'a> Cursor<'a> {
