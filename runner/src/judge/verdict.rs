@@ -410,7 +410,6 @@ impl<'a> Cursor<'a> {
                 .keys()
                 .map(|k| k.series.scope.as_str())
                 .collect(),
-            features,
         }
     }
 
