@@ -405,11 +405,18 @@ impl<'a> Cursor<'a> {
     fn new(features: &'a Features) -> Cursor<'a> {
         Cursor {
             values: features.values.iter().peekable(),
-            scopes: features
-                .values
-                .keys()
-                .map(|k| k.series.scope.as_str())
-                .collect(),
+            // Keys come sorted by scenario first: one insert per scenario.
+            scopes: {
+                let mut scopes = std::collections::HashSet::new();
+                let mut last: Option<&str> = None;
+                for k in features.values.keys() {
+                    if last != Some(k.series.scope.as_str()) {
+                        last = Some(k.series.scope.as_str());
+                        scopes.insert(k.series.scope.as_str());
+                    }
+                }
+                scopes
+            },
         }
     }
 
