@@ -53,7 +53,14 @@ impl App {
             app: app.as_ref(),
         };
         for (pipeline, github, sha) in targets {
-            to.post(pipeline, github, sha, run, &outcome.stored.scenarios);
+            to.post(
+                pipeline,
+                github,
+                sha,
+                run,
+                &outcome.stored.scenarios,
+                outcome.verdict.as_ref(),
+            );
         }
     }
 }
@@ -73,6 +80,7 @@ impl Target<'_> {
         sha: &str,
         run: &RunRecord,
         scenarios: &[ScenarioWithSteps],
+        judged: Option<&crate::judge::Verdict>,
     ) {
         let short = &sha[..sha.len().min(12)];
         let env = run.environments.first().cloned().unwrap_or_default();
@@ -98,10 +106,7 @@ impl Target<'_> {
                         sha: sha.to_string(),
                         context: context.clone(),
                         verdict,
-                        description: format!(
-                            "{} passed, {} failed, {} skipped (run {})",
-                            run.passed, run.failed, run.skipped, run.id
-                        ),
+                        description: description(run),
                     })
                     .map_err(|e| e.to_string())?;
                 self.store
@@ -123,7 +128,7 @@ impl Target<'_> {
         }
         if let Some(app) = self.app {
             let check_key = format!("check-run {context}");
-            let check = check_run(run, scenarios, repo, sha, &context);
+            let check = check_run(run, scenarios, judged, repo, sha, &context);
             let outcome = (|| -> Result<String, String> {
                 let app = app.as_ref().map_err(|e| e.to_string())?;
                 if unchanged(&check_key, check.conclusion) {
@@ -159,11 +164,30 @@ fn verdict_of(status: Status) -> Verdict {
     }
 }
 
-/// A run as a check run: its conclusion, the counts as the title, and a summary that
-/// names each failed scenario with where and why it failed.
+/// A commit status's description: the counts, the judge's outcome, the run; within the
+/// 140 characters GitHub takes.
+fn description(run: &RunRecord) -> String {
+    let mut text = format!(
+        "{} passed, {} failed, {} skipped",
+        run.passed, run.failed, run.skipped
+    );
+    if let Some(j) = &run.judgement {
+        text.push_str(&format!("; judge {}", j.outcome.as_str()));
+        if j.regressed > 0 {
+            text.push_str(&format!(", {} regressed", j.regressed));
+        }
+    }
+    text.push_str(&format!(" (run {})", run.id));
+    text.chars().take(140).collect()
+}
+
+/// A run as a check run: its conclusion, the counts and the judge's outcome as the title,
+/// and a summary that names each failed scenario with where and why it failed, and the
+/// judge's findings with their numbers.
 pub fn check_run(
     run: &RunRecord,
     scenarios: &[ScenarioWithSteps],
+    judged: Option<&crate::judge::Verdict>,
     repo: &GithubRepo,
     sha: &str,
     name: &str,
@@ -211,6 +235,32 @@ pub fn check_run(
             summary.push_str(&format!("| {what} | `{at}` | {why} |\n"));
         }
     }
+    if let Some(v) = judged {
+        summary.push_str(&format!(
+            "\n**judge: {}**\n",
+            v.headline().replace('|', "\\|")
+        ));
+        if !v.findings.is_empty() {
+            summary.push_str(
+                "\n| finding | feature | change | numbers |\n| --- | --- | --- | --- |\n",
+            );
+            for j in v.findings.iter().take(20) {
+                let cell = |t: String| t.replace('|', "\\|").replace('\n', " ");
+                summary.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    crate::report::verdict::label(j),
+                    cell(j.feature.to_string()),
+                    cell(
+                        j.summary()
+                            .trim_start_matches(&j.feature.to_string())
+                            .trim()
+                            .to_string()
+                    ),
+                    cell(j.explanation())
+                ));
+            }
+        }
+    }
     for (name, commit) in &run.candidate {
         summary.push_str(&format!("\ncandidate `{name}`: `{commit}`"));
     }
@@ -225,10 +275,19 @@ pub fn check_run(
         conclusion,
         started_at: run.started_at.clone(),
         completed_at: run.finished_at.clone().unwrap_or_else(crate::clock::now),
-        title: format!(
-            "{} passed, {} failed, {} skipped",
-            run.passed, run.failed, run.skipped
-        ),
+        title: match judged {
+            Some(v) => format!(
+                "{} passed, {} failed, {} skipped; judge {}",
+                run.passed,
+                run.failed,
+                run.skipped,
+                v.outcome.as_str()
+            ),
+            None => format!(
+                "{} passed, {} failed, {} skipped",
+                run.passed, run.failed, run.skipped
+            ),
+        },
         summary,
     }
 }
@@ -256,6 +315,7 @@ mod tests {
         let check = check_run(
             &run,
             &[(good, Vec::new()), (bad, Vec::new())],
+            None,
             &repo,
             "abc",
             "lowtouch/p/e",
@@ -270,5 +330,86 @@ mod tests {
             check.summary
         );
         assert!(!check.summary.contains("| smoke |"));
+    }
+
+    /// A verdict of one regressed critical latency against 10 calm runs.
+    fn regressed() -> crate::judge::Verdict {
+        use crate::judge::declared::{Better, Declared, Unit};
+        use crate::judge::{FeatureId, Features, Series, Stat};
+        let id = FeatureId {
+            series: Series {
+                scope: "failover".into(),
+                phase: "load".into(),
+                source: "Backup".into(),
+                name: "latency_us".into(),
+            },
+            stat: Stat::P99,
+        };
+        let run = |v: f64| {
+            let mut f = Features::default();
+            f.values.insert(id.clone(), v);
+            f
+        };
+        let history: Vec<Features> = (0..10).map(|i| run(100.0 + (i % 3) as f64)).collect();
+        let baseline: Vec<(&str, &Features)> = history.iter().map(|f| ("b", f)).collect();
+        let declared = [(
+            "latency_us".to_string(),
+            Declared {
+                unit: Unit::Us,
+                better: Some(Better::Lower),
+                critical: true,
+                ..Declared::default()
+            },
+        )]
+        .into();
+        crate::judge::verdict::judge(&crate::judge::Case {
+            run: &run(300.0),
+            pooled: &[],
+            baseline: &baseline,
+            declared: &declared,
+            policy: &crate::judge::Policy::default(),
+        })
+    }
+
+    #[test]
+    fn statuses_and_check_runs_carry_the_judge_s_verdict() {
+        let v = regressed();
+        assert!(v.fails, "{}", v.headline());
+        let mut run = RunRecord::for_test("r1");
+        run.status = Status::Failed;
+        run.passed = 6;
+        run.judgement = Some(crate::record::Judgement {
+            outcome: v.outcome,
+            fails: v.fails,
+            regressed: v.counts.regressed as u32,
+            pooled: vec![],
+            headline: v.headline(),
+        });
+        let text = description(&run);
+        assert_eq!(
+            text,
+            "6 passed, 0 failed, 0 skipped; judge DIFFERENT, 1 regressed (run r1)"
+        );
+        run.id = "x".repeat(200);
+        assert_eq!(description(&run).chars().count(), 140);
+        let repo = GithubRepo {
+            owner: "o".into(),
+            name: "n".into(),
+        };
+        let check = check_run(&run, &[], Some(&v), &repo, "abc", "lowtouch/p/e");
+        assert_eq!(check.conclusion, "failure");
+        assert!(
+            check.title.ends_with("; judge DIFFERENT"),
+            "{}",
+            check.title
+        );
+        assert!(
+            check
+                .summary
+                .contains("| regressed | failover [load] Backup latency_us p99 |"),
+            "{}",
+            check.summary
+        );
+        assert!(check.summary.contains("noise units"), "{}", check.summary);
     }
 }

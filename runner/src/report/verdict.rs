@@ -10,7 +10,8 @@ use crate::record::RunRecord;
 /// Findings shown unless all are asked for.
 pub const SHOWN: usize = 10;
 
-fn label(j: &Judged) -> &'static str {
+/// What a finding is, in a word or two: `regressed`, `over limit`, `leaning`…
+pub fn label(j: &Judged) -> &'static str {
     match (j.limit.is_some(), j.report_only, j.decision, j.direction) {
         (true, ..) => "over limit",
         (_, true, ..) => "report-only",
