@@ -202,8 +202,14 @@ pub fn report(app: &App, args: &ReportArgs) -> Result<i32, Error> {
                 name,
             })
             .collect();
-        let page =
-            crate::report::html::render(&stored, comparison.as_ref(), label.as_deref(), &series);
+        let verdict = store.verdict(&run.id)?;
+        let page = crate::report::html::render(
+            &stored,
+            comparison.as_ref(),
+            label.as_deref(),
+            verdict.as_ref(),
+            &series,
+        );
         write(path, &page)?;
     }
     Ok(0)

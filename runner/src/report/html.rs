@@ -50,16 +50,76 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin-top:2em;border-botto
 table{border-collapse:collapse;width:100%}td,th{padding:.3em .6em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.new-failure{background:#ffebe9}tr.fixed{background:#dafbe1}tr.still-failing{background:#fff1e5}tr.new{background:#ddf4ff}
+tr.regressed,tr.over-limit{background:#ffebe9}tr.changed,tr.missing{background:#fff1e5}tr.improved{background:#dafbe1}tr.report-only,tr.leaning{color:#57606a}
 .meta{color:#57606a}pre{background:#f6f8fa;padding:.6em;overflow:auto;font-size:12px;border-radius:4px}
 .add{color:#1a7f37}.del{color:#cf222e}.plots{display:flex;flex-wrap:wrap;gap:1em}
 .plot{border:1px solid #eee;border-radius:4px;padding:.4em}.plot .t{font-size:12px;color:#57606a}
 .legend span{margin-right:1em;font-size:12px}";
+
+/// The judge's verdict: its headline, then each finding — regressions first, highlighted —
+/// with the baseline's band (center ± 2 noise units) and where this run fell.
+fn judge_section(h: &mut String, v: &crate::judge::Verdict) {
+    let _ = write!(
+        h,
+        "<h2>Judged against history</h2><p><b>{}</b></p>",
+        esc(&v.headline())
+    );
+    if v.findings.is_empty() {
+        return;
+    }
+    h.push_str("<table><tr><th>Finding</th><th>Feature</th><th>Against the baseline</th><th class=\"num\">Baseline</th><th class=\"num\">This run</th><th>Numbers</th></tr>");
+    for j in v.findings.iter().take(50) {
+        let label = super::verdict::label(j);
+        let _ = write!(
+            h,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"meta\">{}</td></tr>",
+            label.replace(' ', "-"),
+            esc(label),
+            esc(&j.feature.to_string()),
+            band(j),
+            esc(&j.unit.show(j.center)),
+            esc(&j.unit.show(j.value)),
+            esc(&j.explanation())
+        );
+    }
+    h.push_str("</table>");
+    if v.findings.len() > 50 {
+        let _ = write!(
+            h,
+            "<p class=\"meta\">… {} more: <code>lowtouch judge --all</code></p>",
+            v.findings.len() - 50
+        );
+    }
+}
+
+/// A finding as a strip: the baseline's band (center ± 2 noise units) in grey, its
+/// center, and this run's value as a mark — red when it regressed.
+fn band(j: &crate::judge::Judged) -> String {
+    let (lo, hi) = (j.center - 2.0 * j.noise, j.center + 2.0 * j.noise);
+    let min = lo.min(j.value);
+    let max = hi.max(j.value);
+    let span = if max > min { max - min } else { 1.0 };
+    let x = |v: f64| 4.0 + 152.0 * (v - min) / span;
+    let colour = match j.direction {
+        Some(crate::judge::Direction::Improved) => "#1a7f37",
+        Some(_) => "#cf222e",
+        None => "#57606a",
+    };
+    format!(
+        "<svg width=\"160\" height=\"14\" role=\"img\"><rect x=\"{:.1}\" y=\"3\" width=\"{:.1}\" height=\"8\" fill=\"#d0d7de\"/><line x1=\"{c:.1}\" y1=\"2\" x2=\"{c:.1}\" y2=\"12\" stroke=\"#8c959f\"/><circle cx=\"{:.1}\" cy=\"7\" r=\"4\" fill=\"{colour}\"/></svg>",
+        x(lo),
+        (x(hi) - x(lo)).max(1.0),
+        x(j.value),
+        c = x(j.center),
+    )
+}
 
 /// The whole page.
 pub fn render(
     stored: &StoredRun,
     comparison: Option<&Comparison>,
     compared_with: Option<&str>,
+    verdict: Option<&crate::judge::Verdict>,
     series: &[Series],
 ) -> String {
     let run = &stored.run;
@@ -103,6 +163,9 @@ pub fn render(
             );
         }
         _ => h.push_str("<p>No previous release to compare with.</p>"),
+    }
+    if let Some(v) = verdict {
+        judge_section(&mut h, v);
     }
 
     let changes: std::collections::HashMap<

@@ -68,6 +68,15 @@ fn a_step_that_became_slow_is_judged_against_its_history_and_explained() {
     );
     assert!(junit.contains("lowtouch judge: warning:"), "{junit}");
 
+    // The HTML report: the verdict, regressions first and highlighted, with the band.
+    p.lowtouch(&["report", "--html", "reports/run.html"])
+        .output()
+        .expect_code(0);
+    let html = p.read("reports/run.html");
+    assert!(html.contains("<h2>Judged against history</h2>"), "{html}");
+    assert!(html.contains("<tr class=\"regressed\"><td>regressed</td>"), "{html}");
+    assert!(html.contains("<svg width=\"160\""), "{html}");
+
     // Recomputed from the stored inputs: the same; a regression exits 1.
     let again = p.lowtouch(&["judge"]).output().expect_code(1);
     assert!(
