@@ -5,6 +5,7 @@ use clap::Args;
 
 use crate::app::{App, Error};
 use crate::compare::history::{self, RELEASE_PATTERN};
+use crate::report;
 
 use crate::store::Store;
 
@@ -72,7 +73,8 @@ pub fn diff(app: &App, args: &DiffArgs) -> Result<i32, Error> {
         let text = serde_json::to_string_pretty(&c).map_err(|e| Error::infra(e.to_string()))?;
         crate::outln!("{text}");
     } else {
-        crate::out!("{}", crate::report::comparison::text(&c, &label));
+        let judged = store.verdict(&current.id)?;
+        crate::out!("{}", report::comparison::text(&c, &label, judged.as_ref()));
     }
     Ok(if c.new_failures() > 0 { 1 } else { 0 })
 }

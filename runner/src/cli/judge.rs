@@ -7,6 +7,7 @@ use clap::Args;
 use crate::app::{App, Error, exit};
 use crate::compare::history;
 use crate::judge::Policy;
+use crate::report::verdict::SHOWN;
 
 #[derive(Debug, Clone, Args)]
 pub struct JudgeArgs {
@@ -39,9 +40,9 @@ pub struct BaselineArgs {
 pub fn judge(app: &App, args: &JudgeArgs) -> Result<i32, Error> {
     let name = args
         .name
-        .as_deref()
-        .or(args.run.as_deref())
-        .unwrap_or("last");
+        .as_ref()
+        .or(args.run.as_ref())
+        .map_or("last", |n| n);
     let store = app.store()?;
     let run = history::resolve(&store, app.project().root(), name)?;
     let judged = app.rejudge(&run, &app.declared(&run), &Policy::default())?;
@@ -53,11 +54,7 @@ pub fn judge(app: &App, args: &JudgeArgs) -> Result<i32, Error> {
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     } else {
-        let limit = if args.all {
-            usize::MAX
-        } else {
-            crate::report::verdict::SHOWN
-        };
+        let limit = if args.all { usize::MAX } else { SHOWN };
         crate::out!(
             "run {}\n{}",
             run.id,

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use crate::compare::{Change, Comparison};
 use crate::record::Status;
 
-/// The comparison as a person reads it.
-pub fn text(c: &Comparison, label: &str) -> String {
+/// The comparison as a person reads it, and the newer run's verdict against its whole
+/// comparable history (the comparison is with one run; the judge's with many).
+pub fn text(c: &Comparison, label: &str, judged: Option<&crate::judge::Verdict>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} against {label}", c.current);
     let counts: Vec<String> = Change::ALL
@@ -56,6 +57,10 @@ pub fn text(c: &Comparison, label: &str) -> String {
                 v(m.after)
             );
         }
+    }
+    if let Some(v) = judged {
+        out.push('\n');
+        out.push_str(&super::verdict::text(v, 5));
     }
     out
 }

@@ -74,7 +74,10 @@ fn a_step_that_became_slow_is_judged_against_its_history_and_explained() {
         .expect_code(0);
     let html = p.read("reports/run.html");
     assert!(html.contains("<h2>Judged against history</h2>"), "{html}");
-    assert!(html.contains("<tr class=\"regressed\"><td>regressed</td>"), "{html}");
+    assert!(
+        html.contains("<tr class=\"regressed\"><td>regressed</td>"),
+        "{html}"
+    );
     assert!(html.contains("<svg width=\"160\""), "{html}");
 
     // Recomputed from the stored inputs: the same; a regression exits 1.
