@@ -42,11 +42,12 @@ usage: exchange engine --name NAME --role primary|backup --log PATH
          [--latency-us N]            fault: extra time per order   (env EXCHANGE_LATENCY_US)
          [--leak-kb-per-order N]     fault: KiB leaked per order   (env EXCHANGE_LEAK_KB_PER_ORDER)
          [--failover-delay-ms N]     fault: takeover delay, backup (env EXCHANGE_FAILOVER_DELAY_MS)
+         [--cpu-us-per-order N]      fault: CPU burnt per order    (env EXCHANGE_CPU_US_PER_ORDER)
          [--heartbeat-ms N]          default 100
          [--heartbeat-timeout-ms N]  default 500
 Precedence: flag > --config file > EXCHANGE_* environment variable > default.
 Config keys: listen replication primary instruments instruments_file max_order_qty
-  latency_us leak_kb_per_order failover_delay_ms heartbeat_ms heartbeat_timeout_ms
+  latency_us leak_kb_per_order failover_delay_ms cpu_us_per_order heartbeat_ms heartbeat_timeout_ms
 Runs until SIGTERM/SIGINT, then logs STATE: STOPPED and exits 0.";
 
 const SMOKE_USAGE: &str = "\
@@ -111,6 +112,7 @@ const ENGINE_FLAGS: &[&str] = &[
     "latency-us",
     "leak-kb-per-order",
     "failover-delay-ms",
+    "cpu-us-per-order",
     "heartbeat-ms",
     "heartbeat-timeout-ms",
 ];
@@ -352,6 +354,7 @@ pub fn engine_config_with(
             latency_us: flags.u64("latency-us")?.or(file.latency_us),
             leak_kb_per_order: flags.u64("leak-kb-per-order")?.or(file.leak_kb_per_order),
             failover_delay_ms: flags.u64("failover-delay-ms")?.or(file.failover_delay_ms),
+            cpu_us_per_order: flags.u64("cpu-us-per-order")?.or(file.cpu_us_per_order),
         },
         env,
     )?;

@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "latency_us",
     "leak_kb_per_order",
     "failover_delay_ms",
+    "cpu_us_per_order",
     "heartbeat_ms",
     "heartbeat_timeout_ms",
 ];
@@ -43,6 +44,7 @@ pub struct ConfigFile {
     pub latency_us: Option<u64>,
     pub leak_kb_per_order: Option<u64>,
     pub failover_delay_ms: Option<u64>,
+    pub cpu_us_per_order: Option<u64>,
     pub heartbeat_ms: Option<u64>,
     pub heartbeat_timeout_ms: Option<u64>,
 }
@@ -104,6 +106,7 @@ pub fn parse(text: &str, origin: &str) -> Result<ConfigFile, String> {
             "latency_us" => cfg.latency_us = Some(number()?),
             "leak_kb_per_order" => cfg.leak_kb_per_order = Some(number()?),
             "failover_delay_ms" => cfg.failover_delay_ms = Some(number()?),
+            "cpu_us_per_order" => cfg.cpu_us_per_order = Some(number()?),
             "heartbeat_ms" => cfg.heartbeat_ms = Some(number()?),
             "heartbeat_timeout_ms" => cfg.heartbeat_timeout_ms = Some(number()?),
             _ => unreachable!("every key in KEYS is handled"),
@@ -223,6 +226,7 @@ instruments = DEMO, ACME,DEMO
 max_order_qty = 1000
 latency_us = 5
 leak_kb_per_order = 6
+cpu_us_per_order = 8
 failover_delay_ms = 7
 heartbeat_ms = 50
 heartbeat_timeout_ms = 300
@@ -240,6 +244,7 @@ heartbeat_timeout_ms = 300
                 latency_us: Some(5),
                 leak_kb_per_order: Some(6),
                 failover_delay_ms: Some(7),
+                cpu_us_per_order: Some(8),
                 heartbeat_ms: Some(50),
                 heartbeat_timeout_ms: Some(300),
             }

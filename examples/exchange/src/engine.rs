@@ -201,7 +201,7 @@ impl Engine {
         // The latency knob simulates slow matching, so it is spent inside the
         // critical section like real matching work would be.
         if self.cfg.knobs.latency_us > 0 {
-            thread::sleep(self.cfg.knobs.latency());
+            self.cfg.knobs.spend_latency();
         }
         // A pre-trade risk check: refused before it can touch the book. A
         // standby backup never gets here (it mirrors what the primary
@@ -236,6 +236,8 @@ impl Engine {
         }
         self.log.line(&format!("INTERNAL LATENCY: {latency_us}"));
         drop(core);
+        // The CPU knob: work after the order is matched, outside the latency measured.
+        self.cfg.knobs.burn_cpu();
         let mut replies: Vec<Reply> = trades.into_iter().map(Reply::Trade).collect();
         replies.push(Reply::Ack { id: order.id });
         replies
@@ -318,7 +320,7 @@ pub fn run(cfg: EngineConfig) -> i32 {
     let cfg = &engine.cfg;
     engine.log.line(&format!(
         "CONFIG: role={} listen={} replication={} primary={} instruments={} \
-         latency_us={} leak_kb_per_order={} failover_delay_ms={} heartbeat_ms={} \
+         latency_us={} leak_kb_per_order={} failover_delay_ms={} cpu_us_per_order={} heartbeat_ms={} \
          heartbeat_timeout_ms={} max_order_qty={} config={}",
         cfg.role.as_str(),
         cfg.listen,
@@ -328,6 +330,7 @@ pub fn run(cfg: EngineConfig) -> i32 {
         cfg.knobs.latency_us,
         cfg.knobs.leak_kb_per_order,
         cfg.knobs.failover_delay_ms,
+        cfg.knobs.cpu_us_per_order,
         cfg.heartbeat.as_millis(),
         cfg.heartbeat_timeout.as_millis(),
         cfg.max_order_qty

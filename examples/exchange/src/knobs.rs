@@ -9,6 +9,11 @@ use std::time::Duration;
 pub const ENV_LATENCY_US: &str = "EXCHANGE_LATENCY_US";
 pub const ENV_LEAK_KB_PER_ORDER: &str = "EXCHANGE_LEAK_KB_PER_ORDER";
 pub const ENV_FAILOVER_DELAY_MS: &str = "EXCHANGE_FAILOVER_DELAY_MS";
+pub const ENV_CPU_US_PER_ORDER: &str = "EXCHANGE_CPU_US_PER_ORDER";
+
+/// Below this a wait spins: a sleep costs about 100 µs on a loaded machine whatever it
+/// asks for, so 5, 10 and 20 µs of sleep would all look alike.
+const SPIN_BELOW: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Knobs {
@@ -19,6 +24,8 @@ pub struct Knobs {
     pub leak_kb_per_order: u64,
     /// How long a backup waits after losing the primary before going ACTIVE.
     pub failover_delay_ms: u64,
+    /// CPU burnt per accepted order after it is answered (outside the latency measured).
+    pub cpu_us_per_order: u64,
 }
 
 /// Flag values as given on the command line (`None` = flag absent).
@@ -27,6 +34,7 @@ pub struct KnobFlags {
     pub latency_us: Option<u64>,
     pub leak_kb_per_order: Option<u64>,
     pub failover_delay_ms: Option<u64>,
+    pub cpu_us_per_order: Option<u64>,
 }
 
 impl Knobs {
@@ -53,6 +61,7 @@ impl Knobs {
             latency_us: pick(flags.latency_us, ENV_LATENCY_US)?,
             leak_kb_per_order: pick(flags.leak_kb_per_order, ENV_LEAK_KB_PER_ORDER)?,
             failover_delay_ms: pick(flags.failover_delay_ms, ENV_FAILOVER_DELAY_MS)?,
+            cpu_us_per_order: pick(flags.cpu_us_per_order, ENV_CPU_US_PER_ORDER)?,
         };
         // Bound the knobs so a typo cannot hang the engine for hours or
         // exhaust memory on the first order.
@@ -61,6 +70,9 @@ impl Knobs {
         }
         if knobs.leak_kb_per_order > 1_048_576 {
             return Err("leak-kb-per-order must be at most 1048576 (1 GiB)".into());
+        }
+        if knobs.cpu_us_per_order > 10_000_000 {
+            return Err("cpu-us-per-order must be at most 10000000 (10 s)".into());
         }
         if knobs.failover_delay_ms > 3_600_000 {
             return Err("failover-delay-ms must be at most 3600000 (1 h)".into());
@@ -77,6 +89,17 @@ impl Knobs {
         Duration::from_micros(self.latency_us)
     }
 
+    /// Spends the latency knob's time: a spin for a short one (exact to a microsecond or
+    /// so), a sleep for a long one.
+    pub fn spend_latency(&self) {
+        wait(self.latency());
+    }
+
+    /// Burns the CPU knob's time on this thread.
+    pub fn burn_cpu(&self) {
+        spin(Duration::from_micros(self.cpu_us_per_order));
+    }
+
     pub fn failover_delay(&self) -> Duration {
         Duration::from_millis(self.failover_delay_ms)
     }
@@ -86,6 +109,26 @@ impl Knobs {
     pub fn leak_block(&self) -> Option<Box<[u8]>> {
         let bytes = usize::try_from(self.leak_kb_per_order.checked_mul(1024)?).ok()?;
         (bytes > 0).then(|| vec![1u8; bytes].into_boxed_slice())
+    }
+}
+
+/// Waits `d`: spinning when it is short, sleeping when it is long.
+pub fn wait(d: Duration) {
+    if d < SPIN_BELOW {
+        spin(d);
+    } else {
+        std::thread::sleep(d);
+    }
+}
+
+/// Keeps this thread busy for `d` of wall time.
+fn spin(d: Duration) {
+    if d.is_zero() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
     }
 }
 
@@ -125,8 +168,33 @@ mod tests {
             Ok(Knobs {
                 latency_us: 7,
                 leak_kb_per_order: 4,
-                failover_delay_ms: 1000
+                failover_delay_ms: 1000,
+                cpu_us_per_order: 0,
             })
+        );
+    }
+
+    #[test]
+    fn a_short_wait_spins_to_the_microsecond_and_a_long_one_sleeps() {
+        // Small values must stay apart (5, 10, 20 µs): the spin takes at least what it
+        // was asked, and a long wait still takes its time.
+        for us in [5u64, 20] {
+            let start = std::time::Instant::now();
+            wait(Duration::from_micros(us));
+            assert!(start.elapsed() >= Duration::from_micros(us));
+        }
+        let start = std::time::Instant::now();
+        wait(Duration::from_millis(3));
+        assert!(start.elapsed() >= Duration::from_millis(3));
+        let knobs =
+            Knobs::resolve(KnobFlags::default(), env(&[(ENV_CPU_US_PER_ORDER, "50")])).unwrap();
+        assert_eq!(knobs.cpu_us_per_order, 50);
+        assert!(
+            Knobs::resolve(
+                KnobFlags::default(),
+                env(&[(ENV_CPU_US_PER_ORDER, "20000000")])
+            )
+            .is_err()
         );
     }
 
