@@ -367,12 +367,13 @@ impl App {
                         declared.entry(name.clone()).or_insert_with(|| d.clone());
                     }
                 }
-                match self.judge(
-                    &stored.run,
-                    &declared,
-                    &crate::judge::Policy::default(),
-                    true,
-                ) {
+                // The first pipeline's policy (a run of several shares one verdict).
+                let policy = x
+                    .plans
+                    .first()
+                    .map(|p| p.pipeline.judge.clone())
+                    .unwrap_or_default();
+                match self.judge(&stored.run, &declared, &policy, true) {
                     Ok(judged) => {
                         stored.run = judged.record;
                         Some(judged.verdict)

@@ -6,7 +6,6 @@ use clap::Args;
 
 use crate::app::{App, Error, exit};
 use crate::compare::history;
-use crate::judge::Policy;
 use crate::report::verdict::SHOWN;
 
 #[derive(Debug, Clone, Args)]
@@ -45,7 +44,8 @@ pub fn judge(app: &App, args: &JudgeArgs) -> Result<i32, Error> {
         .map_or("last", |n| n);
     let store = app.store()?;
     let run = history::resolve(&store, app.project().root(), name)?;
-    let judged = app.rejudge(&run, &app.declared(&run), &Policy::default())?;
+    let policy = crate::pipeline::policy_for(app.project().root(), &run.pipelines);
+    let judged = app.rejudge(&run, &app.declared(&run), &policy)?;
     if args.json {
         let value = serde_json::json!({ "run": run.id, "verdict": judged.verdict,
             "matches_stored": judged.matches_stored });
@@ -75,7 +75,8 @@ pub fn judge(app: &App, args: &JudgeArgs) -> Result<i32, Error> {
 pub fn baseline(app: &App, args: &BaselineArgs) -> Result<i32, Error> {
     let store = app.store()?;
     let run = history::resolve(&store, app.project().root(), &args.run)?;
-    let choice = app.baseline(&run, &Policy::default())?;
+    let policy = crate::pipeline::policy_for(app.project().root(), &run.pipelines);
+    let choice = app.baseline(&run, &policy)?;
     if args.json {
         crate::outln!(
             "{}",

@@ -12,6 +12,16 @@ pub use plan::Plan;
 
 /// The masks of the pipelines a run ran: the defaults and each named pipeline's
 /// `masks:` (read from the project as it is now).
+/// The judge's policy of the first of `pipelines` that loads (the default otherwise).
+pub fn policy_for(project: &std::path::Path, pipelines: &[String]) -> crate::judge::Policy {
+    Pipeline::discover(project)
+        .iter()
+        .filter_map(|path| Pipeline::load(path).ok())
+        .find(|p| pipelines.contains(&p.name))
+        .map(|p| p.judge)
+        .unwrap_or_default()
+}
+
 pub fn masks_for(project: &std::path::Path, pipelines: &[String]) -> crate::compare::Masks {
     let mut extra: Vec<crate::compare::Mask> = Vec::new();
     for path in Pipeline::discover(project) {

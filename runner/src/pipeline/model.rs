@@ -64,6 +64,9 @@ pub struct PipelineFile {
     /// defaults (times, ids, durations, pids): `{ pattern: REGEX, replace: TEXT }`.
     #[serde(default)]
     pub masks: Vec<MaskSpec>,
+    /// How the judge decides for this pipeline's runs (README, Judging a run).
+    #[serde(default)]
+    pub judge: Option<JudgeSpec>,
     /// Environments whose changed configs this pipeline rolls out (canary first) before
     /// its scenarios run.
     #[serde(default)]
@@ -153,4 +156,21 @@ impl<'de> Deserialize<'de> for EntrySpec {
 pub struct WindowSpec {
     pub start: String,
     pub duration: String,
+}
+
+/// `judge:` of a pipeline: what fails a run, how much history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeSpec {
+    /// What fails a run: `critical` (a declared-critical metric regressed; the default),
+    /// `any` (any feature regressed or changed), `none` (the verdict only warns). A broken
+    /// hard limit always fails.
+    #[serde(default)]
+    pub fail_on: Option<String>,
+    /// Comparable runs a baseline holds at most (default 30).
+    #[serde(default)]
+    pub baseline_runs: Option<usize>,
+    /// Comparable runs needed to judge at all (default 5).
+    #[serde(default)]
+    pub min_baseline: Option<usize>,
 }

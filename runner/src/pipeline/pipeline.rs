@@ -49,6 +49,8 @@ pub struct Pipeline {
     pub event_driven: bool,
     /// Masks for comparing runs (`lowtouch diff`, JUnit), besides the defaults.
     pub masks: Vec<crate::compare::Mask>,
+    /// How the judge decides for its runs (`judge:`).
+    pub judge: crate::judge::Policy,
     pub step_timeout: Duration,
     pub scenario_timeout: Duration,
     pub deploy_timeout: Duration,
@@ -438,6 +440,33 @@ impl Pipeline {
                 }
             }
         }
+        let mut judge = crate::judge::Policy::default();
+        if let Some(j) = &spec.judge {
+            match j.fail_on.as_deref() {
+                None | Some("critical") => {}
+                Some("any") => judge.fail_on_any = true,
+                Some("none") => judge.fail_on_critical = false,
+                Some(other) => findings.push(at(
+                    &["judge", "fail_on"],
+                    format!("`judge.fail_on` is `critical`, `any` or `none`, not `{other}`"),
+                )),
+            }
+            if let Some(n) = j.baseline_runs {
+                judge.baseline_runs = n;
+            }
+            if let Some(n) = j.min_baseline {
+                judge.min_baseline = n;
+            }
+            if judge.min_baseline == 0 || judge.baseline_runs < judge.min_baseline {
+                findings.push(at(
+                    &["judge"],
+                    format!(
+                        "`judge`: min_baseline must be at least 1 and at most baseline_runs ({} and {})",
+                        judge.min_baseline, judge.baseline_runs
+                    ),
+                ));
+            }
+        }
         let mut on_event = Vec::new();
         for e in &spec.on_event {
             let (line, col) = locate_value(&file.text, &["on_event"], &e.pattern).unwrap_or((1, 1));
@@ -530,6 +559,7 @@ impl Pipeline {
             on_event,
             event_driven: false,
             masks,
+            judge,
             step_timeout,
             scenario_timeout,
             deploy_timeout,
@@ -568,6 +598,7 @@ impl Pipeline {
             on_event: Vec::new(),
             event_driven: false,
             masks: Vec::new(),
+            judge: crate::judge::Policy::default(),
             step_timeout: DEFAULT_STEP_TIMEOUT,
             scenario_timeout: DEFAULT_SCENARIO_TIMEOUT,
             deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,

@@ -176,3 +176,41 @@ fn a_metric_declared_wrongly_is_bad_input_with_its_place() {
     );
     p.lowtouch(&["check"]).output().expect_code(0);
 }
+
+#[test]
+fn a_pipeline_that_fails_on_any_regression_fails_the_run_and_its_junit() {
+    let p = paced();
+    p.write(
+        "pipelines/paced.yaml",
+        "environment: local\nscenarios: [paced/step.scn]\njudge: { fail_on: any, min_baseline: 3 }\n",
+    );
+    for _ in 0..7 {
+        p.lowtouch(&["run", "paced"]).output().expect_code(0);
+    }
+    let slow = p
+        .lowtouch(&["run", "paced", "--set", "pause_ms=400"])
+        .output()
+        .expect_code(1);
+    assert!(slow.stdout.contains("judge: DIFFERENT"), "{}", slow.stdout);
+    assert!(slow.stdout.contains("failed"), "{}", slow.stdout);
+    let junit = p.read("reports/junit.xml");
+    validate(&junit).unwrap_or_else(|e| panic!("{e:?}\n{junit}"));
+    assert!(junit.contains(r#"type="regression""#), "{junit}");
+    // A policy that says nothing sensible is bad input, with its place.
+    p.write(
+        "pipelines/paced.yaml",
+        "environment: local\nscenarios: [paced/step.scn]\njudge: { fail_on: sometimes }\n",
+    );
+    let bad = p.lowtouch(&["run", "paced"]).output().expect_code(2);
+    assert!(
+        bad.stderr.contains("pipelines/paced.yaml:3:"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        bad.stderr
+            .contains("`judge.fail_on` is `critical`, `any` or `none`"),
+        "{}",
+        bad.stderr
+    );
+}
