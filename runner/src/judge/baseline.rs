@@ -202,6 +202,17 @@ mod tests {
         r
     }
 
+    /// Runs 40..=49 of `me`'s revision, newest first, each judged the same.
+    fn same_revision_runs(me: &RunRecord) -> Vec<RunRecord> {
+        (40..50)
+            .rev()
+            .map(|i| RunRecord {
+                revision: me.revision.clone(),
+                ..judged(run(&i.to_string()), Outcome::Same, 0)
+            })
+            .collect()
+    }
+
     fn ids(v: &[(String, Chosen)]) -> Vec<&str> {
         v.iter().map(|(id, _)| id.as_str()).collect()
     }
@@ -263,13 +274,7 @@ mod tests {
     #[test]
     fn pooling_stops_at_the_policy_s_number_of_looks() {
         let me = run("50");
-        let history: Vec<RunRecord> = (40..50)
-            .rev()
-            .map(|i| RunRecord {
-                revision: me.revision.clone(),
-                ..judged(run(&i.to_string()), Outcome::Same, 0)
-            })
-            .collect();
+        let history = same_revision_runs(&me);
         let policy = Policy {
             max_looks: 3,
             ..Policy::default()
@@ -282,14 +287,8 @@ mod tests {
     #[test]
     fn a_turned_knob_is_another_candidate_judged_against_the_runs_without_it() {
         let mut me = run("50");
+        let history = same_revision_runs(&me);
         me.overrides = vec![("latency_us".into(), "3000".into())];
-        let history: Vec<RunRecord> = (40..50)
-            .rev()
-            .map(|i| RunRecord {
-                revision: me.revision.clone(),
-                ..judged(run(&i.to_string()), Outcome::Same, 0)
-            })
-            .collect();
         let c = choose(&me, &history, None, &Policy::default());
         assert!(c.pooled.is_empty());
         assert_eq!(c.chosen.len(), 10);

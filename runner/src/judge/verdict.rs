@@ -693,31 +693,43 @@ fn rank(j: &Judged) -> u8 {
 }
 
 fn missing(f: &FeatureId, base: &[f64], d: Declared) -> Judged {
-    let center = stats::median(base);
     Judged {
-        feature: f.clone(),
         decision: Decision::Missing,
         direction: Some(Direction::Changed),
-        critical: d.critical && f.stat.in_series_unit(),
-        report_only: false,
-        shape: None,
-        unit: d.unit,
-        value: 0.0,
-        center,
-        noise: 0.0,
-        effect: 0.0,
-        relative: None,
-        interval: (0.0, 0.0),
-        noise_units: 0.0,
-        p: 1.0,
-        q: 1.0,
-        rank_p: 1.0,
-        blocks: None,
-        baseline_n: base.len(),
+        center: stats::median(base),
         candidate_n: 0,
-        limit: None,
-        more_runs: None,
-        moved_with: Vec::new(),
+        ..Judged::untested(f, &d, 0.0, base.len())
+    }
+}
+
+impl Judged {
+    /// `f` with its value and nothing tested yet: no effect, p = 1.
+    fn untested(f: &FeatureId, d: &Declared, value: f64, baseline_n: usize) -> Judged {
+        Judged {
+            feature: f.clone(),
+            decision: Decision::NotEnough,
+            direction: None,
+            critical: d.critical && f.stat.in_series_unit(),
+            report_only: false,
+            shape: None,
+            unit: d.unit,
+            value,
+            center: value,
+            noise: 0.0,
+            effect: 0.0,
+            relative: None,
+            interval: (0.0, 0.0),
+            noise_units: 0.0,
+            p: 1.0,
+            q: 1.0,
+            rank_p: 1.0,
+            blocks: None,
+            baseline_n,
+            candidate_n: 1,
+            limit: None,
+            more_runs: None,
+            moved_with: Vec::new(),
+        }
     }
 }
 
@@ -748,29 +760,8 @@ fn test(
     let value = stats::mean(cand);
     let k = cand.len();
     let mut judged = Judged {
-        feature: f.clone(),
-        decision: Decision::NotEnough,
-        direction: None,
-        critical: d.critical && f.stat.in_series_unit(),
-        report_only: false,
-        shape: None,
-        unit: d.unit,
-        value,
-        center: value,
-        noise: 0.0,
-        effect: 0.0,
-        relative: None,
-        interval: (0.0, 0.0),
-        noise_units: 0.0,
-        p: 1.0,
-        q: 1.0,
-        rank_p: 1.0,
-        blocks: None,
-        baseline_n: base.len(),
         candidate_n: k,
-        limit: None,
-        more_runs: None,
-        moved_with: Vec::new(),
+        ..Judged::untested(f, d, value, base.len())
     };
     if base.len() < policy.min_baseline {
         return Tested {
