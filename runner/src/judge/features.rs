@@ -134,6 +134,25 @@ pub struct Features {
     pub values: BTreeMap<FeatureId, f64>,
     /// Series → its block means, in time order.
     pub blocks: BTreeMap<Series, Vec<f64>>,
+    /// The run's soft conditions (host facts, time of day): not hard keys, but a feature
+    /// whose history they explain is compared only with runs under the same.
+    pub covariates: BTreeMap<String, String>,
+}
+
+/// A run's soft conditions: the facts of the host lowtouch ran on and of each host a
+/// daemon watched, and the time of day in 6-hour blocks (UTC).
+pub fn covariates(run: &crate::record::RunRecord) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = run
+        .condition_pairs()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("host.") || k.starts_with("hosts."))
+        .collect();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&run.started_at) {
+        use chrono::Timelike as _;
+        let from = t.with_timezone(&chrono::Utc).hour() / 6 * 6;
+        out.insert("time_of_day".into(), format!("{from:02}-{:02}h", from + 6));
+    }
+    out
 }
 
 fn micros(t: &str) -> Option<i64> {
@@ -177,7 +196,10 @@ fn source_of(daemon: &str, source: &str) -> String {
 /// The features of `run`, from its records and the observations of its time range.
 pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features {
     let several = run.run.environments.len() > 1;
-    let mut out = Features::default();
+    let mut out = Features {
+        covariates: covariates(&run.run),
+        ..Features::default()
+    };
     let mut windows: Vec<Window<'_>> = Vec::new();
     for (sc, steps) in &run.scenarios {
         if sc.retried || sc.status == crate::record::Status::Skipped {
@@ -370,7 +392,7 @@ pub fn block_means(values: &[f64]) -> Vec<f64> {
 /// What [`extract`] computes and how it names it, as a number: features stored by an
 /// earlier extraction are extracted again from the run's records, so a run's features
 /// always compare with its baseline's.
-pub const EXTRACTION: u32 = 1;
+pub const EXTRACTION: u32 = 2;
 
 /// Features as stored: each distinct name once, rows of indices.
 #[derive(Debug, Serialize, Deserialize)]
@@ -384,6 +406,8 @@ pub struct Packed {
     rows: Vec<(u32, u32, u32, u32, Stat, f64)>,
     /// scope, phase, source, name, block means.
     blocks: Vec<(u32, u32, u32, u32, Vec<f64>)>,
+    #[serde(default)]
+    covariates: BTreeMap<String, String>,
 }
 
 impl From<&Features> for Packed {
@@ -422,6 +446,7 @@ impl From<&Features> for Packed {
             names,
             rows,
             blocks,
+            covariates: f.covariates.clone(),
         }
     }
 }
@@ -455,6 +480,7 @@ impl Packed {
                 .map(|(a, b, c, d, v)| (series(*a, *b, *c, *d), v.clone()))
                 .collect(),
             scopes: self.scopes,
+            covariates: self.covariates,
         }
     }
 }

@@ -156,6 +156,10 @@ pub struct Judged {
     /// Other flagged features of the same scenario and source.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved_with: Vec<String>,
+    /// A soft condition that explains this feature's history (`host.kernel=6.1`): it was
+    /// compared only with runs under the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed_by: Option<String>,
 }
 
 pub use crate::record::Outcome;
@@ -339,6 +343,11 @@ impl Judged {
         if !self.moved_with.is_empty() {
             text.push_str(&format!("; moved with: {}", self.moved_with.join(", ")));
         }
+        if let Some(key) = &self.keyed_by {
+            text.push_str(&format!(
+                "; compared only with runs where {key} (history shows it matters)"
+            ));
+        }
         text
     }
 }
@@ -482,11 +491,20 @@ pub fn judge(case: &Case<'_>) -> Verdict {
                 })
                 .collect();
         }
-        let base: Vec<f64> = baseline
+        let mut keyed_by = None;
+        let with_runs: Vec<(f64, &Features)> = baseline
             .iter_mut()
             .zip(&comparable)
-            .filter_map(|(c, ok)| c.value(f).filter(|_| *ok))
+            .zip(case.baseline)
+            .filter_map(|((c, ok), (_, b))| c.value(f).filter(|_| *ok).map(|v| (v, *b)))
             .collect();
+        let base: Vec<f64> = match explained_by(&with_runs, &case.run.covariates) {
+            Some((key, level)) => {
+                keyed_by = Some(key);
+                level
+            }
+            None => with_runs.iter().map(|(v, _)| *v).collect(),
+        };
         let Some(own) = own_values.value(f) else {
             // Had by most comparable runs, not by this one.
             if enough && f.stat != Stat::Events && base.len() * 5 >= case.baseline.len() * 4 {
@@ -506,6 +524,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
         cand.extend(pooled.iter_mut().filter_map(|p| p.value(f)));
         let d = declared_for(f, case.declared);
         let mut t = test(f, &cand, &base, &d, policy, &mut quantiles);
+        t.judged.keyed_by = keyed_by;
         if let Some(limit) = d.max.filter(|m| f.stat.in_series_unit() && own > *m) {
             t.judged.limit = Some(limit);
         }
@@ -729,8 +748,50 @@ impl Judged {
             limit: None,
             more_runs: None,
             moved_with: Vec::new(),
+            keyed_by: None,
         }
     }
+}
+
+/// The soft condition that explains a feature's history, if one does, and the baseline
+/// values under the run's own level of it: a condition whose levels (each held by 3 runs
+/// or more) have medians further apart than 3 noise units of the whole baseline.
+fn explained_by(
+    base: &[(f64, &Features)],
+    own: &BTreeMap<String, String>,
+) -> Option<(String, Vec<f64>)> {
+    if base.len() < 6 {
+        return None;
+    }
+    let values: Vec<f64> = base.iter().map(|(v, _)| *v).collect();
+    let noise = noise::qn(&values);
+    if noise <= 0.0 {
+        return None;
+    }
+    let mut best: Option<(f64, String, Vec<f64>)> = None;
+    for (key, mine) in own {
+        let mut levels: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for (v, f) in base {
+            if let Some(level) = f.covariates.get(key) {
+                levels.entry(level.as_str()).or_default().push(*v);
+            }
+        }
+        let held: Vec<f64> = levels
+            .values()
+            .filter(|v| v.len() >= 3)
+            .map(|v| stats::median(v))
+            .collect();
+        if held.len() < 2 {
+            continue;
+        }
+        let spread = held.iter().cloned().fold(f64::MIN, f64::max)
+            - held.iter().cloned().fold(f64::MAX, f64::min);
+        if spread > 3.0 * noise && best.as_ref().is_none_or(|b| spread > b.0) {
+            let same = levels.get(mine.as_str()).cloned().unwrap_or_default();
+            best = Some((spread, format!("{key}={mine}"), same));
+        }
+    }
+    best.map(|(_, key, values)| (key, values))
 }
 
 /// 97.5 % t quantiles by degrees of freedom: statrs finds one by search, and a verdict
@@ -1263,6 +1324,43 @@ mod tests {
         assert!(!v.fails);
         assert!(!v.regressed());
         assert_eq!(v.counts.report_only, 1);
+    }
+
+    #[test]
+    fn a_host_fact_that_explains_a_feature_becomes_its_key() {
+        // Half the history ran on a 6.1 kernel and is 20 % slower there; a run on 6.1 at
+        // that level is the same as its own kind, not a regression against the rest.
+        let mut rng = Noisy(9);
+        let mut history: Vec<Features> = Vec::new();
+        for i in 0..20 {
+            let kernel = if i % 2 == 0 { "6.1" } else { "6.8" };
+            let center = if kernel == "6.1" { 120.0 } else { 100.0 };
+            let mut f = one(center + rng.next(), "latency_us", Stat::P50);
+            f.covariates.insert("host.kernel".into(), kernel.into());
+            history.push(f);
+        }
+        let mut me = one(121.0, "latency_us", Stat::P50);
+        me.covariates.insert("host.kernel".into(), "6.1".into());
+        let v = verdict(&me, &[], &history, &critical_latency());
+        assert_eq!(v.outcome, Outcome::Same, "{}", v.headline());
+        // On the other kernel the same value is a regression, and says what it was
+        // compared with.
+        me.covariates.insert("host.kernel".into(), "6.8".into());
+        let v = verdict(&me, &[], &history, &critical_latency());
+        assert_eq!(v.outcome, Outcome::Different, "{}", v.headline());
+        assert_eq!(v.findings[0].keyed_by.as_deref(), Some("host.kernel=6.8"));
+        assert_eq!(v.findings[0].baseline_n, 10);
+        assert!(v.findings[0].explanation().contains("host.kernel=6.8"));
+        // A fact that does not explain the history is no key.
+        for f in &mut history {
+            f.covariates.insert("host.cores".into(), "8".into());
+        }
+        history[0]
+            .covariates
+            .insert("host.cores".into(), "2".into());
+        me.covariates.insert("host.cores".into(), "8".into());
+        let v = verdict(&me, &[], &history, &critical_latency());
+        assert_eq!(v.findings[0].keyed_by.as_deref(), Some("host.kernel=6.8"));
     }
 
     #[test]
