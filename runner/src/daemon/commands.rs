@@ -197,7 +197,7 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
                 timeout: limit(timeout_ms),
                 limit: OUTPUT_LIMIT,
                 stop: None,
-                remove_env: &place.remove_env,
+                inherit: &process::ChildEnv::inherit(&place.remove_env),
             });
             match outcome {
                 Ok(o) => Done {

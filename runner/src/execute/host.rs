@@ -32,8 +32,9 @@ pub struct RunContext<'a> {
     pub project: &'a Path,
     /// The environment's variables and the run's context, before any `set`.
     pub vars: BTreeMap<String, String>,
-    /// Secrets' environment variables, removed from every child.
-    pub secret_vars: Vec<String>,
+    /// What every child starts from: lowtouch's environment without the secrets'
+    /// variables (built once per run).
+    pub child_env: process::ChildEnv,
     /// Secret values and their placeholders: masked in every step's output.
     pub masks: Vec<(String, String)>,
     /// When the run began on this environment (µs since the epoch): pre-conditions look
@@ -770,7 +771,7 @@ impl StepHost<'_> {
             timeout: limit,
             limit: ctx.plan.pipeline.output_limit,
             stop: self.stop(),
-            remove_env: &ctx.secret_vars,
+            inherit: &ctx.child_env,
         };
         match process::run(&spec) {
             Ok(o) => {

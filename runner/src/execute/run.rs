@@ -136,7 +136,7 @@ fn run_plan(
         events,
         project: settings.project,
         vars,
-        secret_vars: plan.env.secret_vars(),
+        child_env: crate::process::ChildEnv::inherit(&plan.env.secret_vars()),
         masks: plan.env.secret_masks(),
         observed: settings.observed,
         caused: std::sync::Mutex::new(Vec::new()),

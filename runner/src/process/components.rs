@@ -556,7 +556,7 @@ impl Components {
                 timeout: stop_timeout,
                 limit: 4096,
                 stop: None,
-                remove_env: &place.remove_env,
+                inherit: &process::ChildEnv::inherit(&place.remove_env),
             });
             match outcome {
                 Ok(o) if o.status == 0 => by_command = true,

@@ -10,31 +10,34 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 pub mod components;
 pub mod control;
 pub mod interrupt;
 mod pid_record;
+mod spawn;
 
 use control::RunControl;
+pub use spawn::ChildEnv;
 
 pub struct Spec<'a> {
     pub program: &'a OsStr,
     pub args: &'a [String],
+    /// This command's own variables, on top of `inherit`.
     pub env: &'a [(String, String)],
+    /// The environment it starts from: lowtouch's own without the secrets' variables,
+    /// built once for many commands.
+    pub inherit: &'a ChildEnv,
     pub cwd: Option<&'a Path>,
     pub timeout: Duration,
     /// Bytes kept per stream; the rest is counted.
     pub limit: usize,
     /// What stops it early: its run's control (`None` for cleanup, which must finish).
     pub stop: Option<&'a RunControl>,
-    /// Variables of lowtouch's own environment the child must not inherit (secrets).
-    pub remove_env: &'a [String],
 }
 
 #[derive(Debug, Default, Clone)]
@@ -60,23 +63,16 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
     let start = Instant::now();
-    let mut cmd = Command::new(spec.program);
-    for var in spec.remove_env {
-        cmd.env_remove(var);
-    }
-    cmd.args(spec.args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    if let Some(cwd) = spec.cwd {
-        cmd.current_dir(cwd);
-    }
-    let mut child = cmd.spawn()?;
-    let pid = child.id() as i32;
-    let mut out = Pipe::new(child.stdout.take().map(Stream::Out), spec.limit);
-    let mut err = Pipe::new(child.stderr.take().map(Stream::Err), spec.limit);
+    let child = spawn::spawn(&spawn::Launch {
+        program: spec.program,
+        args: spec.args,
+        inherit: spec.inherit,
+        set: spec.env,
+        cwd: spec.cwd,
+    })?;
+    let pid = child.pid;
+    let mut out = Pipe::new(child.stdout, spec.limit);
+    let mut err = Pipe::new(child.stderr, spec.limit);
     let pidfd = PidFd::open(pid);
 
     // One read buffer for both pipes, allocated once and never zeroed.
@@ -92,7 +88,7 @@ pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
         if !exited {
             exited = match &pidfd {
                 Some(_) => false,
-                None => child.try_wait()?.is_some(),
+                None => has_exited(pid)?,
             };
         }
         if exited && !out.open() && !err.open() {
@@ -179,10 +175,7 @@ pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
     // reused: whatever it left behind in its group goes now. Long-lived processes are
     // components, started with `start`.
     kill_group(pid, libc::SIGKILL);
-    let status = child.wait()?;
-    let status = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let status = wait(pid)?;
     Ok(Outcome {
         status,
         stdout: out.captured,
@@ -190,6 +183,52 @@ pub fn run(spec: &Spec<'_>) -> io::Result<Outcome> {
         timed_out,
         interrupted,
         duration: start.elapsed(),
+    })
+}
+
+/// Whether the child has exited, leaving it unreaped (its pid, and so its group's id,
+/// stays taken until [`wait`]).
+fn has_exited(pid: libc::pid_t) -> io::Result<bool> {
+    // SAFETY: a zeroed siginfo_t is a valid value for waitid to fill in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our unreaped child; `info` is valid for writes.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            // SAFETY: waitid filled `info` in; si_pid is 0 when nothing has exited.
+            return Ok(unsafe { info.si_pid() } != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Reaps the child: its exit code, or 128 + the signal that ended it.
+fn wait(pid: libc::pid_t) -> io::Result<i32> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `pid` is our unreaped child; `status` is valid for writes.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
     })
 }
 
@@ -230,25 +269,18 @@ impl Drop for PidFd {
     }
 }
 
-enum Stream {
-    Out(ChildStdout),
-    Err(ChildStderr),
-}
-
 struct Pipe {
-    stream: Option<Stream>,
+    stream: Option<OwnedFd>,
     limit: usize,
     bytes: Vec<u8>,
     captured: Captured,
 }
 
 impl Pipe {
-    fn new(stream: Option<Stream>, limit: usize) -> Pipe {
-        if let Some(s) = &stream {
-            set_nonblocking(s.fd());
-        }
+    fn new(stream: OwnedFd, limit: usize) -> Pipe {
+        set_nonblocking(stream.as_raw_fd());
         Pipe {
-            stream,
+            stream: Some(stream),
             limit,
             bytes: Vec::new(),
             captured: Captured::default(),
@@ -261,7 +293,7 @@ impl Pipe {
 
     fn push_fd(&self, fds: &mut Vec<libc::pollfd>) {
         if let Some(s) = &self.stream {
-            fds.push(pollfd(s.fd()));
+            fds.push(pollfd(s.as_raw_fd()));
         }
     }
 
@@ -275,8 +307,13 @@ impl Pipe {
             scratch.clear();
             // SAFETY: read(2) writes at most `capacity` bytes into the buffer `scratch` owns;
             // its length is set to exactly what was written.
-            let n =
-                unsafe { libc::read(stream.fd(), scratch.as_mut_ptr().cast(), scratch.capacity()) };
+            let n = unsafe {
+                libc::read(
+                    stream.as_raw_fd(),
+                    scratch.as_mut_ptr().cast(),
+                    scratch.capacity(),
+                )
+            };
             match n {
                 0 => {
                     self.close();
@@ -309,20 +346,11 @@ impl Pipe {
     }
 }
 
-impl Stream {
-    fn fd(&self) -> RawFd {
-        match self {
-            Stream::Out(s) => s.as_raw_fd(),
-            Stream::Err(s) => s.as_raw_fd(),
-        }
-    }
-}
-
 fn set_nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor we own; only flags change.
+    // SAFETY: fcntl on a descriptor we own; only flags change. A new pipe's read end has
+    // no status flags but O_RDONLY (which F_SETFL ignores), so none is lost.
     unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
     }
 }
 
@@ -345,7 +373,7 @@ mod tests {
             timeout,
             limit,
             stop: None,
-            remove_env: &[],
+            inherit: &ChildEnv::inherit(&[]),
         })
         .unwrap()
     }
@@ -401,6 +429,207 @@ mod tests {
         assert!(gone, "the step's background child survived it");
     }
 
+    /// `program args` with the environment `inherit` plus `set`, in `cwd`.
+    fn run_with(
+        program: &str,
+        args: &[&str],
+        inherit: &ChildEnv,
+        set: &[(String, String)],
+        cwd: Option<&Path>,
+    ) -> io::Result<Outcome> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        run(&Spec {
+            program: OsStr::new(program),
+            args: &args,
+            env: set,
+            inherit,
+            cwd,
+            timeout: Duration::from_secs(10),
+            limit: 1 << 20,
+            stop: None,
+        })
+    }
+
+    /// A variable of this process's environment (not PATH), with a value: what the tests of
+    /// inheritance and removal use, whatever environment they run in.
+    fn some_inherited_variable() -> (String, String) {
+        std::env::vars()
+            .find(|(k, v)| {
+                k != "PATH"
+                    && !v.is_empty()
+                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+            .expect("the test process has an environment variable besides PATH")
+    }
+
+    #[test]
+    fn a_removed_variable_is_not_inherited_and_the_others_are() {
+        let (key, value) = some_inherited_variable();
+        let script = format!("echo \"${{{key}-unset}}\"");
+        let kept = run_with("sh", &["-c", &script], &ChildEnv::inherit(&[]), &[], None).unwrap();
+        assert_eq!(kept.stdout.text, format!("{value}\n"));
+        let removed = run_with(
+            "sh",
+            &["-c", &script],
+            &ChildEnv::inherit(std::slice::from_ref(&key)),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(removed.stdout.text, "unset\n");
+    }
+
+    #[test]
+    fn a_variable_set_for_the_command_replaces_the_inherited_one() {
+        let (key, _) = some_inherited_variable();
+        let set = [(key.clone(), "from the step".to_string())];
+        let o = run_with("env", &[], &ChildEnv::inherit(&[]), &set, None).unwrap();
+        let lines: Vec<&str> = o
+            .stdout
+            .text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{key}=")))
+            .collect();
+        assert_eq!(lines, [format!("{key}=from the step")]);
+    }
+
+    #[test]
+    fn runs_in_the_working_directory_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = run_with(
+            "pwd",
+            &["-P"],
+            &ChildEnv::inherit(&[]),
+            &[],
+            Some(dir.path()),
+        )
+        .unwrap();
+        assert_eq!(
+            o.stdout.text.trim_end(),
+            dir.path().canonicalize().unwrap().to_str().unwrap()
+        );
+    }
+
+    #[test]
+    fn stdin_is_dev_null() {
+        let o = run_with(
+            "readlink",
+            &["/proc/self/fd/0"],
+            &ChildEnv::inherit(&[]),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(o.stdout.text, "/dev/null\n");
+    }
+
+    #[test]
+    fn the_child_leads_its_own_process_group() {
+        let o = run_with(
+            "cat",
+            &["/proc/self/stat"],
+            &ChildEnv::inherit(&[]),
+            &[],
+            None,
+        )
+        .unwrap();
+        // pid (comm) state ppid pgrp …
+        let fields: Vec<&str> = o.stdout.text.split_whitespace().collect();
+        assert_eq!(fields[1], "(cat)");
+        assert_eq!(
+            fields[0], fields[4],
+            "pid and process group differ: {}",
+            o.stdout.text
+        );
+    }
+
+    #[test]
+    fn sigpipe_is_back_to_its_default_in_the_child() {
+        // This test process ignores SIGPIPE (Rust's runtime does), and an ignored signal
+        // stays ignored across exec unless the spawn resets it.
+        let o = run_with(
+            "cat",
+            &["/proc/self/status"],
+            &ChildEnv::inherit(&[]),
+            &[],
+            None,
+        )
+        .unwrap();
+        let ignored = o
+            .stdout
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(
+            ignored & (1 << (libc::SIGPIPE - 1)),
+            0,
+            "SigIgn {ignored:#x}"
+        );
+    }
+
+    #[test]
+    fn a_signal_ends_it_with_128_plus_the_signal() {
+        let o = sh("kill -TERM $$", Duration::from_secs(5), 1024);
+        assert_eq!(o.status, 128 + libc::SIGTERM);
+        assert!(!o.timed_out);
+    }
+
+    #[test]
+    fn a_path_set_for_the_command_is_searched_for_its_program() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("lowtouch-test-only-here");
+        std::fs::write(&program, "#!/bin/sh\necho found\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/bin:/usr/bin", dir.path().display());
+        let o = run_with(
+            "lowtouch-test-only-here",
+            &[],
+            &ChildEnv::inherit(&[]),
+            &[("PATH".to_string(), path)],
+            None,
+        )
+        .unwrap();
+        assert_eq!(o.stdout.text, "found\n");
+        let without = run_with(
+            "lowtouch-test-only-here",
+            &[],
+            &ChildEnv::inherit(&[]),
+            &[],
+            None,
+        );
+        assert_eq!(without.unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_missing_program_on_the_path_says_so() {
+        let e = run_with(
+            "lowtouch-no-such-program",
+            &[],
+            &ChildEnv::inherit(&[]),
+            &[],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), "No such file or directory (os error 2)");
+    }
+
+    #[test]
+    fn a_missing_working_directory_is_an_error() {
+        let e = run_with(
+            "true",
+            &[],
+            &ChildEnv::inherit(&[]),
+            &[],
+            Some(Path::new("/nonexistent/lowtouch-test")),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
     #[test]
     fn a_missing_program_is_an_error() {
         let r = run(&Spec {
@@ -411,8 +640,10 @@ mod tests {
             timeout: Duration::from_secs(1),
             limit: 10,
             stop: None,
-            remove_env: &[],
+            inherit: &ChildEnv::inherit(&[]),
         });
-        assert!(r.is_err());
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), "No such file or directory (os error 2)");
     }
 }

@@ -74,6 +74,39 @@ fn a_failing_command_fails_the_scenario_except_under_set() {
 }
 
 #[test]
+fn a_missing_program_fails_its_step_and_says_which() {
+    let p = project("aliases:\n  gone:\n    run: [lowtouch-test-no-such-program]\n");
+    p.write("s.scn", "gone\n");
+    let out = p
+        .lowtouch(&["run", "--scenario", "s.scn"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stderr.contains(
+            "could not start `lowtouch-test-no-such-program`: No such file or directory (os error 2)"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_step_runs_in_the_project_directory() {
+    let p = project("aliases:\n  here:\n    shell: 'pwd -P'\n");
+    p.write("s.scn", "set r here\necho \"in #{r}\"\n");
+    let out = p
+        .lowtouch(&["run", "--scenario", "s.scn"])
+        .output()
+        .expect_code(0);
+    let dir = p.path().canonicalize().unwrap();
+    assert!(
+        out.stderr.contains(&format!("in {}", dir.display())),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_hanging_step_is_killed_with_its_process_group() {
     let p = project("aliases:\n  hang:\n    shell: 'sleep 60 & echo $! > child.pid; wait'\n");
     p.write("s.scn", "timeout 300ms hang\n");
