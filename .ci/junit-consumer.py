@@ -46,7 +46,14 @@ def main(lowtouch: str) -> None:
 
         report = JUnitXml.fromfile(os.path.join(project, "reports/junit.xml"))
         suites = list(report)
-        assert [s.name for s in suites] == ["retry.local"], [s.name for s in suites]
+        # The scenarios' suite, then the judge's (its verdict as properties; no testcase
+        # while there is no history to judge against).
+        assert [s.name for s in suites] == ["retry.local", "lowtouch.judge"], [
+            s.name for s in suites
+        ]
+        judge = {p.name: p.value for p in suites[1].properties()}
+        assert judge["lowtouch.judge.outcome"] == "NOT ENOUGH HISTORY", judge
+        assert suites[1].tests == 0, suites[1].tests
         suite = suites[0]
         assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (3, 1, 0, 0), (
             suite.tests, suite.failures, suite.errors, suite.skipped
@@ -67,7 +74,10 @@ def main(lowtouch: str) -> None:
         assert [c.tag for c in doomed._elem].count("rerunFailure") == 1
         assert steady.is_passed and "steady" in (steady.system_out or "")
         assert (steady.system_out or "").startswith("lowtouch: new"), steady.system_out
-    print("junitparser reads lowtouch's JUnit: 3 cases, 1 failure, 1 flaky, reruns kept")
+    print(
+        "junitparser reads lowtouch's JUnit: 3 cases, 1 failure, 1 flaky, reruns kept; "
+        "the judge's suite and its verdict"
+    )
 
 
 if __name__ == "__main__":
