@@ -13,7 +13,10 @@ use crate::judge::baseline::{self, Choice};
 use crate::judge::declared::Declared;
 use crate::judge::features::{self, Packed};
 use crate::judge::{Case, Features, Policy, Verdict};
-use crate::record::{Judgement, RunRecord, Status};
+use crate::record::{Judgement, Outcome, RunRecord, Status};
+use crate::watch::Action;
+
+use super::{RunRequest, Trigger};
 
 /// A verdict, with the choice of runs behind it.
 pub struct Judged {
@@ -192,5 +195,124 @@ impl App {
         });
         verdict.pooled = pooled.into_iter().map(|(id, _)| id).collect();
         Ok(verdict)
+    }
+}
+
+/// What the server runs next for a run it started whose verdict could not decide: the
+/// same candidate again, while the policy allows more looks, so its runs are judged
+/// together until they decide (the levels are shared between the looks, so looking again
+/// does not inflate the false alarms). A change is run again without a new deploy (only
+/// its scenarios: the build under test stays the same, and so does the candidate);
+/// a scheduled run is run again as it was. The 24/7 loop needs nothing: its next
+/// iteration is the same candidate anyway. A person's run says how many more runs would
+/// decide instead, and an event's diagnostics are not a candidate.
+pub fn again(request: &RunRequest, verdict: Option<&Verdict>) -> Option<RunRequest> {
+    let verdict = verdict?;
+    let looks = verdict.pooled.len() + 1;
+    if verdict.outcome != Outcome::Inconclusive || looks >= verdict.policy.max_looks {
+        return None;
+    }
+    let trigger = match &request.trigger {
+        Trigger::Change { candidate, .. } => Trigger::Change {
+            candidate: candidate.clone(),
+            action: Action::RerunScenarios,
+        },
+        Trigger::Schedule { pattern } => Trigger::Schedule {
+            pattern: pattern.clone(),
+        },
+        Trigger::Person | Trigger::Continuous | Trigger::Event { .. } => return None,
+    };
+    Some(RunRequest {
+        trigger,
+        ..request.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::verdict::Counts;
+    use crate::watch::Candidate;
+
+    fn verdict(outcome: Outcome, pooled: usize) -> Verdict {
+        Verdict {
+            outcome,
+            fails: false,
+            counts: Counts::default(),
+            baseline: vec!["b1".into(); 5],
+            pooled: (0..pooled).map(|n| format!("p{n}")).collect(),
+            needed: 5,
+            findings: Vec::new(),
+            more_runs: Some(2),
+            policy: Policy::default(),
+            declared: BTreeMap::new(),
+        }
+    }
+
+    fn change() -> RunRequest {
+        RunRequest::pipelines(
+            vec!["demo".into()],
+            Trigger::Change {
+                candidate: Candidate::default(),
+                action: Action::RunPipeline,
+            },
+        )
+    }
+
+    #[test]
+    fn an_inconclusive_change_runs_again_without_a_new_deploy() {
+        let again = again(&change(), Some(&verdict(Outcome::Inconclusive, 0))).unwrap();
+        assert_eq!(
+            again.trigger,
+            Trigger::Change {
+                candidate: Candidate::default(),
+                action: Action::RerunScenarios
+            }
+        );
+        assert_eq!(again.selection, change().selection);
+    }
+
+    #[test]
+    fn a_decided_or_unjudged_run_is_not_run_again() {
+        for outcome in [Outcome::Same, Outcome::Different, Outcome::NotEnoughHistory] {
+            assert!(
+                again(&change(), Some(&verdict(outcome, 0))).is_none(),
+                "{outcome:?}"
+            );
+        }
+        assert!(again(&change(), None).is_none());
+    }
+
+    #[test]
+    fn the_looks_the_policy_allows_bound_the_runs_again() {
+        let max = Policy::default().max_looks;
+        assert!(again(&change(), Some(&verdict(Outcome::Inconclusive, max - 2))).is_some());
+        assert!(again(&change(), Some(&verdict(Outcome::Inconclusive, max - 1))).is_none());
+    }
+
+    #[test]
+    fn only_runs_the_server_started_for_a_candidate_are_run_again() {
+        let inconclusive = verdict(Outcome::Inconclusive, 0);
+        let schedule = RunRequest::pipelines(
+            vec!["demo".into()],
+            Trigger::Schedule {
+                pattern: "0 3 * * *".into(),
+            },
+        );
+        assert_eq!(
+            again(&schedule, Some(&inconclusive)).map(|r| r.trigger),
+            Some(schedule.trigger.clone())
+        );
+        for trigger in [
+            Trigger::Person,
+            Trigger::Continuous,
+            Trigger::Event {
+                entry: 0,
+                vars: BTreeMap::new(),
+            },
+        ] {
+            let request = RunRequest::pipelines(vec!["demo".into()], trigger);
+            assert!(again(&request, Some(&inconclusive)).is_none());
+        }
     }
 }

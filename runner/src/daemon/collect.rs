@@ -17,6 +17,10 @@ use crate::monitor::procfs::{self, CpuTimes, ProcStat};
 use crate::monitor::{Follower, Rule, RuleKind, RuleSet};
 use crate::net::codec::{DaemonConfig, Observation};
 
+/// The shortest window a process's CPU percentage is measured over: `/proc` counts CPU
+/// time in clock ticks (10 ms), so a 1 s window is accurate to about 1 %.
+pub const CPU_WINDOW: Duration = Duration::from_millis(950);
+
 /// The longest the collector sleeps without looking (for file systems without inotify).
 pub const LOG_POLL: Duration = Duration::from_secs(1);
 
@@ -269,7 +273,7 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut current: Option<DaemonConfig> = None;
     let mut logs: Vec<Log> = Vec::new();
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
-    let mut system_before: Option<CpuTimes> = None;
+    let mut system_before: Option<(Instant, CpuTimes)> = None;
     let mut next_sample = Instant::now();
     let mut buf = Vec::new();
     let mut dirs = DirWatch::new();
@@ -380,10 +384,14 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                 name: name.into(),
                 value,
             };
-            if let Some(before) = system_before {
-                out.push(metric("cpu_percent", procfs::cpu_percent(before, s.cpu)));
+            match system_before {
+                Some((then, _)) if now.duration_since(then) < CPU_WINDOW => {}
+                Some((_, before)) => {
+                    out.push(metric("cpu_percent", procfs::cpu_percent(before, s.cpu)));
+                    system_before = Some((now, s.cpu));
+                }
+                None => system_before = Some((now, s.cpu)),
             }
-            system_before = Some(s.cpu);
             out.push(metric("memory_used_bytes", s.memory.used() as f64));
             out.push(metric("memory_available_bytes", s.memory.available as f64));
             out.push(metric("load1", s.load[0]));
@@ -581,12 +589,19 @@ fn watch_process(
     out.push(metric("rss_bytes", s.rss_bytes as f64));
     out.push(metric("threads", s.stat.threads as f64));
     out.push(metric("open_files", s.open_files as f64));
-    if let Some((then, before)) = &t.last {
-        let wall = now.duration_since(*then).as_secs_f64();
-        out.push(metric(
-            "cpu_percent",
-            procfs::process_cpu_percent(before, &s.stat, wall),
-        ));
+    match &t.last {
+        // Ticks are 10 ms: over a window shorter than CPU_WINDOW the percentage would
+        // come in steps of 10 % or worse; a fast interval samples memory often and CPU
+        // as often as it can be measured.
+        Some((then, _)) if now.duration_since(*then) < CPU_WINDOW => {}
+        Some((then, before)) => {
+            let wall = now.duration_since(*then).as_secs_f64();
+            out.push(metric(
+                "cpu_percent",
+                procfs::process_cpu_percent(before, &s.stat, wall),
+            ));
+            t.last = Some((now, s.stat));
+        }
+        None => t.last = Some((now, s.stat)),
     }
-    t.last = Some((now, s.stat));
 }

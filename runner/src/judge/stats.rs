@@ -63,6 +63,18 @@ pub fn slope(points: &[(f64, f64)]) -> f64 {
     if sxx == 0.0 { 0.0 } else { sxy / sxx }
 }
 
+/// The chance of `at_least` or more successes in `n` trials of chance `p` each.
+pub fn binomial_tail(at_least: usize, n: usize, p: f64) -> f64 {
+    let p = p.clamp(0.0, 1.0);
+    let mut total = 0.0;
+    for j in at_least..=n {
+        // C(n, j) as a product of ratios: n is a few looks, never large.
+        let c = (0..j).fold(1.0, |c, i| c * (n - i) as f64 / (i + 1) as f64);
+        total += c * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32);
+    }
+    total.min(1.0)
+}
+
 /// Two-sided p of a new value's rank among `baseline`: how often a value of the baseline's
 /// own distribution would sit at least as far out. Ties count against significance.
 pub fn rank_p(value: f64, baseline: &[f64]) -> f64 {
@@ -229,6 +241,15 @@ pub fn hodges_lehmann(a: &[f64], b: &[f64]) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn binomial_tails() {
+        assert!((super::binomial_tail(1, 1, 0.03) - 0.03).abs() < 1e-15);
+        assert!((super::binomial_tail(3, 3, 0.1) - 0.001).abs() < 1e-15);
+        // At least 2 of 3 at 0.5: 3/8 + 1/8.
+        assert!((super::binomial_tail(2, 3, 0.5) - 0.5).abs() < 1e-15);
+        assert_eq!(super::binomial_tail(0, 4, 0.2), 1.0);
+    }
+
     use super::*;
 
     fn close(a: f64, b: f64, tol: f64) -> bool {

@@ -388,6 +388,38 @@ fn declared_for(f: &FeatureId, declared: &BTreeMap<String, Declared>) -> Declare
     }
 }
 
+/// The smallest change of a time (a step's duration, a step to an event) worth a flag, in
+/// µs: below a millisecond a step's time on a shared machine is its scheduling (an `echo`
+/// of 7 µs takes 190 µs now and then), not the system's behaviour.
+pub const TIME_RESOLUTION_US: f64 = 1000.0;
+
+/// The degrees of freedom a single run's t test is held to: Student's t with 3 has tails
+/// like the hiccups of a shared machine (a 20-noise-unit spike is p = 3e-4 there, not
+/// 1e-15), so one odd run leans instead of failing; a real shift shows again in the
+/// candidate's next run and is decided then.
+pub const SINGLE_RUN_DF: f64 = 3.0;
+
+/// For a feature whose history takes few values (at most a third as many distinct
+/// values as runs: counts, quantized samples, one value mostly) when every candidate run
+/// has a value history has had: the rank p of the candidate's runs among the history's
+/// (one run: its rank; several: Mann-Whitney). `None` otherwise.
+fn seen_before(cand: &[f64], base: &[f64]) -> Option<f64> {
+    let sorted = stats::sorted(base);
+    let distinct = 1 + sorted.windows(2).filter(|w| w[1] != w[0]).count();
+    let seen = cand.iter().all(|c| {
+        sorted
+            .iter()
+            .any(|r| (c - r).abs() <= 1e-9 * c.abs().max(r.abs()).max(1e-12))
+    });
+    if distinct * 3 > sorted.len() || !seen {
+        return None;
+    }
+    Some(match cand {
+        [one] => stats::rank_p(*one, &sorted),
+        _ => stats::mann_whitney(cand, &sorted).p,
+    })
+}
+
 /// One feature's numbers before the correction.
 struct Tested {
     judged: Judged,
@@ -400,6 +432,8 @@ struct Tested {
     /// regression where its better direction is declared (its improvement is judged with
     /// the rest).
     in_critical: bool,
+    /// Comparable runs had it, this one has not: `p` is how rare that is in history.
+    absent: bool,
 }
 
 /// One run's features read in ascending order of id, as a merge: thousands of features
@@ -506,15 +540,29 @@ pub fn judge(case: &Case<'_>) -> Verdict {
             None => with_runs.iter().map(|(v, _)| *v).collect(),
         };
         let Some(own) = own_values.value(f) else {
-            // Had by most comparable runs, not by this one.
-            if enough && f.stat != Stat::Events && base.len() * 5 >= case.baseline.len() * 4 {
-                counts.missing += 1;
+            // Had by most comparable runs, not by this one: as rare as history says a run
+            // without it is, and rarer with each earlier run of the candidate that lacked
+            // it too (a step's event that sometimes lands in the next step's window is
+            // not a change).
+            let had = comparable.iter().filter(|c| **c).count();
+            if enough && f.stat != Stat::Events && base.len() * 5 >= had * 4 {
+                let lacking_looks = 1 + pooled
+                    .iter_mut()
+                    .map(|p| p.value(f))
+                    .filter(Option::is_none)
+                    .count();
+                let rare = (had - base.len() + 1) as f64 / (had + 1) as f64;
+                let mut judged = missing(f, &base, declared_for(f, case.declared));
+                judged.p = stats::binomial_tail(lacking_looks, look, rare);
+                judged.q = judged.p;
+                judged.rank_p = judged.p;
                 tested.push(Tested {
-                    judged: missing(f, &base, declared_for(f, case.declared)),
-                    worth: false,
-                    gate: false,
+                    judged,
+                    worth: true,
+                    gate: true,
                     departed: None,
                     in_critical: false,
+                    absent: true,
                 });
             }
             continue;
@@ -556,7 +604,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
     let mut lean_after_correction = false;
     for t in &mut tested {
         let j = &mut t.judged;
-        if matches!(j.decision, Decision::NotEnough | Decision::Missing) {
+        if j.decision == Decision::NotEnough {
             continue;
         }
         let level = if t.in_critical {
@@ -569,7 +617,11 @@ pub fn judge(case: &Case<'_>) -> Verdict {
         // multiplies that), and listed as leaning until then.
         let lean = j.p <= policy.lean || j.q <= 10.0 * level || t.departed == Some(true);
         j.decision = if t.worth && t.gate && j.q <= level {
-            Decision::Different
+            if t.absent {
+                Decision::Missing
+            } else {
+                Decision::Different
+            }
         } else if t.worth && t.gate && lean {
             if t.in_critical || j.q <= 10.0 * level {
                 lean_after_correction |= !j.report_only;
@@ -623,6 +675,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
                 }
             },
             (Decision::Inconclusive, false) => counts.inconclusive += 1,
+            (Decision::Missing, false) => counts.missing += 1,
             _ => {}
         }
         findings.push(j);
@@ -711,9 +764,10 @@ fn rank(j: &Judged) -> u8 {
     }
 }
 
+/// A feature the run lacks, to be judged by how rare that is (`Same` until then).
 fn missing(f: &FeatureId, base: &[f64], d: Declared) -> Judged {
     Judged {
-        decision: Decision::Missing,
+        decision: Decision::Same,
         direction: Some(Direction::Changed),
         center: stats::median(base),
         candidate_n: 0,
@@ -831,6 +885,7 @@ fn test(
             gate: false,
             departed: None,
             in_critical: false,
+            absent: false,
         };
     }
     let noise: Noise = noise::learn(base, value);
@@ -855,7 +910,12 @@ fn test(
         // and at least half a percent, so a feature with next to no noise does not flag
         // a change nobody would act on.
         None => (1.5 * noise.scale).max(0.005 * center.abs()),
-    };
+    }
+    .max(if f.stat.is_time() {
+        TIME_RESOLUTION_US
+    } else {
+        0.0
+    });
     let worth = effect.abs() >= min_effect && effect != 0.0;
     let mut departed = None;
     let (p, gate, se) = if noise.shape == Shape::Constant {
@@ -872,6 +932,13 @@ fn test(
         };
         departed = Some(odd as usize == k);
         (p, true, 0.0)
+    } else if let Some(p) = seen_before(cand, base) {
+        // Mostly one value, or a few (counts, quantized samples), and the candidate's
+        // values are ones history has had: as rare as history says they are (the
+        // ranks), not as a spread fitted to the few odd runs would say. A value never
+        // seen before is judged below.
+        judged.rank_p = p;
+        (p, true, 0.0)
     } else {
         // The candidate's mean against the baseline's median: both uncertain.
         let se = noise.scale * (1.0 / k as f64 + noise::MEDIAN_VARIANCE / n as f64).sqrt();
@@ -882,7 +949,16 @@ fn test(
         } else {
             judged.rank_p <= 0.05
         };
-        (stats::t_two_sided(t, noise.df), gate, se)
+        // One run alone may be a spike of a tail its baseline has not shown (30 runs
+        // cannot show a 1-in-100 hiccup): it is judged as if the noise had heavy tails;
+        // the candidate's further runs, which a spike does not repeat, are judged on the
+        // baseline's own estimate.
+        let df = if k == 1 {
+            noise.df.min(SINGLE_RUN_DF)
+        } else {
+            noise.df
+        };
+        (stats::t_two_sided(t, df), gate, se)
     };
     // A critical feature with a better direction: its family asks only "did it regress?",
     // one-sided; a move the better way is judged with the rest, two-sided.
@@ -916,6 +992,7 @@ fn test(
         gate,
         departed,
         in_critical,
+        absent: false,
     }
 }
 
@@ -923,10 +1000,7 @@ fn test(
 /// selective Benjamini-Hochberg (sources, then features) for the rest. Report-only and
 /// untested features are not in any family.
 fn correct(tested: &mut [Tested], policy: &Policy, look: usize) {
-    let in_family = |t: &Tested| {
-        !t.judged.report_only
-            && !matches!(t.judged.decision, Decision::NotEnough | Decision::Missing)
-    };
+    let in_family = |t: &Tested| !t.judged.report_only && t.judged.decision != Decision::NotEnough;
     // The critical family: per declared metric, Simes; Holm over the metrics; a feature's
     // q is its metric's adjusted p or its own BH q within the metric, whichever is larger.
     let mut by_metric: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -1194,8 +1268,13 @@ mod tests {
     fn a_large_shift_of_an_undeclared_feature_is_a_change_that_does_not_fail_the_run() {
         let mut rng = Noisy(3);
         let history: Vec<Features> = (0..30).map(|_| run(&mut rng, 50, 0.0)).collect();
+        // 12 noise units in one run could be a hiccup of a tail the history has not shown:
+        // it leans; the candidate's second run shifted the same way decides.
+        let first = run(&mut rng, 50, 12.0);
+        let v = verdict(&first, &[], &history, &BTreeMap::new());
+        assert_ne!(v.outcome, Outcome::Different, "{}", v.headline());
         let me = run(&mut rng, 50, 12.0);
-        let v = verdict(&me, &[], &history, &BTreeMap::new());
+        let v = verdict(&me, &[&first], &history, &BTreeMap::new());
         assert_eq!(v.outcome, Outcome::Different, "{}", v.headline());
         assert_eq!(v.counts.changed, 1);
         assert_eq!(v.findings[0].direction, Some(Direction::Changed));
@@ -1270,7 +1349,7 @@ mod tests {
     #[test]
     fn a_feature_every_comparable_run_had_and_this_one_lacks_is_missing() {
         let mut rng = Noisy(5);
-        let history: Vec<Features> = (0..10)
+        let history: Vec<Features> = (0..30)
             .map(|_| {
                 let mut f = one(100.0 + rng.next(), "m", Stat::Mean);
                 f.values.insert(
@@ -1280,9 +1359,16 @@ mod tests {
                 f
             })
             .collect();
+        // One run without it is one chance in 31 by luck (an event can land in the next
+        // step's window): not yet a change.
+        let first = one(100.0, "m", Stat::Mean);
+        let v = verdict(&first, &[], &history, &BTreeMap::new());
+        assert_eq!(v.counts.missing, 0, "{}", v.headline());
+        // Three runs of the candidate without it are not luck.
+        let second = one(100.0, "m", Stat::Mean);
         let me = one(100.0, "m", Stat::Mean);
-        let v = verdict(&me, &[], &history, &BTreeMap::new());
-        assert_eq!(v.outcome, Outcome::Different);
+        let v = verdict(&me, &[&first, &second], &history, &BTreeMap::new());
+        assert_eq!(v.outcome, Outcome::Different, "{}", v.headline());
         assert_eq!(v.counts.missing, 1);
         assert_eq!(v.findings[0].decision, Decision::Missing);
         assert!(v.findings[0].summary().contains("no longer observed"));

@@ -273,8 +273,17 @@ enum Done {
         environments: Vec<String>,
         continuous: bool,
         person: bool,
+        /// The same candidate to run again: its verdict could not decide yet.
+        again: Option<Again>,
     },
+
     Round(Result<Vec<Due>, Error>),
+}
+
+/// A candidate to run again, and the verdict that asks for it.
+struct Again {
+    request: RunRequest,
+    why: String,
 }
 
 /// How long the pipelines read stay fresh: a repository's change to them is seen within it.
@@ -562,6 +571,7 @@ impl<W: Work> Server<W> {
                         environments,
                         continuous,
                         person,
+                        again: None,
                     }
                 });
             }
@@ -569,16 +579,34 @@ impl<W: Work> Server<W> {
                 crate::errln!("{}", job.what);
                 let publishes = origin.publishes();
                 self.tasks.spawn_blocking(move || {
-                    match work.run(&job.request, &control) {
-                        Ok(Ran::Done(outcome)) if publishes => work.publish(&outcome),
-                        Ok(_) => {}
-                        Err(e) => crate::errln!("failed (the server goes on): {e}"),
-                    }
+                    let again = match work.run(&job.request, &control) {
+                        Ok(Ran::Done(outcome)) => {
+                            if publishes {
+                                work.publish(&outcome);
+                            }
+                            crate::app::judge::again(&job.request, outcome.verdict.as_ref()).map(
+                                |request| Again {
+                                    request,
+                                    why: outcome
+                                        .verdict
+                                        .as_ref()
+                                        .map(|v| v.headline())
+                                        .unwrap_or_default(),
+                                },
+                            )
+                        }
+                        Ok(_) => None,
+                        Err(e) => {
+                            crate::errln!("failed (the server goes on): {e}");
+                            None
+                        }
+                    };
                     Done::Job {
                         id,
                         environments,
                         continuous,
                         person,
+                        again,
                     }
                 });
             }
@@ -623,9 +651,26 @@ impl<W: Work> Server<W> {
                 environments,
                 continuous,
                 person,
+                again,
             } => {
                 self.running.remove(&id);
                 self.scheduler.finished(&environments);
+                if let Some(again) = again {
+                    let origin = match again.request.trigger {
+                        Trigger::Schedule { .. } => Origin::Schedule,
+                        _ => Origin::Change,
+                    };
+                    self.submit(Job {
+                        what: format!(
+                            "{} again, the same candidate ({})",
+                            again.request.describe(),
+                            again.why
+                        ),
+                        request: again.request,
+                        environments: environments.clone(),
+                        origin,
+                    });
+                }
                 let now = crate::clock::now_us();
                 for e in &environments {
                     self.quiet_since.insert(e.clone(), now);
@@ -856,6 +901,49 @@ mod tests {
                 ("a2".to_string(), true)
             ]
         );
+    }
+
+    #[test]
+    fn an_inconclusive_candidate_is_queued_again_on_its_environment() {
+        let fake = Arc::new(Fake::default());
+        let mut server = Server::new(fake, settings(), Activity::default());
+        let request = d_request();
+        // Fed by hand: a change's run ended INCONCLUSIVE with looks left.
+        server.on_done(Done::Job {
+            id: 0,
+            environments: vec!["env-a".into()],
+            continuous: false,
+            person: false,
+            again: Some(Again {
+                request: request.clone(),
+                why: "INCONCLUSIVE: about 2 more runs would decide".into(),
+            }),
+        });
+        let waiting: Vec<&Job> = server.scheduler.waiting().collect();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].environments, vec!["env-a".to_string()]);
+        assert!(matches!(waiting[0].origin, Origin::Change));
+        assert_eq!(waiting[0].request.trigger, request.trigger);
+        assert!(
+            waiting[0].what.contains("again") && waiting[0].what.contains("INCONCLUSIVE"),
+            "{}",
+            waiting[0].what
+        );
+        // A run that decided queues nothing.
+        server.on_done(Done::Job {
+            id: 1,
+            environments: vec!["env-b".into()],
+            continuous: false,
+            person: false,
+            again: None,
+        });
+        assert_eq!(server.scheduler.waiting().count(), 1);
+    }
+
+    fn d_request() -> RunRequest {
+        let mut d = due("a", "env-a");
+        d.action = Action::RerunScenarios;
+        d.request()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
