@@ -411,7 +411,7 @@ fn main() {
                 continue;
             }
             let spread = noise::qn(base);
-            if !(spread > 0.0) {
+            if spread.is_nan() || spread <= 0.0 {
                 continue;
             }
             let units = (stats::median(&values) - stats::median(base)) / spread;

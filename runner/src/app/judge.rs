@@ -97,7 +97,15 @@ impl App {
         let choice = self.baseline(run, policy)?;
         let baseline_ids: Vec<&str> = choice.chosen.iter().map(|(id, _)| id.as_str()).collect();
         let pooled_ids: Vec<&str> = choice.pooled.iter().map(String::as_str).collect();
-        let verdict = self.compute(run, &baseline_ids, &pooled_ids, declared, policy)?;
+        let lineage_ids: Vec<&str> = choice.lineage.iter().map(String::as_str).collect();
+        let verdict = self.compute(
+            run,
+            &baseline_ids,
+            &pooled_ids,
+            &lineage_ids,
+            declared,
+            policy,
+        )?;
         let mut record = run.clone();
         record.judgement = Some(Judgement {
             outcome: verdict.outcome,
@@ -131,10 +139,12 @@ impl App {
         };
         let baseline_ids: Vec<&str> = stored.baseline.iter().map(String::as_str).collect();
         let pooled_ids: Vec<&str> = stored.pooled.iter().map(String::as_str).collect();
+        let lineage_ids: Vec<&str> = stored.lineage.iter().map(String::as_str).collect();
         let verdict = self.compute(
             run,
             &baseline_ids,
             &pooled_ids,
+            &lineage_ids,
             &stored.declared,
             &stored.policy,
         )?;
@@ -148,6 +158,7 @@ impl App {
                     .collect(),
                 left: Vec::new(),
                 pooled: stored.pooled.clone(),
+                lineage: stored.lineage.clone(),
             },
             verdict,
             record: run.clone(),
@@ -160,6 +171,7 @@ impl App {
         run: &RunRecord,
         baseline_ids: &[&str],
         pooled_ids: &[&str],
+        lineage_ids: &[&str],
         declared: &BTreeMap<String, Declared>,
         policy: &Policy,
     ) -> Result<Verdict, Error> {
@@ -184,12 +196,25 @@ impl App {
                 pooled.push((id.to_string(), f));
             }
         }
+        // A lineage run is often a baseline run too: read once.
+        let mut lineage: Vec<(String, Features)> = Vec::new();
+        for id in lineage_ids {
+            let known = baseline
+                .iter()
+                .find(|(b, _)| b == id)
+                .map(|(_, f)| f.clone());
+            if let Some(f) = known.map_or_else(|| features_of(id), |f| Ok(Some(f)))? {
+                lineage.push((id.to_string(), f));
+            }
+        }
+        let lin: Vec<(&str, &Features)> = lineage.iter().map(|(i, f)| (i.as_str(), f)).collect();
         let base: Vec<(&str, &Features)> = baseline.iter().map(|(i, f)| (i.as_str(), f)).collect();
         let pool: Vec<&Features> = pooled.iter().map(|(_, f)| f).collect();
         let mut verdict = crate::judge::verdict::judge(&Case {
             run: &own,
             pooled: &pool,
             baseline: &base,
+            lineage: &lin,
             declared,
             policy,
         });
@@ -241,6 +266,7 @@ mod tests {
             counts: Counts::default(),
             baseline: vec!["b1".into(); 5],
             pooled: (0..pooled).map(|n| format!("p{n}")).collect(),
+            lineage: Vec::new(),
             needed: 5,
             findings: Vec::new(),
             more_runs: Some(2),

@@ -366,6 +366,7 @@ mod tests {
             run: &run(300.0),
             pooled: &[],
             baseline: &baseline,
+            lineage: &[],
             declared: &declared,
             policy: &crate::judge::Policy::default(),
         })
@@ -383,6 +384,7 @@ mod tests {
             fails: v.fails,
             regressed: v.counts.regressed as u32,
             pooled: vec![],
+            lineage: vec![],
             headline: v.headline(),
         });
         let text = description(&run);

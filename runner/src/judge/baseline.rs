@@ -73,6 +73,11 @@ pub struct Choice {
     pub left: Vec<(String, Left)>,
     /// Earlier runs of the same candidate judged with it, newest first.
     pub pooled: Vec<String>,
+    /// The earlier candidates' newest accepted comparable runs, one each, back to the
+    /// previous release (included) or the policy's number, oldest first: the series a
+    /// slow drift shows in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
 }
 
 /// Why `other` cannot be compared with `run`, if it cannot.
@@ -129,6 +134,9 @@ pub fn choose(
 ) -> Choice {
     let mut choice = Choice::default();
     let mut pooling = true;
+    // The lineage: one run per earlier candidate, newest first while collected.
+    let mut candidates: Vec<&RunRecord> = Vec::new();
+    let mut lineage_open = policy.drift_candidates > 0;
     for other in history
         .iter()
         .filter(|o| o.id != run.id && o.started_at < run.started_at)
@@ -157,6 +165,15 @@ pub fn choose(
             choice.left.push((other.id.clone(), why));
             continue;
         }
+        if lineage_open
+            && !same_candidate(run, other)
+            && !candidates.iter().any(|c| same_candidate(c, other))
+        {
+            candidates.push(other);
+            choice.lineage.push(other.id.clone());
+            // A release accepted what came before it; the lineage starts there.
+            lineage_open = !is_release && choice.lineage.len() < policy.drift_candidates;
+        }
         if is_release {
             let name = release.map(|(n, _)| n.to_string()).unwrap_or_default();
             choice
@@ -174,6 +191,7 @@ pub fn choose(
             choice.left.push((other.id.clone(), Left::Beyond));
         }
     }
+    choice.lineage.reverse();
     choice
 }
 
@@ -242,6 +260,30 @@ mod tests {
         assert_eq!(why("44"), Left::OtherLoad);
         assert_eq!(why("40"), Left::Beyond);
         assert!(c.pooled.is_empty());
+    }
+
+    #[test]
+    fn the_lineage_is_one_run_per_earlier_candidate_back_to_the_previous_release() {
+        let me = run("50");
+        // Runs 40..49, two per revision (a, b, c, d, e), newest first; 45 judged regressed.
+        let mut history: Vec<RunRecord> = (40..50)
+            .rev()
+            .map(|i| RunRecord {
+                revision: format!("rev{}", (i - 40) / 2),
+                ..run(&i.to_string())
+            })
+            .collect();
+        history[4] = judged(history[4].clone(), Outcome::Different, 1);
+        let c = choose(&me, &history, Some(("v1", "42")), &Policy::default());
+        // The newest accepted run of each revision, oldest first, from the release on.
+        assert_eq!(c.lineage, ["42", "44", "47", "49"]);
+        let c = choose(&me, &history, None, &Policy::default());
+        assert_eq!(c.lineage, ["41", "42", "44", "47", "49"]);
+        let few = Policy {
+            drift_candidates: 2,
+            ..Policy::default()
+        };
+        assert_eq!(choose(&me, &history, None, &few).lineage, ["47", "49"]);
     }
 
     #[test]

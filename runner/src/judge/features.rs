@@ -375,9 +375,18 @@ fn summarise(out: &mut Features, key: Series, mut points: Vec<(i64, f64)>) {
     put(Stat::P95, stats::quantile(&sorted, 0.95));
     put(Stat::P99, stats::quantile(&sorted, 0.99));
     put(Stat::Max, *sorted.last().unwrap_or(&f64::NAN));
-    put(Stat::Slope, stats::slope(&timed));
+    // A trend needs points and time to show: over a few samples of a short phase a
+    // slope is one allocation burst or one scheduling hiccup.
+    let span = timed.last().map_or(0.0, |t| t.0);
+    if values.len() >= SLOPE_MIN_POINTS && span >= SLOPE_MIN_SECONDS {
+        put(Stat::Slope, stats::slope(&timed));
+    }
     out.blocks.insert(key, block_means(&values));
 }
+
+/// The samples and the seconds a series needs for its slope to be a feature.
+pub const SLOPE_MIN_POINTS: usize = 8;
+pub const SLOPE_MIN_SECONDS: f64 = 1.0;
 
 /// `values` cut into at most [`BLOCKS`] contiguous blocks of (nearly) equal length, each
 /// reduced to its mean.
@@ -392,7 +401,7 @@ pub fn block_means(values: &[f64]) -> Vec<f64> {
 /// What [`extract`] computes and how it names it, as a number: features stored by an
 /// earlier extraction are extracted again from the run's records, so a run's features
 /// always compare with its baseline's.
-pub const EXTRACTION: u32 = 2;
+pub const EXTRACTION: u32 = 3;
 
 /// Features as stored: each distinct name once, rows of indices.
 #[derive(Debug, Serialize, Deserialize)]

@@ -59,6 +59,13 @@ pub struct Policy {
     pub fail_on_critical: bool,
     /// Any feature that regressed fails the run.
     pub fail_on_any: bool,
+    /// Earlier candidates a feature's drift is looked for across (0: none).
+    #[serde(default = "default_drift_candidates")]
+    pub drift_candidates: usize,
+}
+
+fn default_drift_candidates() -> usize {
+    60
 }
 
 impl Default for Policy {
@@ -72,6 +79,7 @@ impl Default for Policy {
             baseline_runs: 30,
             fail_on_critical: true,
             fail_on_any: false,
+            drift_candidates: default_drift_candidates(),
         }
     }
 }
@@ -160,6 +168,26 @@ pub struct Judged {
     /// compared only with runs under the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyed_by: Option<String>,
+    /// A slow drift across the earlier candidates that this one continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+/// A change point in a feature's series across candidates (one value each, oldest
+/// first, this candidate last) whose later segment this candidate ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The run of the first candidate after the change point.
+    pub since: String,
+    /// Candidates in the later segment, this one included.
+    pub candidates: usize,
+    /// The segments' means: before the change point and since.
+    pub before: f64,
+    pub after: f64,
+    /// The change point's p (Otava's t test of the two segments), and after the
+    /// correction over every feature's drift.
+    pub p: f64,
+    pub q: f64,
 }
 
 pub use crate::record::Outcome;
@@ -190,6 +218,9 @@ pub struct Verdict {
     pub baseline: Vec<String>,
     /// Earlier runs of the same candidate judged together with this one.
     pub pooled: Vec<String>,
+    /// One run per earlier candidate, oldest first: where drift was looked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
     /// Comparable runs needed to judge (when there were too few).
     pub needed: usize,
     /// Every feature that is not SAME, regressions first.
@@ -343,6 +374,17 @@ impl Judged {
         if !self.moved_with.is_empty() {
             text.push_str(&format!("; moved with: {}", self.moved_with.join(", ")));
         }
+        if let Some(d) = &self.drift {
+            text.push_str(&format!(
+                "; drifted {} → {} over the last {} candidates (since run {}; change point p={}, q={})",
+                self.unit.show(d.before),
+                self.unit.show(d.after),
+                d.candidates,
+                d.since,
+                super::declared::sig(d.p),
+                super::declared::sig(d.q),
+            ));
+        }
         if let Some(key) = &self.keyed_by {
             text.push_str(&format!(
                 "; compared only with runs where {key} (history shows it matters)"
@@ -359,6 +401,8 @@ pub struct Case<'a> {
     pub pooled: &'a [&'a Features],
     /// Baseline runs: id and features, newest first.
     pub baseline: &'a [(&'a str, &'a Features)],
+    /// One run per earlier candidate, oldest first (`baseline::Choice::lineage`).
+    pub lineage: &'a [(&'a str, &'a Features)],
     pub declared: &'a BTreeMap<String, Declared>,
     pub policy: &'a Policy,
 }
@@ -390,8 +434,10 @@ fn declared_for(f: &FeatureId, declared: &BTreeMap<String, Declared>) -> Declare
 
 /// The smallest change of a time (a step's duration, a step to an event) worth a flag, in
 /// µs: below a millisecond a step's time on a shared machine is its scheduling (an `echo`
-/// of 7 µs takes 190 µs now and then), not the system's behaviour.
-pub const TIME_RESOLUTION_US: f64 = 1000.0;
+/// of 7 µs takes 190 µs now and then), not the system's behaviour; a busy machine delays
+/// a step by a few milliseconds (the demo's clean runs: 1.4 to 6 ms, a compile beside
+/// them), so that is the floor.
+pub const TIME_RESOLUTION_US: f64 = 5000.0;
 
 /// The degrees of freedom a single run's t test is held to: Student's t with 3 has tails
 /// like the hiccups of a shared machine (a 20-noise-unit spike is p = 3e-4 there, not
@@ -399,25 +445,113 @@ pub const TIME_RESOLUTION_US: f64 = 1000.0;
 /// candidate's next run and is decided then.
 pub const SINGLE_RUN_DF: f64 = 3.0;
 
-/// For a feature whose history takes few values (at most a third as many distinct
-/// values as runs: counts, quantized samples, one value mostly) when every candidate run
-/// has a value history has had: the rank p of the candidate's runs among the history's
-/// (one run: its rank; several: Mann-Whitney). `None` otherwise.
-fn seen_before(cand: &[f64], base: &[f64]) -> Option<f64> {
+/// How many levels `values` take when values within `tolerance` of a level's first are
+/// one, and the smallest step between two levels (none with one level).
+fn levels(values: &[f64], tolerance: f64) -> (usize, Option<f64>) {
+    let sorted = stats::sorted(values);
+    let mut starts: Vec<f64> = Vec::new();
+    for v in sorted {
+        if starts.last().is_none_or(|s| v - s > tolerance) {
+            starts.push(v);
+        }
+    }
+    let quantum = starts
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .min_by(|a, b| a.total_cmp(b));
+    (starts.len(), quantum)
+}
+
+/// For a feature whose history takes few levels, when every candidate run has a value
+/// history has had (within `tolerance`, inside its central 80 %): the rank p of the candidate's runs among the
+/// history's (one run: its rank; several: Mann-Whitney). `None` otherwise.
+fn seen_before(cand: &[f64], base: &[f64], tolerance: f64) -> Option<f64> {
+    // Seen, and not only at the edge: a value the history had once in a hiccup is not
+    // vouched for by it (a latency's p99 of 25 µs where it is 5 µs but for one run).
     let sorted = stats::sorted(base);
-    let distinct = 1 + sorted.windows(2).filter(|w| w[1] != w[0]).count();
+    let (low, high) = (
+        stats::quantile(&sorted, 0.1) - tolerance,
+        stats::quantile(&sorted, 0.9) + tolerance,
+    );
     let seen = cand.iter().all(|c| {
-        sorted
-            .iter()
-            .any(|r| (c - r).abs() <= 1e-9 * c.abs().max(r.abs()).max(1e-12))
+        (low..=high).contains(c)
+            && base
+                .iter()
+                .any(|r| (c - r).abs() <= tolerance.max(1e-9 * c.abs().max(r.abs())))
     });
-    if distinct * 3 > sorted.len() || !seen {
+    if !seen {
         return None;
     }
     Some(match cand {
-        [one] => stats::rank_p(*one, &sorted),
-        _ => stats::mann_whitney(cand, &sorted).p,
+        [one] => stats::rank_p(*one, base),
+        _ => stats::mann_whitney(cand, base).p,
     })
+}
+
+/// Candidates a feature's drift needs at least before it is looked for.
+pub const DRIFT_MIN_CANDIDATES: usize = 10;
+
+/// A change point across the candidates (`series`: the lineage's values, oldest first,
+/// this candidate's last; `ids` the lineage's runs) whose later segment ends with this
+/// candidate and is worse than the segment before by an effect worth a flag — or, where
+/// nothing says which way is better, different by one.
+fn drift(series: &[f64], ids: &[&str], judged: &Judged, d: &Declared) -> Option<Drift> {
+    if judged.decision == Decision::NotEnough || series.len() < DRIFT_MIN_CANDIDATES {
+        return None;
+    }
+    let cp = super::changepoint::newest_shift(series, &super::changepoint::Config::default())?;
+    let step = cp.mean_after - cp.mean_before;
+    let worse = match d.better {
+        Some(Better::Lower) => step > 0.0,
+        Some(Better::Higher) => step < 0.0,
+        None => step != 0.0,
+    };
+    let min_effect = match d.min_effect {
+        Some(Effect::Relative(r)) => r * cp.mean_before.abs(),
+        Some(Effect::Absolute(a)) => a,
+        // The same half percent that keeps a noiseless feature from flagging a change
+        // nobody would act on; a drift is the slow change the baseline comparison
+        // absorbs, so it is not held to that comparison's noise units.
+        None => 0.005 * cp.mean_before.abs(),
+    };
+    if !worse || step.abs() < min_effect || cp.index >= series.len() || cp.index == 0 {
+        return None;
+    }
+    // The split was the best of the series' n - 1: its p is corrected for the search.
+    let p = (cp.p * (series.len() - 1) as f64).min(1.0);
+    Some(Drift {
+        since: ids.get(cp.index).copied().unwrap_or("this run").to_string(),
+        candidates: series.len() - cp.index,
+        before: cp.mean_before,
+        after: cp.mean_after,
+        p,
+        q: p,
+    })
+}
+
+/// Benjamini-Hochberg over every feature's drift p; a drift whose q is under the false
+/// discovery level makes its feature DIFFERENT (when the comparison with the baseline had
+/// not already), explained by the drift.
+fn correct_drift(tested: &mut [Tested], policy: &Policy) {
+    let at: Vec<usize> = (0..tested.len())
+        .filter(|i| tested[*i].drift.is_some() && !tested[*i].judged.report_only)
+        .collect();
+    let p: Vec<f64> = at
+        .iter()
+        .filter_map(|i| tested[*i].drift.as_ref().map(|d| d.p))
+        .collect();
+    let q = stats::benjamini_hochberg(&p);
+    for (i, q) in at.into_iter().zip(q) {
+        let t = &mut tested[i];
+        let Some(mut d) = t.drift.take() else {
+            continue;
+        };
+        if q > policy.fdr {
+            continue;
+        }
+        d.q = q;
+        t.judged.drift = Some(d);
+    }
 }
 
 /// One feature's numbers before the correction.
@@ -434,6 +568,8 @@ struct Tested {
     in_critical: bool,
     /// Comparable runs had it, this one has not: `p` is how rare that is in history.
     absent: bool,
+    /// A change point across the candidates, before its correction.
+    drift: Option<Drift>,
 }
 
 /// One run's features read in ascending order of id, as a merge: thousands of features
@@ -508,6 +644,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
     let mut own_values = Cursor::new(case.run);
     let mut baseline: Vec<Cursor<'_>> = case.baseline.iter().map(|(_, b)| Cursor::new(b)).collect();
     let mut pooled: Vec<Cursor<'_>> = case.pooled.iter().map(|p| Cursor::new(p)).collect();
+    let mut lineage: Vec<Cursor<'_>> = case.lineage.iter().map(|(_, l)| Cursor::new(l)).collect();
     // Which baseline runs had the scenario's text as this run has it: features come
     // grouped by scenario, so this is worked out once per scenario.
     let mut scope: Option<&str> = None;
@@ -563,6 +700,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
                     departed: None,
                     in_critical: false,
                     absent: true,
+                    drift: None,
                 });
             }
             continue;
@@ -573,6 +711,18 @@ pub fn judge(case: &Case<'_>) -> Verdict {
         let d = declared_for(f, case.declared);
         let mut t = test(f, &cand, &base, &d, policy, &mut quantiles);
         t.judged.keyed_by = keyed_by;
+        if enough && case.lineage.len() >= DRIFT_MIN_CANDIDATES {
+            let mut series: Vec<f64> = Vec::with_capacity(case.lineage.len() + 1);
+            let mut ids: Vec<&str> = Vec::with_capacity(case.lineage.len());
+            for (c, (id, _)) in lineage.iter_mut().zip(case.lineage) {
+                if let Some(v) = c.value(f) {
+                    series.push(v);
+                    ids.push(id);
+                }
+            }
+            series.push(t.judged.value);
+            t.drift = drift(&series, &ids, &t.judged, &d);
+        }
         if let Some(limit) = d.max.filter(|m| f.stat.in_series_unit() && own > *m) {
             t.judged.limit = Some(limit);
         }
@@ -599,6 +749,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
     }
 
     correct(&mut tested, policy, look);
+    correct_drift(&mut tested, policy);
 
     // Decide each feature.
     let mut lean_after_correction = false;
@@ -616,7 +767,9 @@ pub fn judge(case: &Case<'_>) -> Verdict {
         // among n runs is p = 1/(n+1), each further run of the candidate that repeats it
         // multiplies that), and listed as leaning until then.
         let lean = j.p <= policy.lean || j.q <= 10.0 * level || t.departed == Some(true);
-        j.decision = if t.worth && t.gate && j.q <= level {
+        j.decision = if j.drift.is_some() {
+            Decision::Different
+        } else if t.worth && t.gate && j.q <= level {
             if t.absent {
                 Decision::Missing
             } else {
@@ -631,7 +784,10 @@ pub fn judge(case: &Case<'_>) -> Verdict {
             Decision::Same
         };
         if j.decision == Decision::Different {
-            let up = j.effect > 0.0;
+            let up = match &j.drift {
+                Some(d) => d.after > d.before,
+                None => j.effect > 0.0,
+            };
             j.direction = Some(match declared_for(&j.feature, case.declared).better {
                 Some(Better::Lower) if up => Direction::Regressed,
                 Some(Better::Higher) if !up => Direction::Regressed,
@@ -742,6 +898,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
         counts,
         baseline: case.baseline.iter().map(|(id, _)| id.to_string()).collect(),
         pooled: Vec::new(),
+        lineage: case.lineage.iter().map(|(id, _)| id.to_string()).collect(),
         needed: policy.min_baseline,
         findings,
         more_runs,
@@ -803,6 +960,7 @@ impl Judged {
             more_runs: None,
             moved_with: Vec::new(),
             keyed_by: None,
+            drift: None,
         }
     }
 }
@@ -886,9 +1044,20 @@ fn test(
             departed: None,
             in_critical: false,
             absent: false,
+            drift: None,
         };
     }
-    let noise: Noise = noise::learn(base, value);
+    let mut noise: Noise = noise::learn(base, value);
+    // The resolution worth a flag: values within half a percent of the center are one
+    // level (a CPU percentage measured in 10 ms ticks jitters with its window's length).
+    let tolerance = 0.005 * stats::median(base).abs();
+    let (levels, quantum) = levels(base, tolerance);
+    let discrete = levels * 3 <= base.len();
+    if discrete && let Some(q) = quantum {
+        // A history of a few levels (counts, quantized samples) cannot vouch for a
+        // noise finer than half a step between them.
+        noise.scale = noise.scale.max(q / 2.0);
+    }
     let n = noise.reference.len();
     let center = noise.center;
     let effect = value - center;
@@ -898,10 +1067,12 @@ fn test(
     judged.noise = noise.scale;
     judged.effect = effect;
     judged.relative = (center != 0.0).then(|| effect / center.abs());
+    // Ranked among the whole history, not the nearer cluster of a bimodal one: a value
+    // between two modes (a quantized metric's third level) is not beyond every run.
     judged.rank_p = if k == 1 {
-        stats::rank_p(value, &noise.reference)
+        stats::rank_p(value, base)
     } else {
-        stats::mann_whitney(cand, &noise.reference).p
+        stats::mann_whitney(cand, base).p
     };
     let min_effect = match d.min_effect {
         Some(Effect::Relative(r)) => r * center.abs(),
@@ -918,21 +1089,24 @@ fn test(
     });
     let worth = effect.abs() >= min_effect && effect != 0.0;
     let mut departed = None;
-    let (p, gate, se) = if noise.shape == Shape::Constant {
+    let (p, gate, se) = if noise.shape == Shape::Constant || levels == 1 {
         // Every comparable run agreed on one value: each candidate run that differs the
         // same way is one chance in n+1 of being the odd one out by luck.
         let odd = cand
             .iter()
-            .filter(|v| (**v - center) * effect > 0.0)
+            .filter(|v| (**v - center) * effect > 0.0 && (**v - center).abs() > tolerance)
             .count() as i32;
-        let p = if effect == 0.0 {
+        let p = if effect.abs() <= tolerance {
             1.0
         } else {
             (1.0 / (n as f64 + 1.0)).powi(odd.max(1))
         };
         departed = Some(odd as usize == k);
         (p, true, 0.0)
-    } else if let Some(p) = seen_before(cand, base) {
+    } else if let Some(p) = discrete
+        .then(|| seen_before(cand, base, tolerance))
+        .flatten()
+    {
         // Mostly one value, or a few (counts, quantized samples), and the candidate's
         // values are ones history has had: as rare as history says they are (the
         // ranks), not as a spread fitted to the few odd runs would say. A value never
@@ -945,7 +1119,7 @@ fn test(
         let t = effect / se;
         let gate = if k == 1 {
             // Beyond all but at most one baseline value.
-            judged.rank_p <= 4.0 / (n as f64 + 1.0)
+            judged.rank_p <= 4.0 / (base.len() as f64 + 1.0)
         } else {
             judged.rank_p <= 0.05
         };
@@ -993,6 +1167,7 @@ fn test(
         departed,
         in_critical,
         absent: false,
+        drift: None,
     }
 }
 
@@ -1180,6 +1355,7 @@ mod tests {
             run: me,
             pooled,
             baseline: &baseline,
+            lineage: &[],
             declared,
             policy: &Policy::default(),
         })
@@ -1262,6 +1438,71 @@ mod tests {
         // About 120 judgements of 199 clean features each (each candidate's runs pooled,
         // 5 candidates sharing a history, so one unlucky feature recurs).
         assert!(wrong <= 3, "{wrong} judgements flagged a clean feature");
+    }
+
+    /// Judges `me` with the last 30 of `accepted` as its baseline and all of them (oldest
+    /// first) as its lineage.
+    fn with_lineage(me: &Features, accepted: &[Features]) -> Verdict {
+        let ids: Vec<String> = (0..accepted.len()).map(|i| format!("c{i}")).collect();
+        let lineage: Vec<(&str, &Features)> = ids
+            .iter()
+            .map(String::as_str)
+            .zip(accepted.iter())
+            .collect();
+        let baseline: Vec<(&str, &Features)> = lineage.iter().rev().take(30).copied().collect();
+        judge(&Case {
+            run: me,
+            pooled: &[],
+            baseline: &baseline,
+            lineage: &lineage,
+            declared: &critical_latency(),
+            policy: &Policy::default(),
+        })
+    }
+
+    #[test]
+    fn a_creep_the_rolling_baseline_absorbs_is_caught_as_a_drift_across_candidates() {
+        // 60 candidates: the critical latency creeps 0.1 noise unit (0.2 %) each, 12
+        // noise units (24 %) in all; the newest 30 — the baseline — span half of it.
+        let mut rng = Noisy(21);
+        let accepted: Vec<Features> = (0..60).map(|k| run(&mut rng, 20, 0.1 * k as f64)).collect();
+        let me = run(&mut rng, 20, 6.1);
+        let v = with_lineage(&me, &accepted);
+        let hit = v
+            .findings
+            .iter()
+            .find(|j| j.feature.series.name == "latency_us")
+            .unwrap_or_else(|| panic!("no finding: {}", v.headline()));
+        let drift = hit.drift.as_ref().expect("a drift");
+        assert_eq!(hit.direction, Some(Direction::Regressed));
+        assert!(drift.after > drift.before, "{drift:?}");
+        assert!(
+            hit.explanation().contains("drifted"),
+            "{}",
+            hit.explanation()
+        );
+        // Nothing else drifted.
+        assert!(
+            v.findings
+                .iter()
+                .all(|j| j.drift.is_none() || j.feature.series.name == "latency_us"),
+            "{}",
+            v.headline()
+        );
+    }
+
+    #[test]
+    fn a_steady_lineage_shows_no_drift() {
+        let mut rng = Noisy(22);
+        let mut flagged = 0;
+        for _ in 0..10 {
+            let accepted: Vec<Features> = (0..60).map(|_| run(&mut rng, 20, 0.0)).collect();
+            let me = run(&mut rng, 20, 0.0);
+            let v = with_lineage(&me, &accepted);
+            flagged += v.findings.iter().filter(|j| j.drift.is_some()).count();
+        }
+        // 10 runs of 80 features each.
+        assert!(flagged <= 1, "{flagged} drifts in 800 steady features");
     }
 
     #[test]
