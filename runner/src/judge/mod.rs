@@ -11,9 +11,12 @@
 //! - [`baseline`]: which runs a run is compared with, and why the others are not.
 //! - [`noise`]: a feature's noise and shape, learned from its baseline.
 //! - [`verdict`]: the tests, the correction for judging thousands at once, the outcome.
+//! - [`changepoint`]: change points in a feature's series across candidates (Otava's
+//!   E-divisive means), so a slow drift is caught once it adds up.
 //! - [`stats`]: the statistics underneath.
 
 pub mod baseline;
+pub mod changepoint;
 pub mod declared;
 pub mod features;
 pub mod noise;
