@@ -384,7 +384,6 @@ mod tests {
             fails: v.fails,
             regressed: v.counts.regressed as u32,
             pooled: vec![],
-            lineage: vec![],
             headline: v.headline(),
         });
         let text = description(&run);

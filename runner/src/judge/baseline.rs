@@ -165,12 +165,11 @@ pub fn choose(
             choice.left.push((other.id.clone(), why));
             continue;
         }
-        if lineage_open
-            && !same_candidate(run, other)
-            && !candidates.iter().any(|c| same_candidate(c, other))
-        {
-            candidates.push(other);
-            choice.lineage.push(other.id.clone());
+        if lineage_open && !same_candidate(run, other) {
+            if !candidates.iter().any(|c| same_candidate(c, other)) {
+                candidates.push(other);
+                choice.lineage.push(other.id.clone());
+            }
             // A release accepted what came before it; the lineage starts there.
             lineage_open = !is_release && choice.lineage.len() < policy.drift_candidates;
         }
@@ -275,10 +274,11 @@ mod tests {
             .collect();
         history[4] = judged(history[4].clone(), Outcome::Different, 1);
         let c = choose(&me, &history, Some(("v1", "42")), &Policy::default());
-        // The newest accepted run of each revision, oldest first, from the release on.
-        assert_eq!(c.lineage, ["42", "44", "47", "49"]);
+        // The newest accepted run of each revision, oldest first, from the release's
+        // revision on (43 is its newest run).
+        assert_eq!(c.lineage, ["43", "44", "47", "49"]);
         let c = choose(&me, &history, None, &Policy::default());
-        assert_eq!(c.lineage, ["41", "42", "44", "47", "49"]);
+        assert_eq!(c.lineage, ["41", "43", "44", "47", "49"]);
         let few = Policy {
             drift_candidates: 2,
             ..Policy::default()
