@@ -50,6 +50,7 @@ fn run_record(id: &str, i: usize) -> RunRecord {
         hostname: "bench".into(),
         overrides: vec![],
         config_commits: Default::default(),
+        config_trees: Default::default(),
         note: None,
         candidate: Default::default(),
         conditions: Default::default(),

@@ -67,6 +67,10 @@ pub struct RunRecord {
     /// Environment name to the config-history commit it ran against.
     #[serde(default)]
     pub config_commits: std::collections::BTreeMap<String, String>,
+    /// Environment name to that commit's tree: the rendered content, whatever commit
+    /// holds it (a knob turned and turned back is a new commit of the same tree).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub config_trees: std::collections::BTreeMap<String, String>,
     /// Why a run did not run (a candidate superseded by a newer one), or other remarks.
     #[serde(default)]
     pub note: Option<String>,
@@ -150,6 +154,7 @@ impl RunRecord {
             hostname: String::new(),
             overrides: Vec::new(),
             config_commits: Default::default(),
+            config_trees: Default::default(),
             note: None,
             incomplete: None,
             judgement: None,

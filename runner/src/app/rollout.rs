@@ -210,6 +210,7 @@ impl Rollout<'_> {
                     detail: Detail::Scenarios,
                     overrides: self.set.to_vec(),
                     config_commits: commits,
+                    config_trees: Default::default(),
                     preemptible: false,
                     junit,
                 },

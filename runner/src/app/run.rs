@@ -94,6 +94,9 @@ impl Ran {
     }
 }
 
+/// Environment name to a value: the config commits and trees a run rendered.
+type PerEnvironment = BTreeMap<String, String>;
+
 /// What one execution of plans needs, for a run and for the rollout's smoke stages.
 pub struct Execution<'a> {
     pub plans: &'a [Plan],
@@ -101,6 +104,7 @@ pub struct Execution<'a> {
     pub detail: Detail,
     pub overrides: Vec<(String, String)>,
     pub config_commits: BTreeMap<String, String>,
+    pub config_trees: BTreeMap<String, String>,
     /// Whether a new candidate may stop it at a scenario boundary (continuous runs).
     pub preemptible: bool,
     pub junit: PathBuf,
@@ -217,7 +221,7 @@ impl App {
                 });
             }
         }
-        let config_commits = self.apply_configs(&plans, &revision)?;
+        let (config_commits, config_trees) = self.apply_configs(&plans, &revision)?;
         super::deploy::forget_deployed(self.project(), &plans);
         let detail = if request.verbose || matches!(request.selection, Selection::Scenario { .. }) {
             Detail::Steps
@@ -235,6 +239,7 @@ impl App {
                 detail,
                 overrides: request.overrides.clone(),
                 config_commits,
+                config_trees,
                 preemptible: request.trigger.preemptible(),
                 junit: self.project().resolve(&request.junit),
             },
@@ -322,6 +327,7 @@ impl App {
             revision: x.revision.clone(),
             overrides: x.overrides.clone(),
             config_commits: x.config_commits.clone(),
+            config_trees: x.config_trees.clone(),
             preemptible: x.preemptible,
             control,
             network,
@@ -474,15 +480,16 @@ impl App {
 
     /// Renders every planned environment that has templates or data (once each), so the
     /// run uses configs and data regenerated from version control. Returns each
-    /// environment's config commit.
+    /// environment's config commit and its tree.
     pub(super) fn apply_configs(
         &self,
         plans: &[Plan],
         revision: &str,
-    ) -> Result<BTreeMap<String, String>, Error> {
+    ) -> Result<(PerEnvironment, PerEnvironment), Error> {
         use crate::environment::apply;
         use crate::environment::history::History;
         let mut commits = BTreeMap::new();
+        let mut trees = BTreeMap::new();
         let state_dir = self.project().state_dir();
         let mut history = None;
         for plan in plans {
@@ -520,8 +527,9 @@ impl App {
                 if applied.data.len() == 1 { "" } else { "s" }
             );
             commits.insert(env.name.clone(), state.commit.clone());
+            trees.insert(env.name.clone(), state.tree.clone());
         }
-        Ok(commits)
+        Ok((commits, trees))
     }
 
     /// The pipelines a selection names: `--scenario`, the named ones, or the defaults.

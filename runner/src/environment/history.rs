@@ -76,6 +76,8 @@ pub struct State {
     pub new: bool,
     /// The commit before this one on the branch (`None` for the first).
     pub previous: Option<String>,
+    /// The rendered files' tree: the same content has the same tree whatever its commit.
+    pub tree: String,
 }
 
 impl History {
@@ -262,6 +264,7 @@ impl History {
                 commit: p.id().to_string(),
                 new: false,
                 previous: p.parent_ids().next().map(|o| o.to_string()),
+                tree: tree_id.to_string(),
             });
         }
         let tree = self.repo.find_tree(tree_id).map_err(|e| self.err(e))?;
@@ -286,6 +289,7 @@ impl History {
             commit: oid.to_string(),
             new: true,
             previous: parent.map(|p| p.id().to_string()),
+            tree: tree_id.to_string(),
         })
     }
 

@@ -24,8 +24,9 @@ pub struct RunSettings<'a> {
     pub state_dir: &'a Path,
     pub revision: String,
     pub overrides: Vec<(String, String)>,
-    /// The config-history commit each environment runs against.
+    /// The config-history commit each environment runs against, and its tree.
     pub config_commits: std::collections::BTreeMap<String, String>,
+    pub config_trees: std::collections::BTreeMap<String, String>,
     /// Whether a new candidate may stop it at a scenario boundary (continuous runs).
     pub preemptible: bool,
     /// What stops it: signals, a cancellation, a pre-emption.
@@ -45,6 +46,7 @@ pub fn execute(plans: &[Plan], settings: &RunSettings<'_>, events: &Fanout<'_>) 
         hostname: hostname(),
         overrides: masked(&settings.overrides, &secret_masks(plans)),
         config_commits: settings.config_commits.clone(),
+        config_trees: settings.config_trees.clone(),
         conditions: conditions(plans, settings),
         candidate: plans
             .iter()
@@ -776,6 +778,7 @@ mod execution {
             revision: "rev".into(),
             overrides: Vec::new(),
             config_commits: Default::default(),
+            config_trees: Default::default(),
             preemptible: false,
             control,
             network: None,

@@ -116,11 +116,18 @@ fn unaccepted(other: &RunRecord) -> Option<Left> {
 }
 
 /// The same thing under test: the same project revision and candidate commits, config
-/// and `--set` overrides (a knob turned is another system).
+/// and `--set` overrides (a knob turned is another system). Configs compare by content
+/// where both runs recorded it: a knob turned and turned back renders a new commit of
+/// the same tree, and the system under it is the same.
 fn same_candidate(a: &RunRecord, b: &RunRecord) -> bool {
+    let same_config = if !a.config_trees.is_empty() && !b.config_trees.is_empty() {
+        a.config_trees == b.config_trees
+    } else {
+        a.config_commits == b.config_commits
+    };
     a.revision == b.revision
         && a.candidate == b.candidate
-        && a.config_commits == b.config_commits
+        && same_config
         && a.overrides == b.overrides
 }
 
@@ -334,6 +341,28 @@ mod tests {
         let c = choose(&me, &history, None, &Policy::default());
         assert!(c.pooled.is_empty());
         assert_eq!(c.chosen.len(), 10);
+    }
+
+    #[test]
+    fn a_config_rendered_again_with_the_same_content_is_the_same_candidate() {
+        let config = |r: RunRecord, commit: &str, tree: &str| RunRecord {
+            config_commits: [("local".to_string(), commit.to_string())].into(),
+            config_trees: [("local".to_string(), tree.to_string())].into(),
+            ..r
+        };
+        let me = config(run("50"), "c3", "t1");
+        let same = |r: RunRecord| RunRecord {
+            revision: me.revision.clone(),
+            ..r
+        };
+        // 49: the same tree under another commit (a knob turned and back); 48: another tree.
+        let history = vec![
+            same(config(judged(run("49"), Outcome::Same, 0), "c2", "t1")),
+            same(config(judged(run("48"), Outcome::Same, 0), "c1", "t2")),
+        ];
+        let c = choose(&me, &history, None, &Policy::default());
+        assert_eq!(c.pooled, ["49"]);
+        assert_eq!(ids(&c.chosen), ["48"]);
     }
 
     #[test]

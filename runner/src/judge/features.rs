@@ -137,6 +137,9 @@ pub struct Features {
     /// The run's soft conditions (host facts, time of day): not hard keys, but a feature
     /// whose history they explain is compared only with runs under the same.
     pub covariates: BTreeMap<String, String>,
+    /// Sources that are a host's own metrics (the `system` collector's, `DAEMON host`):
+    /// they describe the machine, which other work shares, not the system under test.
+    pub machine: std::collections::BTreeSet<String>,
 }
 
 /// A run's soft conditions: the facts of the host lowtouch ran on and of each host a
@@ -254,6 +257,9 @@ pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features 
                 for e in around.events.iter().filter(|e| e.at_us >= at) {
                     let what = format!("{}={}", e.name, e.text);
                     let source = source_of(&e.daemon, &e.source);
+                    if e.source == "system" {
+                        out.machine.insert(source.clone());
+                    }
                     if e.text.len() > EVENT_VALUE_LEN
                         || !seen.insert((source.clone(), what.clone()))
                     {
@@ -311,6 +317,9 @@ pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features 
             source: source_of(&o.daemon, &o.source),
             name: o.name.clone(),
         };
+        if o.source == "system" {
+            out.machine.insert(key.source.clone());
+        }
         match (o.number, &o.text) {
             (Some(v), _) if v.is_finite() => series.entry(key).or_default().push((o.at_us, v)),
             (None, Some(text)) if o.kind == "event" => {
@@ -401,7 +410,7 @@ pub fn block_means(values: &[f64]) -> Vec<f64> {
 /// What [`extract`] computes and how it names it, as a number: features stored by an
 /// earlier extraction are extracted again from the run's records, so a run's features
 /// always compare with its baseline's.
-pub const EXTRACTION: u32 = 3;
+pub const EXTRACTION: u32 = 4;
 
 /// Features as stored: each distinct name once, rows of indices.
 #[derive(Debug, Serialize, Deserialize)]
@@ -417,6 +426,8 @@ pub struct Packed {
     blocks: Vec<(u32, u32, u32, u32, Vec<f64>)>,
     #[serde(default)]
     covariates: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    machine: std::collections::BTreeSet<String>,
 }
 
 impl From<&Features> for Packed {
@@ -456,6 +467,7 @@ impl From<&Features> for Packed {
             rows,
             blocks,
             covariates: f.covariates.clone(),
+            machine: f.machine.clone(),
         }
     }
 }
@@ -490,6 +502,7 @@ impl Packed {
                 .collect(),
             scopes: self.scopes,
             covariates: self.covariates,
+            machine: self.machine,
         }
     }
 }

@@ -62,6 +62,10 @@ pub struct Policy {
     /// Earlier candidates a feature's drift is looked for across (0: none).
     #[serde(default = "default_drift_candidates")]
     pub drift_candidates: usize,
+    /// Whether a host's own metrics (the machine, which other work shares) can fail a
+    /// run; by default they are judged and listed, report-only, and never drift.
+    #[serde(default)]
+    pub machine_fails: bool,
 }
 
 fn default_drift_candidates() -> usize {
@@ -80,6 +84,7 @@ impl Default for Policy {
             fail_on_critical: true,
             fail_on_any: false,
             drift_candidates: default_drift_candidates(),
+            machine_fails: false,
         }
     }
 }
@@ -687,7 +692,8 @@ pub fn judge(case: &Case<'_>) -> Verdict {
             // it too (a step's event that sometimes lands in the next step's window is
             // not a change).
             let had = comparable.iter().filter(|c| **c).count();
-            if enough && f.stat != Stat::Events && base.len() * 5 >= had * 4 {
+            let machine = !policy.machine_fails && case.run.machine.contains(&f.series.source);
+            if enough && !machine && f.stat != Stat::Events && base.len() * 5 >= had * 4 {
                 let lacking_looks = 1 + pooled
                     .iter_mut()
                     .map(|p| p.value(f))
@@ -716,7 +722,13 @@ pub fn judge(case: &Case<'_>) -> Verdict {
         let d = declared_for(f, case.declared);
         let mut t = test(f, &cand, &base, &d, policy, &mut quantiles);
         t.judged.keyed_by = keyed_by;
-        if enough && case.lineage.len() >= DRIFT_MIN_CANDIDATES {
+        let machine = !policy.machine_fails && case.run.machine.contains(&f.series.source);
+        if machine {
+            // The host's own metrics move with whatever else the machine runs: listed
+            // when they move, never failing the run, no drift (the machine's memory
+            // climbs over a day of runs).
+            t.judged.report_only = true;
+        } else if enough && case.lineage.len() >= DRIFT_MIN_CANDIDATES {
             let mut series: Vec<f64> = Vec::with_capacity(case.lineage.len() + 1);
             let mut ids: Vec<&str> = Vec::with_capacity(case.lineage.len());
             for (c, (id, _)) in lineage.iter_mut().zip(case.lineage) {
@@ -1493,6 +1505,40 @@ mod tests {
                 .all(|j| j.drift.is_none() || j.feature.series.name == "latency_us"),
             "{}",
             v.headline()
+        );
+    }
+
+    #[test]
+    fn the_host_s_own_metrics_are_listed_but_never_fail_a_run() {
+        let mut rng = Noisy(23);
+        let history: Vec<Features> = (0..30)
+            .map(|_| {
+                let mut f = run(&mut rng, 10, 0.0);
+                f.machine.insert("matching host".into());
+                f
+            })
+            .collect();
+        // The host's memory (and everything else of it) 20 noise units up, twice.
+        let shifted = |rng: &mut Noisy| {
+            let mut f = run(rng, 10, 0.0);
+            for (k, v) in f.values.iter_mut() {
+                if k.series.source == "matching host" {
+                    *v *= 1.4;
+                }
+            }
+            f.machine.insert("matching host".into());
+            f
+        };
+        let first = shifted(&mut rng);
+        let me = shifted(&mut rng);
+        let v = verdict(&me, &[&first], &history, &BTreeMap::new());
+        assert!(!v.regressed(), "{}", v.headline());
+        assert!(v.counts.report_only >= 5, "{}", v.headline());
+        assert!(
+            v.findings
+                .iter()
+                .filter(|j| j.feature.series.source == "matching host")
+                .all(|j| j.report_only)
         );
     }
 

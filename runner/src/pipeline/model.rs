@@ -173,4 +173,12 @@ pub struct JudgeSpec {
     /// Comparable runs needed to judge at all (default 5).
     #[serde(default)]
     pub min_baseline: Option<usize>,
+    /// Whether the hosts' own metrics (memory, CPU and load of the machine) can fail a
+    /// run: on a machine of its own they describe the system; on a shared one (the
+    /// default, false) they are listed, report-only.
+    #[serde(default)]
+    pub host_metrics_fail: Option<bool>,
+    /// Earlier candidates drift is looked for across (default 60; 0: no drift).
+    #[serde(default)]
+    pub drift_candidates: Option<usize>,
 }

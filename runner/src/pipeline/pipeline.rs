@@ -457,6 +457,12 @@ impl Pipeline {
             if let Some(n) = j.min_baseline {
                 judge.min_baseline = n;
             }
+            if let Some(fails) = j.host_metrics_fail {
+                judge.machine_fails = fails;
+            }
+            if let Some(n) = j.drift_candidates {
+                judge.drift_candidates = n;
+            }
             if judge.min_baseline == 0 || judge.baseline_runs < judge.min_baseline {
                 findings.push(at(
                     &["judge"],
