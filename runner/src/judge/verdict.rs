@@ -1075,6 +1075,15 @@ fn test(
         // noise finer than half a step between them.
         noise.scale = noise.scale.max(q / 2.0);
     }
+    // One level, the candidate within a factor of two of it: like a constant history,
+    // only repeats decide (a quantized value's next step is not a change). Twice or half
+    // the level is a change by its size; the level's jitter is then floored at its width.
+    let one_level = levels == 1 && noise.shape != Shape::Constant;
+    let level = noise.center;
+    let near = level != 0.0 && (0.5..=2.0).contains(&(value / level));
+    if one_level && !near {
+        noise.scale = noise.scale.max(tolerance / 2.0);
+    }
     let n = noise.reference.len();
     let center = noise.center;
     let effect = value - center;
@@ -1106,7 +1115,7 @@ fn test(
     });
     let worth = effect.abs() >= min_effect && effect != 0.0;
     let mut departed = None;
-    let (p, gate, se) = if noise.shape == Shape::Constant || levels == 1 {
+    let (p, gate, se) = if noise.shape == Shape::Constant || (one_level && near) {
         // Every comparable run agreed on one value: each candidate run that differs the
         // same way is one chance in n+1 of being the odd one out by luck.
         let odd = cand
