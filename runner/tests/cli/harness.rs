@@ -198,12 +198,22 @@ impl Done {
     }
 }
 
+/// A port to give a component, below Linux's ephemeral range (32768 and up): a port that
+/// `bind(":0")` hands out is one an outgoing connection — a daemon dialing the router —
+/// can take before the component given it listens ("Address already in use", seen in
+/// CI). Ports from 20000 to 31999, each handed out once per test process (the counter
+/// is the test harness's, not lowtouch's), and free when handed out.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() % 12_000;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + ((start + n) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn alive(pid: i32) -> bool {
