@@ -26,6 +26,10 @@ use lowtouch::judge::changepoint::{
 };
 use serde_json::Value;
 
+#[path = "support/noisy.rs"]
+mod noisy;
+use noisy::Noisy;
+
 /// One series of the data set with Otava's answer.
 struct Case {
     group: String,
@@ -265,24 +269,6 @@ fn main() {
     );
 
     drift();
-}
-
-/// Deterministic noise of standard deviation 1 (a sum of 12 uniforms, as in the judge
-/// bench).
-struct Noisy(u64);
-
-impl Noisy {
-    fn next(&mut self) -> f64 {
-        let mut s = 0.0;
-        for _ in 0..12 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            s += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
-        }
-        s - 6.0
-    }
 }
 
 /// `newest_shift` as the judge calls it, at Otava's defaults, on series of candidates

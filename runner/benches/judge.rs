@@ -23,21 +23,9 @@ use lowtouch::judge::declared::{Better, Declared, Unit};
 use lowtouch::judge::features::Packed;
 use lowtouch::judge::{Case, FeatureId, Features, Policy, Series, Stat};
 
-struct Noisy(u64);
-
-impl Noisy {
-    fn next(&mut self) -> f64 {
-        let mut s = 0.0;
-        for _ in 0..12 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            s += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
-        }
-        s - 6.0
-    }
-}
+#[path = "support/noisy.rs"]
+mod noisy;
+use noisy::Noisy;
 
 const SOURCES: usize = 10;
 const PER_SOURCE: usize = 1000;

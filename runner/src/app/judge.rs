@@ -95,14 +95,12 @@ impl App {
         ending: bool,
     ) -> Result<Judged, Error> {
         let choice = self.baseline(run, policy)?;
-        let baseline_ids: Vec<&str> = choice.chosen.iter().map(|(id, _)| id.as_str()).collect();
-        let pooled_ids: Vec<&str> = choice.pooled.iter().map(String::as_str).collect();
-        let lineage_ids: Vec<&str> = choice.lineage.iter().map(String::as_str).collect();
+        let baseline_ids: Vec<String> = choice.chosen.iter().map(|(id, _)| id.clone()).collect();
         let verdict = self.compute(
             run,
             &baseline_ids,
-            &pooled_ids,
-            &lineage_ids,
+            &choice.pooled,
+            &choice.lineage,
             declared,
             policy,
         )?;
@@ -137,14 +135,11 @@ impl App {
         let Some(stored) = self.store()?.verdict::<Verdict>(&run.id)? else {
             return self.judge(run, declared, policy, false);
         };
-        let baseline_ids: Vec<&str> = stored.baseline.iter().map(String::as_str).collect();
-        let pooled_ids: Vec<&str> = stored.pooled.iter().map(String::as_str).collect();
-        let lineage_ids: Vec<&str> = stored.lineage.iter().map(String::as_str).collect();
         let verdict = self.compute(
             run,
-            &baseline_ids,
-            &pooled_ids,
-            &lineage_ids,
+            &stored.baseline,
+            &stored.pooled,
+            &stored.lineage,
             &stored.declared,
             &stored.policy,
         )?;
@@ -169,47 +164,33 @@ impl App {
     fn compute(
         &self,
         run: &RunRecord,
-        baseline_ids: &[&str],
-        pooled_ids: &[&str],
-        lineage_ids: &[&str],
+        baseline_ids: &[String],
+        pooled_ids: &[String],
+        lineage_ids: &[String],
         declared: &BTreeMap<String, Declared>,
         policy: &Policy,
     ) -> Result<Verdict, Error> {
         let store = self.store()?;
-        let features_of = |id: &str| -> Result<Option<Features>, Error> {
-            match store.run(id)? {
-                Some(r) => Ok(Some(self.features(&r)?)),
-                None => Ok(None),
-            }
-        };
         let own = self.features(run)?;
-        let mut baseline: Vec<(String, Features)> = Vec::new();
-        for id in baseline_ids {
-            // A run pruned meanwhile is no longer there to compare with.
-            if let Some(f) = features_of(id)? {
-                baseline.push((id.to_string(), f));
+        // Every run the verdict needs, read once (a lineage run is often a baseline run
+        // too); a run pruned meanwhile is no longer there to compare with.
+        let mut read: BTreeMap<&str, Features> = BTreeMap::new();
+        for id in baseline_ids.iter().chain(pooled_ids).chain(lineage_ids) {
+            if read.contains_key(id.as_str()) {
+                continue;
+            }
+            if let Some(r) = store.run(id)? {
+                read.insert(id, self.features(&r)?);
             }
         }
-        let mut pooled: Vec<(String, Features)> = Vec::new();
-        for id in pooled_ids {
-            if let Some(f) = features_of(id)? {
-                pooled.push((id.to_string(), f));
-            }
-        }
-        // A lineage run is often a baseline run too: read once.
-        let mut lineage: Vec<(String, Features)> = Vec::new();
-        for id in lineage_ids {
-            let known = baseline
-                .iter()
-                .find(|(b, _)| b == id)
-                .map(|(_, f)| f.clone());
-            if let Some(f) = known.map_or_else(|| features_of(id), |f| Ok(Some(f)))? {
-                lineage.push((id.to_string(), f));
-            }
-        }
-        let lin: Vec<(&str, &Features)> = lineage.iter().map(|(i, f)| (i.as_str(), f)).collect();
-        let base: Vec<(&str, &Features)> = baseline.iter().map(|(i, f)| (i.as_str(), f)).collect();
-        let pool: Vec<&Features> = pooled.iter().map(|(_, f)| f).collect();
+        let of = |ids: &[String]| -> Vec<(&str, &Features)> {
+            ids.iter()
+                .filter_map(|id| read.get_key_value(id.as_str()).map(|(k, f)| (*k, f)))
+                .collect()
+        };
+        let (base, lin) = (of(baseline_ids), of(lineage_ids));
+        let pooled = of(pooled_ids);
+        let pool: Vec<&Features> = pooled.iter().map(|(_, f)| *f).collect();
         let mut verdict = crate::judge::verdict::judge(&Case {
             run: &own,
             pooled: &pool,
@@ -218,7 +199,7 @@ impl App {
             declared,
             policy,
         });
-        verdict.pooled = pooled.into_iter().map(|(id, _)| id).collect();
+        verdict.pooled = pooled.into_iter().map(|(id, _)| id.to_string()).collect();
         Ok(verdict)
     }
 }

@@ -450,12 +450,11 @@ pub const TIME_RESOLUTION_US: f64 = 5000.0;
 /// candidate's next run and is decided then.
 pub const SINGLE_RUN_DF: f64 = 3.0;
 
-/// How many levels `values` take when values within `tolerance` of a level's first are
+/// How many levels `sorted` takes when values within `tolerance` of a level's first are
 /// one, and the smallest step between two levels (none with one level).
-fn levels(values: &[f64], tolerance: f64) -> (usize, Option<f64>) {
-    let sorted = stats::sorted(values);
+fn levels(sorted: &[f64], tolerance: f64) -> (usize, Option<f64>) {
     let mut starts: Vec<f64> = Vec::new();
-    for v in sorted {
+    for &v in sorted {
         if starts.last().is_none_or(|s| v - s > tolerance) {
             starts.push(v);
         }
@@ -469,18 +468,17 @@ fn levels(values: &[f64], tolerance: f64) -> (usize, Option<f64>) {
 
 /// For a feature whose history takes few levels, when every candidate run has a value
 /// history has had (within `tolerance`, inside its central 80 %): the rank p of the candidate's runs among the
-/// history's (one run: its rank; several: Mann-Whitney). `None` otherwise.
-fn seen_before(cand: &[f64], base: &[f64], tolerance: f64) -> Option<f64> {
+/// history's (`sorted`; one run: its rank; several: Mann-Whitney). `None` otherwise.
+fn seen_before(cand: &[f64], sorted: &[f64], tolerance: f64) -> Option<f64> {
     // Seen, and not only at the edge: a value the history had once in a hiccup is not
     // vouched for by it (a latency's p99 of 25 µs where it is 5 µs but for one run).
-    let sorted = stats::sorted(base);
     let (low, high) = (
-        stats::quantile(&sorted, 0.1) - tolerance,
-        stats::quantile(&sorted, 0.9) + tolerance,
+        stats::quantile(sorted, 0.1) - tolerance,
+        stats::quantile(sorted, 0.9) + tolerance,
     );
     let seen = cand.iter().all(|c| {
         (low..=high).contains(c)
-            && base
+            && sorted
                 .iter()
                 .any(|r| (c - r).abs() <= tolerance.max(1e-9 * c.abs().max(r.abs())))
     });
@@ -488,8 +486,8 @@ fn seen_before(cand: &[f64], base: &[f64], tolerance: f64) -> Option<f64> {
         return None;
     }
     Some(match cand {
-        [one] => stats::rank_p(*one, base),
-        _ => stats::mann_whitney(cand, base).p,
+        [one] => stats::rank_p(*one, sorted),
+        _ => stats::mann_whitney(cand, sorted).p,
     })
 }
 
@@ -655,6 +653,9 @@ pub fn judge(case: &Case<'_>) -> Verdict {
     let mut baseline: Vec<Cursor<'_>> = case.baseline.iter().map(|(_, b)| Cursor::new(b)).collect();
     let mut pooled: Vec<Cursor<'_>> = case.pooled.iter().map(|p| Cursor::new(p)).collect();
     let mut lineage: Vec<Cursor<'_>> = case.lineage.iter().map(|(_, l)| Cursor::new(l)).collect();
+    // A host's own series (unless the policy lets them fail): listed, never failing.
+    let machine =
+        |f: &FeatureId| !policy.machine_fails && case.run.machine.contains(&f.series.source);
     // Which baseline runs had the scenario's text as this run has it: features come
     // grouped by scenario, so this is worked out once per scenario.
     let mut scope: Option<&str> = None;
@@ -692,8 +693,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
             // it too (a step's event that sometimes lands in the next step's window is
             // not a change).
             let had = comparable.iter().filter(|c| **c).count();
-            let machine = !policy.machine_fails && case.run.machine.contains(&f.series.source);
-            if enough && !machine && f.stat != Stat::Events && base.len() * 5 >= had * 4 {
+            if enough && !machine(f) && f.stat != Stat::Events && base.len() * 5 >= had * 4 {
                 let lacking_looks = 1 + pooled
                     .iter_mut()
                     .map(|p| p.value(f))
@@ -722,8 +722,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
         let d = declared_for(f, case.declared);
         let mut t = test(f, &cand, &base, &d, policy, &mut quantiles);
         t.judged.keyed_by = keyed_by;
-        let machine = !policy.machine_fails && case.run.machine.contains(&f.series.source);
-        if machine {
+        if machine(f) {
             // The host's own metrics move with whatever else the machine runs: listed
             // when they move, never failing the run, no drift (the machine's memory
             // climbs over a day of runs).
@@ -1067,8 +1066,9 @@ fn test(
     let mut noise: Noise = noise::learn(base, value);
     // The resolution worth a flag: values within half a percent of the center are one
     // level (a CPU percentage measured in 10 ms ticks jitters with its window's length).
-    let tolerance = 0.005 * stats::median(base).abs();
-    let (levels, quantum) = levels(base, tolerance);
+    let sorted = stats::sorted(base);
+    let tolerance = 0.005 * stats::quantile(&sorted, 0.5).abs();
+    let (levels, quantum) = levels(&sorted, tolerance);
     let discrete = levels * 3 <= base.len();
     if discrete && let Some(q) = quantum {
         // A history of a few levels (counts, quantized samples) cannot vouch for a
@@ -1130,7 +1130,7 @@ fn test(
         departed = Some(odd as usize == k);
         (p, true, 0.0)
     } else if let Some(p) = discrete
-        .then(|| seen_before(cand, base, tolerance))
+        .then(|| seen_before(cand, &sorted, tolerance))
         .flatten()
     {
         // Mostly one value, or a few (counts, quantized samples), and the candidate's
