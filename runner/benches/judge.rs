@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use lowtouch::judge::declared::{Better, Declared, Unit};
-use lowtouch::judge::features::Packed;
+use lowtouch::judge::features::{Names, Packed};
 use lowtouch::judge::{Case, FeatureId, Features, Policy, Series, Stat};
 
 #[path = "support/noisy.rs"]
@@ -43,10 +43,10 @@ fn run(rng: &mut Noisy, shifted: bool) -> Features {
             f.values.insert(
                 FeatureId {
                     series: Series {
-                        scope: format!("scenario{}", i % 7),
+                        scope: format!("scenario{}", i % 7).into(),
                         phase: if i % 2 == 0 { "load" } else { "idle" }.into(),
-                        source: format!("Component{s}"),
-                        name: format!("metric{}_us", i / STATS.len()),
+                        source: format!("Component{s}").into(),
+                        name: format!("metric{}_us", i / STATS.len()).into(),
                     },
                     stat: STATS[i % STATS.len()],
                 },
@@ -74,8 +74,8 @@ fn creeping(rng: &mut Noisy, creep: f64) -> Features {
                 series: Series {
                     scope: "s".into(),
                     phase: "load".into(),
-                    source: format!("C{}", i % 4),
-                    name,
+                    source: format!("C{}", i % 4).into(),
+                    name: name.into(),
                 },
                 stat: Stat::Mean,
             },
@@ -155,11 +155,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     let mut rng = Noisy(42);
-    let history: Vec<Features> = (0..30).map(|_| run(&mut rng, false)).collect();
+    // Name parts shared between the runs, as `lowtouch` reads them from its store.
+    let mut names = Names::default();
+    let history: Vec<Features> = (0..30)
+        .map(|_| run(&mut rng, false).shared(&mut names))
+        .collect();
     let ids: Vec<String> = (0..30).map(|i| format!("run{i}")).collect();
     let baseline: Vec<(&str, &Features)> = ids.iter().map(String::as_str).zip(&history).collect();
-    let me = run(&mut rng, true);
-    let pooled: Vec<Features> = (0..3).map(|_| run(&mut rng, true)).collect();
+    let me = run(&mut rng, true).shared(&mut names);
+    let pooled: Vec<Features> = (0..3)
+        .map(|_| run(&mut rng, true).shared(&mut names))
+        .collect();
     let pooled: Vec<&Features> = pooled.iter().collect();
     let declared: BTreeMap<String, Declared> = [(
         "metric0_us".to_string(),

@@ -275,6 +275,10 @@ pub struct RunConditions {
     /// The hosts of the system under test, as their daemons told (`ENVIRONMENT/DAEMON`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub hosts: std::collections::BTreeMap<String, HostFacts>,
+    /// The scenarios it set out to run (`ENVIRONMENT/NAME`) with their content
+    /// ([`content_of`]): a run that shares none of them with another tells nothing about it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub scenarios: std::collections::BTreeMap<String, String>,
 }
 
 use crate::net::codec::HostFacts;

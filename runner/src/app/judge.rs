@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::{App, Error};
 use crate::judge::baseline::{self, Choice};
 use crate::judge::declared::Declared;
-use crate::judge::features::{self, Packed};
+use crate::judge::features::{self, Names, Packed};
 use crate::judge::{Case, Features, Policy, Verdict};
 use crate::record::{Judgement, Outcome, RunRecord, Status};
 use crate::watch::Action;
@@ -32,12 +32,17 @@ impl App {
     /// A run's features: kept ones, or extracted from its records and the observations
     /// of its time range (and kept).
     pub fn features(&self, run: &RunRecord) -> Result<Features, Error> {
+        self.features_with(run, &mut Names::default())
+    }
+
+    /// [`App::features`] with the name parts of `names` (a verdict's runs share them).
+    fn features_with(&self, run: &RunRecord, names: &mut Names) -> Result<Features, Error> {
         let store = self.store()?;
         if let Some(packed) = store
             .features::<Packed>(&run.id)?
             .filter(|p| p.extraction == features::EXTRACTION)
         {
-            return Ok(packed.unpack());
+            return Ok(packed.unpack_with(names));
         }
         let Some(stored) = crate::compare::history::load(&store, &run.id)? else {
             return Ok(Features::default());
@@ -48,7 +53,7 @@ impl App {
         if run.finished_at.is_some() && run.status != Status::Running {
             store.put_features(&run.id, &Packed::from(&f))?;
         }
-        Ok(f)
+        Ok(f.shared(names))
     }
 
     /// The runs `run` is judged against, and why the others are not.
@@ -171,7 +176,8 @@ impl App {
         policy: &Policy,
     ) -> Result<Verdict, Error> {
         let store = self.store()?;
-        let own = self.features(run)?;
+        let mut names = Names::default();
+        let own = self.features_with(run, &mut names)?;
         // Every run the verdict needs, read once (a lineage run is often a baseline run
         // too); a run pruned meanwhile is no longer there to compare with.
         let mut read: BTreeMap<&str, Features> = BTreeMap::new();
@@ -180,7 +186,7 @@ impl App {
                 continue;
             }
             if let Some(r) = store.run(id)? {
-                read.insert(id, self.features(&r)?);
+                read.insert(id, self.features_with(&r, &mut names)?);
             }
         }
         let of = |ids: &[String]| -> Vec<(&str, &Features)> {

@@ -673,6 +673,12 @@ fn conditions(plans: &[Plan], settings: &RunSettings<'_>) -> crate::record::RunC
         if !load.is_empty() {
             c.load.insert(env.name.clone(), load);
         }
+        for sc in plan.pipeline.groups.iter().flatten() {
+            c.scenarios.insert(
+                format!("{}/{}", env.name, sc.name),
+                crate::record::content_of(&sc.file.text),
+            );
+        }
     }
     c.host = crate::monitor::procfs::host_facts(Path::new("/proc"));
     c

@@ -2,9 +2,10 @@
 //! run records, so `lowtouch baseline --run ID` shows exactly what the judge used.
 //!
 //! Comparable means the same hard keys: the pipelines, the environments, the load profile
-//! and the topology (the hosts that reported). The scenario's text is a hard key too, per
-//! scenario: the judge compares a scenario's features only with runs where its file said
-//! the same ([`super::features::Features::scopes`]).
+//! and the topology (the hosts that reported), and at least one scenario in common with
+//! the same text. The scenario's text is a hard key per scenario too: the judge compares a
+//! scenario's features only with runs where its file said the same
+//! ([`super::features::Features::scopes`]).
 //!
 //! The baseline is the newest comparable runs that were accepted (passed, complete, not
 //! judged regressed — a regression never poisons its own baseline), up to the policy's
@@ -36,6 +37,8 @@ pub enum Left {
     OtherEnvironments,
     OtherLoad,
     OtherTopology,
+    /// None of its scenarios is one of this run's with the same text.
+    OtherScenarios,
     /// It did not pass (its status).
     NotPassed(String),
     /// The store lacks part of it.
@@ -55,6 +58,7 @@ impl Left {
             Left::OtherEnvironments => "ran on other environments".into(),
             Left::OtherLoad => "ran under another load profile".into(),
             Left::OtherTopology => "ran on other hosts".into(),
+            Left::OtherScenarios => "ran none of its scenarios as they are now".into(),
             Left::NotPassed(s) => format!("did not pass ({s})"),
             Left::Incomplete => "the store lacks part of it".into(),
             Left::Regressed => "judged regressed".into(),
@@ -97,6 +101,12 @@ fn incomparable(run: &RunRecord, other: &RunRecord) -> Option<Left> {
     let hosts = |r: &RunRecord| r.conditions.hosts.keys().cloned().collect::<Vec<_>>();
     if hosts(run) != hosts(other) {
         return Some(Left::OtherTopology);
+    }
+    // Runs from before scenarios were recorded here share them as far as is known.
+    let (mine, theirs) = (&run.conditions.scenarios, &other.conditions.scenarios);
+    if !mine.is_empty() && !theirs.is_empty() && !mine.iter().any(|(k, v)| theirs.get(k) == Some(v))
+    {
+        return Some(Left::OtherScenarios);
     }
     None
 }
@@ -341,6 +351,35 @@ mod tests {
         let c = choose(&me, &history, None, &Policy::default());
         assert!(c.pooled.is_empty());
         assert_eq!(c.chosen.len(), 10);
+    }
+
+    #[test]
+    fn a_run_sharing_no_scenario_text_is_left_out_and_one_sharing_any_is_kept() {
+        let scenarios = |r: RunRecord, s: &[(&str, &str)]| {
+            let mut r = r;
+            r.conditions.scenarios = s
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            r
+        };
+        let me = scenarios(run("50"), &[("local/one", "a1"), ("local/two", "b1")]);
+        let history = vec![
+            scenarios(run("49"), &[("local/steps", "c1")]),
+            scenarios(run("48"), &[("local/one", "a2")]),
+            scenarios(run("47"), &[("local/two", "b1"), ("local/three", "d1")]),
+            // Recorded before scenarios were: as far as is known, comparable.
+            run("46"),
+        ];
+        let c = choose(&me, &history, None, &Policy::default());
+        assert_eq!(ids(&c.chosen), ["47", "46"]);
+        assert_eq!(
+            c.left,
+            [
+                ("49".to_string(), Left::OtherScenarios),
+                ("48".to_string(), Left::OtherScenarios)
+            ]
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::name::{Name, Names};
 use super::stats;
 use crate::record::{ScenarioKind, StepRecord, StoredRun};
 use crate::store::observations::ObservationRecord;
@@ -95,13 +96,13 @@ impl Stat {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Series {
     /// The scenario or hook (prefixed `ENVIRONMENT/` in a run of several environments).
-    pub scope: String,
+    pub scope: Name,
     /// The phase the system was in (`idle`, `load`…); empty where none is declared.
-    pub phase: String,
+    pub phase: Name,
     /// A component, `DAEMON host` for a host's own metrics, `steps` or `scenario`.
-    pub source: String,
+    pub source: Name,
     /// The metric's or event's name as its source calls it, or a step's text.
-    pub name: String,
+    pub name: Name,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -140,6 +141,40 @@ pub struct Features {
     /// Sources that are a host's own metrics (the `system` collector's, `DAEMON host`):
     /// they describe the machine, which other work shares, not the system under test.
     pub machine: std::collections::BTreeSet<String>,
+}
+
+impl Features {
+    /// The same features with the name parts of `names`.
+    pub fn shared(self, names: &mut Names) -> Features {
+        let mut series = |s: Series| Series {
+            scope: names.share(&s.scope),
+            phase: names.share(&s.phase),
+            source: names.share(&s.source),
+            name: names.share(&s.name),
+        };
+        Features {
+            values: self
+                .values
+                .into_iter()
+                .map(|(k, v)| {
+                    let stat = k.stat;
+                    (
+                        FeatureId {
+                            series: series(k.series),
+                            stat,
+                        },
+                        v,
+                    )
+                })
+                .collect(),
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(|(k, v)| (series(k), v))
+                .collect(),
+            ..self
+        }
+    }
 }
 
 /// A run's soft conditions: the facts of the host lowtouch ran on and of each host a
@@ -188,17 +223,19 @@ fn step_name(step: &StepRecord) -> String {
 }
 
 /// The source a series is attributed to: the component, or the daemon's host.
-fn source_of(daemon: &str, source: &str) -> String {
+fn source_of<'a>(daemon: &str, source: &'a str) -> std::borrow::Cow<'a, str> {
     if source == "system" {
-        format!("{daemon} host")
+        format!("{daemon} host").into()
     } else {
-        source.to_string()
+        source.into()
     }
 }
 
 /// The features of `run`, from its records and the observations of its time range.
 pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features {
     let several = run.run.environments.len() > 1;
+    // Each name part once: observations repeat the same few names thousands of times.
+    let mut names = Names::default();
     let mut out = Features {
         covariates: covariates(&run.run),
         ..Features::default()
@@ -224,10 +261,10 @@ pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features 
         out.values.insert(
             FeatureId {
                 series: Series {
-                    scope: scope.clone(),
-                    phase: String::new(),
-                    source: "scenario".into(),
-                    name: String::new(),
+                    scope: names.get(&scope),
+                    phase: names.get(""),
+                    source: names.get("scenario"),
+                    name: names.get(""),
                 },
                 stat: Stat::Duration,
             },
@@ -244,10 +281,10 @@ pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features 
             let name = step_name(step);
             durations
                 .entry(Series {
-                    scope: scope.clone(),
-                    phase: phase.to_string(),
-                    source: "steps".into(),
-                    name: name.clone(),
+                    scope: names.get(&scope),
+                    phase: names.get(phase),
+                    source: names.get("steps"),
+                    name: names.get(&name),
                 })
                 .or_default()
                 .push(step.duration_us as f64);
@@ -258,7 +295,7 @@ pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features 
                     let what = format!("{}={}", e.name, e.text);
                     let source = source_of(&e.daemon, &e.source);
                     if e.source == "system" {
-                        out.machine.insert(source.clone());
+                        out.machine.insert(source.to_string());
                     }
                     if e.text.len() > EVENT_VALUE_LEN
                         || !seen.insert((source.clone(), what.clone()))
@@ -268,10 +305,10 @@ pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features 
                     out.values.insert(
                         FeatureId {
                             series: Series {
-                                scope: scope.clone(),
-                                phase: phase.to_string(),
-                                source,
-                                name: format!("{name} → {what}"),
+                                scope: names.get(&scope),
+                                phase: names.get(phase),
+                                source: names.get(&source),
+                                name: format!("{name} → {what}").into(),
                             },
                             stat: Stat::After,
                         },
@@ -312,13 +349,13 @@ pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features 
             continue;
         };
         let key = Series {
-            scope: w.scope.clone(),
-            phase: w.phase_at(o.at_us).to_string(),
-            source: source_of(&o.daemon, &o.source),
-            name: o.name.clone(),
+            scope: names.get(&w.scope),
+            phase: names.get(w.phase_at(o.at_us)),
+            source: names.get(&source_of(&o.daemon, &o.source)),
+            name: names.get(&o.name),
         };
         if o.source == "system" {
-            out.machine.insert(key.source.clone());
+            out.machine.insert(key.source.to_string());
         }
         match (o.number, &o.text) {
             (Some(v), _) if v.is_finite() => series.entry(key).or_default().push((o.at_us, v)),
@@ -337,7 +374,7 @@ pub fn extract(run: &StoredRun, observations: &[ObservationRecord]) -> Features 
             for (text, n) in &values {
                 if text.len() <= EVENT_VALUE_LEN {
                     let mut each = key.clone();
-                    each.name = format!("{}={text}", key.name);
+                    each.name = format!("{}={text}", key.name).into();
                     out.values.insert(
                         FeatureId {
                             series: each,
@@ -474,7 +511,13 @@ impl From<&Features> for Packed {
 
 impl Packed {
     pub fn unpack(self) -> Features {
-        let name = |i: u32| self.names.get(i as usize).cloned().unwrap_or_default();
+        self.unpack_with(&mut Names::default())
+    }
+
+    /// Unpacked with the name parts of `names`: the runs of one verdict share them.
+    pub fn unpack_with(self, names: &mut Names) -> Features {
+        let names: Vec<Name> = self.names.iter().map(|n| names.get(n)).collect();
+        let name = |i: u32| names.get(i as usize).cloned().unwrap_or_default();
         let series = |a, b, c, d| Series {
             scope: name(a),
             phase: name(b),

@@ -14,11 +14,13 @@
 //! - [`changepoint`]: change points in a feature's series across candidates (Otava's
 //!   E-divisive means), so a slow drift is caught once it adds up.
 //! - [`stats`]: the statistics underneath.
+//! - [`name`]: a feature's name parts, shared between the runs a verdict reads.
 
 pub mod baseline;
 pub mod changepoint;
 pub mod declared;
 pub mod features;
+pub mod name;
 pub mod noise;
 pub mod stats;
 pub mod verdict;

@@ -46,6 +46,9 @@ pub struct Noise {
 
 /// The per-feature level at which leave-one-out counts a baseline run as flagged.
 pub const SELF_FLAG_LEVEL: f64 = 0.01;
+/// The standard normal's two-sided [`SELF_FLAG_LEVEL`] point: Student's t of any degrees
+/// of freedom has a larger one.
+const NORMAL_TWO_SIDED_1PCT: f64 = 2.5758;
 
 impl Noise {
     /// Whether history shows the feature flags far more often than the nominal rate: 10 %
@@ -230,8 +233,12 @@ fn leave_one_out_flags(sorted: &[f64]) -> usize {
             continue;
         }
         let t = (sorted[i] - c) / (s * (1.0 + 1.0 / (n - 1) as f64).sqrt());
-        // The MAD's estimate is worth about 37 % of the degrees of freedom.
-        if stats::t_two_sided(t, (0.37 * (n as f64 - 2.0)).max(1.0)) <= SELF_FLAG_LEVEL {
+        // The MAD's estimate is worth about 37 % of the degrees of freedom. Below the
+        // normal's two-sided 1 % point no Student's t reaches the level (the costly
+        // distribution function is needed only beyond it).
+        if t.abs() >= NORMAL_TWO_SIDED_1PCT
+            && stats::t_two_sided(t, (0.37 * (n as f64 - 2.0)).max(1.0)) <= SELF_FLAG_LEVEL
+        {
             flags += 1;
         }
     }
@@ -259,6 +266,14 @@ mod tests {
                 center + sd * (s - 6.0)
             })
             .collect()
+    }
+
+    #[test]
+    fn below_the_normal_s_1pct_point_no_t_flags() {
+        assert!((stats::t_two_sided(NORMAL_TWO_SIDED_1PCT, 1e9) - SELF_FLAG_LEVEL).abs() < 1e-5);
+        for df in [1.0, 3.0, 7.4, 30.0, 1000.0] {
+            assert!(stats::t_two_sided(NORMAL_TWO_SIDED_1PCT - 1e-9, df) > SELF_FLAG_LEVEL);
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::declared::{Better, Declared, Effect, Unit};
-use super::features::{FeatureId, Features, Stat};
+use super::features::{FeatureId, Features, Name, Stat};
 use super::noise::{self, Noise, Shape};
 use super::stats;
 
@@ -422,7 +422,7 @@ fn declared_for(f: &FeatureId, declared: &BTreeMap<String, Declared>) -> Declare
         };
     }
     let d = declared
-        .get(&f.series.name)
+        .get(f.series.name.as_str())
         .cloned()
         .or_else(|| super::declared::own(&f.series.name))
         .unwrap_or_default();
@@ -654,8 +654,9 @@ pub fn judge(case: &Case<'_>) -> Verdict {
     let mut pooled: Vec<Cursor<'_>> = case.pooled.iter().map(|p| Cursor::new(p)).collect();
     let mut lineage: Vec<Cursor<'_>> = case.lineage.iter().map(|(_, l)| Cursor::new(l)).collect();
     // A host's own series (unless the policy lets them fail): listed, never failing.
-    let machine =
-        |f: &FeatureId| !policy.machine_fails && case.run.machine.contains(&f.series.source);
+    let machine = |f: &FeatureId| {
+        !policy.machine_fails && case.run.machine.contains(f.series.source.as_str())
+    };
     // Which baseline runs had the scenario's text as this run has it: features come
     // grouped by scenario, so this is worked out once per scenario.
     let mut scope: Option<&str> = None;
@@ -663,14 +664,16 @@ pub fn judge(case: &Case<'_>) -> Verdict {
     for f in ids {
         if scope != Some(f.series.scope.as_str()) {
             scope = Some(f.series.scope.as_str());
-            let content = case.run.scopes.get(&f.series.scope);
+            let content = case.run.scopes.get(f.series.scope.as_str());
             comparable = case
                 .baseline
                 .iter()
-                .map(|(_, b)| match (content, b.scopes.get(&f.series.scope)) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                })
+                .map(
+                    |(_, b)| match (content, b.scopes.get(f.series.scope.as_str())) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => true,
+                    },
+                )
                 .collect();
         }
         let mut keyed_by = None;
@@ -853,7 +856,7 @@ pub fn judge(case: &Case<'_>) -> Verdict {
         findings.push(j);
     }
     // What moved together: flagged features of the same scenario and source.
-    let flagged: Vec<(String, String, String)> = findings
+    let flagged: Vec<(Name, Name, String)> = findings
         .iter()
         .filter(|j| j.decision == Decision::Different)
         .map(|j| {
