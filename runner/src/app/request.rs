@@ -67,6 +67,9 @@ pub struct RunRequest {
     pub junit: PathBuf,
     /// Every step and its output as it runs, not only scenarios.
     pub verbose: bool,
+    /// Only the scenarios these name (`--filter`: a substring of the name, or a glob of
+    /// the name or path); none: all of them.
+    pub filter: Vec<String>,
 }
 
 impl RunRequest {
@@ -79,6 +82,7 @@ impl RunRequest {
             overrides: Vec::new(),
             junit: PathBuf::from(DEFAULT_JUNIT),
             verbose: false,
+            filter: Vec::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use super::{App, Error};
 use crate::compare::Comparison;
 use crate::event::Fanout;
 use crate::execute::{self, RunSettings};
-use crate::pipeline::{Pipeline, Plan};
+use crate::pipeline::{Pipeline, Plan, ScenarioFile};
 use crate::process::control::RunControl;
 use crate::record::{RunRecord, ScenarioRecord, Status, StepRecord, StoredRun};
 use crate::report::terminal::{Detail, Progress};
@@ -126,6 +126,9 @@ impl App {
             .map(|t| self.project().resolve(t))
             .collect();
         let mut pipelines = self.select(&request.selection)?;
+        if !request.filter.is_empty() {
+            filter_scenarios(&mut pipelines, &request.filter)?;
+        }
         if let Trigger::Event { entry, .. } = &request.trigger {
             pipelines = pipelines
                 .into_iter()
@@ -553,6 +556,11 @@ impl App {
         let mut loaded = Vec::new();
         let mut findings: Vec<Finding> = Vec::new();
         for name in names {
+            if Path::new(name).extension().is_some_and(|e| e == "scn") {
+                return Err(Error::input(format!(
+                    "`{name}` is a scenario file, not a pipeline; run it with `lowtouch run --scenario {name} --env ENVIRONMENT`, or a pipeline's scenarios with `lowtouch run PIPELINE --filter NAME`"
+                )));
+            }
             let as_path = self.project().resolve(Path::new(name));
             let file = if as_path.is_file() {
                 Some(as_path)
@@ -585,6 +593,56 @@ impl App {
         }
         Ok(loaded)
     }
+}
+
+/// Keeps the scenarios `filters` name (`--filter`): a filter with `*`, `?` or `[` is a glob
+/// of a scenario's name or path, any other a substring of its name. A filter that names
+/// none of a pipeline's scenarios is bad input (a typo would otherwise run nothing).
+pub fn filter_scenarios(pipelines: &mut [Pipeline], filters: &[String]) -> Result<(), Error> {
+    let mut matchers = Vec::new();
+    for f in filters {
+        let glob = f.contains(['*', '?', '[']);
+        let pattern = if glob {
+            Some(glob::Pattern::new(f).map_err(|e| {
+                Error::input(format!(
+                    "--filter {f}: not a glob: {} at column {}",
+                    e.msg,
+                    e.pos + 1
+                ))
+            })?)
+        } else {
+            None
+        };
+        matchers.push((f, pattern));
+    }
+    let matches = |sc: &ScenarioFile, (f, pattern): &(&String, Option<glob::Pattern>)| match pattern
+    {
+        Some(p) => {
+            p.matches(&sc.name) || p.matches_path(&sc.file.path) || {
+                let shown = crate::source::display_path(&sc.file.path);
+                p.matches(&shown)
+            }
+        }
+        None => sc.name.contains(f.as_str()),
+    };
+    for p in pipelines.iter_mut() {
+        let all: Vec<&str> = p.groups.iter().flatten().map(|s| s.name.as_str()).collect();
+        for m in &matchers {
+            if !p.groups.iter().flatten().any(|sc| matches(sc, m)) {
+                return Err(Error::input(format!(
+                    "--filter {}: no scenario of pipeline `{}` matches; its scenarios: {}",
+                    m.0,
+                    p.name,
+                    all.join(", ")
+                )));
+            }
+        }
+        for group in &mut p.groups {
+            group.retain(|sc| matchers.iter().any(|m| matches(sc, m)));
+        }
+        p.groups.retain(|g| !g.is_empty());
+    }
+    Ok(())
 }
 
 /// The pipelines marked `default: true`.
@@ -778,6 +836,7 @@ mod tests {
             overrides: Vec::new(),
             junit: "reports/junit.xml".into(),
             verbose: false,
+            filter: Vec::new(),
         }
     }
 
@@ -810,6 +869,135 @@ mod tests {
         let ids: Vec<&str> = stored.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, [bad.id(), ok.id()]);
         assert!(app.runs().ids().is_empty(), "finished runs are forgotten");
+    }
+
+    const SLEEPER_ENV: &str = "components:
+  sleeper:
+    start: [sleep, '31.7']
+steady_state:
+  components: [sleeper]
+aliases:
+  fail:
+    shell: 'exit 1'
+";
+
+    fn steps_of(outcome: &RunOutcome, scope: &str) -> Vec<Vec<String>> {
+        outcome
+            .stored
+            .scenarios
+            .iter()
+            .filter(|(sc, _)| sc.name == scope)
+            .map(|(_, steps)| {
+                steps
+                    .iter()
+                    .map(|s| format!("{} {}", s.command, s.args.join(" ")))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_steady_state_starts_what_is_down_before_each_scenario_and_the_run_stops_it() {
+        let (dir, app) = project(&[
+            ("environments/local.yaml", SLEEPER_ENV),
+            (
+                "pipelines/p.yaml",
+                "environment: local\nscenarios: [p/kills.scn, p/after.scn]\n",
+            ),
+            ("pipelines/p/kills.scn", "kill -9 sleeper\n"),
+            ("pipelines/p/after.scn", "echo up again\n"),
+        ]);
+        let request = RunRequest::pipelines(vec!["p".into()], Trigger::Person);
+        let Ran::Done(outcome) = app.run(&request).unwrap() else {
+            panic!("not run");
+        };
+        assert_eq!(
+            outcome.run().status,
+            Status::Passed,
+            "{:?}",
+            outcome.stored.scenarios
+        );
+        // Started before the first scenario, and again after it killed the component.
+        assert_eq!(
+            steps_of(&outcome, "steady_state"),
+            [
+                vec!["start sleeper".to_string()],
+                vec!["start sleeper".to_string()]
+            ]
+        );
+        let order: Vec<&str> = outcome
+            .stored
+            .scenarios
+            .iter()
+            .map(|(sc, _)| sc.name.as_str())
+            .collect();
+        assert_eq!(order, ["steady_state", "kills", "steady_state", "after"]);
+        // One scenario alone gets the steady state too; what the run started, it stops.
+        std::fs::write(dir.path().join("pipelines/alone.scn"), "echo alone\n").unwrap();
+        let Ran::Done(alone) = app.run(&scenario("pipelines/alone.scn")).unwrap() else {
+            panic!("not run");
+        };
+        assert_eq!(
+            steps_of(&alone, "steady_state"),
+            [vec!["start sleeper".to_string()]]
+        );
+        let sleepers = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|c| c == b"sleep\x0031.7\x00")
+            .count();
+        assert_eq!(
+            sleepers, 0,
+            "the component outlived the run that started it"
+        );
+    }
+
+    #[test]
+    fn filters_keep_the_scenarios_they_name_and_a_filter_naming_none_is_bad_input() {
+        let (_dir, app) = project(&[
+            ("environments/local.yaml", "variables: {}\n"),
+            (
+                "pipelines/p.yaml",
+                "environment: local\nscenarios: [p/alpha.scn, p/beta.scn, {parallel: [p/gamma.scn, p/delta.scn]}]\n",
+            ),
+            ("pipelines/p/alpha.scn", "echo a\n"),
+            ("pipelines/p/beta.scn", "echo b\n"),
+            ("pipelines/p/gamma.scn", "echo g\n"),
+            ("pipelines/p/delta.scn", "echo d\n"),
+        ]);
+        let mut request = RunRequest::pipelines(vec!["p".into()], Trigger::Person);
+        request.filter = vec!["lph".into(), "*/gam*.scn".into()];
+        let Ran::Done(outcome) = app.run(&request).unwrap() else {
+            panic!("not run");
+        };
+        let ran: Vec<&str> = outcome
+            .stored
+            .scenarios
+            .iter()
+            .map(|(sc, _)| sc.name.as_str())
+            .collect();
+        assert_eq!(ran, ["alpha", "gamma"]);
+        request.filter = vec!["alpha".into(), "zeta".into()];
+        let Err(e) = app.run(&request) else {
+            panic!("a filter that names nothing ran");
+        };
+        assert_eq!(e.exit_code(), crate::app::exit::BAD_INPUT);
+        assert!(
+            e.to_string().contains("--filter zeta")
+                && e.to_string().contains("alpha, beta, gamma, delta"),
+            "{e}"
+        );
+        let Err(e) = app.run(&RunRequest::pipelines(
+            vec!["pipelines/p/alpha.scn".into()],
+            Trigger::Person,
+        )) else {
+            panic!("a scenario file ran as a pipeline");
+        };
+        assert_eq!(e.exit_code(), crate::app::exit::BAD_INPUT);
+        assert!(
+            e.to_string().contains("--scenario pipelines/p/alpha.scn"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -37,12 +37,8 @@ pub struct Cli {
     pub db: Option<PathBuf>,
 
     /// The config history repository [default: .lowtouch/config-history].
-    #[arg(
-        long,
-        global = true,
-        value_name = "PATH",
-        env = "LOWTOUCH_CONFIG_HISTORY"
-    )]
+    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(env = "LOWTOUCH_CONFIG_HISTORY")]
     pub history: Option<PathBuf>,
 
     #[command(subcommand)]

@@ -14,13 +14,13 @@ pub struct RunArgs {
     /// Run one scenario file against an environment instead of pipelines.
     #[arg(long, value_name = "FILE", conflicts_with = "pipelines")]
     pub scenario: Option<PathBuf>,
+    /// Only the pipelines' scenarios this names: a substring of the name, or a glob of the
+    /// name or path (repeatable; hooks still run).
+    #[arg(long, value_name = "NAME", conflicts_with = "scenario")]
+    pub filter: Vec<String>,
     /// The environment for `--scenario`.
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "local",
-        requires = "scenario"
-    )]
+    #[arg(long, value_name = "NAME", default_value = "local")]
+    #[arg(requires = "scenario")]
     pub env: String,
     /// More directories to search for `lowtouch-NAME` plugins.
     #[arg(long = "tools", value_name = "DIR")]
@@ -57,6 +57,7 @@ impl RunArgs {
             overrides: self.set.clone(),
             junit: self.junit.clone(),
             verbose: self.verbose,
+            filter: self.filter.clone(),
         }
     }
 }

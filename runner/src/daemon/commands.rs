@@ -131,6 +131,22 @@ pub fn execute(config: Option<&DaemonConfig>, command: &Command, shared: &Shared
             }
             control(components.stop(name))
         }
+        Command::Find { component: name } => {
+            if !controlled(name) {
+                return not_ours(name);
+            }
+            match components.find(name) {
+                Ok(Some(pid)) => Done {
+                    stdout: format!("{pid}\n"),
+                    ..Done::default()
+                },
+                Ok(None) => Done {
+                    status: 1,
+                    ..Done::default()
+                },
+                Err(e) => control(Err(e)),
+            }
+        }
         Command::Restart {
             component: name,
             limit_ms,

@@ -87,6 +87,25 @@ pub struct Environment {
     pub conditions: Vec<Condition>,
     /// What the environment declares about its metrics, by name (`metrics:`).
     pub metrics: BTreeMap<String, crate::judge::declared::Declared>,
+    /// What every scenario starts from (`steady_state:`).
+    pub steady_state: SteadyState,
+}
+
+/// What a scenario starts from: these components up (started if down, waited for until
+/// ready), then these conditions holding.
+#[derive(Debug, Default, Clone)]
+pub struct SteadyState {
+    pub components: Vec<String>,
+    /// `wait_for` arguments, as written.
+    pub conditions: Vec<String>,
+    /// Where `steady_state:` is written (its steps' line numbers).
+    pub line: u32,
+}
+
+impl SteadyState {
+    pub fn is_empty(&self) -> bool {
+        self.components.is_empty() && self.conditions.is_empty()
+    }
 }
 
 /// Before or after a step whose words start with `step`, `expect` (`wait_for` arguments)
@@ -352,6 +371,7 @@ impl Environment {
             secrets: BTreeMap::new(),
             daemons: BTreeMap::new(),
             conditions: Vec::new(),
+            steady_state: SteadyState::default(),
             metrics: BTreeMap::new(),
         };
         let hosts: Vec<String> = spec.hosts.keys().cloned().collect();
@@ -535,6 +555,7 @@ impl Environment {
                 ),
             }
         }
+        env.steady_state(&spec.steady_state, &mut findings);
         for (name, m) in &spec.metrics {
             match m.read() {
                 Ok(d) => {
@@ -738,6 +759,47 @@ impl Environment {
         let (line, col) = locate_key(&self.file.text, path).unwrap_or((1, 1));
         let len = path.last().map_or(1, |k| k.len());
         Finding::at(&self.file, line, col, len, message)
+    }
+
+    /// Reads `steady_state:`: components it knows, conditions `wait_for` reads.
+    fn steady_state(&mut self, spec: &super::model::SteadyStateSpec, findings: &mut Vec<Finding>) {
+        let path = ["steady_state"];
+        for name in &spec.components {
+            if self.components.contains_key(name) {
+                continue;
+            }
+            let known: Vec<&str> = self.components.keys().map(String::as_str).collect();
+            let help = match crate::scenario::diagnostic::did_you_mean(name, known.iter().copied())
+            {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("components: {}", known.join(", ")),
+            };
+            findings.push(
+                self.value_at(&path, name, format!("`{name}` is no component here"))
+                    .help(help),
+            );
+        }
+        for c in &spec.conditions {
+            let words: Vec<String> = c.split_whitespace().map(str::to_string).collect();
+            match WaitFor::parse(&words) {
+                Ok(WaitFor {
+                    awaited: Awaited::State { component, .. },
+                    ..
+                }) if !self.components.contains_key(&component) => findings.push(
+                    self.value_at(&path, c, format!("condition on `{component}`, which is no component here")),
+                ),
+                Ok(_) => {}
+                Err(e) => findings.push(
+                    self.value_at(&path, c, format!("condition: {e}"))
+                        .help("write it as `wait_for` takes it: `COMPONENT STATE [timeout D]` or `event 'REGEX' [timeout D]`"),
+                ),
+            }
+        }
+        self.steady_state = SteadyState {
+            components: spec.components.clone(),
+            conditions: spec.conditions.clone(),
+            line: locate_key(&self.file.text, &path).map_or(1, |(line, _)| line),
+        };
     }
 
     fn value_at(&self, path: &[&str], needle: &str, message: impl Into<String>) -> Finding {

@@ -42,6 +42,21 @@ pub struct EnvironmentFile {
     /// What is known about metrics, by name (all optional: every metric is judged anyway).
     #[serde(default)]
     pub metrics: BTreeMap<String, crate::judge::declared::MetricSpec>,
+    /// What a scenario starts from: components that must be up and conditions that must
+    /// hold; brought about before each scenario.
+    #[serde(default)]
+    pub steady_state: SteadyStateSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SteadyStateSpec {
+    /// Started (and waited for until ready) before each scenario when not running.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Then each must hold (`wait_for` syntax: `COMPONENT STATE [timeout D]`).
+    #[serde(default)]
+    pub conditions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -233,6 +233,29 @@ impl<'a> Control<'a> {
         }
     }
 
+    /// Whether `component` runs now, here or as its host's daemon finds it.
+    pub fn running(&self, component: &str, stop: Option<&RunControl>) -> Result<bool, String> {
+        let Some(daemon) = self.routes.component(component) else {
+            return self
+                .local
+                .find(component)
+                .map(|pid| pid.is_some())
+                .map_err(|e| e.to_string());
+        };
+        let line = format!("find {component}");
+        let command = Command::Find {
+            component: component.into(),
+        };
+        match self.send(daemon, &line, command, MARGIN, stop) {
+            Routed::Done(o) => match o.error {
+                None => Ok(o.status == 0),
+                Some(e) => Err(e),
+            },
+            Routed::Failed(why) => Err(why),
+            Routed::Interrupted => Err("interrupted".into()),
+        }
+    }
+
     /// Before the first step: what earlier runs left running is stopped, here and by
     /// each daemon. Returns notes for the run's output.
     pub fn stop_leftovers(&self) -> Vec<String> {

@@ -187,12 +187,11 @@ fn run_plan(
             }
             continue;
         }
-        let before = runner.hook("before_each", &plan.pipeline.before_each, false);
-        let before_failed = before.as_ref().is_some_and(|r| r.status != Status::Passed);
-        results.extend(before);
-        if before_failed {
+        let (prepared, unprepared) = runner.prepare();
+        results.extend(prepared);
+        if let Some(why) = unprepared {
             for sc in group {
-                results.push(runner.skipped(sc, "before_each failed"));
+                results.push(runner.skipped(sc, why));
             }
         } else if group.len() == 1 {
             let sc = &group[0];
@@ -209,11 +208,10 @@ fn run_plan(
                 results.push(rec);
                 results.extend(runner.diagnose());
                 results.extend(runner.hook("after_each", &plan.pipeline.after_each, true));
-                let before = runner.hook("before_each", &plan.pipeline.before_each, false);
-                let before_failed = before.as_ref().is_some_and(|r| r.status != Status::Passed);
-                results.extend(before);
-                rec = if before_failed {
-                    let mut skipped = runner.skipped(sc, "before_each failed");
+                let (prepared, unprepared) = runner.prepare();
+                results.extend(prepared);
+                rec = if let Some(why) = unprepared {
+                    let mut skipped = runner.skipped(sc, why);
                     skipped.attempt = attempt;
                     skipped
                 } else {
@@ -382,18 +380,58 @@ impl PlanRunner<'_> {
 
     /// Runs a hook's lines. Hooks that must always run (`after_each`, `teardown`) go on
     /// after a failing line, so one failure does not leave the rest of the cleanup undone.
+    /// Before a scenario: the pipeline's `before_each`, then the environment's steady
+    /// state. The records they made, and why the scenario cannot run, if it cannot.
+    fn prepare(&self) -> (Vec<ScenarioRecord>, Option<&'static str>) {
+        let failed =
+            |r: &Option<ScenarioRecord>| r.as_ref().is_some_and(|r| r.status != Status::Passed);
+        let before = self.hook("before_each", &self.ctx.plan.pipeline.before_each, false);
+        if failed(&before) {
+            return (before.into_iter().collect(), Some("before_each failed"));
+        }
+        let steady = self.steady_state();
+        let why = failed(&steady).then_some("the environment's steady state was not reached");
+        (before.into_iter().chain(steady).collect(), why)
+    }
+
+    /// Brings the environment to its steady state: starts each of its components that is
+    /// not running (a scenario before may have killed it), then waits for its conditions.
+    /// Recorded as the hook `steady_state` when there was anything to do or check.
+    fn steady_state(&self) -> Option<ScenarioRecord> {
+        let steady = &self.ctx.plan.env.steady_state;
+        let mut lines: Vec<String> = Vec::new();
+        for name in &steady.components {
+            // Where it cannot be found out (a daemon away), `start` says why.
+            if self.ctx.control.running(name, Some(self.ctx.stop)) != Ok(true) {
+                lines.push(format!("start {name}"));
+            }
+        }
+        lines.extend(steady.conditions.iter().map(|c| format!("wait_for {c}")));
+        if lines.is_empty() {
+            return None;
+        }
+        // One piece, so a condition sees the states reported while its components started.
+        let text = lines.join("\n");
+        let whole = HookLine {
+            ast: crate::scenario::parse(&text).0,
+            text,
+            line: steady.line,
+            col: 1,
+        };
+        self.hook("steady_state", std::slice::from_ref(&whole), false)
+    }
+
     fn hook(&self, name: &str, lines: &[HookLine], keep_going: bool) -> Option<ScenarioRecord> {
         if lines.is_empty() {
             return None;
         }
-        let path = self
-            .ctx
-            .plan
-            .pipeline
-            .file
-            .as_ref()
-            .map(|f| display_path(&f.path))
-            .unwrap_or_default();
+        // The steady state is the environment's; every other hook the pipeline's.
+        let file = if name == "steady_state" {
+            Some(&self.ctx.plan.env.file)
+        } else {
+            self.ctx.plan.pipeline.file.as_ref()
+        };
+        let path = file.map(|f| display_path(&f.path)).unwrap_or_default();
         let mut rec = self.record(self.next_index(), ScenarioKind::Hook, name, &path);
         self.ctx.events.emit(&RunEvent::ScenarioStarted(&rec));
         let started = Instant::now();
@@ -420,6 +458,9 @@ impl PlanRunner<'_> {
                 // Cleanup finishes even after the first Ctrl-C.
                 interruptible: !keep_going,
                 vars,
+                // The steady state's conditions are about the environment's current state,
+                // whenever it was reported in this run (a `before_each` started it).
+                observed_from: (name == "steady_state").then_some(self.ctx.started_us),
             };
             let (verdict, steps, after) = self.run_ast(&rec, &line.ast, part);
             vars = after;
@@ -464,6 +505,7 @@ impl PlanRunner<'_> {
             line_base: 1,
             interruptible: true,
             vars: self.initial_vars(&rec),
+            observed_from: None,
         };
         let (verdict, steps, _) = self.run_ast(&rec, ast, part);
         rec.steps = steps;
@@ -563,6 +605,7 @@ impl PlanRunner<'_> {
                 line_base: 1,
                 interruptible: true,
                 vars,
+                observed_from: None,
             };
             let (verdict, steps, _) = self.run_ast(&rec, &on.scenario.ast, part);
             rec.steps = steps;
@@ -610,7 +653,7 @@ impl PlanRunner<'_> {
             line_base: part.line_base,
             interruptible: part.interruptible,
             depth: std::cell::Cell::new(0),
-            started_us: crate::clock::now_us(),
+            started_us: part.observed_from.unwrap_or_else(crate::clock::now_us),
             previous_step_us: std::cell::Cell::new(crate::clock::now_us()),
             since_us: std::cell::Cell::new(crate::clock::now_us()),
             targeted: std::cell::RefCell::new(Vec::new()),
@@ -630,6 +673,8 @@ struct Part {
     line_base: u32,
     interruptible: bool,
     vars: HashMap<String, String>,
+    /// What its `wait_for` looks back to (µs); none: its own start.
+    observed_from: Option<i64>,
 }
 
 pub use crate::source::display_path;

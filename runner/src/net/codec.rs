@@ -231,6 +231,10 @@ pub enum Command {
     Stop {
         component: String,
     },
+    /// Whether it runs: status 0 and its pid, or status 1 (the steady state's check).
+    Find {
+        component: String,
+    },
     Restart {
         component: String,
         #[serde(default)]

@@ -203,3 +203,46 @@ fn fault_knobs_reach_the_engines() {
         out.stderr
     );
 }
+
+#[test]
+fn one_scenario_of_the_demo_runs_against_the_environment_s_steady_state() {
+    let p = Project::demo();
+    // The talk's scenario alone: no pipeline, no hooks; the environment's steady state
+    // starts both engines and waits for the backup to stand by.
+    let out = p
+        .lowtouch(&["run", "--scenario", "pipelines/demo/failover.scn"])
+        .output()
+        .expect_code(0);
+    assert!(out.stdout.contains("PASS    failover"), "{}", out.stdout);
+    p.assert_nothing_left_running();
+    // Some scenarios of a pipeline, with its hooks.
+    let out = p
+        .lowtouch(&[
+            "run",
+            "demo",
+            "--filter",
+            "smoke",
+            "--filter",
+            "failover_e*",
+        ])
+        .output()
+        .expect_code(0);
+    assert!(out.stdout.contains("2 passed, 0 failed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("failover_events") && !out.stdout.contains("latency"),
+        "{}",
+        out.stdout
+    );
+    // A scenario file where a pipeline goes: what to type instead.
+    let out = p
+        .lowtouch(&["run", "pipelines/demo/failover.scn"])
+        .output()
+        .expect_code(2);
+    assert!(
+        out.stderr
+            .contains("run it with `lowtouch run --scenario pipelines/demo/failover.scn"),
+        "{}",
+        out.stderr
+    );
+    p.assert_nothing_left_running();
+}
