@@ -447,15 +447,32 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Finds the line of a list item or value whose text is `needle` under a key path.
+/// Finds the line of a list item or value whose text is `needle` under a key path: the
+/// first place where it stands as a whole word (`stor` is not found in `store`), else the
+/// first place at all.
 pub fn locate_value(text: &str, path: &[&str], needle: &str) -> Option<(u32, u32)> {
     let (start_line, _) = locate_key(text, path)?;
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let whole = |line: &str, at: usize| {
+        let (before, after) = (
+            line[..at].chars().next_back(),
+            line[at + needle.len()..].chars().next(),
+        );
+        let glued_before = word(needle.chars().next()) && word(before);
+        let glued_after = word(needle.chars().next_back()) && word(after);
+        !(glued_before || glued_after)
+    };
+    let mut first = None;
     for (i, line) in text.lines().enumerate().skip(start_line as usize - 1) {
-        if let Some(col) = line.find(needle) {
-            return Some((i as u32 + 1, line[..col].chars().count() as u32 + 1));
+        for (at, _) in line.match_indices(needle) {
+            let place = (i as u32 + 1, line[..at].chars().count() as u32 + 1);
+            if whole(line, at) {
+                return Some(place);
+            }
+            first = first.or(Some(place));
         }
     }
-    None
+    first
 }
 
 #[cfg(test)]
@@ -478,6 +495,13 @@ mod tests {
             locate_value(YAML, &["components", "B"], "b.log"),
             Some((7, 10))
         );
+    }
+
+    #[test]
+    fn a_value_is_found_as_a_whole_word_before_inside_a_longer_one() {
+        let text = "probes:\n  - component: store\n  - component: stor\n";
+        assert_eq!(locate_value(text, &["probes"], "stor"), Some((3, 16)));
+        assert_eq!(locate_value(text, &["probes"], "tor"), Some((2, 17)));
     }
 
     #[test]

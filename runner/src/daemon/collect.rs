@@ -340,7 +340,7 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                     continue;
                 }
                 if !buf.is_empty() {
-                    extract(log, &buf, &mut out);
+                    extract(&log.component, &log.rules, &buf, &mut out);
                 }
             }
         }
@@ -396,48 +396,31 @@ fn collect(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             out.push(metric("memory_available_bytes", s.memory.available as f64));
             out.push(metric("load1", s.load[0]));
         }
-        if !out.is_empty() {
-            let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
-            for o in out {
-                outbox.push(o);
-            }
-            // Sent from here, at once; while disconnected they wait in the outbox for
-            // the next connection. The connection is read under the outbox's lock, which
-            // a connection holds while it comes and goes: never an old one after a
-            // reconnect restarted the outbox.
-            let wire = shared
-                .wire
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            if let Some(wire) = wire {
-                super::wire::send_collected(&mut outbox, &wire);
-            }
-        }
+        deliver(&shared, out);
     }
 }
 
-/// A log's new lines through its rules.
-fn extract(log: &Log, buf: &[u8], out: &mut Vec<Observation>) {
+/// New lines of `component`'s log (or a probe's output) through its rules.
+pub(super) fn extract(component: &str, rules: &RuleSet, buf: &[u8], out: &mut Vec<Observation>) {
     let at_us = now_us();
-    log.rules.scan(buf, |x| {
+    rules.scan(buf, |x| {
         let value = String::from_utf8_lossy(x.value).into_owned();
-        match log.rules.rules()[x.rule].kind() {
+        match rules.rules()[x.rule].kind() {
             RuleKind::Event(name) => out.push(Observation::Event {
                 at_us,
-                source: log.component.clone(),
+                source: component.to_string(),
                 name: name.clone(),
                 value,
             }),
             RuleKind::Metric(name) => match x.number {
                 Some(v) => out.push(Observation::Metric {
                     at_us,
-                    source: log.component.clone(),
+                    source: component.to_string(),
                     name: name.clone(),
                     value: v,
                 }),
                 None => out.push(event(
-                    &log.component,
+                    component,
                     "unparsable_metric",
                     &format!("{name}: {value}"),
                 )),
@@ -446,7 +429,56 @@ fn extract(log: &Log, buf: &[u8], out: &mut Vec<Observation>) {
     });
 }
 
-fn event(source: &str, name: &str, value: &str) -> Observation {
+/// Puts `out` in the outbox and sends what the connection takes now.
+pub(super) fn deliver(shared: &Shared, out: Vec<Observation>) {
+    if out.is_empty() {
+        return;
+    }
+    let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+    for o in out {
+        outbox.push(o);
+    }
+    // Sent from here, at once; while disconnected they wait in the outbox for the next
+    // connection. The connection is read under the outbox's lock, which a connection
+    // holds while it comes and goes: never an old one after a reconnect restarted the
+    // outbox.
+    let wire = shared
+        .wire
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(wire) = wire {
+        super::wire::send_collected(&mut outbox, &wire);
+    }
+}
+
+/// The rules of a configuration, compiled; a rule that does not compile is reported
+/// (checked where the environment is loaded, but a router of another build may send one).
+pub(super) fn compile(
+    component: &str,
+    specs: &[crate::net::codec::RuleConfig],
+    out: &mut Vec<Observation>,
+) -> RuleSet {
+    let mut rules = Vec::new();
+    for r in specs {
+        let kind = match (&r.event, &r.metric) {
+            (Some(e), _) => RuleKind::Event(e.clone()),
+            (None, Some(m)) => RuleKind::Metric(m.clone()),
+            (None, None) => continue,
+        };
+        match Rule::new(&r.pattern, kind) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => out.push(event(
+                component,
+                "config_error",
+                &format!("rule `{}`: {e}", r.pattern),
+            )),
+        }
+    }
+    RuleSet::new(rules)
+}
+
+pub(super) fn event(source: &str, name: &str, value: &str) -> Observation {
     Observation::Event {
         at_us: now_us(),
         source: source.into(),
@@ -465,28 +497,12 @@ fn build_logs(config: &DaemonConfig, shared: &Shared, mut before: Vec<Log>) -> V
     }
     for c in &config.components {
         let Some(path) = &c.log else { continue };
-        let mut rules = Vec::new();
-        for r in &c.rules {
-            let kind = match (&r.event, &r.metric) {
-                (Some(e), _) => RuleKind::Event(e.clone()),
-                (None, Some(m)) => RuleKind::Metric(m.clone()),
-                (None, None) => continue,
-            };
-            match Rule::new(&r.pattern, kind) {
-                Ok(rule) => rules.push(rule),
-                Err(e) => {
-                    // Checked where the environment is loaded; a router of another build
-                    // may still send one.
-                    shared
-                        .outbox
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(event(
-                            &c.name,
-                            "config_error",
-                            &format!("rule `{}`: {e}", r.pattern),
-                        ));
-                }
+        let mut errors = Vec::new();
+        let rules = compile(&c.name, &c.rules, &mut errors);
+        {
+            let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+            for e in errors {
+                outbox.push(e);
             }
         }
         let kept = before
@@ -497,7 +513,7 @@ fn build_logs(config: &DaemonConfig, shared: &Shared, mut before: Vec<Log>) -> V
             component: c.name.clone(),
             // A daemon attaching to a live log reports what comes, not its history.
             follower: kept.unwrap_or_else(|| Follower::new(path, true)),
-            rules: RuleSet::new(rules),
+            rules,
         });
     }
     logs

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::environment::{AliasKind, Environment};
-use crate::net::codec::{CommandSpec, ComponentWatch, DaemonConfig, RuleConfig};
+use crate::net::codec::{CommandSpec, ComponentWatch, DaemonConfig, ProbeConfig};
 use crate::process::components::control_spec;
 
 /// `ENVIRONMENT/DAEMON` → configuration, for every daemon `env` declares, with the
@@ -45,11 +45,7 @@ pub fn for_run(
                 .iter()
                 .filter(|l| &l.component == name)
                 .flat_map(|l| l.rules.iter())
-                .map(|r| RuleConfig {
-                    pattern: r.pattern.as_str().to_string(),
-                    event: r.event.clone(),
-                    metric: r.metric.clone(),
-                })
+                .map(|r| r.config(vars))
                 .collect();
             components.push(ComponentWatch {
                 name: name.clone(),
@@ -90,6 +86,23 @@ pub fn for_run(
                 workdir: Some(project.display().to_string()),
                 runtime_dir: Some(env_dir.display().to_string()),
                 remove_env: env.secret_vars(),
+                probes: daemon
+                    .probes
+                    .iter()
+                    .filter_map(|p| {
+                        Some(ProbeConfig {
+                            component: p.component.clone(),
+                            argv: p
+                                .run
+                                .iter()
+                                .map(|t| t.render(vars).ok())
+                                .collect::<Option<_>>()?,
+                            every_ms: p.every.as_millis() as u64,
+                            timeout_ms: p.timeout.as_millis() as u64,
+                            rules: p.rules.iter().map(|r| r.config(vars)).collect(),
+                        })
+                    })
+                    .collect(),
             },
         );
     }

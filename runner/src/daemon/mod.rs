@@ -6,7 +6,8 @@
 //!
 //! - collects: the system (CPU, memory, load) and each configured component's process
 //!   (RSS, CPU, threads, open files; STARTED, CRASHED, STOPPED and RESTARTED events) every
-//!   interval, and the components' logs through the rules, as lines arrive;
+//!   interval, and the components' logs through the rules, as lines arrive; and runs
+//!   the configured [`probe`]s (commands whose output goes through the same rules);
 //! - sends what it collects through a bounded [`Outbox`], so a lost connection loses
 //!   nothing it can hold: sent again after the reconnect, each exactly once;
 //! - runs the commands it is sent — only those its configuration allows ([`commands`]).
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod host;
 pub mod local;
+pub mod probe;
 pub mod processor;
 pub mod wire;
 
@@ -109,6 +111,7 @@ pub async fn run(options: Options, stop: impl std::future::Future<Output = ()>) 
         ),
     });
     let collector = collect::spawn(shared.clone());
+    let probes = probe::spawn(shared.clone());
     let boot = auth::nonce()[..16].to_string();
     let connections = async {
         let mut backoff = Duration::from_millis(100);
@@ -133,6 +136,7 @@ pub async fn run(options: Options, stop: impl std::future::Future<Output = ()>) 
         _ = stop => {}
     }
     drop(collector);
+    drop(probes);
 }
 
 /// One connection, from dialling to its end. `Ok`: it was up and ended; `Err`: it never

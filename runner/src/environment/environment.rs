@@ -171,6 +171,34 @@ pub struct Daemon {
     pub interval: Duration,
     pub logs: Vec<LogFollow>,
     pub allow: Vec<String>,
+    pub probes: Vec<Probe>,
+}
+
+impl LogRule {
+    /// The pattern with `vars` filled in, each value escaped (matched as it is).
+    pub fn rendered(&self, vars: &BTreeMap<String, String>) -> String {
+        self.source.fill(|n| vars.get(n).map(|v| regex::escape(v)))
+    }
+
+    /// As the daemons get it.
+    pub fn config(&self, vars: &BTreeMap<String, String>) -> crate::net::codec::RuleConfig {
+        crate::net::codec::RuleConfig {
+            pattern: self.rendered(vars),
+            event: self.event.clone(),
+            metric: self.metric.clone(),
+        }
+    }
+}
+
+/// A command collector: `run` every `every`, stopped after `timeout`, its output read by
+/// `rules` as if it were the component's log.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub component: String,
+    pub run: Vec<Template>,
+    pub every: Duration,
+    pub timeout: Duration,
+    pub rules: Vec<LogRule>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +209,9 @@ pub struct LogFollow {
 
 #[derive(Debug, Clone)]
 pub struct LogRule {
+    /// As written: `#{var}` in it stands for the variable's value, matched literally.
+    pub source: Template,
+    /// Compiled with the environment's own values (what `check` checks).
     pub pattern: Regex,
     pub event: Option<String>,
     pub metric: Option<String>,
@@ -613,29 +644,7 @@ impl Environment {
                     format!("unknown component `{}`", l.component),
                 ));
             }
-            let mut rules = Vec::new();
-            for r in &l.rules {
-                if r.event.is_some() == r.metric.is_some() {
-                    findings.push(self.value_at(
-                        &path,
-                        &r.pattern,
-                        "a log rule needs exactly one of `event` or `metric`",
-                    ));
-                    continue;
-                }
-                match Regex::new(&r.pattern) {
-                    Ok(pattern) => rules.push(LogRule {
-                        pattern,
-                        event: r.event.clone(),
-                        metric: r.metric.clone(),
-                    }),
-                    Err(e) => findings.push(self.value_at(
-                        &path,
-                        &r.pattern,
-                        format!("invalid regular expression: {e}"),
-                    )),
-                }
-            }
+            let rules = self.rules(&path, &l.rules, &mut findings);
             logs.push(LogFollow {
                 component: l.component.clone(),
                 rules,
@@ -669,6 +678,68 @@ impl Environment {
                 );
             }
         }
+        let every_default = interval.unwrap_or(Duration::from_secs(1));
+        let mut probes = Vec::new();
+        for (i, p) in spec.probes.iter().enumerate() {
+            let at = i.to_string();
+            let here = ["daemons", name, "probes", at.as_str()];
+            if !self.components.contains_key(&p.component) {
+                findings.push(
+                    self.value_at(
+                        &path,
+                        &p.component,
+                        format!("unknown component `{}`", p.component),
+                    )
+                    .help(format!(
+                        "a probe's events and metrics are of a component: {}",
+                        self.components
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                );
+            }
+            if p.run.is_empty() {
+                findings.push(self.at(&here, "a probe needs a program to `run`"));
+            }
+            let run: Vec<Template> = p
+                .run
+                .iter()
+                .filter_map(|a| match self.template(&here, a, CONTEXT_VARS) {
+                    Ok(t) => Some(t),
+                    Err(f) => {
+                        findings.push(f);
+                        None
+                    }
+                })
+                .collect();
+            let every = ok(
+                &mut findings,
+                self.duration(
+                    &[&here[..], &["every"]].concat(),
+                    p.every.as_deref(),
+                    every_default,
+                ),
+            );
+            let every = every.unwrap_or(every_default);
+            let timeout = ok(
+                &mut findings,
+                self.duration(
+                    &[&here[..], &["timeout"]].concat(),
+                    p.timeout.as_deref(),
+                    every,
+                ),
+            );
+            let rules = self.rules(&here, &p.rules, &mut findings);
+            probes.push(Probe {
+                component: p.component.clone(),
+                run,
+                every,
+                timeout: timeout.unwrap_or(every),
+                rules,
+            });
+        }
         if !findings.is_empty() {
             return Err(findings);
         }
@@ -683,6 +754,7 @@ impl Environment {
             interval: interval.unwrap_or(Duration::from_secs(1)),
             logs,
             allow: spec.allow,
+            probes,
         })
     }
 
@@ -759,6 +831,54 @@ impl Environment {
         let (line, col) = locate_key(&self.file.text, path).unwrap_or((1, 1));
         let len = path.last().map_or(1, |k| k.len());
         Finding::at(&self.file, line, col, len, message)
+    }
+
+    /// Log-style rules: one of `event` or `metric` each, a pattern that compiles once its
+    /// `#{var}`s are filled in (escaped: a value is matched as it is).
+    fn rules(
+        &self,
+        path: &[&str],
+        specs: &[super::model::RuleSpec],
+        findings: &mut Vec<Finding>,
+    ) -> Vec<LogRule> {
+        let mut rules = Vec::new();
+        for r in specs {
+            if r.event.is_some() == r.metric.is_some() {
+                findings.push(self.value_at(
+                    path,
+                    &r.pattern,
+                    "a rule needs exactly one of `event` or `metric`",
+                ));
+                continue;
+            }
+            let source = match self.template(path, &r.pattern, CONTEXT_VARS) {
+                Ok(t) => t,
+                Err(f) => {
+                    findings.push(f);
+                    continue;
+                }
+            };
+            // A run's own variables are known only then; any literal stands in for them.
+            let filled = source.fill(|n| {
+                Some(regex::escape(
+                    self.variables.get(n).map_or("x", String::as_str),
+                ))
+            });
+            match Regex::new(&filled) {
+                Ok(pattern) => rules.push(LogRule {
+                    source,
+                    pattern,
+                    event: r.event.clone(),
+                    metric: r.metric.clone(),
+                }),
+                Err(e) => findings.push(self.value_at(
+                    path,
+                    &r.pattern,
+                    format!("invalid regular expression: {e}"),
+                )),
+            }
+        }
+        rules
     }
 
     /// Reads `steady_state:`: components it knows, conditions `wait_for` reads.

@@ -121,6 +121,25 @@ pub struct DaemonSpec {
     /// Commands (aliases) it may run besides component control.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Command collectors: a command run every interval whose output goes through
+    /// log-style rules, its events and metrics attributed to a component.
+    #[serde(default)]
+    pub probes: Vec<ProbeSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// The component its events and metrics are of.
+    pub component: String,
+    /// The program and its arguments (no shell; `#{var}` filled in).
+    pub run: Vec<String>,
+    /// How often (default: the daemon's interval).
+    pub every: Option<String>,
+    /// How long it may take before it is stopped (default: `every`).
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -151,6 +151,20 @@ pub struct DaemonConfig {
     /// and lowtouch's own credentials).
     #[serde(default)]
     pub remove_env: Vec<String>,
+    /// Command collectors (`probes:`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeConfig>,
+}
+
+/// A command the daemon runs every `every_ms` (no shell; stopped with its process group
+/// after `timeout_ms`), its output read by `rules` as the component's log would be.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeConfig {
+    pub component: String,
+    pub argv: Vec<String>,
+    pub every_ms: u64,
+    pub timeout_ms: u64,
+    pub rules: Vec<RuleConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

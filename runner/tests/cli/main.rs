@@ -20,6 +20,7 @@ mod language;
 mod netns;
 mod network;
 mod poll;
+mod probe;
 mod render;
 mod revision;
 mod serve;
