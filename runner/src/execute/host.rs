@@ -264,7 +264,9 @@ impl<'a> StepHost<'a> {
                 return Exec::ok("builtin", String::new());
             }
             if started.elapsed() >= wait {
-                let why = awaited.why_not(&all, self.started_us, wait);
+                // What was last seen of it in the whole run, not only in this part.
+                let run = observed.events(env, self.ctx.started_us, crate::clock::now_us());
+                let why = awaited.why_not(&run, wait);
                 // Its own timeout is the condition failing; the step's limit says so.
                 return if timeout.is_some_and(|t| t <= limit) {
                     Exec::failed("builtin", 1, why)
@@ -372,7 +374,7 @@ impl<'a> StepHost<'a> {
                 return None;
             }
             if started.elapsed() >= wait {
-                return Some(awaited.why_not(&all, since_us, wait));
+                return Some(awaited.why_not(&all, wait));
             }
             if !run_control::sleep(Duration::from_millis(5), self.stop()) {
                 return None;

@@ -50,38 +50,46 @@ impl Awaited {
         }
     }
 
-    /// Why it was not met: what was seen instead, and when (relative to `origin_us`).
-    pub fn why_not(
-        &self,
-        all: &[ObservationRecord],
-        origin_us: i64,
-        waited: std::time::Duration,
-    ) -> String {
-        let secs = |at: i64| (at - origin_us) as f64 / 1e6;
+    /// Why it was not met: what was last seen of it and when (clock time), from `all`
+    /// (the environment's events since its run began: a state reported before this
+    /// scenario is still its state).
+    pub fn why_not(&self, all: &[ObservationRecord], waited: std::time::Duration) -> String {
+        let within = crate::scenario::duration::human(waited);
         match self {
             Awaited::State { component, state } => {
-                let seen: Vec<String> = all
+                let states: Vec<String> = all
                     .iter()
                     .filter(|o| is_state_of(o, component))
-                    .map(|o| {
-                        format!(
-                            "{} at +{:.3}s",
-                            o.text.as_deref().unwrap_or(""),
-                            secs(o.at_us)
-                        )
-                    })
+                    .map(|o| format!("{} at {}", o.text.as_deref().unwrap_or(""), clock(o.at_us)))
                     .collect();
+                let earlier = match states.len() {
+                    0 | 1 => String::new(),
+                    n => format!(
+                        " (its states in this run: {})",
+                        states[n.saturating_sub(5)..].join(", ")
+                    ),
+                };
                 match current_state(all, component) {
-                    Some((s, _)) => format!(
-                        "{component} did not become {state} within {}; its state is {s} (seen: {})",
-                        crate::scenario::duration::human(waited),
-                        seen.join(", ")
+                    Some((s, at)) => format!(
+                        "{component} was {s} at {}; not {state} within {within}{earlier}",
+                        clock(at)
                     ),
-                    None => format!(
-                        "{component} did not become {state} within {}; no state of it was observed \
-                         (is a daemon following its log?)",
-                        crate::scenario::duration::human(waited)
-                    ),
+                    None => match all.iter().rev().find(|o| {
+                        o.kind == "event" && o.source == *component && o.name == "process"
+                    }) {
+                        Some(o) => format!(
+                            "{component} is running ({} at {}) but its log said no state; \
+                             not {state} within {within} (a log rule with `event: state` \
+                             reads its state)",
+                            o.text.as_deref().unwrap_or(""),
+                            clock(o.at_us)
+                        ),
+                        None => format!(
+                            "nothing of {component} was observed in this run; not {state} \
+                             within {within} (is it started, and does a daemon follow its \
+                             log with an `event: state` rule?)"
+                        ),
+                    },
                 }
             }
             Awaited::Event(re) => {
@@ -90,12 +98,11 @@ impl Awaited {
                     .filter(|o| o.kind == "event")
                     .rev()
                     .take(5)
-                    .map(|o| format!("`{}` at +{:.3}s", event_line(o), secs(o.at_us)))
+                    .map(|o| format!("`{}` at {}", event_line(o), clock(o.at_us)))
                     .collect();
                 format!(
-                    "no event matching `{}` within {}; the last events: {}",
+                    "no event matching `{}` within {within}; the last events: {}",
                     re.as_str(),
-                    crate::scenario::duration::human(waited),
                     if last.is_empty() {
                         "none".into()
                     } else {
@@ -105,6 +112,13 @@ impl Awaited {
             }
         }
     }
+}
+
+/// A moment as the clock on the wall said it (UTC, milliseconds).
+fn clock(at_us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(at_us)
+        .map(|t| t.format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| at_us.to_string())
 }
 
 /// A state of the component: a log `state` event, or its process's end. A new process
@@ -188,8 +202,23 @@ mod tests {
         assert!(a.met(&all, 10));
         let (b, _) = wait("Backup STANDBY");
         assert!(!b.met(&all, 0), "STANDBY is over");
-        let why = b.why_not(&all, 0, std::time::Duration::from_secs(2));
-        assert!(why.contains("its state is ACTIVE"), "{why}");
+        let why = b.why_not(&all, std::time::Duration::from_secs(2));
+        assert!(
+            why.starts_with("Backup was ACTIVE at 00:00:00.000; not STANDBY within 2.0s"),
+            "{why}"
+        );
+        assert!(why.contains("its states in this run: STANDBY at"), "{why}");
+        let started = vec![ev(1, "Backup", "process", "STARTED")];
+        let why = b.why_not(&started, std::time::Duration::from_secs(2));
+        assert!(
+            why.contains("Backup is running (STARTED at") && why.contains("said no state"),
+            "{why}"
+        );
+        let why = b.why_not(&[], std::time::Duration::from_secs(2));
+        assert!(
+            why.starts_with("nothing of Backup was observed in this run"),
+            "{why}"
+        );
         let (c, _) = wait("Primary CRASHED");
         assert!(c.met(&all, 0));
     }
@@ -223,7 +252,7 @@ mod tests {
         assert!(a.met(&all, 5));
         assert!(!a.met(&all, 6));
         assert!(
-            a.why_not(&all, 0, std::time::Duration::from_secs(1))
+            a.why_not(&all, std::time::Duration::from_secs(1))
                 .contains("Primary process CRASHED")
         );
     }

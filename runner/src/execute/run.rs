@@ -564,6 +564,7 @@ impl PlanRunner<'_> {
         };
         let mut out = Vec::new();
         for crash in crashes {
+            out.extend(self.unexpected_crash(&crash));
             let line = format!("{} {} {}", crash.source, crash.name, crash.text);
             let Some(on) = self
                 .ctx
@@ -619,6 +620,36 @@ impl PlanRunner<'_> {
             out.push(rec);
         }
         out
+    }
+
+    /// A crash no step caused, as the pipeline's `unexpected_crash` says: a failed record
+    /// of its own (the run fails), or a notice (`warn`).
+    fn unexpected_crash(&self, crash: &crate::record::Seen) -> Option<ScenarioRecord> {
+        let at = chrono::DateTime::from_timestamp_micros(crash.at_us)
+            .map(|t| t.format("%H:%M:%S%.3f UTC").to_string())
+            .unwrap_or_default();
+        let what = format!("{} crashed at {at} while no step acted on it", crash.source);
+        if self.ctx.plan.pipeline.unexpected_crash == crate::pipeline::CrashPolicy::Warn {
+            self.ctx.events.emit(&RunEvent::Notice(&format!(
+                "{what} (`unexpected_crash: warn`: the run's result stands)"
+            )));
+            return None;
+        }
+        let file = self.ctx.plan.pipeline.file.as_ref();
+        let path = file.map(|f| display_path(&f.path)).unwrap_or_default();
+        let mut rec = self.record(
+            self.next_index(),
+            ScenarioKind::Hook,
+            "unexpected_crash",
+            &path,
+        );
+        self.ctx.events.emit(&RunEvent::ScenarioStarted(&rec));
+        rec.status = Status::Failed;
+        rec.reason = Some(format!(
+            "{what}; the run fails (`unexpected_crash: warn` in the pipeline only reports it)"
+        ));
+        self.ctx.events.emit(&RunEvent::ScenarioFinished(&rec));
+        Some(rec)
     }
 
     /// Interprets `ast` as part of `rec`; step numbers continue from `seq_base`.

@@ -7,6 +7,7 @@ pub mod model;
 pub mod pipeline;
 pub mod plan;
 
+pub use model::CrashPolicy;
 pub use pipeline::{HookLine, Pipeline, ScenarioFile};
 pub use plan::Plan;
 

@@ -60,6 +60,9 @@ pub struct PipelineFile {
     /// the environment ("event-driven scenario execution"): `{ match: REGEX, run: FILE }`.
     #[serde(default)]
     pub on_event: Vec<OnEventSpec>,
+    /// What a component's crash that no step caused does to the run (default: fails it).
+    #[serde(default)]
+    pub unexpected_crash: CrashPolicy,
     /// What `lowtouch diff` and the JUnit comparison mask in step output besides the
     /// defaults (times, ids, durations, pids): `{ pattern: REGEX, replace: TEXT }`.
     #[serde(default)]
@@ -181,4 +184,15 @@ pub struct JudgeSpec {
     /// Earlier candidates drift is looked for across (default 60; 0: no drift).
     #[serde(default)]
     pub drift_candidates: Option<usize>,
+}
+
+/// What a crash no step caused does to a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashPolicy {
+    /// The run fails: a component died and nothing in the scenario asked for it.
+    #[default]
+    Fail,
+    /// Reported, and the pipeline's `on_event` diagnostics run; the run's result stands.
+    Warn,
 }

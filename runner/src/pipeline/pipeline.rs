@@ -45,6 +45,8 @@ pub struct Pipeline {
     pub maintenance: Vec<Window>,
     /// Scenarios the server runs on an event while the environment is idle.
     pub on_event: Vec<OnEvent>,
+    /// What a crash no step caused does to the run (`unexpected_crash:`).
+    pub unexpected_crash: super::model::CrashPolicy,
     /// Made by [`Pipeline::event_stage`]: `#{event.*}` is set.
     pub event_driven: bool,
     /// Masks for comparing runs (`lowtouch diff`, JUnit), besides the defaults.
@@ -563,6 +565,7 @@ impl Pipeline {
             continuous: spec.continuous,
             maintenance,
             on_event,
+            unexpected_crash: spec.unexpected_crash,
             event_driven: false,
             masks,
             judge,
@@ -602,6 +605,7 @@ impl Pipeline {
             continuous: false,
             maintenance: Vec::new(),
             on_event: Vec::new(),
+            unexpected_crash: super::model::CrashPolicy::default(),
             event_driven: false,
             masks: Vec::new(),
             judge: crate::judge::Policy::default(),

@@ -262,7 +262,9 @@ fn post_conditions_are_judged_by_what_the_daemons_saw() {
     let text = format!("{}{}", out.stdout, out.stderr);
     assert_eq!(out.code, 1, "{text}");
     assert!(
-        text.contains("post-condition of `kill -9 MatchingEnginePrimary`: MatchingEngineBackup did not become HALTED within 500ms; its state is ACTIVE"),
+        text.contains(
+            "post-condition of `kill -9 MatchingEnginePrimary`: MatchingEngineBackup was ACTIVE at "
+        ) && text.contains("; not HALTED within 500ms"),
         "{text}"
     );
 
@@ -282,7 +284,8 @@ fn post_conditions_are_judged_by_what_the_daemons_saw() {
     let text = format!("{}{}", out.stdout, out.stderr);
     assert_eq!(out.code, 1, "{text}");
     assert!(
-        text.contains("pre-condition of `kill -9 MatchingEnginePrimary` (`MatchingEngineBackup ACTIVE timeout 300ms`) does not hold, so the step did not run: MatchingEngineBackup did not become ACTIVE within 300ms; its state is STANDBY"),
+        text.contains("pre-condition of `kill -9 MatchingEnginePrimary` (`MatchingEngineBackup ACTIVE timeout 300ms`) does not hold, so the step did not run: MatchingEngineBackup was STANDBY at ")
+            && text.contains("; not ACTIVE within 300ms"),
         "{text}"
     );
     // The primary was not killed: no crash in that run.
@@ -327,7 +330,7 @@ fn post_conditions_are_judged_by_what_the_daemons_saw() {
 }
 
 #[test]
-fn a_crash_no_step_caused_starts_the_pipelines_diagnostics_within_the_run() {
+fn a_crash_no_step_caused_fails_the_run_and_starts_the_pipelines_diagnostics() {
     let p = Project::empty();
     // `Flaky` dies by itself a moment after it starts; `Steady` is killed by a step.
     p.write(
@@ -352,7 +355,34 @@ fn a_crash_no_step_caused_starts_the_pipelines_diagnostics_within_the_run() {
         "pipelines/diag.scn",
         "echo diagnosing #{event.source} #{event.value} from #{event.daemon}\n",
     );
+    // By default a crash no step caused fails the run, and says so.
+    let out = p.lowtouch(&["run", "flaky", "-v"]).output().expect_code(1);
+    assert!(
+        out.stderr.contains("Flaky crashed at ")
+            && out
+                .stderr
+                .contains("while no step acted on it; the run fails"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("[unexpected_crash]"), "{}", out.stdout);
+    let junit = p.read("reports/junit.xml");
+    assert!(junit.contains("while no step acted on it"), "{junit}");
+    // `unexpected_crash: warn` only reports it.
+    p.write(
+        "pipelines/flaky.yaml",
+        "environment: local\n\
+         unexpected_crash: warn\n\
+         on_event:\n  - { match: 'process CRASHED', run: diag.scn }\n\
+         scenarios: [main.scn]\n",
+    );
     let out = p.lowtouch(&["run", "flaky", "-v"]).output().expect_code(0);
+    assert!(
+        out.stderr
+            .contains("`unexpected_crash: warn`: the run's result stands"),
+        "{}",
+        out.stderr
+    );
     // Flaky's crash is diagnosed; Steady's, which the kill step caused, is not.
     assert!(
         out.stderr

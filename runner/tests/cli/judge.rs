@@ -6,12 +6,22 @@ use crate::harness::Project;
 use crate::junit_schema::validate;
 
 /// The demo's environment with a pipeline that starts nothing: one step whose time a
-/// variable sets.
+/// variable sets. Without the environment's steady state (it would start both engines
+/// before every scenario: the runs are about one step's time alone).
 fn paced() -> Project {
     let p = Project::demo();
     let env = p
         .read("environments/local.yaml")
-        .replace("  latency_us: 0\n", "  latency_us: 0\n  pause_ms: 20\n");
+        .replace("  latency_us: 0\n", "  latency_us: 0\n  pause_ms: 20\n")
+        .replace(
+            "steady_state:\n  components: [MatchingEnginePrimary, MatchingEngineBackup]\n  \
+             conditions: [\"MatchingEngineBackup STANDBY\"]\n",
+            "",
+        );
+    assert!(
+        !env.contains("steady_state:"),
+        "the demo's steady state moved"
+    );
     p.write("environments/local.yaml", &env);
     p.write(
         "pipelines/paced.yaml",
