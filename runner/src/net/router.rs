@@ -683,6 +683,27 @@ impl Router {
             configured: std::sync::atomic::AtomicBool::new(false),
         });
         let key = format!("{environment}/{daemon}");
+        // A name the environment does not declare would be configured with nothing and
+        // watch nothing, silently: refused, with the names it does declare. (A router a
+        // run starts gets its configurations only when the run begins: none yet, no check.)
+        {
+            let configs = self.inner.configs.lock().unwrap_or_else(|e| e.into_inner());
+            let prefix = format!("{environment}/");
+            let mut declared: Vec<&str> = configs
+                .keys()
+                .filter_map(|k| k.strip_prefix(&prefix))
+                .collect();
+            if !declared.is_empty() && !configs.contains_key(&key) {
+                declared.sort_unstable();
+                return Err(told(
+                    format!(
+                        "no daemon named `{daemon}` in environment `{environment}`; it declares: {}",
+                        declared.join(", ")
+                    ),
+                    sealer,
+                ));
+            }
+        }
         // Welcome goes first on the link: a `configure` for this daemon may be queued the
         // moment it is listed.
         let _ = link.tx.send(Message::Welcome { session });

@@ -144,6 +144,13 @@ async fn start(app: Arc<App>, settings: Settings, commands: Commands) -> Result<
             "note: LOWTOUCH_WEBHOOK_SECRET is not set: /hooks/github answers 503 to every delivery"
         );
     }
+    // A daemon secret too short to use is refused before anything says it listens.
+    if let Some(daemons) = std::env::var("LOWTOUCH_DAEMON_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        crate::net::auth::check_secret(daemons.as_bytes())?;
+    }
     // Webhook peers may hold at most a quarter of the descriptors (see webhook_listener):
     // the store, runs and the local API keep the rest.
     let limits = match crate::webhook_listener::raise_open_files_limit() {

@@ -604,3 +604,61 @@ fn a_daemon_killed_mid_command_fails_the_step_at_once() {
     }
     stop(serve);
 }
+
+#[test]
+fn a_daemon_of_a_name_the_environment_does_not_declare_is_refused_with_the_names_it_does() {
+    let p = Project::demo();
+    // A secret too short is refused before the server says it listens.
+    let short = p
+        .lowtouch(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--router",
+            "127.0.0.1:0",
+        ])
+        .env("LOWTOUCH_DAEMON_SECRET", "short")
+        .output()
+        .expect_code(2);
+    assert!(!short.stdout.contains("listening"), "{}", short.stdout);
+    assert!(short.stderr.contains("use at least 16"), "{}", short.stderr);
+
+    let router = free_port();
+    let mut serve = p
+        .lowtouch(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--router",
+            &format!("127.0.0.1:{router}"),
+            "--poll-interval",
+            "1h",
+            "demo",
+        ])
+        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
+        .spawn();
+    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("router on"))));
+    std::thread::spawn(move || for _ in lines {});
+    let mut daemon = p
+        .lowtouch(&[
+            "daemon",
+            "--server",
+            &format!("127.0.0.1:{router}"),
+            "--name",
+            "matchin",
+            "--environment",
+            "local",
+        ])
+        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
+        .spawn();
+    let said = log_of(&mut daemon);
+    let refused = wait_until(Duration::from_secs(10), || {
+        said.lock().unwrap().contains(
+            "refused: no daemon named `matchin` in environment `local`; it declares: matching",
+        )
+    });
+    stop(daemon);
+    stop(serve);
+    assert!(refused, "{}", said.lock().unwrap());
+}
