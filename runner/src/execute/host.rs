@@ -105,12 +105,46 @@ fn conditions_of<'e>(
 ) -> Vec<&'e Condition> {
     env.conditions
         .iter()
-        .filter(|c| {
-            c.when == when
-                && c.step.len() <= words.len()
-                && c.step.iter().zip(words).all(|(a, w)| a == w)
-        })
+        .filter(|c| c.when == when && applies(&c.step, words))
         .collect()
+}
+
+/// Whether a condition written for steps starting with `written` applies to a step of
+/// `words`, compared as commands, not as text: a signal by its number (`kill -KILL X`,
+/// `kill -SIGKILL X` and `kill -9 X` are one; a bare `kill X` is `kill -15 X`), and a
+/// `kill` written without a signal applies to every signal.
+fn applies(written: &[String], words: &[&str]) -> bool {
+    let written: Vec<&str> = written.iter().map(String::as_str).collect();
+    let (w, s) = (canonical(&written, false), canonical(words, true));
+    let signal_free =
+        w.first().is_some_and(|c| c == "kill") && w.get(1).is_none_or(|sig| !sig.starts_with('-'));
+    let s: Vec<String> = if signal_free && s.first().is_some_and(|c| c == "kill") {
+        s.into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, x)| x)
+            .collect()
+    } else {
+        s
+    };
+    w.len() <= s.len() && w.iter().zip(&s).all(|(a, b)| a == b)
+}
+
+/// A command's words with a `kill` signal as its number; `bare_is_term` writes the
+/// signal a bare `kill` sends.
+fn canonical(words: &[&str], bare_is_term: bool) -> Vec<String> {
+    use crate::scenario::builtin::Signal;
+    let mut out: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    if words.first() == Some(&"kill") {
+        match words.get(1).and_then(|w| Signal::parse(w)) {
+            Some(sig) => out[1] = format!("-{}", sig.number()),
+            None if bare_is_term && words.len() > 1 => {
+                out.insert(1, format!("-{}", Signal::TERM.number()))
+            }
+            None => {}
+        }
+    }
+    out
 }
 
 /// A step's builtin, read once from its words: `None` for an alias or a plugin.
@@ -912,4 +946,36 @@ enum Scope {
     Scenario,
     /// An enclosing `steps:` alias step with this limit.
     Step(Duration),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_apply_to_commands_not_to_their_spelling() {
+        let w = |t: &str| t.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let kill9 = w("kill -9 Primary");
+        for step in [
+            "kill -9 Primary",
+            "kill -KILL Primary",
+            "kill -sigkill Primary",
+        ] {
+            let words: Vec<&str> = step.split_whitespace().collect();
+            assert!(applies(&kill9, &words), "{step}");
+        }
+        assert!(!applies(&kill9, &["kill", "-15", "Primary"]));
+        assert!(
+            !applies(&kill9, &["kill", "Primary"]),
+            "a bare kill is TERM"
+        );
+        assert!(applies(&w("kill -TERM Primary"), &["kill", "Primary"]));
+        // Written without a signal: every kill of it.
+        assert!(applies(&w("kill Primary"), &["kill", "-9", "Primary"]));
+        assert!(!applies(&w("kill Primary"), &["kill", "-9", "Backup"]));
+        assert!(applies(&w("kill"), &["kill", "-9", "Backup"]));
+        // Anything else by its words, an alias by its name.
+        assert!(applies(&w("exec_smoke"), &["exec_smoke", "--fast"]));
+        assert!(!applies(&w("exec_smoke --slow"), &["exec_smoke", "--fast"]));
+    }
 }
