@@ -83,6 +83,7 @@ fn scenario(run: &str, index: u32, status: Status) -> ScenarioRecord {
 fn step(run: &str, index: u32, seq: u64, stdout: String) -> StepRecord {
     StepRecord {
         phase: None,
+        held: Vec::new(),
         run_id: run.into(),
         scenario_index: index,
         seq,

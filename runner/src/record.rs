@@ -376,6 +376,7 @@ impl StepRecord {
             duration_us: 5,
             around: None,
             phase: None,
+            held: Vec::new(),
         }
     }
 }
@@ -407,6 +408,20 @@ pub struct StepRecord {
     /// environment's aliases declare it (`phase:`); none where it declares no phases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// Its post-conditions and when each held, from the step's start: the time the
+    /// awaited state or event was reported (the failover time is a number of its own;
+    /// `duration_us` is the command's, without this wait).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<Held>,
+}
+
+/// A post-condition that held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    /// What held, as `wait_for` words (`MatchingEngineBackup ACTIVE`).
+    pub condition: String,
+    /// µs from the step's start to the observation that met it.
+    pub after_us: i64,
 }
 
 /// What the monitoring network saw around one step: the newest sample of each metric of

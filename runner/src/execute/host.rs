@@ -15,7 +15,7 @@ use crate::event::{Fanout, RunEvent};
 use crate::pipeline::Plan;
 use crate::process::control::{self as run_control, RunControl};
 use crate::process::{self, Captured};
-use crate::record::{Around, Sample, Seen, StepRecord};
+use crate::record::{Around, Held, Sample, Seen, StepRecord};
 use crate::scenario::builtin::{Awaited, Builtin, BuiltinError, Signal, WaitFor};
 use crate::scenario::duration::human;
 use crate::scenario::interpreter::{Host, Interpreter, StepRequest, StepResult, Verdict};
@@ -331,7 +331,7 @@ impl<'a> StepHost<'a> {
         for condition in conditions_of(env, When::Before, &words) {
             let WaitFor { awaited, timeout } = &condition.awaited;
             let wait = timeout.unwrap_or(Duration::from_secs(1));
-            if let Some(why) = self.judge(observed, awaited, self.ctx.started_us, wait) {
+            if let Err(why) = self.judge(observed, awaited, self.ctx.started_us, wait) {
                 return Some(format!(
                     "pre-condition of `{}` (`{}`) does not hold, so the step did not run: {why}",
                     condition.step.join(" "),
@@ -351,8 +351,10 @@ impl<'a> StepHost<'a> {
         name: &str,
         args: &[String],
         builtin: Option<&Builtin>,
-    ) -> Option<String> {
-        let observed = self.ctx.observed?;
+    ) -> Result<Vec<Held>, String> {
+        let Some(observed) = self.ctx.observed else {
+            return Ok(Vec::new());
+        };
         let env = &self.ctx.plan.env;
         let words: Vec<&str> = std::iter::once(name)
             .chain(args.iter().map(String::as_str))
@@ -380,18 +382,28 @@ impl<'a> StepHost<'a> {
                 },
             ));
         }
+        // This step's start (µs).
         let since = self.previous_step_us.get();
+        let mut held = Vec::new();
         for (after, WaitFor { awaited, timeout }) in &expected {
             let wait = timeout.unwrap_or(Duration::from_secs(5));
-            if let Some(why) = self.judge(observed, awaited, since, wait) {
-                return Some(format!("post-condition of `{after}`: {why}"));
+            match self.judge(observed, awaited, since, wait) {
+                Ok(Some(at)) => held.push(Held {
+                    condition: match awaited {
+                        Awaited::State { component, state } => format!("{component} {state}"),
+                        Awaited::Event(re) => format!("event '{}'", re.as_str()),
+                    },
+                    after_us: at - since,
+                }),
+                Ok(None) => {}
+                Err(why) => return Err(format!("post-condition of `{after}`: {why}")),
             }
         }
-        None
+        Ok(held)
     }
 
     /// Waits up to `wait` for `awaited`, judged on the environment's events since
-    /// `since_us`; why not, when it did not come (`None` also when interrupted: the
+    /// `since_us`: when it was met (µs), or why not (`Ok(None)` when interrupted: the
     /// interruption is the step's outcome then).
     fn judge(
         &self,
@@ -399,19 +411,19 @@ impl<'a> StepHost<'a> {
         awaited: &Awaited,
         since_us: i64,
         wait: Duration,
-    ) -> Option<String> {
+    ) -> Result<Option<i64>, String> {
         let env = &self.ctx.plan.env.name;
         let started = Instant::now();
         loop {
             let all = observed.events(env, since_us, crate::clock::now_us());
-            if awaited.met(&all, since_us) {
-                return None;
+            if let Some(at) = awaited.met_at(&all, since_us) {
+                return Ok(Some(at));
             }
             if started.elapsed() >= wait {
-                return Some(awaited.why_not(&all, wait));
+                return Err(awaited.why_not(&all, wait));
             }
             if !run_control::sleep(Duration::from_millis(5), self.stop()) {
-                return None;
+                return Ok(None);
             }
         }
     }
@@ -488,18 +500,23 @@ impl Host for StepHost<'_> {
         };
         // The script manager's part: what must follow the step, judged by what the
         // daemons observed since it began.
+        // The command's own time: what follows it is waited for, not part of it.
+        let ran = t0.elapsed();
         let mut exec = exec;
-        if exec.status == 0
-            && !exec.interrupted
-            && let Some(why) = self.post_conditions(
+        let mut held = Vec::new();
+        if exec.status == 0 && !exec.interrupted {
+            match self.post_conditions(
                 step.name,
                 &step.args,
                 parsed.as_ref().and_then(|p| p.as_ref().ok()),
-            )
-        {
-            exec.status = 1;
-            exec.stderr.text.push_str(&why);
-            exec.failure = Some(why);
+            ) {
+                Ok(h) => held = h,
+                Err(why) => {
+                    exec.status = 1;
+                    exec.stderr.text.push_str(&why);
+                    exec.failure = Some(why);
+                }
+            }
         }
         let exec = Exec {
             stdout: Captured {
@@ -545,7 +562,8 @@ impl Host for StepHost<'_> {
             stderr_dropped: exec.stderr.dropped,
             failure: exec.failure.clone(),
             started_at,
-            duration_us: t0.elapsed().as_micros() as u64,
+            duration_us: ran.as_micros() as u64,
+            held,
         };
         self.ctx.events.emit(&RunEvent::StepFinished(&record));
         exec.into_result()

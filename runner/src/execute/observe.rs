@@ -33,20 +33,30 @@ impl Awaited {
     /// Whether it is met, looking at the scenario's observations (`all`, in time order)
     /// and at those since `since_us`.
     pub fn met(&self, all: &[ObservationRecord], since_us: i64) -> bool {
+        self.met_at(all, since_us).is_some()
+    }
+
+    /// When it was met: the time of the observation that met it (µs).
+    pub fn met_at(&self, all: &[ObservationRecord], since_us: i64) -> Option<i64> {
         match self {
-            Awaited::State { component, state } => {
-                current_state(all, component).is_some_and(|(s, _)| s == state)
-                    || all.iter().any(|o| {
-                        o.kind == "event"
-                            && o.source == *component
-                            && o.name == "process"
-                            && o.text.as_deref() == Some(state.as_str())
-                    })
-            }
+            Awaited::State { component, state } => current_state(all, component)
+                .filter(|(s, _)| s == state)
+                .map(|(_, at)| at)
+                .or_else(|| {
+                    all.iter()
+                        .find(|o| {
+                            o.kind == "event"
+                                && o.source == *component
+                                && o.name == "process"
+                                && o.text.as_deref() == Some(state.as_str())
+                        })
+                        .map(|o| o.at_us)
+                }),
             Awaited::Event(re) => all
                 .iter()
                 .filter(|o| o.kind == "event" && o.at_us >= since_us)
-                .any(|o| re.is_match(&event_line(o))),
+                .find(|o| re.is_match(&event_line(o)))
+                .map(|o| o.at_us),
         }
     }
 

@@ -180,6 +180,14 @@ impl Listener for Progress {
                     step.command_line(),
                     s.dim(&format!("{:.1}ms", step.duration_us as f64 / 1000.0))
                 );
+                if !step.held.is_empty() {
+                    let held: Vec<String> = step
+                        .held
+                        .iter()
+                        .map(|h| format!("{} +{:.1}ms", h.condition, h.after_us as f64 / 1000.0))
+                        .collect();
+                    text.push_str(&s.dim(&format!(" (then {})", held.join(", "))));
+                }
                 for l in step.stdout.lines() {
                     text.push_str(&format!("\n       {} {l}", s.dim("|")));
                 }

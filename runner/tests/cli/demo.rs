@@ -214,6 +214,17 @@ fn one_scenario_of_the_demo_runs_against_the_environment_s_steady_state() {
         .output()
         .expect_code(0);
     assert!(out.stdout.contains("PASS    failover"), "{}", out.stdout);
+    // The kill's post-condition is a time of its own, not part of the step's.
+    let steps = crate::harness::last_steps(&p);
+    let kill = steps
+        .iter()
+        .find(|s| s["command"] == "kill")
+        .expect("the kill step");
+    assert_eq!(
+        kill["held"][0]["condition"], "MatchingEnginePrimary CRASHED",
+        "{kill}"
+    );
+    assert!(kill["held"][0]["after_us"].as_i64().unwrap() >= 0, "{kill}");
     p.assert_nothing_left_running();
     // Some scenarios of a pipeline, with its hooks.
     let out = p
