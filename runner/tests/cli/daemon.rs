@@ -405,6 +405,7 @@ fn a_crash_no_step_caused_fails_the_run_and_starts_the_pipelines_diagnostics() {
 fn serve_on(
     p: &Project,
     router: &str,
+    pipeline: &str,
 ) -> (
     std::process::Child,
     std::sync::Arc<std::sync::Mutex<String>>,
@@ -418,7 +419,7 @@ fn serve_on(
             router,
             "--poll-interval",
             "1h",
-            "long",
+            pipeline,
         ])
         .env("LOWTOUCH_DAEMON_SECRET", SECRET)
         .spawn();
@@ -477,7 +478,7 @@ fn a_server_restarted_mid_run_stores_it_interrupted_and_loses_no_observation() {
         "start MatchingEnginePrimary\nsleep 60s\n",
     );
     let router = format!("127.0.0.1:{}", free_port());
-    let (serve, serve_log) = serve_on(&p, &router);
+    let (serve, serve_log) = serve_on(&p, &router, "long");
     let (daemon, daemon_log, connected) = matching_daemon(&p, &router);
 
     let run = p.lowtouch(&["run", "long"]).spawn();
@@ -511,7 +512,7 @@ fn a_server_restarted_mid_run_stores_it_interrupted_and_loses_no_observation() {
     append("STATE: AWAY1\nSTATE: AWAY2\nSTATE: AWAY3\n");
 
     // A new server on the same address: the daemon comes back by itself.
-    let (serve, serve_log) = serve_on(&p, &router);
+    let (serve, serve_log) = serve_on(&p, &router, "long");
     assert!(
         wait_until(Duration::from_secs(20), connected),
         "the daemon did not reconnect:\n{}\n{}",
@@ -562,7 +563,7 @@ fn a_daemon_killed_mid_command_fails_the_step_at_once() {
     );
     p.write("pipelines/slow.scn", "slow\n");
     let router = format!("127.0.0.1:{}", free_port());
-    let (serve, serve_log) = serve_on(&p, &router);
+    let (serve, serve_log) = serve_on(&p, &router, "long");
     let (mut daemon, _daemon_log, _) = matching_daemon(&p, &router);
     let run = p.lowtouch(&["run", "long"]).spawn();
     // The alias runs on the daemon's host: find it there, then kill the daemon.
@@ -624,22 +625,7 @@ fn a_daemon_of_a_name_the_environment_does_not_declare_is_refused_with_the_names
     assert!(short.stderr.contains("use at least 16"), "{}", short.stderr);
 
     let router = free_port();
-    let mut serve = p
-        .lowtouch(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--router",
-            &format!("127.0.0.1:{router}"),
-            "--poll-interval",
-            "1h",
-            "demo",
-        ])
-        .env("LOWTOUCH_DAEMON_SECRET", SECRET)
-        .spawn();
-    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
-    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("router on"))));
-    std::thread::spawn(move || for _ in lines {});
+    let (serve, _) = serve_on(&p, &format!("127.0.0.1:{router}"), "demo");
     let mut daemon = p
         .lowtouch(&[
             "daemon",
