@@ -18,6 +18,25 @@ pub struct Checked {
     pub findings: Vec<Finding>,
 }
 
+impl Checked {
+    /// The closing line: what was checked, and whether anything was found in it.
+    pub fn summary(&self) -> String {
+        let n = |count: usize, what: &str| {
+            format!("{count} {what}{}", if count == 1 { "" } else { "s" })
+        };
+        let what = [
+            n(self.pipelines, "pipeline"),
+            n(self.environments, "environment"),
+            n(self.scenarios, "scenario"),
+        ]
+        .join(", ");
+        match self.findings.len() {
+            0 => format!("ok: checked {what}"),
+            found => format!("{} in {what}", n(found, "problem")),
+        }
+    }
+}
+
 impl App {
     /// Checks `paths` (every pipeline and environment of the project when empty);
     /// scenario files given alone are checked against `environment`.
@@ -34,6 +53,14 @@ impl App {
             paths.extend(Pipeline::discover(project));
             for name in Environment::names(project) {
                 paths.extend(Environment::path_for(project, &name));
+            }
+            // Nothing checked is not "ok".
+            if paths.is_empty() {
+                return Err(Error::input(format!(
+                    "nothing to check in {}: no pipelines/*.yaml and no environments/*.yaml \
+                     (`lowtouch init` writes a starting project)",
+                    project.display()
+                )));
             }
         }
         let mut tally = Checked::default();

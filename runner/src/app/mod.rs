@@ -17,6 +17,7 @@ mod check;
 mod deploy;
 pub mod environments;
 pub mod error;
+pub mod init;
 pub mod judge;
 pub mod project;
 pub mod publish;

@@ -31,22 +31,36 @@ impl Project {
     }
 
     /// The project directory: `dir` when given, else the nearest directory up from the
-    /// working directory that looks like a project (like git and cargo), else the
-    /// working directory.
-    pub fn locate(dir: Option<&Path>) -> Result<PathBuf, Error> {
+    /// working directory that looks like a project (like git and cargo). Outside of one,
+    /// nothing is done — no store made wherever a command happens to run — unless the
+    /// store is named (`store_named`: `--db`).
+    pub fn locate(dir: Option<&Path>, store_named: bool) -> Result<PathBuf, Error> {
+        // lowtouch's state made here before is a project's too (its store, its runs).
+        let is_project = |d: &Path| {
+            ["pipelines", "environments", ".lowtouch"]
+                .iter()
+                .any(|m| d.join(m).is_dir())
+        };
         let dir = match dir {
             Some(d) => d.to_path_buf(),
             None => {
                 let cwd = std::env::current_dir()
                     .map_err(|e| Error::infra(format!("no working directory: {e}")))?;
                 cwd.ancestors()
-                    .find(|d| d.join("pipelines").is_dir() || d.join("environments").is_dir())
+                    .find(|d| is_project(d))
                     .map_or(cwd.clone(), Path::to_path_buf)
             }
         };
         if !dir.is_dir() {
             return Err(Error::input(format!(
                 "-C {}: not a directory",
+                dir.display()
+            )));
+        }
+        if !store_named && !is_project(&dir) {
+            return Err(Error::input(format!(
+                "{} is not in a lowtouch project (a directory with `environments/`, \
+                 `pipelines/` or `.lowtouch/`); start one with `lowtouch init`, or name one with `-C DIR`",
                 dir.display()
             )));
         }

@@ -1,7 +1,7 @@
 //! `lowtouch check`: validate pipelines, environments and scenarios against each other,
 //! report every finding with its place, run nothing. Exit 1 when anything is found.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -25,25 +25,15 @@ pub fn check(app: &App, args: &CheckArgs) -> Result<i32, Error> {
     for f in &checked.findings {
         crate::errln!("{f}");
     }
-    let plural = |n: usize| if n == 1 { "" } else { "s" };
-    let what = format!(
-        "{} pipeline{}, {} environment{}, {} scenario{}",
-        checked.pipelines,
-        plural(checked.pipelines),
-        checked.environments,
-        plural(checked.environments),
-        checked.scenarios,
-        plural(checked.scenarios)
-    );
-    if checked.findings.is_empty() {
-        crate::errln!("ok: checked {what}");
-        Ok(0)
-    } else {
-        crate::errln!(
-            "{} problem{} in {what}",
-            checked.findings.len(),
-            plural(checked.findings.len())
-        );
-        Ok(1)
-    }
+    crate::errln!("{}", checked.summary());
+    Ok(if checked.findings.is_empty() { 0 } else { 1 })
+}
+
+/// `lowtouch init [DIR]`: a starting project in DIR (under `-C`), or here.
+pub fn init(chdir: Option<&Path>, dir: Option<&Path>) -> Result<i32, Error> {
+    let root = chdir
+        .unwrap_or(Path::new("."))
+        .join(dir.unwrap_or(Path::new("")));
+    crate::outln!("{}", crate::app::init::init(&root)?);
+    Ok(0)
 }

@@ -87,6 +87,8 @@ pub enum Command {
     Unlock(control::EnvArg),
     /// Stop a run in progress: its step is stopped, teardown runs, it is stored interrupted.
     Cancel(control::CancelArgs),
+    /// Start a project here (or in DIR): an environment, a pipeline, a scenario, .gitignore
+    Init { dir: Option<PathBuf> },
     /// The bundled demo exchange (engine, smoke, order, book, loadgen).
     #[command(hide = true, disable_help_flag = true)]
     Demo {
@@ -99,7 +101,7 @@ impl Cli {
     /// The project the flags name (`-C`, `--db`, `--history`), or the one around the
     /// working directory.
     pub fn project(&self) -> Result<Project, Error> {
-        let root = Project::locate(self.chdir.as_deref())?;
+        let root = Project::locate(self.chdir.as_deref(), self.db.is_some())?;
         Ok(Project::new(
             root,
             self.db.as_deref(),
@@ -133,6 +135,7 @@ impl Command {
             Command::Unlock(_) => "unlock",
             Command::Cancel(_) => "cancel",
             Command::Demo { .. } => "demo",
+            Command::Init { .. } => "init",
         }
     }
 }
@@ -155,6 +158,7 @@ pub fn dispatch(cli: &Cli, argv: Vec<String>) -> Result<i32, Error> {
     match &cli.command {
         Command::Daemon(args) => daemon::daemon(args),
         Command::Demo { args } => Ok(demo::demo(args)),
+        Command::Init { dir } => check::init(cli.chdir.as_deref(), dir.as_deref()),
         _ => execute(&App::new(cli.project()?), &cli.command),
     }
 }
@@ -228,5 +232,6 @@ pub fn execute(app: &App, command: &Command) -> Result<i32, Error> {
         Command::Baseline(args) => judge::baseline(app, args),
         Command::Daemon(args) => daemon::daemon(args),
         Command::Demo { args } => Ok(demo::demo(args)),
+        Command::Init { dir } => check::init(None, dir.as_deref()),
     }
 }

@@ -348,3 +348,42 @@ fn absurd_inputs_are_answered() {
     let out = p.lowtouch(&["check", "huge.scn"]).output().expect_code(1);
     assert!(out.stderr.contains("the limit is"), "{}", out.stderr);
 }
+
+#[test]
+fn outside_a_project_nothing_is_done_and_init_starts_one_that_runs_green() {
+    let p = Project::empty();
+    for args in [&["history"][..], &["run"], &["check"]] {
+        let out = p.lowtouch(args).output().expect_code(2);
+        assert!(
+            out.stderr.contains("is not in a lowtouch project"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(
+        !p.path().join(".lowtouch").exists(),
+        "no store made outside a project"
+    );
+    let out = p.lowtouch(&["init"]).output().expect_code(0);
+    assert!(
+        out.stdout.contains("environments/local.yaml"),
+        "{}",
+        out.stdout
+    );
+    p.lowtouch(&["check"]).output().expect_code(0);
+    let run = p.lowtouch(&["run"]).output().expect_code(0);
+    assert!(run.stdout.contains("1 passed, 0 failed"), "{}", run.stdout);
+    p.assert_nothing_left_running();
+    // Nothing is overwritten.
+    let again = p.lowtouch(&["init"]).output().expect_code(2);
+    assert!(
+        again.stderr.contains("nothing was written"),
+        "{}",
+        again.stderr
+    );
+    // A project with nothing in it to check is no "ok".
+    let bare = Project::empty();
+    bare.write("environments/.keep", "");
+    let out = bare.lowtouch(&["check"]).output().expect_code(2);
+    assert!(out.stderr.contains("nothing to check"), "{}", out.stderr);
+}
