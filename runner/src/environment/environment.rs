@@ -899,6 +899,12 @@ impl Environment {
                     .help(help),
             );
         }
+        if !spec.conditions.is_empty() && self.daemons.is_empty() {
+            findings.push(
+                self.at(&path, "the steady state's conditions need a daemon to observe them")
+                    .help("declare one under `daemons:` (it follows the components' logs), or keep only `components:`"),
+            );
+        }
         for c in &spec.conditions {
             let words: Vec<String> = c.split_whitespace().map(str::to_string).collect();
             match WaitFor::parse(&words) {

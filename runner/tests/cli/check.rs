@@ -387,3 +387,26 @@ fn outside_a_project_nothing_is_done_and_init_starts_one_that_runs_green() {
     let out = bare.lowtouch(&["check"]).output().expect_code(2);
     assert!(out.stderr.contains("nothing to check"), "{}", out.stderr);
 }
+
+#[test]
+fn a_steady_state_of_unknown_components_or_unobservable_conditions_is_found_at_its_place() {
+    let p = Project::empty();
+    p.write(
+        "environments/local.yaml",
+        "components:\n  a:\n    start: [sleep, '9']\n\
+         steady_state:\n  components: [a, b]\n  conditions: ['a READY']\n",
+    );
+    let out = p.lowtouch(&["check"]).output().expect_code(1);
+    assert!(
+        out.stderr.contains("`b` is no component here")
+            && out.stderr.contains("environments/local.yaml:5:19"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("the steady state's conditions need a daemon to observe them"),
+        "{}",
+        out.stderr
+    );
+}
