@@ -19,6 +19,36 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// Findings as JSON, for CI annotations and editors: the file (as given, or under
+    /// the project), 1-based line and column, the length it points at, the message, the
+    /// label and the help; with the counts.
+    pub fn json(&self, root: &std::path::Path) -> String {
+        let findings: Vec<serde_json::Value> = self
+            .findings
+            .iter()
+            .map(|f| {
+                let d = &f.diagnostic;
+                serde_json::json!({
+                    "file": f.path.strip_prefix(root).unwrap_or(&f.path).display().to_string(),
+                    "line": d.span.line,
+                    "column": d.span.col,
+                    "length": d.span.len,
+                    "message": d.message,
+                    "label": d.label,
+                    "help": d.help,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "ok": self.findings.is_empty(),
+            "pipelines": self.pipelines,
+            "environments": self.environments,
+            "scenarios": self.scenarios,
+            "findings": findings,
+        })
+        .to_string()
+    }
+
     /// The closing line: what was checked, and whether anything was found in it.
     pub fn summary(&self) -> String {
         let n = |count: usize, what: &str| {

@@ -18,11 +18,17 @@ pub struct CheckArgs {
     /// More directories to search for `lowtouch-NAME` plugins.
     #[arg(long = "tools", value_name = "DIR")]
     pub tools: Vec<PathBuf>,
+    /// The findings as JSON on stdout (file, line, column, message, help): for annotations.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn check(app: &App, args: &CheckArgs) -> Result<i32, Error> {
     let checked = app.check(&args.paths, &args.env, &args.tools)?;
-    for f in &checked.findings {
+    if args.json {
+        crate::outln!("{}", checked.json(app.project().root()));
+    }
+    for f in checked.findings.iter().filter(|_| !args.json) {
         crate::errln!("{f}");
     }
     crate::errln!("{}", checked.summary());

@@ -409,4 +409,15 @@ fn a_steady_state_of_unknown_components_or_unobservable_conditions_is_found_at_i
         "{}",
         out.stderr
     );
+    // The same, for CI annotations and editors.
+    let out = p.lowtouch(&["check", "--json"]).output().expect_code(1);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false);
+    let first = &json["findings"][0];
+    assert_eq!(first["file"], "environments/local.yaml", "{json}");
+    assert_eq!(
+        (first["line"].as_u64(), first["column"].as_u64()),
+        (Some(5), Some(19))
+    );
+    assert_eq!(first["help"], "did you mean `a`?");
 }
