@@ -321,6 +321,19 @@ pub struct ScenarioRecord {
     pub content: Option<String>,
 }
 
+impl ScenarioRecord {
+    /// Whether it is one of a shown kind: a scenario, a hook that did not pass, or the
+    /// diagnostics a crash started (`on_event`): what summaries, JUnit and HTML list.
+    pub fn is_shown(&self) -> bool {
+        self.kind == ScenarioKind::Scenario
+            || self.status != Status::Passed
+            || self.name.starts_with(DIAGNOSTICS_PREFIX)
+    }
+}
+
+/// The name a crash's diagnostics scenario runs under: `on_event <its name>`.
+pub const DIAGNOSTICS_PREFIX: &str = "on_event ";
+
 /// The `content` of a scenario whose file holds `text`.
 pub fn content_of(text: &str) -> String {
     use sha2::Digest as _;

@@ -584,7 +584,7 @@ impl PlanRunner<'_> {
             let mut rec = self.record(
                 self.next_index(),
                 ScenarioKind::Hook,
-                &format!("on_event {}", on.scenario.name),
+                &format!("{}{}", crate::record::DIAGNOSTICS_PREFIX, on.scenario.name),
                 &display_path(&on.scenario.file.path),
             );
             self.ctx.events.emit(&RunEvent::ScenarioStarted(&rec));

@@ -188,7 +188,7 @@ pub fn render(
     // Per scenario the record that stands for it (a skipped retry: the attempt before).
     let standing = super::attempts::standing(&stored.scenarios);
     for (sc, _) in standing.iter().map(|s| s.record) {
-        if sc.kind == ScenarioKind::Hook && sc.status == Status::Passed {
+        if !sc.is_shown() {
             continue;
         }
         let c = changes

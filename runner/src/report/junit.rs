@@ -63,8 +63,9 @@ pub fn render_compared(
     let mut suites: BTreeMap<(String, String), Vec<&ScenarioWithSteps>> = BTreeMap::new();
     for entry in &stored.scenarios {
         let sc = &entry.0;
-        // A hook that passed is no test; one that failed is, so CI shows it.
-        if sc.kind == ScenarioKind::Hook && sc.status == Status::Passed {
+        // A hook that passed is no test; one that failed is, so CI shows it, and so is
+        // a crash's diagnostics with what it collected.
+        if !sc.is_shown() {
             continue;
         }
         suites

@@ -254,11 +254,14 @@ impl Listener for Progress {
 }
 
 /// The table printed when the run ends.
+/// Lines of a crash's diagnostics the summary shows.
+const DIAGNOSTICS_LINES: usize = 20;
+
 pub fn summary(run: &RunRecord, scenarios: &[ScenarioRecord], style: Style) -> String {
     let mut out = String::new();
     let rows: Vec<&ScenarioRecord> = scenarios
         .iter()
-        .filter(|sc| sc.kind == ScenarioKind::Scenario || sc.status != Status::Passed)
+        .filter(|sc| sc.is_shown())
         // A replaced attempt is no row: its final attempt is.
         .filter(|sc| !sc.retried)
         .collect();
@@ -341,6 +344,24 @@ impl Finished<'_> {
 
     pub fn text(&self, style: Style) -> String {
         let mut out = summary(&self.stored.run, &self.scenarios(), style);
+        // What a crash's diagnostics collected, where the run's result is read.
+        for (sc, steps) in &self.stored.scenarios {
+            if !sc.name.starts_with(crate::record::DIAGNOSTICS_PREFIX) {
+                continue;
+            }
+            out.push_str(&format!("{} ({}):\n", style.bold(&sc.name), sc.path));
+            let said: Vec<&str> = steps.iter().flat_map(|s| s.stdout.lines()).collect();
+            for line in said.iter().take(DIAGNOSTICS_LINES) {
+                out.push_str(&format!("  | {line}\n"));
+            }
+            if said.len() > DIAGNOSTICS_LINES {
+                out.push_str(&format!(
+                    "  | … {} more lines: lowtouch history --run {} --steps\n",
+                    said.len() - DIAGNOSTICS_LINES,
+                    self.stored.run.id
+                ));
+            }
+        }
         if let Some(v) = self.verdict {
             out.push_str(&super::verdict::text(v, 3));
         }

@@ -383,6 +383,17 @@ fn a_crash_no_step_caused_fails_the_run_and_starts_the_pipelines_diagnostics() {
         "{}",
         out.stderr
     );
+    // What the diagnostics collected is in the summary and in JUnit, not only stored.
+    assert!(
+        out.stdout.contains("[on_event diag]")
+            && out
+                .stdout
+                .contains("| diagnosing Flaky CRASHED from watcher"),
+        "{}",
+        out.stdout
+    );
+    let junit = p.read("reports/junit.xml");
+    assert!(junit.contains("diagnosing Flaky CRASHED"), "{junit}");
     // Flaky's crash is diagnosed; Steady's, which the kill step caused, is not.
     assert!(
         out.stderr
