@@ -953,6 +953,47 @@ aliases:
     }
 
     #[test]
+    fn a_component_rewrites_its_own_copy_of_its_config_and_the_run_keeps_it() {
+        let (_dir, app) = project(&[
+            (
+                "environments/local.yaml",
+                "templates:\n  - { src: coord.conf.j2, dest: coord.conf }\n\
+                 components:\n  coordinator:\n\
+                 \x20   start: [sh, -c, 'echo \"epoch $$\" >> \"$0\"; exec sleep 31.9', '#{env_dir}/run/coord.conf']\n\
+                 \x20   writable: [{ from: coord.conf, to: run/coord.conf }]\n",
+            ),
+            ("templates/coord.conf.j2", "leader 1\n"),
+            (
+                "pipelines/twice.scn",
+                "start coordinator\nsleep 200ms\nrestart coordinator\nsleep 300ms\n",
+            ),
+        ]);
+        let Ran::Done(outcome) = app.run(&scenario("pipelines/twice.scn")).unwrap() else {
+            panic!("not run");
+        };
+        assert_eq!(
+            outcome.run().status,
+            Status::Passed,
+            "{:?}",
+            outcome.stored.scenarios
+        );
+        // Each start got a fresh copy of the rendered file: one epoch line, not two.
+        let kept = app
+            .store()
+            .unwrap()
+            .artifact(outcome.id(), "config/local/coordinator/coord.conf")
+            .unwrap()
+            .expect("the rewritten copy is kept");
+        let text = String::from_utf8(kept).unwrap();
+        assert!(text.starts_with("leader 1\nepoch "), "{text}");
+        assert_eq!(text.matches("epoch").count(), 1, "{text}");
+        // The rendered file itself is as rendered.
+        let rendered =
+            std::fs::read_to_string(_dir.path().join(".lowtouch/envs/local/coord.conf")).unwrap();
+        assert_eq!(rendered, "leader 1\n");
+    }
+
+    #[test]
     fn filters_keep_the_scenarios_they_name_and_a_filter_naming_none_is_bad_input() {
         let (_dir, app) = project(&[
             ("environments/local.yaml", "variables: {}\n"),

@@ -232,6 +232,8 @@ pub struct Component {
     pub ready_timeout: Duration,
     pub stop_timeout: Duration,
     pub env: Vec<(String, Template)>,
+    /// Copied `from` → `to` before each start (`writable:`).
+    pub writable: Vec<(Template, Template)>,
 }
 
 #[derive(Debug)]
@@ -1093,6 +1095,21 @@ impl Environment {
                 ok(&mut findings, self.template(&p("env"), &v.0, &[])).map(|t| (k.clone(), t))
             })
             .collect();
+        let writable: Vec<(Template, Template)> = spec
+            .writable
+            .iter()
+            .filter_map(|w| {
+                let from = ok(
+                    &mut findings,
+                    self.template(&p("writable"), &w.from, CONTEXT_VARS),
+                );
+                let to = ok(
+                    &mut findings,
+                    self.template(&p("writable"), &w.to, CONTEXT_VARS),
+                );
+                Some((from?, to?))
+            })
+            .collect();
         if let Some(h) = &spec.host
             && !hosts.contains(h)
         {
@@ -1121,6 +1138,7 @@ impl Environment {
             ready_timeout: ready_timeout.unwrap_or(Duration::from_secs(10)),
             stop_timeout: stop_timeout.unwrap_or(Duration::from_secs(5)),
             env,
+            writable,
         })
     }
 

@@ -188,6 +188,18 @@ pub struct ComponentSpec {
     /// Extra environment variables for its process.
     #[serde(default)]
     pub env: BTreeMap<String, Scalar>,
+    /// Files it rewrites itself (a failover coordinator's config): before each start,
+    /// `from` (a rendered file) is copied to `to`, which it may change; the run keeps the
+    /// copy as it was at the end. Paths under the runtime directory.
+    #[serde(default)]
+    pub writable: Vec<WritableSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WritableSpec {
+    pub from: String,
+    pub to: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -280,6 +280,28 @@ fn artifacts_of(
         };
         out.push((format!("logs/{}/{name}.log", env.name), tail));
     }
+    // What each component wrote itself: its stdout and stderr, its rewritten copies.
+    let max = crate::store::artifacts::MAX_ARTIFACT as u64;
+    for (name, c) in &env.components {
+        let output = env_dir.join(format!("{name}.out"));
+        if let Ok(tail) = crate::monitor::tail::last_lines(&output, LOG_LINES, max)
+            && !tail.is_empty()
+        {
+            out.push((format!("output/{}/{name}.out", env.name), tail));
+        }
+        let copies = crate::process::components::control_spec(c, env_dir, vars)
+            .map(|s| s.writable)
+            .unwrap_or_default();
+        for (_, to) in copies {
+            if let Ok(bytes) = std::fs::read(&to) {
+                let file = Path::new(&to)
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy();
+                out.push((format!("config/{}/{name}/{file}", env.name), bytes));
+            }
+        }
+    }
     for t in &env.templates {
         if let Ok(bytes) = std::fs::read(env_dir.join(&t.dest)) {
             out.push((format!("config/{}/{}", env.name, t.dest), bytes));

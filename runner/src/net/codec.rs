@@ -203,6 +203,9 @@ pub struct ControlSpec {
     pub ready_tcp: Option<String>,
     pub ready_timeout_ms: u64,
     pub stop_timeout_ms: u64,
+    /// Files copied `from` → `to` before each start: its own copies to rewrite.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writable: Vec<(String, String)>,
 }
 
 /// How a running component is found.

@@ -60,6 +60,14 @@ pub enum ComponentError {
     AlreadyRunning { name: String, pid: i32 },
     #[error("`{name}` has no start command")]
     NoStartCommand { name: String },
+    #[error("cannot copy {} to {} for `{name}`: {source}", from.display(), to.display())]
+    Copy {
+        name: String,
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create {}: {source}", dir.display())]
     CreateDir {
         dir: PathBuf,
@@ -251,6 +259,16 @@ pub fn control_spec(
         ready_tcp: c.ready_tcp.as_ref().map(|t| t.render(vars)).transpose()?,
         ready_timeout_ms: c.ready_timeout.as_millis() as u64,
         stop_timeout_ms: c.stop_timeout.as_millis() as u64,
+        writable: c
+            .writable
+            .iter()
+            .map(|(from, to)| {
+                let under = |t: &crate::environment::template::Template| {
+                    t.render(vars).map(|p| dir.join(p).display().to_string())
+                };
+                Ok((under(from)?, under(to)?))
+            })
+            .collect::<Result<_, EnvironmentError>>()?,
     })
 }
 
@@ -434,6 +452,18 @@ impl Components {
                 source,
             })?;
         let err = out.try_clone()?;
+        // Its own copies of what it rewrites, fresh from the rendered files each start.
+        for (from, to) in &c.spec.writable {
+            if let Some(parent) = Path::new(to).parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            std::fs::copy(from, to).map_err(|source| ComponentError::Copy {
+                name: name.to_string(),
+                from: from.into(),
+                to: to.into(),
+                source,
+            })?;
+        }
         let _ = std::fs::remove_file(self.stop_marker(name));
         let record =
             PreExecRecord::new(&self.pidfile(name)).map_err(|source| ComponentError::Record {
