@@ -440,20 +440,38 @@ impl PlanRunner<'_> {
             line: steady.line,
             col: 1,
         };
-        self.hook("steady_state", std::slice::from_ref(&whole), false)
+        // The environment's, and its conditions are about the environment's current
+        // state, whenever it was reported in this run (a `before_each` started it).
+        let origin = HookOrigin {
+            file: Some(&self.ctx.plan.env.file),
+            observed_from: Some(self.ctx.started_us),
+        };
+        self.hook_from("steady_state", std::slice::from_ref(&whole), false, origin)
     }
 
+    /// One of the pipeline's hooks.
     fn hook(&self, name: &str, lines: &[HookLine], keep_going: bool) -> Option<ScenarioRecord> {
+        let origin = HookOrigin {
+            file: self.ctx.plan.pipeline.file.as_ref(),
+            observed_from: None,
+        };
+        self.hook_from(name, lines, keep_going, origin)
+    }
+
+    fn hook_from(
+        &self,
+        name: &str,
+        lines: &[HookLine],
+        keep_going: bool,
+        origin: HookOrigin<'_>,
+    ) -> Option<ScenarioRecord> {
         if lines.is_empty() {
             return None;
         }
-        // The steady state is the environment's; every other hook the pipeline's.
-        let file = if name == "steady_state" {
-            Some(&self.ctx.plan.env.file)
-        } else {
-            self.ctx.plan.pipeline.file.as_ref()
-        };
-        let path = file.map(|f| display_path(&f.path)).unwrap_or_default();
+        let path = origin
+            .file
+            .map(|f| display_path(&f.path))
+            .unwrap_or_default();
         let mut rec = self.record(self.next_index(), ScenarioKind::Hook, name, &path);
         self.ctx.events.emit(&RunEvent::ScenarioStarted(&rec));
         let started = Instant::now();
@@ -480,9 +498,7 @@ impl PlanRunner<'_> {
                 // Cleanup finishes even after the first Ctrl-C.
                 interruptible: !keep_going,
                 vars,
-                // The steady state's conditions are about the environment's current state,
-                // whenever it was reported in this run (a `before_each` started it).
-                observed_from: (name == "steady_state").then_some(self.ctx.started_us),
+                observed_from: origin.observed_from,
             };
             let (verdict, steps, after) = self.run_ast(&rec, &line.ast, part);
             vars = after;
@@ -716,6 +732,13 @@ impl PlanRunner<'_> {
         let outcome = interpreter.run(&mut host);
         (outcome.verdict, host.steps_run(), interpreter.into_vars())
     }
+}
+
+/// Where a hook comes from: the file it is written in, and what its `wait_for`s look
+/// back to (none: each line's own start).
+struct HookOrigin<'a> {
+    file: Option<&'a crate::source::SourceFile>,
+    observed_from: Option<i64>,
 }
 
 /// How one piece of a scenario record is interpreted.

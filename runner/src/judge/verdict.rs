@@ -1301,27 +1301,18 @@ fn runs_to_decide(j: &Judged, policy: &Policy, look: usize) -> Option<usize> {
     })
 }
 
+/// Deterministic, roughly normal noise for the tests: the benches' own (a sum of
+/// uniforms from a fixed LCG), so a test and a bench mean the same series by one seed.
+#[cfg(test)]
+#[path = "../../benches/support/noisy.rs"]
+mod noisy;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::judge::features::Series;
 
-    /// Deterministic, roughly normal noise: a sum of uniforms from a fixed LCG.
-    struct Noisy(u64);
-
-    impl Noisy {
-        fn next(&mut self) -> f64 {
-            let mut s = 0.0;
-            for _ in 0..12 {
-                self.0 = self
-                    .0
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                s += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
-            }
-            s - 6.0
-        }
-    }
+    use super::noisy::Noisy;
 
     fn id(source: &str, name: &str, stat: Stat) -> FeatureId {
         FeatureId {
