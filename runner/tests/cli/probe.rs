@@ -65,11 +65,26 @@ fn a_probe_s_output_becomes_the_component_s_metrics_and_events() {
         "{failed:?}"
     );
     let out = p
-        .lowtouch(&["history", "--run", "last", "--metrics", "replicas"])
+        .lowtouch(&[
+            "history",
+            "--run",
+            "last",
+            "--metrics",
+            "replicas",
+            "--json",
+        ])
         .output()
         .expect_code(0);
-    assert!(out.stdout.contains("store"), "{}", out.stdout);
-    assert!(out.stdout.contains('2'), "{}", out.stdout);
+    let samples: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    // Every 100 ms for 700 ms: several samples, each the store's, each 2.
+    assert!(samples.len() >= 3, "{}", out.stdout);
+    assert!(
+        samples
+            .iter()
+            .all(|m| m["source"] == "store" && m["number"].as_f64() == Some(2.0)),
+        "{}",
+        out.stdout
+    );
     p.assert_nothing_left_running();
 }
 
