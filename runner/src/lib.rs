@@ -39,6 +39,7 @@ pub mod record;
 pub mod report;
 pub mod revision;
 pub mod scenario;
+pub mod schema;
 pub mod server;
 pub mod source;
 pub mod store;

@@ -164,6 +164,13 @@ impl Finding {
                 let (line, col) = (loc.line() as u32, loc.column() as u32);
                 let duplicate = duplicated_key(&message)
                     .and_then(|key| locate_duplicate_key(&file.text, line, col, key));
+                if let Some((key, close)) = unknown_field(&message) {
+                    let f = Finding::at(file, line, col, key.chars().count().max(1), &message);
+                    return match close {
+                        Some(close) => f.label(format!("did you mean `{close}`?")),
+                        None => f,
+                    };
+                }
                 match duplicate {
                     Some((line, col, len)) => Finding::at(file, line, col, len, message)
                         .label("written a second time here"),
@@ -222,6 +229,25 @@ fn strip_yaml_location(message: &str) -> String {
         Some(i) if message[i..].contains(" column ") => message[..i].to_string(),
         _ => message.to_string(),
     }
+}
+
+/// The key serde's unknown-field message names (``unknown field `K`, expected one of
+/// `a`, `b` `` or ``expected `a` ``), and the expected key closest to it, if any is
+/// close enough to be what was meant.
+fn unknown_field(message: &str) -> Option<(&str, Option<&str>)> {
+    let at = message.find("unknown field `")? + "unknown field `".len();
+    let rest = &message[at..];
+    let end = rest.find('`')?;
+    let key = &rest[..end];
+    let expected = rest[end + 1..]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|k| !k.is_empty());
+    Some((
+        key,
+        crate::scenario::diagnostic::did_you_mean(key, expected),
+    ))
 }
 
 /// The key a serde duplicate-key message names: ``duplicate field `K` `` (a struct) or
@@ -527,6 +553,43 @@ mod tests {
         // The second `a.scn` is the one after the last find.
         assert_eq!(at(c.find("a.scn")), Some((4, 5, "a.scn")));
         assert_eq!(c.find("a.scn"), None);
+    }
+
+    #[test]
+    fn an_unknown_key_is_underlined_whole_with_the_key_it_was_probably_meant_to_be() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Env {
+            description: Option<String>,
+            aliases: Option<serde_yaml::Value>,
+            components: Option<serde_yaml::Value>,
+        }
+        let text = "description: d\naliasses:\n  t: 1\n";
+        let file = SourceFile {
+            path: PathBuf::from("e.yaml"),
+            text: text.into(),
+        };
+        let err = serde_yaml::from_str::<Env>(text).unwrap_err();
+        let f = Finding::yaml(&file, &err);
+        assert_eq!(
+            f.diagnostic.label.as_deref(),
+            Some("did you mean `aliases`?")
+        );
+        assert_eq!((f.diagnostic.span.line, f.diagnostic.span.col), (2, 1));
+        assert_eq!(f.diagnostic.span.len, "aliasses".len());
+        // Nothing close: no guess.
+        let text = "zzzzzz: 1\n";
+        let file = SourceFile {
+            path: PathBuf::from("e.yaml"),
+            text: text.into(),
+        };
+        let err = serde_yaml::from_str::<Env>(text).unwrap_err();
+        assert_eq!(Finding::yaml(&file, &err).diagnostic.label, None);
+        assert_eq!(
+            unknown_field("unknown field `runn`, expected `run`"),
+            Some(("runn", Some("run")))
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `lowtouch init`: a starting project — an environment, a pipeline, a scenario and a
 //! `.gitignore` — that `lowtouch check` passes and `lowtouch run` runs green, to be
-//! edited into one's own. Nothing that exists is overwritten.
+//! edited into one's own. Nothing that exists is overwritten. The JSON Schemas of its
+//! two kinds of file go to `.lowtouch/schema/`, where the files' first lines point
+//! editors (docs/reference.md, "In your editor").
 
 use std::path::Path;
 
@@ -10,7 +12,8 @@ use super::Error;
 const FILES: &[(&str, &str)] = &[
     (
         "environments/local.yaml",
-        r##"# The environment the scenarios run against: its hosts, variables, components (how
+        r##"# yaml-language-server: $schema=../.lowtouch/schema/environment.schema.json
+# The environment the scenarios run against: its hosts, variables, components (how
 # each is started, stopped, found and known to be ready) and aliases (commands the
 # scenarios call). README: Pipelines and environments.
 description: This machine
@@ -31,7 +34,8 @@ aliases:
     ),
     (
         "pipelines/main.yaml",
-        r#"# A pipeline: which environment, which scenarios, and the hooks around them.
+        r#"# yaml-language-server: $schema=../.lowtouch/schema/pipeline.schema.json
+# A pipeline: which environment, which scenarios, and the hooks around them.
 # `lowtouch run` runs the pipelines marked `default: true`.
 name: main
 default: true
@@ -77,6 +81,15 @@ pub fn init(dir: &Path) -> Result<String, Error> {
                 .map_err(|e| Error::infra(format!("cannot create {}: {e}", parent.display())))?;
         }
         std::fs::write(&path, text)
+            .map_err(|e| Error::infra(format!("cannot write {}: {e}", path.display())))?;
+        written.push(format!("wrote {}", path.display()));
+    }
+    let schemas = dir.join(".lowtouch").join("schema");
+    std::fs::create_dir_all(&schemas)
+        .map_err(|e| Error::infra(format!("cannot create {}: {e}", schemas.display())))?;
+    for kind in crate::schema::Kind::ALL {
+        let path = schemas.join(format!("{}.schema.json", kind.name()));
+        std::fs::write(&path, crate::schema::schema_text(kind))
             .map_err(|e| Error::infra(format!("cannot write {}: {e}", path.display())))?;
         written.push(format!("wrote {}", path.display()));
     }

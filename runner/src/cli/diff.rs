@@ -135,84 +135,35 @@ pub fn report(app: &App, args: &ReportArgs) -> Result<i32, Error> {
     let project = app.project().root();
     let store = app.store()?;
     let run = history::resolve(&store, project, &args.run)?;
-    let stored = history::load(&store, &run.id)?
-        .ok_or_else(|| Error::input(format!("run {} is gone", run.id)))?;
+    let report = crate::app::report::Report::load(&store, project, run)?;
+    let id = &report.run.id;
     if args.artifacts {
-        if stored.artifacts.is_empty() {
-            crate::errln!("run {} kept no artifacts", run.id);
+        if report.stored.artifacts.is_empty() {
+            crate::errln!("run {id} kept no artifacts");
         }
-        for (name, size) in &stored.artifacts {
+        for (name, size) in &report.stored.artifacts {
             crate::outln!("{name}  ({size} bytes)");
         }
     }
     if let Some(name) = &args.artifact {
-        let Some(bytes) = store.artifact(&run.id, name)? else {
+        let Some(bytes) = store.artifact(id, name)? else {
             return Err(Error::input(format!(
-                "run {} has no artifact `{name}`; `lowtouch report --run {} --artifacts` lists them",
-                run.id, run.id
+                "run {id} has no artifact `{name}`; `lowtouch report --run {id} --artifacts` lists them"
             )));
         };
         crate::out!("{}", String::from_utf8_lossy(&bytes));
     }
-    let previous = history::previous_release(&store, project, &run, RELEASE_PATTERN)?;
-    let comparison = match &previous {
-        Some((_, baseline)) => Some(history::comparison(
-            &store,
-            &crate::pipeline::masks_for(project, &run.pipelines),
-            baseline,
-            &run,
-        )?),
-        None => None,
-    };
-    let label = previous.as_ref().map(|(n, r)| format!("{n} ({})", r.id));
     let write = |path: &std::path::Path, text: &str| -> Result<(), Error> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::infra(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        std::fs::write(path, text)
-            .map_err(|e| Error::infra(format!("cannot write {}: {e}", path.display())))?;
+        let path = &app.project().resolve(path);
+        crate::app::report::write_file(path, text)?;
         crate::outln!("wrote {}", crate::execute::run::display_path(path));
         Ok(())
     };
     if let Some(path) = &args.junit {
-        let path = &app.project().resolve(path);
-        let xml = crate::report::junit::render_compared(
-            &stored,
-            &crate::report::junit::Compared {
-                with: label.as_deref(),
-                comparison: comparison.as_ref(),
-                verdict: store.verdict(&run.id)?.as_ref(),
-            },
-        )
-        .map_err(|e| Error::infra(format!("cannot render JUnit: {e}")))?;
-        write(path, &xml)?;
+        write(path, &report.junit()?)?;
     }
     if let Some(path) = &args.html {
-        let path = &app.project().resolve(path);
-        let current = history::series(&store, &run)?;
-        let before = match &previous {
-            Some((_, r)) => history::series(&store, r)?,
-            None => Default::default(),
-        };
-        let series: Vec<crate::report::html::Series> = current
-            .into_iter()
-            .take(12)
-            .map(|(name, points)| crate::report::html::Series {
-                previous: before.get(&name).cloned().unwrap_or_default(),
-                current: points,
-                name,
-            })
-            .collect();
-        let verdict = store.verdict(&run.id)?;
-        let page = crate::report::html::render(
-            &stored,
-            comparison.as_ref(),
-            label.as_deref(),
-            verdict.as_ref(),
-            &series,
-        );
-        write(path, &page)?;
+        write(path, &report.html(&store)?)?;
     }
     Ok(0)
 }

@@ -169,16 +169,7 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
 /// `history --run ID --events` / `--metrics NAME`: what the daemons observed while the
 /// run ran, on its environments.
 fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, Error> {
-    let run = if id == "last" {
-        store.runs(1)?.into_iter().next()
-    } else {
-        store.run(id)?
-    };
-    let Some(run) = run else {
-        return Err(Error::input(format!(
-            "no run `{id}`; `lowtouch history` lists them"
-        )));
-    };
+    let run = crate::app::history::run_named(store, id)?;
     if args.steps {
         return steps(store, &run, args.json);
     }
@@ -210,27 +201,18 @@ fn observations(store: &Store, id: &str, args: &HistoryArgs) -> Result<i32, Erro
 
 /// `history --run ID --steps`: every step of the run with the system around it.
 fn steps(store: &Store, run: &RunRecord, json: bool) -> Result<i32, Error> {
-    let mut all = Vec::new();
-    for sc in store.scenarios(&run.id)? {
-        for step in store.steps(&run.id, sc.index)? {
-            all.push((sc.name.clone(), step));
-        }
-    }
+    let all = crate::app::history::steps(store, run)?;
     if json {
         print_json(&history::steps_json(&all))?;
-        return Ok(0);
+    } else {
+        crate::out!("{}", history::steps_text(&all));
     }
-    crate::out!("{}", history::steps_text(&all));
     Ok(0)
 }
 
 /// `history --flaky`: per scenario, its outcomes across runs of the same candidate.
 fn flaky(store: &Store, runs: &[RunRecord]) -> Result<i32, Error> {
-    let mut with_scenarios = Vec::new();
-    for run in runs {
-        with_scenarios.push((run.clone(), store.scenarios(&run.id)?));
-    }
-    let flaky = crate::compare::flaky::flaky(&with_scenarios);
+    let flaky = crate::app::history::flaky(store, runs)?;
     if flaky.is_empty() {
         crate::errln!("no flaky scenario in the last {} runs", runs.len());
     } else {

@@ -7,6 +7,7 @@ pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod diff;
+pub mod docs;
 pub mod history;
 pub mod judge;
 pub mod poll;
@@ -89,6 +90,12 @@ pub enum Command {
     Cancel(control::CancelArgs),
     /// Start a project here (or in DIR): an environment, a pipeline, a scenario, .gitignore
     Init { dir: Option<PathBuf> },
+    /// Print the JSON Schema of environment or pipeline files (for editors), or --reference.
+    Schema(docs::SchemaArgs),
+    /// Print completions for a shell: `source <(lowtouch completions bash)`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (`lowtouch man > lowtouch.1; man ./lowtouch.1`).
+    Man,
     /// The bundled demo exchange (engine, smoke, order, book, loadgen).
     #[command(hide = true, disable_help_flag = true)]
     Demo {
@@ -136,6 +143,9 @@ impl Command {
             Command::Cancel(_) => "cancel",
             Command::Demo { .. } => "demo",
             Command::Init { .. } => "init",
+            Command::Schema(_) => "schema",
+            Command::Completions { .. } => "completions",
+            Command::Man => "man",
         }
     }
 }
@@ -156,9 +166,9 @@ pub fn dispatch(cli: &Cli, argv: Vec<String>) -> Result<i32, Error> {
         }
     }
     match &cli.command {
-        Command::Daemon(args) => daemon::daemon(args),
-        Command::Demo { args } => Ok(demo::demo(args)),
         Command::Init { dir } => check::init(cli.chdir.as_deref(), dir.as_deref()),
+        Command::Daemon(_) | Command::Demo { .. } | Command::Schema(_) => standalone(&cli.command),
+        Command::Completions { .. } | Command::Man => standalone(&cli.command),
         _ => execute(&App::new(cli.project()?), &cli.command),
     }
 }
@@ -230,8 +240,22 @@ pub fn execute(app: &App, command: &Command) -> Result<i32, Error> {
         Command::Cancel(args) => control::cancel(app, args),
         Command::Judge(args) => judge::judge(app, args),
         Command::Baseline(args) => judge::baseline(app, args),
+        Command::Init { dir } => check::init(None, dir.as_deref()),
+        other => standalone(other),
+    }
+}
+
+/// The commands that need no project: the same anywhere.
+fn standalone(command: &Command) -> Result<i32, Error> {
+    match command {
         Command::Daemon(args) => daemon::daemon(args),
         Command::Demo { args } => Ok(demo::demo(args)),
-        Command::Init { dir } => check::init(None, dir.as_deref()),
+        Command::Schema(args) => docs::schema(args),
+        Command::Completions { shell } => docs::completions(*shell),
+        Command::Man => docs::man(),
+        other => Err(Error::input(format!(
+            "`lowtouch {}` needs a project",
+            other.name()
+        ))),
     }
 }

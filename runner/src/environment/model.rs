@@ -2,21 +2,29 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentFile {
-    /// Defaults to the file's stem.
+    /// The environment's name (default: the file's stem); pipelines name it in `environment:`.
     pub name: Option<String>,
+    /// One line about it, shown by `lowtouch status` and `check`.
     pub description: Option<String>,
+    /// The machines it spans, by name: `hosts: { local: { address: 127.0.0.1 } }`.
     #[serde(default)]
     pub hosts: BTreeMap<String, HostSpec>,
-    /// Values scenarios and commands can use as `#{name}`; `--set NAME=VALUE` overrides.
+    /// Values scenarios, commands and templates use as `#{name}` (`port: 7001`);
+    /// `--set NAME=VALUE` and a pipeline's `variables` override them.
     #[serde(default)]
     pub variables: BTreeMap<String, Scalar>,
+    /// The long-running processes of the system under test, by name (`MatchingEnginePrimary`):
+    /// what `start`, `stop`, `kill` and `wait_for` act on.
     #[serde(default)]
     pub components: BTreeMap<String, ComponentSpec>,
+    /// Commands scenarios call by name (`place_order`, `smoke`): a program, a shell line
+    /// or scenario steps.
     #[serde(default)]
     pub aliases: BTreeMap<String, AliasSpec>,
     /// Config files rendered for this environment (minijinja, strict).
@@ -25,21 +33,24 @@ pub struct EnvironmentFile {
     /// Data sets generated for this environment from `testdata/` definitions.
     #[serde(default)]
     pub data: Vec<DataSpec>,
-    /// Rollout order: the lowest group (the canary) gets a config change first.
+    /// Rollout order: the lowest group (the canary) gets a config change first (default 0).
     #[serde(default)]
     pub rollout_group: u32,
-    /// Secrets by reference only; their values never reach the config history.
+    /// Secrets by reference only (`api_key: { from_env: API_KEY }`), usable as `#{secrets.NAME}`;
+    /// their values never reach the config history, logs, reports or the store.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSpec>,
-    /// The monitoring daemons, one per host (used by the monitoring network).
+    /// The monitoring daemons, by name, one per host: `lowtouch daemon --name NAME` runs one;
+    /// each collects host and process metrics, follows logs and obeys component commands.
     #[serde(default)]
     pub daemons: BTreeMap<String, DaemonSpec>,
     /// Conditions of steps, checked against what the daemons observe: before a step whose
-    /// command line starts with `before`, or after one that starts with `after`, `expect`
-    /// must hold (`wait_for` syntax).
+    /// command is `before`, or after one that is `after` (matched as commands: `kill -KILL X`
+    /// is `kill -9 X`), `expect` must hold (`wait_for` syntax).
     #[serde(default)]
     pub conditions: Vec<ConditionSpec>,
-    /// What is known about metrics, by name (all optional: every metric is judged anyway).
+    /// What is known about metrics, by name (all optional: every metric is judged anyway):
+    /// `order_latency_us: { unit: us, better: lower, critical: true, max: 2ms }`.
     #[serde(default)]
     pub metrics: BTreeMap<String, crate::judge::declared::MetricSpec>,
     /// What a scenario starts from: components that must be up and conditions that must
@@ -48,31 +59,33 @@ pub struct EnvironmentFile {
     pub steady_state: SteadyStateSpec,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SteadyStateSpec {
     /// Started (and waited for until ready) before each scenario when not running.
     #[serde(default)]
     pub components: Vec<String>,
-    /// Then each must hold (`wait_for` syntax: `COMPONENT STATE [timeout D]`).
+    /// Then each must hold (`wait_for` syntax: `MatchingEngineBackup STANDBY timeout 10s`).
     #[serde(default)]
     pub conditions: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionSpec {
-    /// A pre-condition: the start of a step's command line (`kill -9 MatchingEnginePrimary`).
+    /// A pre-condition: the step's command (`kill -9 MatchingEnginePrimary`); a command
+    /// with fewer words matches every step that starts with them (`kill`).
     #[serde(default)]
     pub before: Option<String>,
-    /// A post-condition: the start of a step's command line (`kill -9 MatchingEnginePrimary`).
+    /// A post-condition: the step's command, as `before` takes it. Its wait is not part
+    /// of the step's time; the step records when it held.
     #[serde(default)]
     pub after: Option<String>,
     /// What must follow, as `wait_for` takes it: `MatchingEngineBackup ACTIVE timeout 5s`.
     pub expect: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateSpec {
     /// The template, relative to `templates/`.
@@ -84,7 +97,7 @@ pub struct TemplateSpec {
     pub vars: BTreeMap<String, Scalar>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
     /// The generator definition, relative to `testdata/`.
@@ -96,7 +109,7 @@ pub struct DataSpec {
     pub params: BTreeMap<String, Scalar>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSpec {
     /// The name of an environment variable holding the value.
@@ -105,7 +118,7 @@ pub struct SecretSpec {
     pub from_file: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonSpec {
     /// The host it runs on (a key of `hosts`).
@@ -113,12 +126,13 @@ pub struct DaemonSpec {
     /// `system`, `process`, `log` (default: all three).
     #[serde(default)]
     pub collectors: Vec<String>,
-    /// How often it samples (default 1s).
+    /// How often it samples (default `1s`).
     pub interval: Option<String>,
     /// Logs it follows, and the rules that turn lines into events and metrics.
     #[serde(default)]
     pub logs: Vec<LogSpec>,
-    /// Commands (aliases) it may run besides component control.
+    /// The `run:` aliases it may run on its host besides component control (never a `shell:`
+    /// or `steps:` alias); each alias on one daemon only.
     #[serde(default)]
     pub allow: Vec<String>,
     /// Command collectors: a command run every interval whose output goes through
@@ -127,48 +141,54 @@ pub struct DaemonSpec {
     pub probes: Vec<ProbeSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
     /// The component its events and metrics are of.
     pub component: String,
     /// The program and its arguments (no shell; `#{var}` filled in).
     pub run: Vec<String>,
-    /// How often (default: the daemon's interval).
+    /// How often (default: the daemon's interval), e.g. `5s`.
     pub every: Option<String>,
     /// How long it may take before it is stopped (default: `every`).
     pub timeout: Option<String>,
+    /// What its output means: rules as a log's (each line of its output is matched).
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogSpec {
     /// The component whose `log` it follows.
     pub component: String,
+    /// What its lines mean: each line is matched against every rule.
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
-    /// A regular expression with named captures.
+    /// A regular expression (Rust `regex` syntax; `#{var}` is filled in as literal text).
+    /// The value is its first named group, or the whole match when it has none:
+    /// `STATE: (?P<state>\w+)`, `latency=(?P<us>\d+)`.
     pub pattern: String,
-    /// The event a match is (`state`, …), or
+    /// The event a match is. `state` is the one `wait_for` and conditions read:
+    /// `event: state` with `(?P<state>…)` reports the component's state.
     pub event: Option<String>,
-    /// the metric a match is a sample of.
+    /// Or the metric a match is a sample of (the value must be a number).
     pub metric: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostSpec {
+    /// Where it is reached: `127.0.0.1`, `10.0.3.21`, `db1.test`.
     pub address: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentSpec {
     /// The host it runs on (a key of `hosts`); defaults to the only host, if there is one.
@@ -183,7 +203,7 @@ pub struct ComponentSpec {
     pub log: Option<String>,
     /// When a start counts as done.
     pub ready: Option<ReadySpec>,
-    /// How long a stop may take before SIGKILL (default 5s).
+    /// How long a stop may take before SIGKILL (default `5s`).
     pub stop_timeout: Option<String>,
     /// Extra environment variables for its process.
     #[serde(default)]
@@ -195,14 +215,16 @@ pub struct ComponentSpec {
     pub writable: Vec<WritableSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WritableSpec {
+    /// The rendered file (a template's `dest`), e.g. `config/sentinel.conf`.
     pub from: String,
+    /// The copy the component is given, e.g. `state/sentinel.conf`.
     pub to: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FindSpec {
     /// A pid file the component writes itself.
@@ -211,20 +233,21 @@ pub struct FindSpec {
     pub cmdline: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadySpec {
     /// A regular expression a new line of the component's log must match.
     pub log: Option<String>,
     /// An address that must accept a TCP connection.
     pub tcp: Option<String>,
-    /// How long to wait (default 10s).
+    /// How long to wait (default `10s`).
     pub timeout: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AliasSpec {
+    /// What it does, shown by `check` and in errors.
     pub description: Option<String>,
     /// Run this argument vector, with the step's arguments appended.
     pub run: Option<Vec<String>>,
@@ -232,7 +255,7 @@ pub struct AliasSpec {
     pub shell: Option<String>,
     /// Run these scenario statements; the step's arguments are `#{1}`, `#{2}`…
     pub steps: Option<Vec<String>>,
-    /// The step's default timeout.
+    /// The step's default timeout (`30s`), unless the step says `timeout`.
     pub timeout: Option<String>,
     /// The phase the system is in after this alias ran (`load` for one that starts the
     /// load, `idle` for one that stops it): every step records the phase it ran in.
@@ -242,6 +265,20 @@ pub struct AliasSpec {
 /// A YAML scalar read as text: `port: 8080` and `port: "8080"` mean the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scalar(pub String);
+
+impl JsonSchema for Scalar {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scalar".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -136,20 +136,28 @@ pub struct Declared {
     pub max: Option<f64>,
 }
 
-/// The YAML shape of one entry of `metrics:`.
-#[derive(Debug, Clone, Deserialize)]
+/// What is known about one metric (all optional: every metric is judged anyway).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricSpec {
+    /// Its unit: `us`, `ms`, `s`, `ns`, `bytes`, `percent` or `none`; amounts in `max`
+    /// and `min_effect` are read in it.
     #[serde(default)]
     pub unit: Option<String>,
+    /// `lower` or `higher`: which way is an improvement (default: a change either way
+    /// is reported, neither is called a regression).
     #[serde(default)]
     pub better: Option<String>,
+    /// Whether its regression fails a run under `fail_on: critical` (the default policy).
     #[serde(default)]
     pub critical: bool,
-    /// `10%`, or an amount (a number, or text such as `2ms`).
+    /// The smallest change worth reporting: `10%`, or an amount (`2ms`, `0.5`).
     #[serde(default)]
+    #[schemars(with = "Option<crate::environment::model::Scalar>")]
     pub min_effect: Option<serde_yaml::Value>,
+    /// A hard limit in its unit (`2GiB`, `500ms`): a run above it fails, whatever history says.
     #[serde(default)]
+    #[schemars(with = "Option<crate::environment::model::Scalar>")]
     pub max: Option<serde_yaml::Value>,
 }
 

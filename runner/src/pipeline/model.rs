@@ -1,13 +1,15 @@
 //! The YAML shape of `pipelines/*.yaml`, as serde reads it. Unknown keys are errors.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineFile {
-    /// Defaults to the file's stem.
+    /// The pipeline's name (default: the file's stem): `lowtouch run NAME`.
     pub name: Option<String>,
+    /// One line about it, shown by `check` and in reports.
     pub description: Option<String>,
     /// A bare `lowtouch run` runs the pipelines marked `default: true`.
     #[serde(default)]
@@ -38,6 +40,8 @@ pub struct PipelineFile {
     /// Statements run after each scenario (or parallel group), always.
     #[serde(default)]
     pub after_each: Vec<String>,
+    /// The scenarios, in order: `- failover.scn`, `- { path: soak.scn, timeout: 2h }`,
+    /// `- parallel: [a.scn, b.scn]`. Paths are relative to the pipeline file.
     pub scenarios: Vec<EntrySpec>,
     /// The smoke stage: the scenarios a rollout runs on each environment it changes.
     #[serde(default)]
@@ -86,10 +90,12 @@ pub struct PipelineFile {
     pub output_limit: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaskSpec {
+    /// A regular expression, e.g. `order-[0-9a-f]{8}`.
     pub pattern: String,
+    /// What each match becomes (default `<masked>`).
     #[serde(default = "default_mask")]
     pub replace: String,
 }
@@ -98,7 +104,7 @@ fn default_mask() -> String {
     "<masked>".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnEventSpec {
     /// Matched against `SOURCE NAME VALUE` of an event (`MatchingEnginePrimary process CRASHED`).
@@ -115,10 +121,12 @@ pub enum EntrySpec {
     Detailed(DetailedEntry),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetailedEntry {
+    /// The scenario file, relative to the pipeline file.
     pub path: Option<String>,
+    /// Its limit (default: the pipeline's `scenario_timeout`), e.g. `2h`.
     pub timeout: Option<String>,
     /// Run a failed scenario again, up to this many times (with `before_each` and
     /// `after_each` around each attempt); one that fails and then passes is flaky.
@@ -126,6 +134,22 @@ pub struct DetailedEntry {
     pub retries: Option<u32>,
     /// Scenarios that run at the same time.
     pub parallel: Option<Vec<EntrySpec>>,
+}
+
+impl JsonSchema for EntrySpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Entry".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A scenario file (relative to the pipeline file), or a map with `path` and options, or a parallel group.",
+            "anyOf": [
+                { "type": "string" },
+                generator.subschema_for::<DetailedEntry>(),
+            ]
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for EntrySpec {
@@ -154,15 +178,17 @@ impl<'de> Deserialize<'de> for EntrySpec {
 
 /// A maintenance window: it opens when `start` (a cron pattern) fires and stays open for
 /// `duration`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
+    /// A cron pattern: `"0 22 * * 5"` (Fridays at 22:00).
     pub start: String,
+    /// How long it stays open: `2h`.
     pub duration: String,
 }
 
 /// `judge:` of a pipeline: what fails a run, how much history.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeSpec {
     /// What fails a run: `critical` (a declared-critical metric regressed; the default),
@@ -187,7 +213,7 @@ pub struct JudgeSpec {
 }
 
 /// What a crash no step caused does to a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CrashPolicy {
     /// The run fails: a component died and nothing in the scenario asked for it.

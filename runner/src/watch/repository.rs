@@ -23,7 +23,7 @@ use super::mirror::url_support;
 use crate::source::{Finding, SourceFile, locate_key, locate_value};
 
 /// What a repository holds, which decides what its changes make lowtouch redo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The system under test: a change runs the whole pipeline.
@@ -44,11 +44,13 @@ impl Role {
     }
 }
 
-/// One entry of `repositories:`, as serde reads it.
-#[derive(Debug, Clone, Deserialize)]
+/// A repository whose new commits start the pipeline.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepositorySpec {
+    /// What it holds, which decides what its changes make lowtouch redo.
     pub role: Role,
+    /// A path, `file://` or `https://` URL (relative paths from the project root).
     pub url: String,
     /// Branches and tag patterns to follow.
     #[serde(default)]

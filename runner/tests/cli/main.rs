@@ -23,6 +23,7 @@ mod poll;
 mod probe;
 mod render;
 mod revision;
+mod schema;
 mod serve;
 mod store;
 mod watch;
