@@ -23,8 +23,60 @@ pub enum Stream {
 pub trait Sink: Send + Sync {
     /// Writes `text`; false when nobody reads any more (the client went away).
     fn write(&self, stream: Stream, text: &str) -> bool;
-    /// Whether colours and spinners make sense on `stream`.
+    /// Whether spinners make sense on `stream`.
     fn is_terminal(&self, stream: Stream) -> bool;
+    /// Whether `stream` gets colours: on a terminal, unless `NO_COLOR` is set.
+    fn color(&self, stream: Stream) -> bool {
+        self.is_terminal(stream) && !no_color()
+    }
+    /// Whether live progress is left out (`-q`): only results, warnings and errors.
+    fn quiet(&self) -> bool {
+        false
+    }
+}
+
+/// `NO_COLOR` set and not empty (no-color.org).
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// `--color`: when output gets colours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// What the person asked of the console (`--color`, `-q`), over another sink.
+pub struct Preferences {
+    pub inner: Arc<dyn Sink>,
+    pub color: ColorChoice,
+    pub quiet: bool,
+}
+
+impl Sink for Preferences {
+    fn write(&self, stream: Stream, text: &str) -> bool {
+        self.inner.write(stream, text)
+    }
+
+    fn is_terminal(&self, stream: Stream) -> bool {
+        self.inner.is_terminal(stream)
+    }
+
+    fn color(&self, stream: Stream) -> bool {
+        match self.color {
+            ColorChoice::Auto => self.inner.color(stream),
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+        }
+    }
+
+    fn quiet(&self) -> bool {
+        self.quiet || self.inner.quiet()
+    }
 }
 
 /// The process's own stdout and stderr.

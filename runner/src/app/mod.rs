@@ -14,6 +14,7 @@
 
 pub mod activity;
 mod check;
+mod control;
 mod deploy;
 pub mod environments;
 pub mod error;

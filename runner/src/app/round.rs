@@ -36,6 +36,15 @@ pub struct Due {
     pub candidate: Option<crate::watch::Candidate>,
 }
 
+/// What a round found: the runs due, and the changes that wait for their environment
+/// (paused or locked) with why — found without storing their tips, so the first round
+/// after the environment is freed finds them again and runs them.
+#[derive(Debug, Default)]
+pub struct Round {
+    pub due: Vec<Due>,
+    pub waiting: Vec<(Due, String)>,
+}
+
 /// One change of one repository.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chosen {
@@ -117,15 +126,31 @@ impl App {
 
     /// Fetch, detect, classify: what each pipeline must redo. Stores the new tips (and
     /// the superseded candidates as skipped runs) unless `dry_run`.
-    pub fn plan_round(&self, pipelines: &[Pipeline], dry_run: bool) -> Result<Vec<Due>, Error> {
+    pub fn plan_round(&self, pipelines: &[Pipeline], dry_run: bool) -> Result<Round, Error> {
         let store = self.store()?;
-        let mut due = Vec::new();
+        let mut round = Round::default();
         for p in pipelines {
-            if let Some(d) = self.poll_pipeline(&store, p, dry_run)? {
-                due.push(d);
+            let hold = store.control(&p.environment)?.hold();
+            if let Some(hold) = &hold {
+                crate::errln!(
+                    "{}: environment {} is {hold}; its changes wait",
+                    p.name,
+                    p.environment
+                );
+            }
+            // A held pipeline's changes are looked at, not taken: its tips stay as
+            // they were, so they are found again once it is free.
+            let found = self.poll_pipeline(&store, p, dry_run || hold.is_some())?;
+            match (found, hold) {
+                (Some(d), Some(hold)) => {
+                    let why = format!("environment {} is {hold}", p.environment);
+                    round.waiting.push((d, why));
+                }
+                (Some(d), None) => round.due.push(d),
+                (None, _) => {}
             }
         }
-        Ok(due)
+        Ok(round)
     }
 
     /// Fetches one repository's mirror, through the backoff.
@@ -169,15 +194,6 @@ impl App {
                 p.name,
                 w.start.pattern,
                 crate::scenario::duration::human(w.duration)
-            );
-            return Ok(None);
-        }
-        if let Some(hold) = store.control(&p.environment)?.hold() {
-            // Its changes wait: the tips do not move, so they are found once it is free.
-            crate::errln!(
-                "{}: environment {} is {hold}; its changes wait",
-                p.name,
-                p.environment
             );
             return Ok(None);
         }

@@ -71,8 +71,15 @@ impl RunOutcome {
 pub enum Ran {
     /// It ran (whatever the verdict).
     Done(Box<RunOutcome>),
-    /// The server left it alone: a maintenance window, a paused or locked environment.
+    /// The server left it alone: it is in its maintenance window.
     Skipped { pipeline: String, why: String },
+    /// The server left it alone: its environment is paused or locked. It waits for it to
+    /// be resumed or unlocked.
+    Held {
+        pipeline: String,
+        environment: String,
+        why: String,
+    },
     /// A pipeline's rollout stage failed; its scenarios were not run.
     RolloutFailed { pipeline: String },
 }
@@ -81,7 +88,7 @@ impl Ran {
     pub fn exit_code(&self) -> i32 {
         match self {
             Ran::Done(outcome) => outcome.exit_code(),
-            Ran::Skipped { .. } => super::exit::OK,
+            Ran::Skipped { .. } | Ran::Held { .. } => super::exit::OK,
             Ran::RolloutFailed { .. } => super::exit::FAILED,
         }
     }
@@ -150,9 +157,13 @@ impl App {
                 }
                 if let Some(hold) = store.control(&p.environment)?.hold() {
                     let why = format!("environment {} is {hold}", p.environment);
-                    crate::errln!("skipped {}: {why}", p.name);
-                    return Ok(Ran::Skipped {
+                    crate::errln!(
+                        "held {}: {why}; it runs when the environment is free",
+                        p.name
+                    );
+                    return Ok(Ran::Held {
                         pipeline: p.name.clone(),
+                        environment: p.environment.clone(),
                         why,
                     });
                 }

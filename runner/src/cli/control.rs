@@ -8,8 +8,6 @@
 use clap::Args;
 
 use crate::app::{App, Error};
-use crate::clock;
-use crate::store::control::EnvLock;
 
 #[derive(Debug, Clone, Args)]
 pub struct EnvArg {
@@ -44,63 +42,30 @@ pub struct StatusArgs {
 
 /// `pause` and `resume`.
 pub fn pause(app: &App, args: &EnvArg, paused: bool) -> Result<i32, Error> {
-    crate::app::environments::known(app.project(), &args.env)?;
-    let store = app.store()?;
-    let mut c = store.control(&args.env)?;
-    c.paused = paused;
-    c.paused_at = paused.then(clock::now);
-    store.set_control(&args.env, &c)?;
-    crate::outln!(
-        "{} {}",
-        args.env,
-        if paused {
-            "paused: nothing is scheduled on it"
-        } else {
-            "resumed"
-        }
-    );
+    app.pause(&args.env, paused)?;
+    let what = if paused {
+        "paused: nothing is scheduled on it"
+    } else {
+        "resumed"
+    };
+    crate::outln!("{} {what}", args.env);
     Ok(0)
 }
 
 pub fn lock(app: &App, args: &LockArgs) -> Result<i32, Error> {
-    crate::app::environments::known(app.project(), &args.env)?;
-    let store = app.store()?;
-    let mut c = store.control(&args.env)?;
-    if let Some(l) = &c.lock {
-        return Err(Error::input(format!(
-            "{} is already locked by {} since {}: {}; `lowtouch unlock {}` first",
-            args.env, l.by, l.since, l.reason, args.env
-        )));
-    }
-    let by = args
-        .by
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "someone".into());
-    c.lock = Some(EnvLock {
-        by: by.clone(),
-        reason: args.reason.clone(),
-        since: clock::now(),
-    });
-    store.set_control(&args.env, &c)?;
-    crate::outln!("{} locked by {by}: {}", args.env, args.reason);
+    let lock = app.lock(&args.env, args.by.clone(), &args.reason)?;
+    crate::outln!("{} locked by {}: {}", args.env, lock.by, lock.reason);
     Ok(0)
 }
 
 pub fn unlock(app: &App, args: &EnvArg) -> Result<i32, Error> {
-    crate::app::environments::known(app.project(), &args.env)?;
-    let store = app.store()?;
-    let mut c = store.control(&args.env)?;
-    match c.lock.take() {
-        Some(l) => {
-            store.set_control(&args.env, &c)?;
-            crate::outln!(
-                "{} unlocked (was locked by {}: {})",
-                args.env,
-                l.by,
-                l.reason
-            );
-        }
+    match app.unlock(&args.env)? {
+        Some(l) => crate::outln!(
+            "{} unlocked (was locked by {}: {})",
+            args.env,
+            l.by,
+            l.reason
+        ),
         None => crate::outln!("{} was not locked", args.env),
     }
     Ok(0)

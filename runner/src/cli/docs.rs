@@ -1,7 +1,7 @@
 //! `lowtouch schema`, `completions` and `man`: the contract of the YAML files and the
 //! command line itself, printed for editors, shells and `man`.
 
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::{Args, CommandFactory};
 
 use super::Cli;
 use crate::app::Error;
@@ -11,33 +11,22 @@ use crate::schema::{self, Kind};
 pub struct SchemaArgs {
     /// Which files: environments or pipelines (both with `--reference`).
     #[arg(value_enum)]
-    pub kind: Option<SchemaKind>,
+    pub kind: Option<Kind>,
     /// The reference of every key as markdown (docs/reference.md) instead of JSON Schema.
     #[arg(long, conflicts_with = "kind")]
     pub reference: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum SchemaKind {
-    Environment,
-    Pipeline,
-}
-
 pub fn schema(args: &SchemaArgs) -> Result<i32, Error> {
-    let kind = match args.kind {
-        _ if args.reference => {
-            crate::out!("{}", schema::reference());
-            return Ok(0);
-        }
-        Some(SchemaKind::Environment) => Kind::Environment,
-        Some(SchemaKind::Pipeline) => Kind::Pipeline,
+    match args.kind {
+        _ if args.reference => crate::out!("{}", schema::reference()),
+        Some(kind) => crate::out!("{}", schema::schema_text(kind)),
         None => {
             return Err(Error::input(
                 "say which schema: `lowtouch schema environment` or `lowtouch schema pipeline` (or --reference)",
             ));
         }
-    };
-    crate::out!("{}", schema::schema_text(kind));
+    }
     Ok(0)
 }
 

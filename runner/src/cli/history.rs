@@ -97,7 +97,7 @@ pub fn history(app: &App, args: &HistoryArgs) -> Result<i32, Error> {
         .into_iter()
         .map(|r| (r.run_id, r.name))
         .collect();
-    let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
+    let style = Style::of(crate::console::Stream::Out);
     let shown = if args.runs {
         let runs: Vec<RunRecord> = runs.take(args.limit).collect::<Result<_, _>>()?;
         if args.json {

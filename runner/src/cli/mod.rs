@@ -17,10 +17,12 @@ pub mod run;
 pub mod serve;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use crate::app::{App, Error, Project};
+use crate::console::Sink;
 
 /// lowtouch — a Git-driven TestOps runner for production-like test environments.
 ///
@@ -41,6 +43,14 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     #[arg(env = "LOWTOUCH_CONFIG_HISTORY")]
     pub history: Option<PathBuf>,
+
+    /// When output gets colours [auto: on a terminal, unless NO_COLOR is set].
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t)]
+    pub color: crate::console::ColorChoice,
+
+    /// No live progress: only results, warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -105,6 +115,16 @@ pub enum Command {
 }
 
 impl Cli {
+    /// `sink` with what `--color` and `-q` ask of it.
+    pub fn console(&self, sink: Arc<dyn Sink>) -> Arc<dyn Sink> {
+        let (color, quiet) = (self.color, self.quiet);
+        Arc::new(crate::console::Preferences {
+            inner: sink,
+            color,
+            quiet,
+        })
+    }
+
     /// The project the flags name (`-C`, `--db`, `--history`), or the one around the
     /// working directory.
     pub fn project(&self) -> Result<Project, Error> {
@@ -150,10 +170,15 @@ impl Command {
     }
 }
 
+/// Runs the command with the console its flags ask for (`--color`, `-q`).
+pub fn dispatch(cli: &Cli, argv: Vec<String>) -> Result<i32, Error> {
+    crate::console::capture(cli.console(crate::console::current()), || route(cli, argv))
+}
+
 /// Runs the command: through a running server's local API when it is one the server
 /// does (the server holds the store), else here. `argv` is the command line as typed,
 /// without the program name.
-pub fn dispatch(cli: &Cli, argv: Vec<String>) -> Result<i32, Error> {
+fn route(cli: &Cli, argv: Vec<String>) -> Result<i32, Error> {
     if crate::api::FORWARDED.contains(&cli.command.name()) {
         let socket = cli.project()?.socket();
         let request = crate::api::protocol::Request {
@@ -193,11 +218,8 @@ pub fn report_run(
         if json {
             crate::outln!("{}", finished.json());
         } else {
-            let out = crate::console::is_terminal(crate::console::Stream::Out);
-            crate::out!(
-                "{}",
-                finished.text(crate::report::terminal::Style::detect(out))
-            );
+            let style = crate::report::terminal::Style::of(crate::console::Stream::Out);
+            crate::out!("{}", finished.text(style));
         }
     }
     Ok(ran.exit_code())

@@ -27,7 +27,16 @@ pub fn poll(app: &App, args: &PollArgs) -> Result<i32, Error> {
         ));
     }
     let pipelines = app.watched_pipelines(&args.pipelines)?;
-    let due = app.plan_round(&pipelines, args.dry_run)?;
+    let round = app.plan_round(&pipelines, args.dry_run)?;
+    for (d, why) in &round.waiting {
+        crate::outln!(
+            "waits: {} ({}): {}; {why}",
+            d.pipeline,
+            d.action.as_str(),
+            d.because
+        );
+    }
+    let due = round.due;
     if args.dry_run || due.is_empty() {
         if due.is_empty() {
             crate::outln!("nothing new to run");

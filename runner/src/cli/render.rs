@@ -32,7 +32,7 @@ pub struct RenderArgs {
 pub fn render(app: &App, args: &RenderArgs) -> Result<i32, Error> {
     let project = app.project().root();
     let env = crate::app::environments::load(app.project(), &args.env, &args.set)?;
-    let style = Style::detect(crate::console::is_terminal(crate::console::Stream::Out));
+    let style = Style::of(crate::console::Stream::Out);
     let rev = revision::detect(project)
         .resolve(revision::project_inputs(project).iter().map(String::as_str));
     let revisions = Revisions::same(&rev);
@@ -67,27 +67,14 @@ pub fn render(app: &App, args: &RenderArgs) -> Result<i32, Error> {
         for (dest, old, new) in &preview.changes {
             let old = old.as_deref().unwrap_or("");
             let new = new.as_deref().unwrap_or("");
-            let diff = similar::TextDiff::from_lines(old, new);
-            let text = diff
-                .unified_diff()
-                .context_radius(3)
-                .header(
-                    &format!("a/{dest} ({base})"),
-                    &format!("b/{dest} (rendered now)"),
-                )
-                .to_string();
-            for line in text.lines() {
-                let painted = if line.starts_with('+') && !line.starts_with("+++") {
-                    style.green(line)
-                } else if line.starts_with('-') && !line.starts_with("---") {
-                    style.red(line)
-                } else if line.starts_with("@@") {
-                    style.dim(line)
-                } else {
-                    line.to_string()
-                };
-                crate::outln!("{painted}");
-            }
+            let (from, to) = (
+                format!("a/{dest} ({base})"),
+                format!("b/{dest} (rendered now)"),
+            );
+            crate::out!(
+                "{}",
+                crate::report::unified::unified(old, new, &from, &to, style)
+            );
         }
         for d in preview.data.iter().filter(|d| d.generated) {
             crate::outln!("data/{}: would be regenerated (its inputs changed)", d.dest);

@@ -71,6 +71,7 @@ fn executor(app: Arc<App>, wake: tokio::sync::mpsc::UnboundedSender<Wake>) -> Ex
             }
         };
         let name = cli.command.name();
+        let console = cli.console(sink.clone());
         if let Command::Run(args) = cli.command {
             // A continuous pipeline gives way at its next scenario boundary.
             app.runs().preempt();
@@ -81,6 +82,7 @@ fn executor(app: Arc<App>, wake: tokio::sync::mpsc::UnboundedSender<Wake>) -> Ex
             };
             let run = ApiRun {
                 request,
+                console,
                 sink: sink.clone(),
                 finish,
             };
@@ -100,9 +102,9 @@ fn executor(app: Arc<App>, wake: tokio::sync::mpsc::UnboundedSender<Wake>) -> Ex
         }
         let app = app.clone();
         tokio::task::spawn_blocking(move || {
-            let out: Arc<dyn Sink> = sink.clone();
-            let code =
-                crate::console::capture(out, || super::finish(super::execute(&app, &cli.command)));
+            let code = crate::console::capture(console, || {
+                super::finish(super::execute(&app, &cli.command))
+            });
             sink.exit(code);
         });
     })

@@ -8,4 +8,5 @@ pub mod html;
 pub mod junit;
 pub mod status;
 pub mod terminal;
+pub mod unified;
 pub mod verdict;

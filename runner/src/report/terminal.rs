@@ -20,10 +20,14 @@ pub struct Style {
 }
 
 impl Style {
-    pub fn detect(stream_is_terminal: bool) -> Style {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    /// Colours where the current console says so (`--color`, a terminal, `NO_COLOR`).
+    pub fn of(stream: crate::console::Stream) -> Style {
+        Style::of_sink(&*crate::console::current(), stream)
+    }
+
+    pub fn of_sink(sink: &dyn crate::console::Sink, stream: crate::console::Stream) -> Style {
         Style {
-            color: stream_is_terminal && !no_color,
+            color: sink.color(stream),
         }
     }
 
@@ -75,6 +79,8 @@ pub enum Detail {
     Scenarios,
     /// Every step and what it printed (`run --scenario`, `--verbose`).
     Steps,
+    /// Nothing while it runs (`-q`): the summary says what came of it.
+    Quiet,
 }
 
 pub struct Progress {
@@ -92,7 +98,8 @@ impl Progress {
     pub fn new(detail: Detail, total_scenarios: usize) -> Progress {
         let sink = crate::console::current();
         let terminal = sink.is_terminal(crate::console::Stream::Err);
-        let style = Style::detect(terminal);
+        let style = Style::of_sink(&*sink, crate::console::Stream::Err);
+        let detail = if sink.quiet() { Detail::Quiet } else { detail };
         let bar = (terminal && detail == Detail::Scenarios).then(|| {
             let bar = ProgressBar::new(total_scenarios as u64);
             bar.set_style(
@@ -126,6 +133,9 @@ impl Progress {
 
 impl Listener for Progress {
     fn on_event(&self, event: &RunEvent<'_>) {
+        if self.detail == Detail::Quiet {
+            return;
+        }
         let s = self.style;
         match event {
             RunEvent::RunStarted(run) => self.line(&format!(

@@ -13,9 +13,11 @@ pub use reference::reference;
 use schemars::generate::SchemaSettings;
 
 /// Which file a schema describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
+    /// `environments/*.yaml`
     Environment,
+    /// `pipelines/*.yaml`
     Pipeline,
 }
 

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::api::server::{ClientSink, Executor, Local};
 use crate::app::activity::Now;
-use crate::app::round::Due;
+use crate::app::round::Round;
 use crate::app::{Activity, App, Error, Ran, RunOutcome, RunRequest, Trigger, exit};
 use crate::console::{Sink, Stream};
 use crate::pipeline::Pipeline;
@@ -59,7 +59,7 @@ pub trait Work: Send + Sync + 'static {
     /// Runs one request under `control`.
     fn run(&self, request: &RunRequest, control: &RunControl) -> Result<Ran, Error>;
     /// One round: what each of the `only` pipelines (or all) must redo.
-    fn round(&self, only: &[String]) -> Result<Vec<Due>, Error>;
+    fn round(&self, only: &[String]) -> Result<Round, Error>;
     /// Posts a run's verdict where its pipelines say.
     fn publish(&self, outcome: &RunOutcome);
     /// The pipelines served (read again every time: the repository may change them).
@@ -79,10 +79,10 @@ impl Work for App {
         self.run_with(request, control)
     }
 
-    fn round(&self, only: &[String]) -> Result<Vec<Due>, Error> {
+    fn round(&self, only: &[String]) -> Result<Round, Error> {
         let pipelines = self.watched_pipelines(only)?;
         if pipelines.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Round::default());
         }
         self.plan_round(&pipelines, false)
     }
@@ -256,6 +256,7 @@ enum Origin {
     /// A person, through the local API: output and exit code go back to them.
     Api {
         sink: Arc<ClientSink>,
+        console: Arc<dyn Sink>,
         finish: Box<dyn FnOnce(Result<Ran, Error>) -> i32 + Send>,
     },
     /// A change a round found.
@@ -271,6 +272,29 @@ impl Origin {
     fn publishes(&self) -> bool {
         matches!(self, Origin::Change | Origin::Schedule | Origin::Continuous)
     }
+
+    /// The same origin for the job again, when it is one the server started itself (a
+    /// person's run is never held: a person may run a paused environment).
+    fn again(&self) -> Option<Origin> {
+        match self {
+            Origin::Api { .. } => None,
+            Origin::Change => Some(Origin::Change),
+            Origin::Schedule => Some(Origin::Schedule),
+            Origin::Continuous => Some(Origin::Continuous),
+            Origin::Event => Some(Origin::Event),
+        }
+    }
+}
+
+/// A job that found its environment paused or locked: it runs again once a `resume` or
+/// an `unlock` frees one, and `status` lists it meanwhile.
+struct Held {
+    job: Job,
+    /// Why it waits: `environment local is paused since …`.
+    why: String,
+    /// How many frees the server had seen when the job started: one that came since
+    /// may have freed its environment after the job looked, so it is tried again.
+    frees_at_start: u64,
 }
 
 /// What a finished task was.
@@ -282,9 +306,11 @@ enum Done {
         person: bool,
         /// The same candidate to run again: its verdict could not decide yet.
         again: Option<Again>,
+        /// It found its environment paused or locked (boxed: it holds the whole job).
+        held: Option<Box<Held>>,
     },
 
-    Round(Result<Vec<Due>, Error>),
+    Round(Result<Round, Error>),
 }
 
 /// A candidate to run again, and the verdict that asks for it.
@@ -322,6 +348,12 @@ struct Server<W: Work> {
     started_us: i64,
     /// The pipelines served, and when they were read.
     served: Option<(Instant, Arc<Vec<Pipeline>>)>,
+    /// Jobs waiting for their environment to be resumed or unlocked, by what they run.
+    held: BTreeMap<String, Held>,
+    /// How many times an environment was resumed or unlocked.
+    frees: u64,
+    /// The changes the last round found waiting for a paused or locked environment.
+    waiting_changes: Vec<String>,
 }
 
 struct Running {
@@ -349,6 +381,9 @@ impl<W: Work> Server<W> {
             quiet_since: BTreeMap::new(),
             started_us: crate::clock::now_us(),
             served: None,
+            held: BTreeMap::new(),
+            frees: 0,
+            waiting_changes: Vec::new(),
         }
     }
 
@@ -370,7 +405,9 @@ impl<W: Work> Server<W> {
                         .unwrap_or(Duration::ZERO)
             });
             let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+            let activity = self.activity.clone();
             tokio::select! {
+                _ = activity.was_freed() => self.release_held(),
                 wake = wakes.recv() => match wake {
                     None | Some(Wake::Stop) => break,
                     Some(wake) => self.on_wake(wake, &served),
@@ -473,6 +510,7 @@ impl<W: Work> Server<W> {
                     request: api.request,
                     origin: Origin::Api {
                         sink: api.sink,
+                        console: api.console,
                         finish: api.finish,
                     },
                 });
@@ -518,11 +556,14 @@ impl<W: Work> Server<W> {
             !self.round_running && self.round_wanted.is_none() && self.breath_until.is_none();
         if quiet {
             for p in served.iter().filter(|p| p.continuous) {
-                if self.scheduler.claimed(&p.environment) {
+                let request = RunRequest::pipelines(vec![p.name.clone()], Trigger::Continuous);
+                if self.scheduler.claimed(&p.environment)
+                    || self.held.contains_key(&request.describe())
+                {
                     continue;
                 }
                 self.scheduler.submit(Job {
-                    request: RunRequest::pipelines(vec![p.name.clone()], Trigger::Continuous),
+                    request,
                     environments: vec![p.environment.clone()],
                     origin: Origin::Continuous,
                     what: format!("run {} (continuous)", p.name),
@@ -552,7 +593,11 @@ impl<W: Work> Server<W> {
         let work = self.work.clone();
         let environments = job.environments.clone();
         match job.origin {
-            Origin::Api { sink, finish } => {
+            Origin::Api {
+                sink,
+                console,
+                finish,
+            } => {
                 crate::errln!("{}", job.what);
                 // A client that hangs up (Ctrl-C) cancels its run.
                 let watch = {
@@ -568,9 +613,9 @@ impl<W: Work> Server<W> {
                     })
                 };
                 self.tasks.spawn_blocking(move || {
-                    let out: Arc<dyn Sink> = sink.clone();
-                    let code =
-                        crate::console::capture(out, || finish(work.run(&job.request, &control)));
+                    let code = crate::console::capture(console, || {
+                        finish(work.run(&job.request, &control))
+                    });
                     sink.exit(code);
                     watch.abort();
                     Done::Job {
@@ -579,13 +624,17 @@ impl<W: Work> Server<W> {
                         continuous,
                         person,
                         again: None,
+                        held: None,
                     }
                 });
             }
             origin => {
                 crate::errln!("{}", job.what);
                 let publishes = origin.publishes();
+                let retry = origin.again();
+                let frees_at_start = self.frees;
                 self.tasks.spawn_blocking(move || {
+                    let mut held = None;
                     let again = match work.run(&job.request, &control) {
                         Ok(Ran::Done(outcome)) => {
                             if publishes {
@@ -602,6 +651,16 @@ impl<W: Work> Server<W> {
                                 },
                             )
                         }
+                        Ok(Ran::Held { why, .. }) => {
+                            held = retry.map(|origin| {
+                                Box::new(Held {
+                                    job: Job { origin, ..job },
+                                    why,
+                                    frees_at_start,
+                                })
+                            });
+                            None
+                        }
                         Ok(_) => None,
                         Err(e) => {
                             crate::errln!("failed (the server goes on): {e}");
@@ -614,6 +673,7 @@ impl<W: Work> Server<W> {
                         continuous,
                         person,
                         again,
+                        held,
                     }
                 });
             }
@@ -624,13 +684,20 @@ impl<W: Work> Server<W> {
         match done {
             Done::Round(result) => {
                 self.round_running = false;
-                let due = match result {
-                    Ok(due) => due,
+                let (due, waiting) = match result {
+                    Ok(round) => (round.due, round.waiting),
                     Err(e) => {
                         crate::errln!("failed (the server goes on): {e}");
-                        Vec::new()
+                        (Vec::new(), Vec::new())
                     }
                 };
+                self.waiting_changes = waiting
+                    .into_iter()
+                    .map(|(d, why)| {
+                        let what = format!("{} ({}): {}", d.pipeline, d.action.as_str(), d.because);
+                        format!("{what} (held: {why}; runs when it is resumed or unlocked)")
+                    })
+                    .collect();
                 if due.is_empty() {
                     crate::outln!("nothing new to run");
                 }
@@ -659,9 +726,20 @@ impl<W: Work> Server<W> {
                 continuous,
                 person,
                 again,
+                held,
             } => {
                 self.running.remove(&id);
                 self.scheduler.finished(&environments);
+                let held_now = held.is_some();
+                match held {
+                    // Freed while it ran: it may have looked just before.
+                    Some(h) if h.frees_at_start < self.frees => self.submit(h.job),
+                    // A newer one of the same run replaces it: one waits per run.
+                    Some(h) => {
+                        self.held.insert(h.job.request.describe(), *h);
+                    }
+                    None => {}
+                }
                 if let Some(again) = again {
                     let origin = match again.request.trigger {
                         Trigger::Schedule { .. } => Origin::Schedule,
@@ -682,7 +760,7 @@ impl<W: Work> Server<W> {
                 for e in &environments {
                     self.quiet_since.insert(e.clone(), now);
                 }
-                if continuous {
+                if continuous && !held_now {
                     self.breath_until = Some(Instant::now() + BREATH);
                     self.want_round("continuous");
                 } else if person {
@@ -710,10 +788,29 @@ impl<W: Work> Server<W> {
             }
             parts.join("; ")
         };
+        let waiting = self.scheduler.waiting().map(|j| j.what.clone());
+        let held = self.held.values().map(|h| {
+            format!(
+                "{} (held: {}; runs when it is resumed or unlocked)",
+                h.job.what, h.why
+            )
+        });
+        let changes = self.waiting_changes.iter().cloned();
         self.activity.set(Now {
             doing,
-            queue: self.scheduler.waiting().map(|j| j.what.clone()).collect(),
+            queue: waiting.chain(held).chain(changes).collect(),
         });
+    }
+
+    /// An environment was resumed or unlocked: every held job is tried again now, not at
+    /// the next poll (one whose environment is still held comes back held).
+    fn release_held(&mut self) {
+        self.frees += 1;
+        for (_, held) in std::mem::take(&mut self.held) {
+            self.submit(held.job);
+        }
+        // Changes that waited are found again by a round, which takes their tips.
+        self.want_round("an environment was resumed or unlocked");
     }
 
     /// Stops: what waits is told so, what runs stops (its control sees the signal) and is
@@ -728,6 +825,7 @@ impl<W: Work> Server<W> {
                     environments: Vec::new(),
                     origin: Origin::Api {
                         sink: api.sink,
+                        console: api.console,
                         finish: api.finish,
                     },
                     what: String::new(),
@@ -756,7 +854,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
-    use crate::app::round::Chosen;
+    use crate::app::round::{Chosen, Due};
     use crate::app::{RunOutcome, Selection};
     use crate::watch::Action;
 
@@ -771,6 +869,10 @@ mod tests {
         released: Mutex<Vec<String>>,
         finished: Mutex<Vec<(String, bool)>>,
         stopping: AtomicBool,
+        /// Environments paused: a run on one comes back held.
+        paused: Mutex<Vec<String>>,
+        /// How many runs came back held.
+        held: std::sync::atomic::AtomicUsize,
     }
 
     fn pipeline_of(request: &RunRequest) -> String {
@@ -783,6 +885,20 @@ mod tests {
     impl Work for Fake {
         fn run(&self, request: &RunRequest, control: &RunControl) -> Result<Ran, Error> {
             let name = pipeline_of(request);
+            if let Some(env) = self
+                .paused
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| name.contains(*e))
+            {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                return Ok(Ran::Held {
+                    pipeline: name.clone(),
+                    environment: env.clone(),
+                    why: format!("environment {env} is paused"),
+                });
+            }
             {
                 let mut running = self.running.lock().unwrap();
                 self.overlapped
@@ -804,8 +920,11 @@ mod tests {
                 why: "fake".into(),
             })
         }
-        fn round(&self, _: &[String]) -> Result<Vec<Due>, Error> {
-            Ok(std::mem::take(&mut *self.due.lock().unwrap()))
+        fn round(&self, _: &[String]) -> Result<Round, Error> {
+            Ok(Round {
+                due: std::mem::take(&mut *self.due.lock().unwrap()),
+                waiting: Vec::new(),
+            })
         }
         fn publish(&self, _: &RunOutcome) {}
         fn served(&self, _: &[String]) -> Vec<Pipeline> {
@@ -860,6 +979,48 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_held_by_a_paused_environment_is_listed_and_runs_as_soon_as_it_is_freed() {
+        let fake = Arc::new(Fake::default());
+        fake.paused.lock().unwrap().push("on-p".into());
+        *fake.due.lock().unwrap() = vec![due("a-on-p", "p")];
+        let activity = Activity::default();
+        let server = Server::new(fake.clone(), settings(), activity.clone());
+        let (wake, wakes) = unbounded_channel();
+        let looping = tokio::spawn(server.run(wakes));
+        until("the status lists it as held", || {
+            activity
+                .get()
+                .queue
+                .iter()
+                .any(|q| q.contains("a-on-p") && q.contains("held: environment on-p is paused"))
+        })
+        .await;
+        assert_eq!(fake.held.load(Ordering::SeqCst), 1);
+        assert!(fake.running.lock().unwrap().is_empty());
+        // A round that finds the same change again leaves one waiting, not two.
+        *fake.due.lock().unwrap() = vec![due("a-on-p", "p")];
+        wake.send(Wake::Poll { why: "test".into() }).unwrap();
+        until("held twice", || fake.held.load(Ordering::SeqCst) == 2).await;
+        until("listed once", || {
+            let queue = activity.get().queue;
+            queue.iter().filter(|q| q.contains("a-on-p")).count() == 1
+        })
+        .await;
+        // Resumed: it runs at once (the poll interval is an hour).
+        fake.paused.lock().unwrap().clear();
+        activity.freed();
+        until("it runs", || {
+            fake.running.lock().unwrap().contains(&"a-on-p".to_string())
+        })
+        .await;
+        fake.released.lock().unwrap().push("a-on-p".into());
+        until("it finished", || fake.finished.lock().unwrap().len() == 1).await;
+        until("nothing is listed", || activity.get().queue.is_empty()).await;
+        wake.send(Wake::Stop).unwrap();
+        looping.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_on_two_environments_overlap_and_a_third_waits_for_its_environment() {
         let fake = Arc::new(Fake::default());
         *fake.due.lock().unwrap() = vec![due("a", "env-a"), due("b", "env-b"), due("a2", "env-a")];
@@ -911,6 +1072,50 @@ mod tests {
     }
 
     #[test]
+    fn a_run_held_before_a_free_it_did_not_see_is_tried_again_not_kept() {
+        let mut server = Server::new(Arc::new(Fake::default()), settings(), Activity::default());
+        let held = |frees_at_start| Held {
+            job: Job {
+                request: d_request(),
+                environments: vec!["env-a".into()],
+                origin: Origin::Change,
+                what: "run a".into(),
+            },
+            why: "environment env-a is paused".into(),
+            frees_at_start,
+        };
+        let done = |held| Done::Job {
+            id: 0,
+            environments: vec!["env-a".into()],
+            continuous: false,
+            person: false,
+            again: None,
+            held: Some(Box::new(held)),
+        };
+        // Held with no free since it started: it waits.
+        server.on_done(done(held(0)));
+        assert_eq!(
+            (server.held.len(), server.scheduler.waiting().count()),
+            (1, 0)
+        );
+        // A free takes every held job to the queue.
+        server.release_held();
+        assert_eq!(
+            (server.held.len(), server.scheduler.waiting().count()),
+            (0, 1)
+        );
+        // One that started before that free and came back held after it goes again.
+        server.on_done(done(held(0)));
+        assert_eq!(
+            (server.held.len(), server.scheduler.waiting().count()),
+            (0, 2)
+        );
+        // One that started after it was held for good reason.
+        server.on_done(done(held(1)));
+        assert_eq!(server.held.len(), 1);
+    }
+
+    #[test]
     fn an_inconclusive_candidate_is_queued_again_on_its_environment() {
         let fake = Arc::new(Fake::default());
         let mut server = Server::new(fake, settings(), Activity::default());
@@ -925,6 +1130,7 @@ mod tests {
                 request: request.clone(),
                 why: "INCONCLUSIVE: about 2 more runs would decide".into(),
             }),
+            held: None,
         });
         let waiting: Vec<&Job> = server.scheduler.waiting().collect();
         assert_eq!(waiting.len(), 1);
@@ -943,6 +1149,7 @@ mod tests {
             continuous: false,
             person: false,
             again: None,
+            held: None,
         });
         assert_eq!(server.scheduler.waiting().count(), 1);
     }

@@ -32,6 +32,8 @@ pub struct ApiRun {
     pub request: RunRequest,
     /// Where its output and exit code go.
     pub sink: Arc<ClientSink>,
+    /// `sink` as the client's flags ask (`--color`, `-q`): what its output is written through.
+    pub console: Arc<dyn crate::console::Sink>,
     /// Reports the run to the client as `lowtouch run` would; returns the exit code.
     pub finish: Box<dyn FnOnce(Result<crate::app::Ran, crate::app::Error>) -> i32 + Send>,
 }

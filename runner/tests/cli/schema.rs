@@ -131,3 +131,47 @@ fn completions_and_the_man_page_cover_every_subcommand() {
     // The hidden demo binary's entry is not documented.
     assert!(!man.stdout.contains("lowtouch\\-demo"));
 }
+
+#[test]
+fn color_and_quiet_are_the_persons_choice() {
+    let p = Project::empty();
+    p.lowtouch(&["init"]).output().expect_code(0);
+    p.write("one.scn", "echo hello\n");
+    let run = |flags: &[&str]| {
+        let mut args = vec!["run", "--scenario", "one.scn", "--env", "local"];
+        args.extend_from_slice(flags);
+        p.lowtouch(&args).output().expect_code(0)
+    };
+    // Piped: no colours by default; progress (every step, for --scenario) on stderr.
+    let plain = run(&[]);
+    assert!(!plain.stdout.contains('\x1b') && !plain.stderr.contains('\x1b'));
+    assert!(plain.stderr.contains("echo hello"), "{}", plain.stderr);
+    // Asked for, colours come through a pipe and over NO_COLOR.
+    let args = [
+        "run",
+        "--scenario",
+        "one.scn",
+        "--env",
+        "local",
+        "--color",
+        "always",
+    ];
+    let colored = p
+        .lowtouch(&args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect_code(0);
+    assert!(colored.stdout.contains("\x1b[32m"), "{:?}", colored.stdout);
+    assert!(colored.stderr.contains('\x1b'), "{:?}", colored.stderr);
+    let never = run(&["--color", "never"]);
+    assert!(!never.stdout.contains('\x1b') && !never.stderr.contains('\x1b'));
+    // Quiet: no progress, the summary still says what came of it.
+    let quiet = run(&["-q"]);
+    assert!(!quiet.stderr.contains("echo hello"), "{}", quiet.stderr);
+    assert!(quiet.stdout.contains("1 passed"), "{}", quiet.stdout);
+    let bad = p
+        .lowtouch(&["--color", "sometimes", "status"])
+        .output()
+        .expect_code(2);
+    assert!(bad.stderr.contains("always"), "{}", bad.stderr);
+}

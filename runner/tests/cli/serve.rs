@@ -379,3 +379,36 @@ fn a_listen_address_in_use_is_infrastructure() {
         out.stderr
     );
 }
+
+#[test]
+fn a_change_held_by_a_pause_is_listed_and_runs_the_moment_it_is_resumed() {
+    let (product, p) = watched_project("");
+    let (child, port, log) = start(&p);
+    assert!(wait_until(Duration::from_secs(30), || log
+        .lock()
+        .unwrap()
+        .contains("now watching")));
+    p.lowtouch(&["pause", "local"]).output().expect_code(0);
+    commit(product.path(), "src/engine.txt", "v2\n");
+    assert_eq!(signed_push(port, "1"), 202);
+    let held = || {
+        let out = p.lowtouch(&["status"]).output();
+        out.stdout.contains("held: environment local is paused")
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), held),
+        "status never listed the held run:\n{}",
+        log.lock().unwrap()
+    );
+    assert_eq!(runs(&p), 0, "it ran on a paused environment");
+    // The poll interval is an hour: only the resume can start it now.
+    p.lowtouch(&["resume", "local"]).output().expect_code(0);
+    assert!(
+        wait_until(Duration::from_secs(30), || runs(&p) == 1),
+        "the held run did not start on resume:\n{}",
+        log.lock().unwrap()
+    );
+    let status = p.lowtouch(&["status"]).output().expect_code(0);
+    assert!(!status.stdout.contains("held:"), "{}", status.stdout);
+    stop(child);
+}
