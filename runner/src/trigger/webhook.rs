@@ -3,6 +3,7 @@
 //! `X-GitHub-Delivery`, and the `ping`, `push` and `create` payloads. The HTTP server
 //! calls [`Receiver::receive`] and answers with the status it returns.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -100,19 +101,23 @@ impl Receiver {
             return Response::new(401, e.to_string());
         }
         let event = header("X-GitHub-Event").unwrap_or("");
-        if let Some(id) = header("X-GitHub-Delivery") {
-            if self.seen.contains(id) {
-                return Response::new(200, format!("delivery {id} was already received"));
-            }
-            self.seen.insert(id.to_string());
-            self.order.push_back(id.to_string());
-            if self.order.len() > self.remember
-                && let Some(old) = self.order.pop_front()
-            {
-                self.seen.remove(&old);
-            }
+        let id = header("X-GitHub-Delivery");
+        if let Some(id) = id
+            && self.seen.contains(id)
+        {
+            return Response::new(200, format!("delivery {id} was already received"));
         }
-        match parse(event, body) {
+        let payload = match payload(header("Content-Type"), body) {
+            Ok(p) => p,
+            Err(message) => return Response::new(400, message),
+        };
+        let parsed = parse(event, &payload);
+        // Only a delivery that was taken is remembered: GitHub's redelivery of one that
+        // was refused (a 400) must get through.
+        if let (Some(id), Ok(_)) = (id, &parsed) {
+            self.remember(id);
+        }
+        match parsed {
             Ok(d @ Delivery::Ping { .. }) => Response {
                 status: 200,
                 message: "pong".into(),
@@ -127,6 +132,34 @@ impl Receiver {
             Err(e) => Response::new(400, format!("malformed `{event}` payload: {e}")),
         }
     }
+}
+
+impl Receiver {
+    fn remember(&mut self, id: &str) {
+        self.seen.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        if self.order.len() > self.remember
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+    }
+}
+
+/// The JSON of a delivery: its body, or — for `application/x-www-form-urlencoded`, the
+/// content type GitHub uses by default for hooks made through its API — the body's
+/// `payload` field. The signature is over the body as sent, either way.
+fn payload<'b>(content_type: Option<&str>, body: &'b [u8]) -> Result<Cow<'b, [u8]>, String> {
+    let media = content_type
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase());
+    if media.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Ok(Cow::Borrowed(body));
+    }
+    form_urlencoded::parse(body)
+        .find(|(key, _)| key == "payload")
+        .map(|(_, value)| Cow::Owned(value.into_owned().into_bytes()))
+        .ok_or_else(|| "a form-encoded delivery without a `payload` field".to_string())
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -256,6 +289,75 @@ mod tests {
             },
             body.as_bytes(),
         )
+    }
+
+    #[test]
+    fn a_form_encoded_delivery_is_read_from_its_payload_field_and_signed_as_sent() {
+        let mut r = Receiver::new(Some(SECRET.to_vec()));
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", PUSH)
+            .finish();
+        let headers = [
+            ("x-github-event", "push"),
+            ("x-github-delivery", "f-1"),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            ),
+        ];
+        let signature = sign(SECRET, form.as_bytes());
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+                .or((name.eq_ignore_ascii_case("x-hub-signature-256"))
+                    .then_some(signature.as_str()))
+        };
+        let resp = r.receive(header, form.as_bytes());
+        assert_eq!(resp.status, 202, "{resp:?}");
+        let Some(Delivery::Push(p)) = resp.delivery else {
+            panic!("{resp:?}")
+        };
+        assert_eq!(p.repository, "octo-org/exchange");
+        // A form without the field is bad input, said so.
+        assert_eq!(
+            payload(Some("application/x-www-form-urlencoded"), b"other=1"),
+            Err("a form-encoded delivery without a `payload` field".to_string())
+        );
+        // JSON (any other type, or none) is the body itself.
+        assert_eq!(payload(None, b"{}").unwrap(), &b"{}"[..]);
+    }
+
+    #[test]
+    fn a_refused_delivery_is_not_remembered_so_its_redelivery_gets_through() {
+        let mut r = Receiver::new(Some(SECRET.to_vec()));
+        let bad = "{not json";
+        let resp = deliver(
+            &mut r,
+            "push",
+            "r-1",
+            bad,
+            Some(sign(SECRET, bad.as_bytes())),
+        );
+        assert_eq!(resp.status, 400);
+        // GitHub redelivers with the same id (here with the payload it meant).
+        let resp = deliver(
+            &mut r,
+            "push",
+            "r-1",
+            PUSH,
+            Some(sign(SECRET, PUSH.as_bytes())),
+        );
+        assert_eq!(resp.status, 202, "{resp:?}");
+        let again = deliver(
+            &mut r,
+            "push",
+            "r-1",
+            PUSH,
+            Some(sign(SECRET, PUSH.as_bytes())),
+        );
+        assert_eq!(again.status, 200);
     }
 
     #[test]
