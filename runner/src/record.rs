@@ -212,8 +212,9 @@ impl RunRecord {
 
     /// Adds what `scenarios` did to the run's counts: a retried attempt counts only as its
     /// final attempt; a scenario that did not pass, was not skipped and was not
-    /// interrupted (failed, crashed, still running) counts as failed. Returns whether a hook
-    /// failed.
+    /// interrupted (failed, crashed, still running) counts as failed, and so does a hook
+    /// that failed — the summary, GitHub and JUnit (where it is a testcase) count alike.
+    /// Returns whether a hook failed.
     pub fn count<'a>(&mut self, scenarios: impl IntoIterator<Item = &'a ScenarioRecord>) -> bool {
         let mut hooks_failed = false;
         for sc in scenarios {
@@ -229,7 +230,11 @@ impl RunRecord {
                 (ScenarioKind::Scenario, Status::Interrupted) => self.interrupted += 1,
                 (ScenarioKind::Scenario, _) => self.failed += 1,
                 (ScenarioKind::Hook, Status::Passed) => {}
-                (ScenarioKind::Hook, _) => hooks_failed = true,
+                (ScenarioKind::Hook, Status::Skipped | Status::Interrupted) => hooks_failed = true,
+                (ScenarioKind::Hook, _) => {
+                    hooks_failed = true;
+                    self.failed += 1;
+                }
             }
         }
         hooks_failed

@@ -244,3 +244,40 @@ fn the_validator_says_no() {
     let good = r#"<testsuites tests="1"><testsuite name="s" tests="1"><properties><property name="a" value="b"/></properties><testcase name="a" classname="c"><failure message="m" type="t">x</failure><system-out>o</system-out></testcase></testsuite></testsuites>"#;
     assert_eq!(validate(good), Ok(()));
 }
+
+#[test]
+fn a_failed_setup_is_counted_alike_in_the_summary_json_and_junit() {
+    let p = crate::harness::Project::empty();
+    p.lowtouch(&["init"]).output().expect_code(0);
+    p.write(
+        "pipelines/main.yaml",
+        "environment: local\ndefault: true\nsetup: [\"assert 1 == 2 'setup fails'\"]\n\
+         scenarios: [main/hello.scn, main/two.scn]\n",
+    );
+    p.write("pipelines/main/two.scn", "greet\n");
+    let out = p
+        .lowtouch(&["run", "--junit", "j.xml"])
+        .output()
+        .expect_code(1);
+    assert!(
+        out.stdout.contains("0 passed, 1 failed, 2 skipped"),
+        "{}",
+        out.stdout
+    );
+    let junit = p.read("j.xml");
+    validate(&junit).unwrap_or_else(|e| panic!("{e:?}\n{junit}"));
+    assert!(
+        junit.contains(r#"tests="3" skipped="2" errors="0" failures="1""#),
+        "{junit}"
+    );
+    let runs = p
+        .lowtouch(&["history", "--runs", "--json"])
+        .output()
+        .expect_code(0);
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    let count = |k: &str| runs[0][k].as_u64();
+    assert_eq!(
+        (count("passed"), count("failed"), count("skipped")),
+        (Some(0), Some(1), Some(2))
+    );
+}
