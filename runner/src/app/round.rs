@@ -45,6 +45,49 @@ pub struct Round {
     pub waiting: Vec<(Due, String)>,
 }
 
+/// Which repositories a round fetches: every watched one, or those GitHub said were
+/// pushed (`owner/name`, from webhooks) — a push to one repository must not fetch ten.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    #[default]
+    All,
+    Pushed(std::collections::BTreeSet<String>),
+}
+
+impl Scope {
+    pub fn pushed(repository: &str) -> Scope {
+        Scope::Pushed([repository.to_ascii_lowercase()].into())
+    }
+
+    /// A round that covers both (rounds asked for meanwhile coalesce into one).
+    pub fn with(self, other: Scope) -> Scope {
+        match (self, other) {
+            (Scope::Pushed(mut a), Scope::Pushed(b)) => {
+                a.extend(b);
+                Scope::Pushed(a)
+            }
+            _ => Scope::All,
+        }
+    }
+
+    /// Whether `repo` is fetched: by its `github:` name, else by its URL's last two parts.
+    pub fn covers(&self, repo: &crate::watch::repository::Repository) -> bool {
+        let Scope::Pushed(names) = self else {
+            return true;
+        };
+        let by_github = repo
+            .github
+            .as_ref()
+            .map(|g| format!("{}/{}", g.owner, g.name).to_ascii_lowercase());
+        let url = repo.url.trim_end_matches('/').to_ascii_lowercase();
+        let url = url.strip_suffix(".git").unwrap_or(&url);
+        names.iter().any(|n| match &by_github {
+            Some(g) => g == n,
+            None => url.ends_with(&format!("/{n}")) || url.ends_with(&format!(":{n}")),
+        })
+    }
+}
+
 /// One change of one repository.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chosen {
@@ -126,9 +169,29 @@ impl App {
 
     /// Fetch, detect, classify: what each pipeline must redo. Stores the new tips (and
     /// the superseded candidates as skipped runs) unless `dry_run`.
-    pub fn plan_round(&self, pipelines: &[Pipeline], dry_run: bool) -> Result<Round, Error> {
+    pub fn plan_round(
+        &self,
+        pipelines: &[Pipeline],
+        dry_run: bool,
+        scope: &Scope,
+    ) -> Result<Round, Error> {
         let store = self.store()?;
         let mut round = Round::default();
+        let covered = pipelines
+            .iter()
+            .any(|p| p.repositories.iter().any(|r| scope.covers(r)));
+        let scope = if covered {
+            scope
+        } else {
+            if let Scope::Pushed(names) = scope {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                crate::errln!(
+                    "no watched repository is {} (by `github:` or URL): fetching every one",
+                    names.join(", ")
+                );
+            }
+            &Scope::All
+        };
         for p in pipelines {
             let hold = store.control(&p.environment)?.hold();
             if let Some(hold) = &hold {
@@ -140,7 +203,7 @@ impl App {
             }
             // A held pipeline's changes are looked at, not taken: its tips stay as
             // they were, so they are found again once it is free.
-            let found = self.poll_pipeline(&store, p, dry_run || hold.is_some())?;
+            let found = self.poll_pipeline(&store, p, dry_run || hold.is_some(), scope)?;
             match (found, hold) {
                 (Some(d), Some(hold)) => {
                     let why = format!("environment {} is {hold}", p.environment);
@@ -187,6 +250,7 @@ impl App {
         store: &Store,
         p: &Pipeline,
         dry_run: bool,
+        scope: &Scope,
     ) -> Result<Option<Due>, Error> {
         if let Some(w) = p.in_maintenance(&chrono::Utc::now()) {
             crate::errln!(
@@ -202,6 +266,16 @@ impl App {
         let mut listed = std::collections::BTreeMap::new();
         for repo in &p.repositories {
             let key = format!("{}/{}", p.name, repo.name);
+            if !scope.covers(repo) {
+                // Not pushed: as last fetched, for a candidate of another repository.
+                if let Ok(local) =
+                    Mirror::open_or_create(&repo.url, &Mirror::dir_for(&mirrors, &repo.url))
+                        .and_then(|m| m.local_tips())
+                {
+                    listed.insert(repo.name.clone(), local);
+                }
+                continue;
+            }
             let (mirror, tips) = match self.fetch(repo) {
                 Ok(x) => x,
                 Err(e) => {
@@ -322,6 +396,42 @@ fn record_skipped(store: &Store, p: &Pipeline, skipped: &Due, winner: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn repo(url: &str, github: Option<(&str, &str)>) -> crate::watch::repository::Repository {
+        crate::watch::repository::Repository {
+            name: "r".into(),
+            role: crate::watch::repository::Role::Product,
+            url: url.into(),
+            follow: Vec::new(),
+            paths: Vec::new(),
+            github: github.map(|(owner, name)| crate::watch::repository::GithubRepo {
+                owner: owner.into(),
+                name: name.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_push_fetches_the_repository_it_names_and_no_other() {
+        let pushed = Scope::pushed("Octo-Org/Exchange");
+        // By `github:`, whatever the URL.
+        assert!(pushed.covers(&repo("/srv/mirror", Some(("octo-org", "exchange")))));
+        assert!(!pushed.covers(&repo(
+            "https://github.com/octo-org/exchange",
+            Some(("o", "x"))
+        )));
+        // Else by the URL's last two parts, https or ssh, with or without `.git`.
+        assert!(pushed.covers(&repo("https://github.com/octo-org/exchange.git", None)));
+        assert!(pushed.covers(&repo("git@github.com:octo-org/exchange", None)));
+        assert!(!pushed.covers(&repo("https://github.com/octo-org/exchange-tools", None)));
+        assert!(!pushed.covers(&repo("/srv/exchange", None)));
+        assert!(Scope::All.covers(&repo("/srv/anything", None)));
+        // Coalesced rounds cover both; a full round absorbs any.
+        let both = pushed.clone().with(Scope::pushed("o/tools"));
+        assert!(both.covers(&repo("https://h/o/tools", None)));
+        assert!(both.covers(&repo("https://h/octo-org/exchange", None)));
+        assert_eq!(pushed.with(Scope::All), Scope::All);
+    }
 
     fn due(action: Action, commit: &str) -> Due {
         Due {

@@ -27,7 +27,7 @@ pub fn poll(app: &App, args: &PollArgs) -> Result<i32, Error> {
         ));
     }
     let pipelines = app.watched_pipelines(&args.pipelines)?;
-    let round = app.plan_round(&pipelines, args.dry_run)?;
+    let round = app.plan_round(&pipelines, args.dry_run, &Default::default())?;
     for (d, why) in &round.waiting {
         crate::outln!(
             "waits: {} ({}): {}; {why}",

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::api::server::{ClientSink, Executor, Local};
 use crate::app::activity::Now;
-use crate::app::round::Round;
+use crate::app::round::{Round, Scope};
 use crate::app::{Activity, App, Error, Ran, RunOutcome, RunRequest, Trigger, exit};
 use crate::console::{Sink, Stream};
 use crate::pipeline::Pipeline;
@@ -59,7 +59,7 @@ pub trait Work: Send + Sync + 'static {
     /// Runs one request under `control`.
     fn run(&self, request: &RunRequest, control: &RunControl) -> Result<Ran, Error>;
     /// One round: what each of the `only` pipelines (or all) must redo.
-    fn round(&self, only: &[String]) -> Result<Round, Error>;
+    fn round(&self, only: &[String], scope: &Scope) -> Result<Round, Error>;
     /// Posts a run's verdict where its pipelines say.
     fn publish(&self, outcome: &RunOutcome);
     /// The pipelines served (read again every time: the repository may change them).
@@ -79,12 +79,12 @@ impl Work for App {
         self.run_with(request, control)
     }
 
-    fn round(&self, only: &[String]) -> Result<Round, Error> {
+    fn round(&self, only: &[String], scope: &Scope) -> Result<Round, Error> {
         let pipelines = self.watched_pipelines(only)?;
         if pipelines.is_empty() {
             return Ok(Round::default());
         }
-        self.plan_round(&pipelines, false)
+        self.plan_round(&pipelines, false, scope)
     }
 
     fn publish(&self, outcome: &RunOutcome) {
@@ -337,7 +337,7 @@ struct Server<W: Work> {
     next_id: u64,
     /// A round is running / another is wanted after it (with its reason).
     round_running: bool,
-    round_wanted: Option<String>,
+    round_wanted: Option<(String, Scope)>,
     next_poll: Instant,
     /// Cron patterns fire after this time (the last fire, or the start).
     cron_from: chrono::DateTime<chrono::Utc>,
@@ -452,7 +452,10 @@ impl<W: Work> Server<W> {
     fn on_wake(&mut self, wake: Wake, served: &[Pipeline]) {
         let reason = wake.reason();
         match wake {
-            Wake::Poll { .. } | Wake::Webhook { .. } => self.want_round(&reason),
+            Wake::Poll { .. } => self.want_round(&reason),
+            Wake::Webhook { repository, .. } => {
+                self.want_round_of(&reason, Scope::pushed(&repository))
+            }
             Wake::Schedule { pipeline, pattern } => {
                 // A fire while the last one still waits is the same fire.
                 if self.scheduler.waiting().any(|j| {
@@ -533,9 +536,14 @@ impl<W: Work> Server<W> {
     }
 
     fn want_round(&mut self, reason: &str) {
+        self.want_round_of(reason, Scope::All);
+    }
+
+    /// A round of `scope` (a webhook's: the pushed repository only).
+    fn want_round_of(&mut self, reason: &str, scope: Scope) {
         self.round_wanted = Some(match self.round_wanted.take() {
-            Some(earlier) => format!("{earlier}; {reason}"),
-            None => reason.to_string(),
+            Some((earlier, wider)) => (format!("{earlier}; {reason}"), wider.with(scope)),
+            None => (reason.to_string(), scope),
         });
     }
 
@@ -543,14 +551,14 @@ impl<W: Work> Server<W> {
     /// pipelines of environments nothing else wants.
     fn start_ready(&mut self, served: &[Pipeline]) {
         if !self.round_running
-            && let Some(reason) = self.round_wanted.take()
+            && let Some((reason, scope)) = self.round_wanted.take()
         {
             crate::errln!("poll ({reason})");
             self.round_running = true;
             self.next_poll = Instant::now() + self.settings.poll_interval;
             let (work, only) = (self.work.clone(), self.settings.pipelines.clone());
             self.tasks
-                .spawn_blocking(move || Done::Round(work.round(&only)));
+                .spawn_blocking(move || Done::Round(work.round(&only, &scope)));
         }
         let quiet =
             !self.round_running && self.round_wanted.is_none() && self.breath_until.is_none();
@@ -920,7 +928,7 @@ mod tests {
                 why: "fake".into(),
             })
         }
-        fn round(&self, _: &[String]) -> Result<Round, Error> {
+        fn round(&self, _: &[String], _: &Scope) -> Result<Round, Error> {
             Ok(Round {
                 due: std::mem::take(&mut *self.due.lock().unwrap()),
                 waiting: Vec::new(),
@@ -1181,11 +1189,13 @@ mod tests {
             );
         }
         assert_eq!(
-            server.round_wanted.as_deref(),
-            Some(
+            server.round_wanted.clone(),
+            Some((
                 "webhook: push to o/r refs/heads/b0; webhook: push to o/r refs/heads/b1; \
                  webhook: push to o/r refs/heads/b2"
-            )
+                    .to_string(),
+                Scope::pushed("o/r")
+            ))
         );
         // While the first round runs, the second does not start.
         server.start_ready(&[]);
