@@ -111,6 +111,65 @@ pub fn current() -> Arc<dyn Sink> {
         .unwrap_or_else(|| Arc::new(Stdio))
 }
 
+/// A log: every line written through it starts with the UTC time it was written at
+/// (`2026-12-04T20:32:05.123Z `), as `lowtouch serve`'s lines do.
+pub struct Timestamped {
+    inner: Arc<dyn Sink>,
+    /// Per stream: whether the next byte starts a line.
+    at_line_start: std::sync::Mutex<[bool; 2]>,
+}
+
+impl Timestamped {
+    pub fn new(inner: Arc<dyn Sink>) -> Timestamped {
+        Timestamped {
+            inner,
+            at_line_start: std::sync::Mutex::new([true; 2]),
+        }
+    }
+}
+
+impl Sink for Timestamped {
+    fn write(&self, stream: Stream, text: &str) -> bool {
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ ")
+            .to_string();
+        let mut starts = self.at_line_start.lock().unwrap_or_else(|e| e.into_inner());
+        let start = &mut starts[stream as usize];
+        let stamped = stamp(&now, text, start);
+        self.inner.write(stream, &stamped)
+    }
+
+    fn is_terminal(&self, stream: Stream) -> bool {
+        self.inner.is_terminal(stream)
+    }
+
+    fn color(&self, stream: Stream) -> bool {
+        self.inner.color(stream)
+    }
+
+    fn quiet(&self) -> bool {
+        self.inner.quiet()
+    }
+}
+
+/// `text` with `prefix` before each line it starts; `at_line_start` carries across writes.
+fn stamp(prefix: &str, text: &str, at_line_start: &mut bool) -> String {
+    let mut out = String::with_capacity(text.len() + prefix.len());
+    for piece in text.split_inclusive('\n') {
+        if *at_line_start {
+            out.push_str(prefix);
+        }
+        out.push_str(piece);
+        *at_line_start = piece.ends_with('\n');
+    }
+    out
+}
+
+/// Sends this thread's output to `sink` from now on (a thread a server's runtime starts).
+pub fn install(sink: Arc<dyn Sink>) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(sink));
+}
+
 /// Runs `f` with this thread's output going to `sink`.
 pub fn capture<R>(sink: Arc<dyn Sink>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Arc<dyn Sink>>);
@@ -173,6 +232,15 @@ mod tests {
         fn is_terminal(&self, _: Stream) -> bool {
             false
         }
+    }
+
+    #[test]
+    fn each_line_is_stamped_once_even_across_writes() {
+        let mut start = true;
+        assert_eq!(stamp("T ", "a\nb", &mut start), "T a\nT b");
+        assert!(!start);
+        assert_eq!(stamp("U ", " more\n\nc\n", &mut start), " more\nU \nU c\n");
+        assert!(start);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::api::server::{ClientSink, Executor, Local};
 use crate::app::activity::Now;
 use crate::app::round::{Round, Scope};
 use crate::app::{Activity, App, Error, Ran, RunOutcome, RunRequest, Trigger, exit};
-use crate::console::{Sink, Stream};
+use crate::console::{Sink, Stream, Timestamped};
 use crate::pipeline::Pipeline;
 use crate::process::control::RunControl;
 use crate::webhook_listener::{BodyBudget, Limits};
@@ -126,13 +126,22 @@ impl Work for App {
 pub type Commands = Box<dyn FnOnce(Arc<App>, UnboundedSender<Wake>) -> Executor + Send>;
 
 /// Runs the server until Ctrl-C or SIGTERM; returns its exit code (130).
+/// Its own lines carry the time (every thread of its runtime writes through one
+/// [`Timestamped`] log); a client's command still writes to that client, unstamped.
 pub fn serve(app: App, settings: Settings, commands: Commands) -> Result<i32, Error> {
+    let log: Arc<dyn Sink> = Arc::new(Timestamped::new(crate::console::current()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
+        .on_thread_start({
+            let log = log.clone();
+            move || crate::console::install(log.clone())
+        })
         .build()
         .map_err(|e| Error::infra(format!("cannot start the server's runtime: {e}")))?;
-    runtime.block_on(start(Arc::new(app), settings, commands))
+    crate::console::capture(log, || {
+        runtime.block_on(start(Arc::new(app), settings, commands))
+    })
 }
 
 async fn start(app: Arc<App>, settings: Settings, commands: Commands) -> Result<i32, Error> {

@@ -18,9 +18,15 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The scenario verdicts in a log (`PASS smoke 10ms`, `FAIL hook before_each …`).
+/// The scenario verdicts in a server's log (`PASS smoke 10ms`, `FAIL hook before_each …`),
+/// without the time each of its lines starts with (`2026-12-04T20:32:05.123Z `).
 fn verdicts(log: &str) -> Vec<String> {
     log.lines()
+        .map(|l| {
+            l.split_once("Z ")
+                .filter(|(time, _)| time.len() == 23 && time.as_bytes()[10] == b'T')
+                .map_or(l, |(_, rest)| rest)
+        })
         .filter(|l| {
             ["PASS ", "FAIL ", "SKIP ", "CRSH "]
                 .iter()

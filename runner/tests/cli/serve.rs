@@ -411,4 +411,13 @@ fn a_change_held_by_a_pause_is_listed_and_runs_the_moment_it_is_resumed() {
     let status = p.lowtouch(&["status"]).output().expect_code(0);
     assert!(!status.stdout.contains("held:"), "{}", status.stdout);
     stop(child);
+    // The server's own lines say when: `2026-12-04T20:32:05.123Z poll (start)`.
+    let log = log.lock().unwrap().clone();
+    let line = log.lines().find(|l| l.contains("poll (start)")).unwrap();
+    let (time, rest) = line.split_once(' ').unwrap();
+    assert_eq!(rest, "poll (start)", "{log}");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(time).is_ok() && time.ends_with('Z'),
+        "{line}"
+    );
 }
