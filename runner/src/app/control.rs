@@ -3,7 +3,8 @@
 
 use super::{App, Error, environments};
 use crate::clock;
-use crate::store::control::EnvLock;
+use crate::record::RunRecord;
+use crate::store::control::{EnvLock, Lease};
 
 impl App {
     /// Pauses (or resumes) `env`; a resume frees the server's work that waited.
@@ -55,6 +56,41 @@ impl App {
             self.freed();
         }
         Ok(was)
+    }
+
+    /// The webhook deliveries the running server kept (`status --deliveries`).
+    pub fn deliveries(&self) -> Result<Vec<super::activity::Delivered>, Error> {
+        match self.activity() {
+            Some(activity) => Ok(activity.deliveries()),
+            None => Err(Error::input(
+                "no server runs here: `lowtouch serve` keeps the webhook deliveries while it runs",
+            )),
+        }
+    }
+
+    /// Cancels run `id`, which must be in progress in this process — the server's, when
+    /// asked through its local API (a run started by `lowtouch run` holds the store
+    /// itself; Ctrl-C stops it). `Ok(lease)`: it is being stopped; `Err(run)`: it is
+    /// stored and not running.
+    pub fn cancel(&self, id: &str) -> Result<Result<Lease, RunRecord>, Error> {
+        let store = self.store()?;
+        if let Some(lease) = store.leases()?.into_iter().find(|l| l.run_id == id) {
+            if lease.pid != std::process::id() {
+                return Err(Error::infra(format!(
+                    "run {id} belongs to process {}; stop it there (Ctrl-C, or kill -TERM {})",
+                    lease.pid, lease.pid
+                )));
+            }
+            if self.runs().cancel(&lease.run_id) {
+                return Ok(Ok(lease));
+            }
+        }
+        match store.run(id)? {
+            Some(run) => Ok(Err(run)),
+            None => Err(Error::input(format!(
+                "no run `{id}`; `lowtouch history` lists them"
+            ))),
+        }
     }
 
     fn freed(&self) {

@@ -38,6 +38,9 @@ pub struct StatusArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The server's last 50 webhook deliveries: id, event, repository, ref, outcome.
+    #[arg(long)]
+    pub deliveries: bool,
 }
 
 /// `pause` and `resume`.
@@ -72,6 +75,11 @@ pub fn unlock(app: &App, args: &EnvArg) -> Result<i32, Error> {
 }
 
 pub fn status(app: &App, args: &StatusArgs) -> Result<i32, Error> {
+    if args.deliveries {
+        let all = app.deliveries()?;
+        crate::out!("{}", crate::report::status::deliveries(&all, args.json));
+        return Ok(0);
+    }
     let rows = app.environment_status()?;
     if args.json {
         crate::outln!(
@@ -92,30 +100,19 @@ pub fn status(app: &App, args: &StatusArgs) -> Result<i32, Error> {
     Ok(0)
 }
 
-/// `lowtouch cancel RUN`: the run must be in progress in this process — the server's,
-/// when asked through its local API (a run started by `lowtouch run` holds the store
-/// itself; Ctrl-C stops it).
+/// `lowtouch cancel RUN`.
 pub fn cancel(app: &App, args: &CancelArgs) -> Result<i32, Error> {
-    let store = app.store()?;
-    if let Some(lease) = store.leases()?.into_iter().find(|l| l.run_id == args.run) {
-        if lease.pid == std::process::id() && app.runs().cancel(&lease.run_id) {
+    match app.cancel(&args.run)? {
+        Ok(lease) => {
             crate::outln!(
                 "cancelling run {} ({} on {}): its step is stopped, teardown runs, it is stored as interrupted",
                 lease.run_id,
                 lease.pipelines.join(", "),
                 lease.environment
             );
-            return Ok(0);
+            Ok(0)
         }
-        if lease.pid != std::process::id() {
-            return Err(Error::infra(format!(
-                "run {} belongs to process {}; stop it there (Ctrl-C, or kill -TERM {})",
-                args.run, lease.pid, lease.pid
-            )));
-        }
-    }
-    match store.run(&args.run)? {
-        Some(run) => {
+        Err(run) => {
             crate::errln!(
                 "run {} is not running: it is {}",
                 run.id,
@@ -123,9 +120,5 @@ pub fn cancel(app: &App, args: &CancelArgs) -> Result<i32, Error> {
             );
             Ok(crate::app::exit::FAILED)
         }
-        None => Err(Error::input(format!(
-            "no run `{}`; `lowtouch history` lists them",
-            args.run
-        ))),
     }
 }

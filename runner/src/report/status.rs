@@ -89,3 +89,35 @@ pub fn text(rows: &[serde_json::Value], server: Option<&Server>) -> String {
     }
     out
 }
+
+/// `status --deliveries`: one line per webhook delivery, oldest first, or JSON. Header
+/// values are the sender's, so they are escaped.
+pub fn deliveries(all: &[crate::app::activity::Delivered], json: bool) -> String {
+    if json {
+        return serde_json::to_string_pretty(all).unwrap_or_default() + "\n";
+    }
+    if all.is_empty() {
+        return "no webhook deliveries since the server started\n".to_string();
+    }
+    let esc = crate::scenario::diagnostic::escape_text;
+    let mut out = String::new();
+    for d in all {
+        let what = match d.repository.is_empty() {
+            true => String::new(),
+            false => format!(" {} {}", esc(&d.repository), esc(&d.git_ref)),
+        };
+        let _ = writeln!(
+            out,
+            "{} {} {}{what}: {}",
+            d.at,
+            esc(if d.id.is_empty() { "(no id)" } else { &d.id }),
+            esc(if d.event.is_empty() {
+                "(no event)"
+            } else {
+                &d.event
+            }),
+            esc(&d.outcome)
+        );
+    }
+    out
+}

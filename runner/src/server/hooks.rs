@@ -10,6 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 
 use super::wake::Wake;
+use crate::app::Activity;
+use crate::app::activity::Delivered;
 use crate::trigger::webhook::{Delivery, Receiver};
 use crate::webhook_listener::BodyBudget;
 
@@ -20,6 +22,8 @@ struct Hooks {
     wake: tokio::sync::mpsc::UnboundedSender<Wake>,
     /// Continuous runs in progress stop at their next scenario boundary.
     preempt: Box<dyn Fn() + Send + Sync>,
+    /// Where each delivery is noted for `status --deliveries`.
+    activity: Activity,
 }
 
 /// The webhook endpoints. `secret`: the webhook secret (`None`: every delivery gets 503).
@@ -28,12 +32,14 @@ pub fn routes(
     bodies: BodyBudget,
     wake: tokio::sync::mpsc::UnboundedSender<Wake>,
     preempt: impl Fn() + Send + Sync + 'static,
+    activity: Activity,
 ) -> Router {
     let state = Arc::new(Hooks {
         receiver: Mutex::new(Receiver::new(secret)),
         bodies,
         wake,
         preempt: Box::new(preempt),
+        activity,
     });
     Router::new()
         .route("/hooks/github", post(hook))
@@ -80,6 +86,28 @@ async fn hook(
         // Deliveries that arrive while a round runs coalesce into the next one.
         let _ = state.wake.send(wake);
     }
+    let (repository, git_ref) = match &response.delivery {
+        Some(Delivery::Push(p)) => (p.repository.as_str(), p.git_ref.as_str()),
+        Some(Delivery::Create {
+            repository,
+            git_ref,
+            ..
+        }) => (repository.as_str(), git_ref.as_str()),
+        _ => ("", ""),
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    state.activity.delivered(Delivered::new(
+        header("X-GitHub-Delivery"),
+        header("X-GitHub-Event"),
+        repository,
+        git_ref,
+        &format!("{} {}", response.status, response.message),
+    ));
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, format!("{}\n", response.message))
 }

@@ -212,6 +212,7 @@ async fn start(app: Arc<App>, settings: Settings, commands: Commands) -> Result<
             BodyBudget::new(limits.clone()),
             wake_tx.clone(),
             move || app.runs().preempt(),
+            activity.clone(),
         )
     };
     let webhooks = tokio::spawn(crate::webhook_listener::serve(
