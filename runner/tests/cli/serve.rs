@@ -402,14 +402,20 @@ fn a_change_held_by_a_pause_is_listed_and_runs_the_moment_it_is_resumed() {
     );
     assert_eq!(runs(&p), 0, "it ran on a paused environment");
     // What came in, and what became of it; a refused delivery too.
-    assert_eq!(deliver(port, "push", "2", "{}", Some("sha256=00".into())), 401);
+    assert_eq!(
+        deliver(port, "push", "2", "{}", Some("sha256=00".into())),
+        401
+    );
     let out = p
         .lowtouch(&["status", "--deliveries"])
         .output()
         .expect_code(0);
     assert!(
-        out.stdout.contains(" 1 push o/r refs/heads/main: 202 accepted\n")
-            && out.stdout.contains(" 2 push: 401 X-Hub-Signature-256 does not match the body\n"),
+        out.stdout
+            .contains(" 1 push o/r refs/heads/main: 202 accepted\n")
+            && out
+                .stdout
+                .contains(" 2 push: 401 X-Hub-Signature-256 does not match the body\n"),
         "{}",
         out.stdout
     );
@@ -423,7 +429,10 @@ fn a_change_held_by_a_pause_is_listed_and_runs_the_moment_it_is_resumed() {
     let status = p.lowtouch(&["status"]).output().expect_code(0);
     assert!(!status.stdout.contains("held:"), "{}", status.stdout);
     stop(child);
-    let out = p.lowtouch(&["status", "--deliveries"]).output().expect_code(2);
+    let out = p
+        .lowtouch(&["status", "--deliveries"])
+        .output()
+        .expect_code(2);
     assert!(out.stderr.contains("no server runs here"), "{}", out.stderr);
     // The server's own lines say when: `2026-12-04T20:32:05.123Z poll (start)`.
     let log = log.lock().unwrap().clone();
