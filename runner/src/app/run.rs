@@ -726,12 +726,7 @@ fn write_junit(
         },
     )
     .map_err(|e| Error::infra(format!("cannot render JUnit: {e}")))?;
-    if let Some(dir) = junit_path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::infra(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    std::fs::write(junit_path, xml)
-        .map_err(|e| Error::infra(format!("cannot write {}: {e}", junit_path.display())))
+    super::report::write_file(junit_path, &xml)
 }
 
 /// Stops the run at the first write the store refuses (its disk's reserve reached): a

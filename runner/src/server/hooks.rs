@@ -57,53 +57,34 @@ async fn hook(
         Ok(body) => body,
         Err(refused) => return (refused.status(), format!("{refused}\n")),
     };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let response = {
         let mut receiver = state.receiver.lock().unwrap_or_else(|e| e.into_inner());
-        receiver.receive(
-            |name| headers.get(name).and_then(|v| v.to_str().ok()),
-            &body.bytes,
-        )
+        receiver.receive(header, &body.bytes)
     };
-    let wake = match &response.delivery {
-        Some(Delivery::Push(p)) => Some(Wake::Webhook {
-            repository: p.repository.clone(),
-            git_ref: p.git_ref.clone(),
-            created: false,
-        }),
+    // What was pushed or created, if it was taken: (repository, ref, created).
+    let pushed = match &response.delivery {
+        Some(Delivery::Push(p)) => Some((p.repository.as_str(), p.git_ref.as_str(), false)),
         Some(Delivery::Create {
             repository,
             git_ref,
             ..
-        }) => Some(Wake::Webhook {
-            repository: repository.clone(),
-            git_ref: git_ref.clone(),
-            created: true,
-        }),
+        }) => Some((repository.as_str(), git_ref.as_str(), true)),
         _ => None,
     };
-    if let Some(wake) = wake {
+    if let Some((repository, git_ref, created)) = pushed {
         (state.preempt)();
         // Deliveries that arrive while a round runs coalesce into the next one.
-        let _ = state.wake.send(wake);
+        let _ = state.wake.send(Wake::Webhook {
+            repository: repository.to_string(),
+            git_ref: git_ref.to_string(),
+            created,
+        });
     }
-    let (repository, git_ref) = match &response.delivery {
-        Some(Delivery::Push(p)) => (p.repository.as_str(), p.git_ref.as_str()),
-        Some(Delivery::Create {
-            repository,
-            git_ref,
-            ..
-        }) => (repository.as_str(), git_ref.as_str()),
-        _ => ("", ""),
-    };
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
+    let (repository, git_ref, _) = pushed.unwrap_or(("", "", false));
     state.activity.delivered(Delivered::new(
-        header("X-GitHub-Delivery"),
-        header("X-GitHub-Event"),
+        header("X-GitHub-Delivery").unwrap_or(""),
+        header("X-GitHub-Event").unwrap_or(""),
         repository,
         git_ref,
         &format!("{} {}", response.status, response.message),
